@@ -1,0 +1,36 @@
+# Single entry point. `make demo` and `make test` each set everything up on a fresh machine
+# (Python >= 3.10 with pip; torch is installed into the project's virtual environment).
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch 2.13.0; on a GPU machine use e.g. `make test TORCH=torch==2.14.1`.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-all bench clean
+
+$(BIN)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+## Main job: train an MLP on the bundled Adult data and report held-out metrics.
+demo: $(BIN)/.installed
+	$(BIN)/tabular-suite train datasets/adult.csv.gz --target class --model mlp \
+		--holdout 0.2 --out runs/adult_mlp.tsm --force --quiet
+
+## Default test suite (one torch thread; long tests excluded).
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+## Everything, including tests marked slow.
+test-all: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/backbones.py && $(BIN)/python benchmarks/backbones.py --write
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

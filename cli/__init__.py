@@ -1,0 +1,1 @@
+"""The ``tabular-suite`` command line (installed as :mod:`tabular_suite.cli`)."""

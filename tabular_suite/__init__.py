@@ -1,0 +1,31 @@
+"""tabular_suite: deep learning on tables with an sklearn API, a CLI and MLflow tracking.
+
+Examples
+--------
+>>> import tabular_suite
+>>> tabular_suite.list_models()
+['ft_transformer', 'mlp', 'resnet']
+"""
+
+__version__ = "0.1.0"
+
+from .estimators import (  # noqa: E402
+    FTTransformerClassifier,
+    FTTransformerRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    ResNetClassifier,
+    ResNetRegressor,
+    get_model,
+    list_models,
+    load,
+    make_estimator,
+    register_model,
+)
+from .data.io import read_table  # noqa: E402
+
+__all__ = [
+    "__version__", "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
+    "FTTransformerClassifier", "FTTransformerRegressor", "list_models", "make_estimator",
+    "get_model", "register_model", "load", "read_table",
+]

@@ -1,0 +1,18 @@
+"""The sklearn layer: one estimator class per (architecture, task), plus the registry."""
+
+from .base import TabularEstimator, load
+from .registry import get_model, list_models, make_estimator, register_model
+from .tabular import (
+    FTTransformerClassifier,
+    FTTransformerRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    ResNetClassifier,
+    ResNetRegressor,
+)
+
+__all__ = [
+    "TabularEstimator", "load", "get_model", "list_models", "make_estimator", "register_model",
+    "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
+    "FTTransformerClassifier", "FTTransformerRegressor",
+]

@@ -1,0 +1,429 @@
+"""The sklearn layer shared by every tabular estimator: validate -> preprocess -> build -> train."""
+
+from __future__ import annotations
+
+import copy
+import json
+import numbers
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import __version__
+from ..data.io import as_1d_array, as_dataframe
+from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
+from ..training.engine import Objective, TrainConfig, fit_module, predict_module, seeded
+from .persistence import read_model_file, write_model_file
+
+__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load"]
+
+# Fewer rows than this: no validation split (nothing meaningful to early-stop on).
+_MIN_ROWS_FOR_VALIDATION = 20
+
+COMMON_PARAMS_DOC = """
+    categorical_features : list of column names or positions, boolean mask, or None
+        Columns to treat as categorical in addition to those with object, string,
+        category or bool dtype.
+    numeric_scaling : {"quantile", "standard", "none"}, default="quantile"
+        Scaling of numeric columns, fitted on the training data (quantile = to a normal).
+    max_epochs : int
+        Upper bound on training epochs.
+    batch_size : int, default=256
+    lr, weight_decay : float
+        AdamW learning rate and weight decay (no decay on biases, norms and embeddings).
+    scheduler : {"constant", "cosine", "plateau"}, default="constant"
+        Learning-rate schedule; ``warmup_epochs`` of linear warm-up precede it.
+    warmup_epochs : float, default=0
+    patience : int or None, default=16
+        Early stopping: epochs without a lower validation loss before stopping; the best
+        weights are restored. None trains for ``max_epochs``.
+    validation_fraction : float, default=0.1
+        Share of the training rows held out for early stopping when no ``eval_set`` is
+        given to ``fit`` (stratified for classifiers). 0 disables the split.
+    grad_clip : float or None, default=None
+        Clip the gradient norm to this value.
+    device : str, default="auto"
+        "auto" picks cuda > mps > cpu, or any torch device string. Models fitted on one
+        device predict on any other.
+    precision : {"auto", "bf16", "fp32"}, default="auto"
+        "auto" = bf16 autocast on CUDA, fp32 elsewhere.
+    num_threads : int or None, default=None
+        Torch CPU threads during fit/predict (restored afterwards). None = all cores but one,
+        or ``TABULAR_SUITE_NUM_THREADS``.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, the validation split, shuffling and dropout: two fits with the
+        same integer are bit-identical on CPU.
+    verbose : int, default=0
+        1 shows a progress bar with the losses.
+    callbacks : list of Callback or None
+        Extra :class:`~tabular_suite.training.Callback` objects called by the engine.
+"""
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class TabularEstimator(BaseEstimator):
+    """Base class of the tabular estimators (not used directly).
+
+    Subclasses declare their architecture hyperparameters as dataclass fields and set
+    ``_module_cls`` and ``_arch_params`` (the fields passed to the module's constructor).
+    """
+
+    categorical_features: Any = None
+    numeric_scaling: str = "quantile"
+    max_epochs: int = 300
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    scheduler: str = "constant"
+    warmup_epochs: float = 0.0
+    patience: int | None = 16
+    validation_fraction: float = 0.1
+    grad_clip: float | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    num_threads: int | None = None
+    random_state: Any = None
+    verbose: int = 0
+    callbacks: Any = None
+
+    _module_cls: ClassVar[type]
+    _arch_params: ClassVar[tuple[str, ...]]
+
+    # ----------------------------------------------------------- sklearn tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------- validation
+    def _prepare_frame(self, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
+        from_numpy = not hasattr(X, "columns") and not hasattr(X, "column_names")
+        df = as_dataframe(X)
+        if df.shape[1] == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={df.shape}) while a minimum of 1 is required."
+            )
+        if df.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={df.shape}) while a minimum of 1 is required: "
+                "the table is empty."
+            )
+        if not all(isinstance(c, str) for c in df.columns) and not all(
+            isinstance(c, (int, np.integer)) for c in df.columns
+        ):
+            raise ValueError("Column names must be all strings (or all integers for arrays); got a mix.")
+        try:
+            validate_data(self, df, skip_check_array=True, reset=reset)
+        except ValueError as exc:
+            if "feature names" in str(exc):
+                raise ValueError(
+                    f"{exc}\nPass the same columns, in the same order, as during fit "
+                    "(for a DataFrame: X[est.feature_names_in_])."
+                ) from None
+            raise
+        if not reset:
+            # Predict-time tables may come with or without names (sklearn warns on a mix);
+            # columns are matched by position once names and counts are validated.
+            df = df.set_axis(self._fit_columns, axis=1)
+        return df, from_numpy
+
+    def _check_params(self) -> None:
+        if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
+
+    def _train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
+            patience=self.patience, grad_clip=self.grad_clip, device=self.device,
+            precision=self.precision, num_threads=self.num_threads, seed=seed, verbose=self.verbose,
+        )
+
+    def _module_kwargs(self) -> dict:
+        return {name: getattr(self, name) for name in self._arch_params}
+
+    def _build_module(self, n_num: int, cardinalities: list[int], d_out: int) -> torch.nn.Module:
+        return self._module_cls(n_num=n_num, cardinalities=list(cardinalities), d_out=d_out, **self._module_kwargs())
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, eval_set=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : pandas/polars DataFrame, pyarrow Table or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        eval_set : tuple (X_val, y_val), optional
+            Validation data for early stopping; replaces the internal validation split.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        df, from_numpy = self._prepare_frame(X, reset=True)
+        y = as_1d_array(y)
+        if y.shape[0] != df.shape[0]:
+            raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
+        if df.shape[0] < 2:
+            raise ValueError(
+                f"Found n_samples=1 while at least 2 samples are required to train {type(self).__name__}."
+            )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._fit_columns = list(df.columns)
+
+        self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=seed)
+        prepared = self.preprocessor_.fit_transform(df, from_numpy=from_numpy)
+        target = self._fit_target(y)
+
+        train_idx, valid = np.arange(len(target)), None
+        if eval_set is not None:
+            X_val, y_val = eval_set
+            v_df, _ = self._prepare_frame(X_val, reset=False)
+            v_prep = self.preprocessor_.transform(v_df)
+            valid = self._tensors(v_prep, self._encode_target(as_1d_array(y_val, name="eval_set y")))
+        elif self.validation_fraction > 0 and len(target) >= _MIN_ROWS_FOR_VALIDATION:
+            train_idx, valid_idx = self._split(target, seed)
+            valid = self._tensors(prepared, target, valid_idx)
+        train = self._tensors(prepared, target, train_idx)
+
+        config = self._train_config(seed)
+        with seeded(seed, config.device):
+            module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
+            state = fit_module(module, train, self._objective(), config, valid, self.callbacks or ())
+        self.module_ = module
+        self.history_ = state.history
+        self.best_epoch_ = state.best_epoch
+        self.n_params_ = sum(p.numel() for p in module.parameters())
+        return self
+
+    def _split(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.arange(len(target))
+        stratify = None
+        if is_classifier(self):
+            counts = np.bincount(target.astype(np.int64))
+            n_valid = int(round(self.validation_fraction * len(target)))
+            if counts.min() >= 2 and n_valid >= len(counts):
+                stratify = target
+        return train_test_split(idx, test_size=self.validation_fraction, random_state=seed % (2**31), stratify=stratify)
+
+    @staticmethod
+    def _tensors(prepared, target: np.ndarray | None = None, idx: np.ndarray | None = None) -> list[torch.Tensor]:
+        x_num, x_cat = prepared.x_num, prepared.x_cat
+        if idx is not None:
+            x_num, x_cat, target = x_num[idx], x_cat[idx], target[idx]
+        out = [torch.from_numpy(np.ascontiguousarray(x_num)), torch.from_numpy(np.ascontiguousarray(x_cat))]
+        if target is not None:
+            out.append(torch.from_numpy(np.ascontiguousarray(target)))
+        return out
+
+    # --------------------------------------------------------------- predict
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "module_")
+        df, _ = self._prepare_frame(X, reset=False)
+        prepared = self.preprocessor_.transform(df)
+        out = predict_module(
+            self.module_, self._tensors(prepared), device=self.device, precision=self.precision,
+            num_threads=self.num_threads,
+        )
+        return out.numpy().astype(np.float64)
+
+    # ----------------------------------------------------------- persistence
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            state["module_"] = copy.deepcopy(module).cpu()  # pickles load on machines without a GPU
+        return state
+
+    def save(self, path) -> None:
+        """Save the fitted estimator to one file (weights + JSON config, no pickle).
+
+        Examples
+        --------
+        >>> est.save("model.tsm")  # doctest: +SKIP
+        >>> same = tabular_suite.load("model.tsm")  # doctest: +SKIP
+        """
+        check_is_fitted(self, "module_")
+        pre_config, pre_arrays = self.preprocessor_.get_state()
+        params = {}
+        for name, value in self.get_params(deep=False).items():
+            try:
+                json.dumps(value)
+                params[name] = value
+            except TypeError:
+                params[name] = None  # callbacks, RandomState objects: not part of the saved model
+        config = {
+            "format_version": 1,
+            "library_version": __version__,
+            "estimator": type(self).__name__,
+            "params": params,
+            "fitted": {
+                "n_features_in": int(self.n_features_in_),
+                "feature_names_in": None if not hasattr(self, "feature_names_in_") else [str(c) for c in self.feature_names_in_],
+                "fit_columns": [c if isinstance(c, str) else int(c) for c in self._fit_columns],
+                "preprocessor": pre_config,
+                "target": self._target_state(),
+                "module": {
+                    "n_num": self.preprocessor_.n_numeric_out,
+                    "cardinalities": self.preprocessor_.cardinalities,
+                    "d_out": self._d_out,
+                },
+                "history": self.history_,
+                "best_epoch": self.best_epoch_,
+            },
+        }
+        tensors = {f"pre.{k}": v for k, v in pre_arrays.items()}
+        tensors.update({f"module.{k}": v for k, v in self.module_.state_dict().items()})
+        write_model_file(path, config, tensors)
+
+    @classmethod
+    def load(cls, path) -> "TabularEstimator":
+        """Load an estimator saved with :meth:`save` (see :func:`tabular_suite.load`)."""
+        est = load(path)
+        if not isinstance(est, cls):
+            raise ValueError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}.")
+        return est
+
+
+class TabularClassifierMixin(ClassifierMixin):
+    """Classification behaviour: label encoding, BCE/CE losses, ``predict_proba``."""
+
+    def _fit_target(self, y: np.ndarray) -> np.ndarray:
+        self._label_encoder = LabelEncoder().fit(y)
+        self.classes_ = self._label_encoder.classes_
+        return self._encode_target(y)
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        codes = self._label_encoder.transform(y)
+        return codes.astype(np.float32) if len(self.classes_) == 2 else codes
+
+    @property
+    def _d_out(self) -> int:
+        return 1 if len(self.classes_) == 2 else len(self.classes_)
+
+    def _objective(self) -> Objective:
+        if len(self.classes_) == 2:
+            def loss(out, y):
+                return F.binary_cross_entropy_with_logits(out[:, 0], y)
+
+            def accuracy(out, y):
+                return float(((out[:, 0] > 0).float() == y).float().mean())
+        else:
+            def loss(out, y):
+                return F.cross_entropy(out, y)
+
+            def accuracy(out, y):
+                return float((out.argmax(1) == y).float().mean())
+        return Objective(loss, accuracy, "accuracy")
+
+    def _target_state(self) -> dict:
+        return self._label_encoder.get_state()
+
+    def _restore_target(self, state: dict) -> None:
+        self._label_encoder = LabelEncoder.from_state(state)
+        self.classes_ = self._label_encoder.classes_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``."""
+        out = self._forward(X)
+        if len(self.classes_) == 2:
+            p = 1.0 / (1.0 + np.exp(-out[:, 0]))
+            return np.column_stack([1.0 - p, p])
+        out -= out.max(axis=1, keepdims=True)
+        proba = np.exp(out)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class for each row, as a value of ``classes_``."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class TabularRegressorMixin(RegressorMixin):
+    """Regression behaviour: standardized target, MSE loss, predictions in original units."""
+
+    _d_out = 1
+
+    def _fit_target(self, y: np.ndarray) -> np.ndarray:
+        self._target_scaler = TargetScaler().fit(y)
+        return self._encode_target(y)
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        return self._target_scaler.transform(y).astype(np.float32)
+
+    def _objective(self) -> Objective:
+        scale = self._target_scaler.scale_
+
+        def loss(out, y):
+            return F.mse_loss(out[:, 0], y)
+
+        def rmse(out, y):
+            return float(torch.sqrt(F.mse_loss(out[:, 0], y))) * scale
+
+        return Objective(loss, rmse, "rmse")
+
+    def _target_state(self) -> dict:
+        return self._target_scaler.get_state()
+
+    def _restore_target(self, state: dict) -> None:
+        self._target_scaler = TargetScaler.from_state(state)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted values in the units of the training target."""
+        out = self._forward(X)
+        return self._target_scaler.inverse_transform(out[:, 0])
+
+
+def load(path) -> TabularEstimator:
+    """Load a model saved with ``est.save(path)``; it predicts on any device.
+
+    The file is verified (checksum) and read with ``torch.load(weights_only=True)``: loading
+    never runs code from the file.
+
+    Examples
+    --------
+    >>> import tabular_suite
+    >>> est = tabular_suite.load("model.tsm")  # doctest: +SKIP
+    """
+    from .registry import estimator_class
+
+    config, tensors = read_model_file(path)
+    try:
+        cls = estimator_class(config["estimator"])
+        fitted = config["fitted"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = cls(**config["params"])
+        est.n_features_in_ = fitted["n_features_in"]
+        if fitted["feature_names_in"] is not None:
+            est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+        est._fit_columns = fitted["fit_columns"]
+        pre_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("pre.")}
+        est.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
+        est._restore_target(fitted["target"])
+        m = fitted["module"]
+        module = est._build_module(m["n_num"], m["cardinalities"], m["d_out"])
+        module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
+        est.module_ = module.eval()
+        est.history_ = fitted["history"]
+        est.best_epoch_ = fitted["best_epoch"]
+        est.n_params_ = sum(p.numel() for p in module.parameters())
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path} does not describe a valid model: {exc}") from None
+    return est

@@ -1,0 +1,7 @@
+"""Architectures: pure ``torch.nn.Module`` classes with ``forward(x_num, x_cat)``."""
+
+from .ft_transformer import FTTransformer
+from .mlp import MLP
+from .resnet import ResNet
+
+__all__ = ["MLP", "ResNet", "FTTransformer"]

@@ -1,0 +1,89 @@
+"""Feature tokenizers: numeric and categorical features to vectors."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["CategoricalEmbeddings", "NumericTokenizer", "FeatureTokenizer"]
+
+
+def _uniform_(tensor: torch.Tensor, d: int) -> None:
+    bound = 1.0 / math.sqrt(d)
+    nn.init.uniform_(tensor, -bound, bound)
+
+
+class CategoricalEmbeddings(nn.Module):
+    """One embedding table per categorical column, stored as a single table with offsets.
+
+    Input ``x_cat`` (n, n_cat) holds per-column codes in ``[0, cardinality)``; the output is
+    (n, n_cat, d). ``bias=True`` adds a learned per-column bias (FT-Transformer tokens).
+
+    Examples
+    --------
+    >>> emb = CategoricalEmbeddings([3, 5], d=4)
+    >>> emb(torch.tensor([[0, 4]])).shape
+    torch.Size([1, 2, 4])
+    """
+
+    def __init__(self, cardinalities: list[int], d: int, bias: bool = False):
+        super().__init__()
+        offsets = torch.tensor([0] + list(cardinalities[:-1]), dtype=torch.long).cumsum(0)
+        self.register_buffer("offsets", offsets, persistent=False)
+        self.embedding = nn.Embedding(max(sum(cardinalities), 1), d)
+        self.bias = nn.Parameter(torch.empty(len(cardinalities), d)) if bias else None
+        _uniform_(self.embedding.weight, d)
+        if self.bias is not None:
+            _uniform_(self.bias, d)
+
+    def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(x_cat + self.offsets)
+        return x if self.bias is None else x + self.bias
+
+
+class NumericTokenizer(nn.Module):
+    """Per-feature linear tokens ``x_i * w_i + b_i`` (FT-Transformer): (n, k) -> (n, k, d)."""
+
+    def __init__(self, n_features: int, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_features, d))
+        self.bias = nn.Parameter(torch.empty(n_features, d))
+        _uniform_(self.weight, d)
+        _uniform_(self.bias, d)
+
+    def forward(self, x_num: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, x_num.unsqueeze(-1), self.weight)
+
+
+class FeatureTokenizer(nn.Module):
+    """Numeric + categorical features to a sequence of tokens (n, n_num + n_cat, d)."""
+
+    def __init__(self, n_num: int, cardinalities: list[int], d: int):
+        super().__init__()
+        self.numeric = NumericTokenizer(n_num, d) if n_num else None
+        self.categorical = CategoricalEmbeddings(cardinalities, d, bias=True) if cardinalities else None
+        self.n_tokens = n_num + len(cardinalities)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        parts = []
+        if self.numeric is not None:
+            parts.append(self.numeric(x_num))
+        if self.categorical is not None:
+            parts.append(self.categorical(x_cat))
+        return torch.cat(parts, dim=1)
+
+
+class FlatInput(nn.Module):
+    """Numeric features concatenated with flattened categorical embeddings (MLP, ResNet)."""
+
+    def __init__(self, n_num: int, cardinalities: list[int], d_embedding: int):
+        super().__init__()
+        self.categorical = CategoricalEmbeddings(cardinalities, d_embedding) if cardinalities else None
+        self.d_out = n_num + len(cardinalities) * d_embedding
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.categorical is None:
+            return x_num
+        return torch.cat([x_num, self.categorical(x_cat).flatten(1)], dim=1)

@@ -1,0 +1,162 @@
+"""Data layer: input types, column roles, scaling, NaN, categories, labels, errors."""
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from conftest import FAST
+from tabular_suite import MLPClassifier, MLPRegressor
+from tabular_suite.data import LabelEncoder, TablePreprocessor, infer_schema, read_table
+from tabular_suite.data.preprocess import MISSING_ID, UNKNOWN_ID
+
+
+def test_all_table_types_give_identical_predictions(mixed_frame):
+    df, y, _ = mixed_frame
+    numeric = df[["x1", "x2"]]
+    inputs = {
+        "pandas": df,
+        "polars": pl.from_pandas(df),
+        "pyarrow": pa.Table.from_pandas(df, preserve_index=False),
+    }
+    ref = MLPClassifier(**FAST).fit(df, y).predict_proba(df)
+    for name, X in inputs.items():
+        est = MLPClassifier(**FAST).fit(X, pl.Series(y) if name == "polars" else y)
+        np.testing.assert_array_equal(est.predict_proba(X), ref, err_msg=name)
+        assert list(est.feature_names_in_) == list(df.columns)
+    est = MLPClassifier(**FAST).fit(numeric.to_numpy(), y)
+    assert est.predict(numeric.to_numpy()).shape == (len(df),)
+    assert not hasattr(est, "feature_names_in_")
+
+
+def test_schema_inference_and_override():
+    df = pd.DataFrame({
+        "num": [1.0, 2.0], "int": [1, 2], "obj": ["a", "b"], "cat": pd.Categorical(["x", "y"]),
+        "flag": [True, False], "s": pd.Series(["u", "v"], dtype="string"),
+    })
+    schema = infer_schema(df)
+    assert schema.numeric == ("num", "int")
+    assert schema.categorical == ("obj", "cat", "flag", "s")
+    forced = infer_schema(df, categorical_features=["int"])
+    assert forced.numeric == ("num",) and "int" in forced.categorical
+    assert infer_schema(df, categorical_features=[1]).categorical[0] == "int"
+    with pytest.raises(ValueError, match="'nope'"):
+        infer_schema(df, categorical_features=["nope"])
+
+
+def test_quantile_scaling_is_normal_and_fitted_on_train_only():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"a": rng.exponential(size=5000)})
+    pre = TablePreprocessor().fit(train)
+    z = pre.transform(train).x_num[:, 0]
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+    assert abs(np.median(z)) < 0.05
+    # A shifted test table is mapped with the train quantiles, not re-fitted.
+    shifted = pre.transform(pd.DataFrame({"a": train["a"] + 100})).x_num[:, 0]
+    assert shifted.min() > 5
+    std = TablePreprocessor(numeric_scaling="standard").fit(train).transform(train).x_num[:, 0]
+    assert abs(std.mean()) < 1e-5 and abs(std.std() - 1) < 1e-3
+
+
+def test_missing_values_get_imputation_and_indicator():
+    df = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0], "b": [1.0, 2.0, 3.0, 4.0]})
+    pre = TablePreprocessor(numeric_scaling="standard").fit(df)
+    out = pre.transform(df)
+    assert pre.output_feature_names == ["a", "b", "a__missing"]
+    assert out.x_num[1, 0] == 0.0  # imputed at the (scaled) mean
+    np.testing.assert_array_equal(out.x_num[:, 2], [0, 1, 0, 0])
+    # NaN in a column that had none at fit time is imputed (no indicator to learn from).
+    late = pre.transform(pd.DataFrame({"a": [1.0], "b": [np.nan]}))
+    assert late.x_num[0, 1] == 0.0
+
+
+def test_categorical_codes_reserve_missing_and_unknown():
+    pre = TablePreprocessor().fit(pd.DataFrame({"c": ["x", "y", None, "x"]}))
+    assert pre.cardinalities == [4]
+    codes = pre.transform(pd.DataFrame({"c": ["y", "never-seen", None, "x"]})).x_cat[:, 0]
+    assert codes[1] == UNKNOWN_ID and codes[2] == MISSING_ID
+    assert codes[0] >= 2 and codes[3] >= 2 and codes[0] != codes[3]
+
+
+def test_unseen_category_at_predict_never_crashes(mixed_frame):
+    df, y, _ = mixed_frame
+    est = MLPClassifier(**FAST).fit(df, y)
+    new = df.head(5).copy()
+    new["color"] = ["purple", "red", None, "teal", "blue"]
+    assert est.predict_proba(new).shape == (5, 2)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog"]), np.array([3, 7]), np.array([True, False]), np.array([0.0, 2.0]),
+])
+def test_labels_of_any_dtype_round_trip(labels):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = labels[(X[:, 0] > 0).astype(int)]
+    est = MLPClassifier(**FAST).fit(X, y)
+    assert est.classes_.dtype == labels.dtype
+    assert set(est.predict(X)) <= set(labels)
+    assert est.score(X, y) > 0.8
+
+
+def test_multiclass_probabilities(mixed_frame):
+    df, _, _ = mixed_frame
+    y = np.array(["a", "b", "c"])[np.argsort(np.argsort(df["x1"].to_numpy())) * 3 // len(df)]
+    est = MLPClassifier(max_epochs=40, num_threads=1, random_state=0).fit(df, y)
+    proba = est.predict_proba(df)
+    assert proba.shape == (len(df), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert est.score(df, y) > 0.7
+
+
+def test_regression_target_standardized_inside_and_returned_in_units(mixed_frame):
+    df, _, y = mixed_frame
+    est = MLPRegressor(max_epochs=40, num_threads=1, random_state=0).fit(df, y)
+    pred = est.predict(df)
+    assert 500 < pred.mean() < 1500  # original units, not standardized ones
+    assert est.score(df, y) > 0.8
+    assert abs(est._target_scaler.mean_ - y.mean()) < 1e-9
+
+
+def test_label_encoder_rejects_one_class_and_nan():
+    with pytest.raises(ValueError, match="only one class"):
+        LabelEncoder().fit(np.array(["a", "a"]))
+    with pytest.raises(ValueError, match="missing"):
+        LabelEncoder().fit(np.array([1.0, np.nan]))
+
+
+def test_infinite_values_raise_naming_the_column(mixed_frame):
+    df, y, _ = mixed_frame
+    bad = df.copy()
+    bad.loc[3, "x1"] = np.inf
+    with pytest.raises(ValueError, match=r"Column 'x1' contains infinite values"):
+        MLPClassifier(**FAST).fit(bad, y)
+    est = MLPClassifier(**FAST).fit(df, y)
+    with pytest.raises(ValueError, match="'x1'.*infinite"):
+        est.predict(bad)
+
+
+@pytest.mark.parametrize("column,values", [("x2", np.nan), ("color", None)])
+def test_entirely_empty_column_raises_naming_it(mixed_frame, column, values):
+    df, y, _ = mixed_frame
+    bad = df.copy()
+    bad[column] = values
+    with pytest.raises(ValueError, match=rf"Column '{column}' is entirely empty"):
+        MLPClassifier(**FAST).fit(bad, y)
+
+
+def test_read_table_csv_parquet_and_errors(tmp_path, mixed_frame):
+    df, _, _ = mixed_frame
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    assert read_table(tmp_path / "t.csv").shape == df.shape
+    assert read_table(tmp_path / "t.parquet").shape == df.shape
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        read_table(tmp_path / "empty.csv")
+    (tmp_path / "latin.csv").write_bytes("a,b\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        read_table(tmp_path / "latin.csv")
+    with pytest.raises(ValueError, match="not found"):
+        read_table(tmp_path / "missing.csv")

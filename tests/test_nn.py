@@ -1,0 +1,75 @@
+"""Architectures follow the block definitions of Gorishniy et al. (2021)."""
+
+import torch
+from torch import nn
+
+from tabular_suite.nn import MLP, FTTransformer, ResNet
+from tabular_suite.nn.blocks import MultiheadAttention, ReGLU, TransformerBlock
+
+
+def test_mlp_blocks():
+    m = MLP(n_num=4, cardinalities=[5], d_out=3, n_blocks=2, d_block=16, dropout=0.2, cat_embedding_dim=2)
+    kinds = [type(layer) for layer in m.blocks]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout] * 2
+    assert m.blocks[0].in_features == 4 + 2  # numeric + one 2-d categorical embedding
+    assert m.head.out_features == 3
+
+
+def test_resnet_block_structure():
+    m = ResNet(n_num=4, cardinalities=[], d_out=1, n_blocks=2, d_block=8, d_hidden_multiplier=2.0)
+    body = [type(layer) for layer in m.blocks[0].body]
+    assert body == [nn.BatchNorm1d, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.Dropout]
+    assert m.blocks[0].body[1].out_features == 16
+    assert [type(layer) for layer in m.head] == [nn.BatchNorm1d, nn.ReLU, nn.Linear]
+    # Residual: with the block body zeroed, a block is the identity.
+    block = m.blocks[0].eval()
+    nn.init.zeros_(block.body[4].weight)
+    nn.init.zeros_(block.body[4].bias)
+    x = torch.randn(3, 8)
+    assert torch.equal(block(x), x)
+
+
+def test_ft_transformer_structure_and_defaults():
+    m = FTTransformer(n_num=3, cardinalities=[4, 6], d_out=1)
+    assert len(m.blocks) == 3
+    assert m.blocks[0].attention_norm is None  # no LayerNorm before the first block
+    assert all(isinstance(b.attention_norm, nn.LayerNorm) for b in m.blocks[1:])
+    ffn = m.blocks[0].ffn
+    assert ffn[0].out_features == 2 * 256 and isinstance(ffn[1], ReGLU) and ffn[3].in_features == 256
+    assert m.blocks[0].attention.n_heads == 8 and m.blocks[0].attention.dropout == 0.2
+    assert [type(layer) for layer in m.head] == [nn.LayerNorm, nn.ReLU, nn.Linear]
+    assert m.tokenizer.n_tokens == 5
+
+
+def test_last_block_computes_only_the_cls_token_exactly():
+    torch.manual_seed(0)
+    block = TransformerBlock(16, 4, 0.0, 20, 0.0, 0.0, query_tokens=1).eval()
+    x = torch.randn(5, 7, 16)
+    fast = block(x)
+    block.query_tokens = None
+    full = block(x)
+    assert fast.shape == (5, 1, 16)
+    torch.testing.assert_close(fast[:, 0], full[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_attention_matches_reference_formula():
+    torch.manual_seed(0)
+    attn = MultiheadAttention(8, 2).eval()
+    x = torch.randn(3, 5, 8)
+    q, k, v = attn.W_q(x), attn.W_k(x), attn.W_v(x)
+    heads = []
+    for h in range(2):
+        s = slice(4 * h, 4 * h + 4)
+        w = torch.softmax(q[..., s] @ k[..., s].transpose(1, 2) / 2.0, dim=-1)
+        heads.append(w @ v[..., s])
+    expected = attn.W_out(torch.cat(heads, dim=-1))
+    torch.testing.assert_close(attn(x, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_models_handle_only_numeric_or_only_categorical():
+    for cls in (MLP, ResNet, FTTransformer):
+        kw = dict(n_blocks=1) if cls is not FTTransformer else dict(n_blocks=1, d_token=8, n_heads=2)
+        only_num = cls(n_num=3, cardinalities=[], d_out=2, **kw).eval()
+        assert only_num(torch.randn(4, 3), torch.zeros(4, 0, dtype=torch.long)).shape == (4, 2)
+        only_cat = cls(n_num=0, cardinalities=[3, 4], d_out=2, **kw).eval()
+        assert only_cat(torch.zeros(4, 0), torch.ones(4, 2, dtype=torch.long)).shape == (4, 2)

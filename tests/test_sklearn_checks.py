@@ -1,0 +1,30 @@
+"""scikit-learn's own estimator checks, run over every registered tabular estimator."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import tabular_suite
+
+# Small architectures and budgets keep the ~50 checks per estimator fast; the checks test
+# the estimator contract, which does not depend on model size. All run with one thread.
+_SMALL = {
+    "mlp": dict(d_block=32, n_blocks=2),
+    "resnet": dict(d_block=32, n_blocks=1),
+    "ft_transformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3),
+}
+
+
+def _instances():
+    out = []
+    for name in tabular_suite.list_models():
+        spec = tabular_suite.get_model(name)
+        for task in spec.tasks:
+            out.append(tabular_suite.make_estimator(
+                name, task, max_epochs=60, patience=10, num_threads=1, random_state=0, **_SMALL.get(name, {})
+            ))
+    return out
+
+
+@parametrize_with_checks(_instances())
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
