@@ -1,15 +1,9 @@
-import os
+"""Shared fixtures (the thread settings live in the root conftest.py)."""
 
-# Before numpy/scipy/torch are imported: one thread everywhere (see README, "Threads"), and
-# SciPy's array-API mode so sklearn's array-API estimator check runs instead of skipping.
-os.environ["TABULAR_SUITE_NUM_THREADS"] = "1"
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("SCIPY_ARRAY_API", "1")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

@@ -37,7 +37,7 @@ def test_registry():
     with pytest.raises(ValueError, match="Invalid parameter.*nonsense"):
         tabular_suite.make_estimator("mlp", nonsense=1)
     with pytest.raises(ValueError, match="already registered"):
-        tabular_suite.register_model("mlp", "again", classifier=MLPClassifier)
+        tabular_suite.register_model("mlp", "again", classifier=ResNetClassifier)
 
 
 def test_paper_defaults():

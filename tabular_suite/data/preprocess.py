@@ -206,8 +206,8 @@ class TablePreprocessor:
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> "TablePreprocessor":
         self = cls(numeric_scaling=config["numeric_scaling"])
         self.schema = Schema(
-            tuple(_label_from_json(c) for c in config["numeric"]),
-            tuple(_label_from_json(c) for c in config["categorical"]),
+            tuple(config["numeric"]),
+            tuple(config["categorical"]),
         )
         self.num_has_missing = [bool(m) for m in config["num_has_missing"]]
         self.categories = [list(map(str, c)) for c in config["categories"]]
@@ -218,10 +218,6 @@ class TablePreprocessor:
 def _label_to_json(label):
     # Column labels are str (named tables) or int (numpy input).
     return int(label) if isinstance(label, (int, np.integer)) else str(label)
-
-
-def _label_from_json(label):
-    return label
 
 
 class LabelEncoder:
@@ -237,8 +233,10 @@ class LabelEncoder:
     def fit(self, y: np.ndarray) -> "LabelEncoder":
         from sklearn.utils.multiclass import check_classification_targets
 
-        if ptypes.is_float_dtype(y.dtype) and np.isnan(y).any() or (y.dtype == object and pd.isna(y).any()):
+        if (ptypes.is_float_dtype(y.dtype) and np.isnan(y).any()) or (y.dtype == object and pd.isna(y).any()):
             raise ValueError("The target y contains missing values (NaN/None): drop those rows.")
+        if ptypes.is_float_dtype(y.dtype) and np.isinf(y).any():
+            raise ValueError("The target y contains infinite values: drop or fix those rows.")
         check_classification_targets(y)
         try:
             self.classes_ = np.unique(y)

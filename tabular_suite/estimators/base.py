@@ -6,7 +6,7 @@ import copy
 import json
 import numbers
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -256,8 +256,10 @@ class TabularEstimator(BaseEstimator):
 
         Examples
         --------
-        >>> est.save("model.tsm")  # doctest: +SKIP
-        >>> same = tabular_suite.load("model.tsm")  # doctest: +SKIP
+        >>> import tempfile, numpy as np, tabular_suite
+        >>> X = np.random.default_rng(0).normal(size=(50, 3))
+        >>> est = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(X, X[:, 0])
+        >>> est.save(tempfile.mkdtemp() + "/model.tsm")
         """
         check_is_fitted(self, "module_")
         pre_config, pre_arrays = self.preprocessor_.get_state()
@@ -398,8 +400,13 @@ def load(path) -> TabularEstimator:
 
     Examples
     --------
-    >>> import tabular_suite
-    >>> est = tabular_suite.load("model.tsm")  # doctest: +SKIP
+    >>> import tempfile, numpy as np, tabular_suite
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> est = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(X, X[:, 0])
+    >>> path = tempfile.mkdtemp() + "/model.tsm"
+    >>> est.save(path)
+    >>> np.array_equal(tabular_suite.load(path).predict(X), est.predict(X))
+    True
     """
     from .registry import estimator_class
 

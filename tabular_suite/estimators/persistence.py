@@ -27,7 +27,10 @@ def write_model_file(path: str | os.PathLike, config: dict, tensors: dict[str, t
 
     Examples
     --------
-    >>> p = write_model_file("/tmp/m.tsm", {"a": 1}, {"w": torch.ones(2)})  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = write_model_file(tempfile.mkdtemp() + "/m.tsm", {"a": 1}, {"w": torch.ones(2)})
+    >>> read_model_file(path)
+    ({'a': 1}, {'w': tensor([1., 1.])})
     """
     path = Path(path)
     cpu_tensors = {

@@ -32,13 +32,20 @@ _REGISTRY: dict[str, ModelSpec] = {}
 def register_model(name: str, description: str, *, classifier: type | None = None, regressor: type | None = None) -> ModelSpec:
     """Make a model available to :func:`make_estimator`, the CLI and comparisons.
 
+    Registering the same classes under the same name again is a no-op (module reloads);
+    a different model under a taken name is an error.
+
     Examples
     --------
     >>> from tabular_suite.estimators.tabular import MLPClassifier, MLPRegressor
-    >>> register_model("mlp", "Multilayer perceptron", classifier=MLPClassifier, regressor=MLPRegressor)  # doctest: +SKIP
+    >>> register_model("mlp", "Multilayer perceptron", classifier=MLPClassifier, regressor=MLPRegressor).tasks
+    ('classification', 'regression')
     """
     key = name.lower()
     if key in _REGISTRY:
+        existing = _REGISTRY[key]
+        if (existing.classifier, existing.regressor) == (classifier, regressor):
+            return existing
         raise ValueError(f"A model named {name!r} is already registered.")
     _REGISTRY[key] = spec = ModelSpec(key, description, classifier, regressor)
     return spec
