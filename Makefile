@@ -16,10 +16,11 @@ $(BIN)/.installed: pyproject.toml Makefile
 
 install: $(BIN)/.installed
 
-## Main job: train an MLP on the bundled Adult data and report held-out metrics.
+## Main job: train an MLP on the bundled Adult data, report held-out metrics, track the run
+## in MLflow (./mlflow.db).
 demo: $(BIN)/.installed
 	$(BIN)/tabular-suite train datasets/adult.csv.gz --target class --model mlp \
-		--holdout 0.2 --out runs/adult_mlp.tsm --force --quiet
+		--holdout 0.2 --out runs/adult_mlp.tsm --force --quiet --track
 
 ## Default test suite (one torch thread; long tests excluded).
 test: $(BIN)/.installed

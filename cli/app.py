@@ -27,7 +27,7 @@ _state = {"debug": False}
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -61,6 +61,16 @@ def _check_output(path: Path, force: bool) -> None:
         raise ValueError(f"{path} already exists; pass --force to overwrite it.")
 
 
+def _read_data(data: Path):
+    """A CSV/Parquet file, or the name of a bundled dataset (see `tabular-suite datasets`)."""
+    import tabular_suite
+    from tabular_suite import datasets
+
+    if not data.exists() and str(data) in datasets.list_datasets():
+        return tabular_suite.read_table(datasets.dataset_path(str(data)))
+    return tabular_suite.read_table(data)
+
+
 def _split_target(df, target: str):
     if target not in df.columns:
         raise ValueError(f"Target column {target!r} is not in the file (columns: {', '.join(map(str, df.columns[:20]))}).")
@@ -68,7 +78,7 @@ def _split_target(df, target: str):
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
@@ -95,8 +105,28 @@ def _evaluate(est, X, y) -> dict:
 
 
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")):
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and library warnings.")):
     _state["debug"] = debug
+    if not debug:
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal to our own output: MLflow's migrations log and its advisory warnings."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if "mlflow" not in str(filename):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
 
 
 @app.command()
@@ -116,6 +146,34 @@ def models():
     console.print(table)
 
 
+@app.command("datasets")
+def datasets_command(name: Optional[str] = typer.Argument(None, help="Show one dataset in detail.")):
+    """List the bundled datasets, or show one (its source, licence and first rows).
+
+    Example: tabular-suite datasets adult
+    """
+
+    def run():
+        from tabular_suite import datasets
+
+        if name is None:
+            table = Table(title="bundled datasets")
+            for col in ("name", "task", "target", "rows", "licence"):
+                table.add_column(col)
+            for n in datasets.list_datasets():
+                info = datasets.dataset_info(n)
+                table.add_row(n, info["task"], info["target"], f"{info['rows']:,}", info["license"])
+            console.print(table)
+            return
+        info = datasets.dataset_info(name)
+        for key in ("description", "task", "target", "rows", "source", "license"):
+            console.print(f"[bold]{key}[/]: {info[key]}")
+        console.print(f"[bold]file[/]: {datasets.dataset_path(name)}")
+        console.print(datasets.load_dataset(name).frame.head().to_string())
+
+    _run(run)
+
+
 @app.command()
 def train(
     data: Path = typer.Argument(..., help="CSV or Parquet file with features and the target."),
@@ -128,10 +186,14 @@ def train(
     seed: int = typer.Option(0, help="random_state for the split and the model."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
+    track: bool = typer.Option(False, "--track/--no-track", help="Log the run to MLflow."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
 ):
-    """Train a model on DATA and save it.
+    """Train a model on DATA (a file or a bundled dataset name) and save it.
 
-    Example: tabular-suite train datasets/adult.csv.gz --target class --model mlp --out adult.tsm --holdout 0.2
+    Example: tabular-suite train datasets/adult.csv.gz --target class --model mlp --out adult.tsm --holdout 0.2 --track
     """
 
     def run():
@@ -140,10 +202,15 @@ def train(
         import tabular_suite
 
         _check_output(out, force)
-        df = tabular_suite.read_table(data)
+        df = _read_data(data)
         X, y = _split_target(df, target)
         chosen = task or _infer_task(y)
         params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
+        if track:
+            from tabular_suite import tracking
+
+            tracking.autolog(tracking_uri=tracking_uri, experiment_name=experiment)
+            params.setdefault("tracking", True)
         est = tabular_suite.make_estimator(model, chosen, **params)
         if holdout > 0:
             strat = y if chosen == "classification" else None
@@ -152,7 +219,15 @@ def train(
         est.save(out)
         console.print(f"saved {type(est).__name__} ({est.n_params_:,} parameters, best epoch {est.best_epoch_}) to {out}")
         if holdout > 0:
-            console.print(_metrics_table(f"{model} on {data.name}: {len(y_test)} held-out rows", _evaluate(est, X_test, y_test)))
+            metrics = _evaluate(est, X_test, y_test)
+            console.print(_metrics_table(f"{model} on {data.name}: {len(y_test)} held-out rows", metrics))
+        if getattr(est, "mlflow_run_id_", None):
+            from tabular_suite import tracking
+
+            uri = tracking.resolve_tracking_uri(tracking_uri)
+            if holdout > 0:
+                tracking.log_test_metrics(est.mlflow_run_id_, metrics, uri)
+            console.print(f"MLflow run {est.mlflow_run_id_} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
 
     _run(run)
 
@@ -188,7 +263,7 @@ def predict(
 
         _check_output(out, force)
         est = tabular_suite.load(model)
-        X = tabular_suite.read_table(data)
+        X = _read_data(data)
         if hasattr(est, "feature_names_in_"):
             # Files often carry extra columns (ids, the target): use the model's columns only.
             missing = [c for c in est.feature_names_in_ if c not in X.columns]
@@ -225,7 +300,7 @@ def evaluate(
         import tabular_suite
 
         est = tabular_suite.load(model)
-        X, y = _split_target(tabular_suite.read_table(data), target)
+        X, y = _split_target(_read_data(data), target)
         console.print(_metrics_table(f"{model.name} on {data.name} ({len(y)} rows)", _evaluate(est, X, y)))
 
     _run(run)

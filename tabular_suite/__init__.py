@@ -23,9 +23,12 @@ from .estimators import (  # noqa: E402
     register_model,
 )
 from .data.io import read_table  # noqa: E402
+from . import datasets, tracking  # noqa: E402
+from .datasets import list_datasets, load_dataset  # noqa: E402
 
 __all__ = [
     "__version__", "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "list_models", "make_estimator",
-    "get_model", "register_model", "load", "read_table",
+    "get_model", "register_model", "load", "read_table", "datasets", "tracking", "list_datasets",
+    "load_dataset",
 ]

@@ -52,14 +52,46 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
     empty.write_text("")
     bad_model = tmp_path / "bad.tsm"
     bad_model.write_bytes(b"garbage")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("a,label\n1,caf\xe9\n2,th\xe9\n".encode("latin-1"))
+    one_class = tmp_path / "one_class.csv"
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "label": ["x", "x", "x"]}).to_csv(one_class, index=False)
+    assert cli("train", data, "--target", "label", "--out", tmp_path / "good.tsm", "--param", "max_epochs=2",
+               "--quiet").returncode == 0
+    tampered = tmp_path / "tampered.tsm"
+    raw = bytearray((tmp_path / "good.tsm").read_bytes())
+    raw[-50] ^= 0x01
+    tampered.write_bytes(bytes(raw))
     cases = [
         (("train", data, "--target", "nope", "--out", tmp_path / "x.tsm"), "Target column 'nope'"),
         (("train", empty, "--target", "label", "--out", tmp_path / "x.tsm"), "is empty"),
         (("train", data, "--target", "label", "--model", "xgb", "--out", tmp_path / "x.tsm"), "Unknown model"),
         (("evaluate", bad_model, data, "--target", "label"), "not a tabular_suite model file"),
         (("train", data, "--target", "label", "--out", data), "already exists"),
+        (("train", latin, "--target", "label", "--out", tmp_path / "x.tsm"), "not valid UTF-8"),
+        (("train", one_class, "--target", "label", "--out", tmp_path / "x.tsm"), "only one class"),
+        (("predict", tampered, data, "--out", tmp_path / "p.csv"), "corrupted or was modified"),
+        (("predict", tmp_path / "missing.tsm", data, "--out", tmp_path / "p.csv"), "not found"),
+        (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"),
+         "key=value"),
     ]
     for args, message in cases:
         r = cli(*args)
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "x.tsm").exists() and not (tmp_path / "p.csv").exists()
+    r = cli("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_datasets_and_models_commands():
+    r = cli("datasets")
+    assert r.returncode == 0 and "adult" in r.stdout and "california_housing" in r.stdout
+    r = cli("datasets", "adult")
+    assert r.returncode == 0 and "CC BY 4.0" in r.stdout and "workclass" in r.stdout
+    r = cli("models")
+    assert r.returncode == 0 and "ft_transformer" in r.stdout
+    for command in ("train", "predict", "evaluate", "datasets", "models"):
+        r = cli(command, "--help")
+        assert r.returncode == 0 and "Example" in r.stdout, command

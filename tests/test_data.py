@@ -152,6 +152,11 @@ def test_read_table_csv_parquet_and_errors(tmp_path, mixed_frame):
     df.to_parquet(tmp_path / "t.parquet")
     assert read_table(tmp_path / "t.csv").shape == df.shape
     assert read_table(tmp_path / "t.parquet").shape == df.shape
+    (tmp_path / "semicolon.csv").write_text("a;b;c\n1,5;x;2\n2,5;y;3\n")
+    assert list(read_table(tmp_path / "semicolon.csv").columns) == ["a", "b", "c"]
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(ValueError, match="Could not parse .*ragged.csv.*line 3"):
+        read_table(tmp_path / "ragged.csv")
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="empty"):
         read_table(tmp_path / "empty.csv")

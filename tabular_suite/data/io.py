@@ -99,11 +99,28 @@ def as_1d_array(y, *, name: str = "y") -> np.ndarray:
     return column_or_1d(arr, warn=True)
 
 
+def _sniff_delimiter(path: Path) -> str:
+    """The CSV delimiter among , ; tab | judged from the first lines (comma when unsure)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        sample = f.read(64 * 1024)
+    lines = sample.splitlines()
+    sample = "\n".join(lines[:-1] if len(lines) > 1 else lines)  # drop a cut-off last line
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
 def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file into a pandas DataFrame.
 
-    Empty fields in CSV files are read as missing values. Errors name the file and the problem
-    (missing file, empty file, undecodable bytes, unknown format).
+    Empty fields in CSV files are read as missing values; the delimiter (``,``, ``;``, tab or
+    ``|``) is detected from the first lines. Errors name the file and the problem (missing
+    file, empty file, undecodable bytes, malformed rows, unknown format).
 
     Examples
     --------
@@ -124,7 +141,7 @@ def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> 
 
             df = pq.read_table(path, columns=columns).to_pandas()
         elif ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-            sep = "\t" if ".tsv" in suffixes else ","
+            sep = "\t" if ".tsv" in suffixes else _sniff_delimiter(path)
             df = pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8")
         else:
             raise ValueError(

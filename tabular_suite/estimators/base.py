@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import __version__
 from ..data.io import as_1d_array, as_dataframe
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
+from ..training.device import default_num_threads
 from ..training.engine import Objective, TrainConfig, fit_module, predict_module, seeded
 from .persistence import read_model_file, write_model_file
 
@@ -66,6 +67,9 @@ COMMON_PARAMS_DOC = """
         1 shows a progress bar with the losses.
     callbacks : list of Callback or None
         Extra :class:`~tabular_suite.training.Callback` objects called by the engine.
+    tracking : bool or None, default=None
+        Log the fit to MLflow (params, per-epoch metrics, system info, the model).
+        None follows :func:`tabular_suite.tracking.autolog`; True/False force it on/off.
 """
 
 
@@ -94,6 +98,7 @@ class TabularEstimator(BaseEstimator):
     random_state: Any = None
     verbose: int = 0
     callbacks: Any = None
+    tracking: bool | None = None
 
     _module_cls: ClassVar[type]
     _arch_params: ClassVar[tuple[str, ...]]
@@ -172,6 +177,16 @@ class TabularEstimator(BaseEstimator):
         -------
         self
         """
+        from ..tracking import tracked_fit, tracking_enabled
+
+        if not tracking_enabled(self):
+            return self._fit(X, y, eval_set, ())
+        sample = X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X)
+        num_threads = self.num_threads or default_num_threads()
+        with tracked_fit(self, sample, num_threads) as callback:
+            return self._fit(X, y, eval_set, (callback,) if callback else ())
+
+    def _fit(self, X, y, eval_set, extra_callbacks: tuple):
         self._check_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
@@ -205,7 +220,8 @@ class TabularEstimator(BaseEstimator):
         config = self._train_config(seed)
         with seeded(seed, config.device):
             module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
-            state = fit_module(module, train, self._objective(), config, valid, self.callbacks or ())
+            callbacks = list(self.callbacks or ()) + list(extra_callbacks)
+            state = fit_module(module, train, self._objective(), config, valid, callbacks)
         self.module_ = module
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch

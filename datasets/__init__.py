@@ -1,0 +1,1 @@
+"""Bundled data files (installed as ``tabular_suite.bundled``); see README.md and manifest.json."""

@@ -1,0 +1,296 @@
+"""MLflow tracking: ``autolog()``, the ``tracking=`` estimator argument and the CLI's ``--track``.
+
+A tracked fit logs the estimator's parameters, system info (device, threads, versions) as
+tags, every epoch's metrics with their step, the final metrics, and the fitted model as an
+MLflow pyfunc model (our model file as an artifact, with signature and input example).
+
+The store is ``tracking_uri`` if given, else ``MLFLOW_TRACKING_URI``, else a URI set with
+``mlflow.set_tracking_uri``, else ``sqlite:///mlflow.db``. If the store cannot be reached,
+training still finishes and one warning says why nothing was logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import tempfile
+import time
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..training.callbacks import Callback
+
+__all__ = ["autolog", "autolog_settings", "resolve_tracking_uri", "tracking_enabled", "tracked_fit", "log_model",
+           "log_test_metrics"]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+@dataclass
+class _Settings:
+    enabled: bool = False
+    log_models: bool = True
+    tracking_uri: str | None = None
+    experiment_name: str | None = None
+
+
+_SETTINGS = _Settings()
+
+
+def autolog(disable: bool = False, *, log_models: bool = True, tracking_uri: str | None = None,
+            experiment_name: str | None = None) -> None:
+    """Track every following ``fit`` of a tabular_suite estimator in MLflow.
+
+    Estimators with ``tracking=False`` are left out; ``tracking=True`` tracks one estimator
+    without autolog.
+
+    Examples
+    --------
+    >>> import tabular_suite.tracking as tracking
+    >>> tracking.autolog(tracking_uri="sqlite:///mlflow.db", experiment_name="demo")
+    >>> tracking.autolog_settings().enabled
+    True
+    >>> tracking.autolog(disable=True)
+    """
+    _SETTINGS.enabled = not disable
+    _SETTINGS.log_models = log_models
+    _SETTINGS.tracking_uri = tracking_uri
+    _SETTINGS.experiment_name = experiment_name
+
+
+def autolog_settings() -> _Settings:
+    """The current :func:`autolog` settings (a copy)."""
+    return _Settings(**vars(_SETTINGS))
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The store a tracked fit writes to (see the module docstring for the order).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.pop("MLFLOW_TRACKING_URI", None) and None
+    >>> resolve_tracking_uri()
+    'sqlite:///mlflow.db'
+    """
+    if tracking_uri:
+        return tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    try:
+        from mlflow.tracking._tracking_service.utils import get_tracking_uri, is_tracking_uri_set
+
+        if is_tracking_uri_set():
+            return get_tracking_uri()
+    except ImportError:  # older MLflow
+        pass
+    return DEFAULT_TRACKING_URI
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail fast for HTTP stores (MLflow's own client retries for minutes)."""
+    if uri.startswith(("http://", "https://")):
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=3) as response:
+            if response.status != 200:
+                raise ConnectionError(f"{uri} answered {response.status}")
+
+
+def _system_tags(estimator, num_threads: int) -> dict:
+    import sklearn
+    import torch
+
+    from .. import __version__
+    from ..training.device import resolve_device
+
+    return {
+        "tabular_suite.version": __version__,
+        "tabular_suite.estimator": type(estimator).__name__,
+        "system.device": str(resolve_device(estimator.device)),
+        "system.num_threads": str(num_threads),
+        "system.python": platform.python_version(),
+        "system.platform": platform.platform(),
+        "system.torch": torch.__version__,
+        "system.sklearn": sklearn.__version__,
+        "system.cuda": str(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else "none",
+    }
+
+
+class TrackingCallback(Callback):
+    """Logs each epoch's metrics (with ``step=epoch``) to an MLflow run."""
+
+    def __init__(self, tracker: "_Tracker"):
+        self.tracker = tracker
+
+    def on_epoch_end(self, state, logs: dict) -> None:
+        metrics = {k: float(v) for k, v in logs.items() if k != "epoch"}
+        self.tracker.call("log_metrics", metrics, step=int(logs["epoch"]))
+
+
+class _Tracker:
+    """Wraps MLflow calls so a failing store degrades to one warning, never a failed fit."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.failed = False
+
+    def warn(self, exc: Exception) -> None:
+        if not self.failed:
+            warnings.warn(
+                f"MLflow tracking to {self.uri} failed ({type(exc).__name__}: {exc}); "
+                "training continues without tracking.", RuntimeWarning, stacklevel=4,
+            )
+        self.failed = True
+
+    def call(self, name: str, *args, **kwargs):
+        if self.failed:
+            return None
+        import mlflow
+
+        try:
+            return getattr(mlflow, name)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any store error must not stop training
+            self.warn(exc)
+            return None
+
+
+@contextlib.contextmanager
+def _use_tracking_uri(uri: str):
+    """Point MLflow's fluent API at ``uri`` for the block, then restore the caller's setting.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, so
+    both the module-level URI and the environment variable are restored.
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    old_uri, old_env = getattr(utils, "_tracking_uri", None), os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old_uri)  # None unsets the environment variable
+        if old_env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = old_env
+
+
+def _experiment_id(tracker: _Tracker, name: str | None, uri: str) -> str | None:
+    if not name or tracker.failed:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(name)
+        return experiment.experiment_id if experiment else client.create_experiment(name)
+    except Exception as exc:  # noqa: BLE001
+        tracker.warn(exc)
+        return None
+
+
+def tracking_enabled(estimator) -> bool:
+    """Whether ``estimator.fit`` should be tracked (its ``tracking`` argument, else autolog)."""
+    choice = getattr(estimator, "tracking", None)
+    return _SETTINGS.enabled if choice is None else bool(choice)
+
+
+@contextlib.contextmanager
+def tracked_fit(estimator, X_sample, num_threads: int):
+    """Context for one tracked ``fit``: yields the epoch callback, then logs results and model.
+
+    Logs into the active MLflow run if there is one, else into a new run that ends with the
+    fit. The estimator must be fitted when the block exits normally.
+    """
+    uri = resolve_tracking_uri(_SETTINGS.tracking_uri)
+    tracker = _Tracker(uri)
+    try:
+        _check_reachable(uri)
+        import mlflow  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        tracker.warn(exc)
+        yield None
+        return
+
+    with _use_tracking_uri(uri):
+        import mlflow
+
+        own_run = mlflow.active_run() is None
+        run = None
+        if own_run:
+            # The experiment is passed explicitly: mlflow.set_experiment would leave a global
+            # experiment id behind that is invalid for other stores.
+            experiment_id = _experiment_id(tracker, _SETTINGS.experiment_name, uri)
+            run = tracker.call("start_run", run_name=type(estimator).__name__, experiment_id=experiment_id)
+        else:
+            run = mlflow.active_run()
+        started = time.perf_counter()
+        status = "FAILED"
+        try:
+            if run is not None:
+                params = {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                          for k, v in estimator.get_params(deep=False).items()}
+                tracker.call("log_params", params)
+                tracker.call("set_tags", _system_tags(estimator, num_threads))
+            yield TrackingCallback(tracker) if run is not None else None
+            if run is not None:
+                _log_results(tracker, estimator, X_sample, time.perf_counter() - started)
+                estimator.mlflow_run_id_ = run.info.run_id
+            status = "FINISHED"
+        finally:
+            if own_run and run is not None:
+                tracker.call("end_run", status=status)
+
+
+def log_test_metrics(run_id: str, metrics: dict, tracking_uri: str | None = None) -> None:
+    """Add held-out metrics (as ``test_<name>``) to a finished run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    for name, value in metrics.items():
+        client.log_metric(run_id, f"test_{name}", float(value))
+
+
+def _log_results(tracker: _Tracker, estimator, X_sample, fit_seconds: float) -> None:
+    final = {"fit_seconds": fit_seconds, "best_epoch": float(estimator.best_epoch_),
+             "n_params": float(estimator.n_params_), "epochs": float(len(estimator.history_))}
+    best = next((h for h in estimator.history_ if h["epoch"] == estimator.best_epoch_), None)
+    if best:
+        final.update({f"best_{k}": float(v) for k, v in best.items() if k.startswith("val_")})
+    tracker.call("log_metrics", final)
+    if _SETTINGS.log_models or getattr(estimator, "tracking", None):
+        log_model(estimator, X_sample, tracker)
+
+
+def log_model(estimator, X_sample, tracker: _Tracker | None = None, name: str = "model"):
+    """Log a fitted estimator to the active MLflow run as a pyfunc model; returns ModelInfo.
+
+    The pyfunc is defined in code (``pyfunc_model.py``), the weights travel as our
+    checksummed model file, and the signature and input example come from ``X_sample``.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from .. import __version__
+
+    tracker = tracker or _Tracker(mlflow.get_tracking_uri())
+    example = X_sample.head(5) if hasattr(X_sample, "head") else X_sample[:5]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # The signature comes from the training data (integer columns there had no missing
+        # values, or pandas would hold them as floats), so MLflow's advisory hints do not apply.
+        warnings.filterwarnings("ignore", message=".*([Tt]ype hint|integer column)", category=UserWarning)
+        path = Path(tmp) / "model.tsm"
+        estimator.save(path)
+        try:
+            return mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"model_file": str(path)},
+                signature=infer_signature(example, estimator.predict(example)),
+                input_example=example,
+                pip_requirements=[f"tabular-suite=={__version__}"],
+            )
+        except Exception as exc:  # noqa: BLE001 - a failed upload must not fail the fit
+            tracker.warn(exc)
+            return None

@@ -1,0 +1,199 @@
+"""MLflow tracking against real stores: a local SQLite file and an `mlflow server` on loopback."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tabular_suite import MLPClassifier, MLPRegressor, tracking
+
+FIT = dict(max_epochs=4, num_threads=1, random_state=0)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.integers(18, 80, 150), "x": rng.normal(size=150),
+                      "city": rng.choice(["a", "b", "c"], 150)})
+    y = np.where(X["x"] + (X["city"] == "a") > 0.2, "yes", "no")
+    return X, y
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    yield uri
+    tracking.autolog(disable=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 90.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    # The server starts helper processes (job consumers): end the whole process group.
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _check_run(uri: str, run_id: str, X, est) -> None:
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_epochs"] == "4" and run.data.params["lr"] == "0.001"
+    tags = run.data.tags
+    assert tags["system.device"] == "cpu" and tags["system.num_threads"] == "1"
+    assert tags["tabular_suite.estimator"] == type(est).__name__ and "system.torch" in tags
+    history = client.get_metric_history(run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    assert [m.value for m in history] == pytest.approx([h["val_loss"] for h in est.history_])
+    for name in ("best_epoch", "fit_seconds", "n_params", "best_val_loss"):
+        assert name in run.data.metrics
+    with tracking._use_tracking_uri(uri):
+        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    np.testing.assert_array_equal(model.predict(X), est.predict(X))
+    inputs = {c["name"]: c["type"] for c in json.loads(model.metadata.signature.inputs.to_json())}
+    assert inputs == {"age": "long", "x": "double", "city": "string"}
+
+
+def test_tracking_argument_logs_to_sqlite(data, sqlite_uri):
+    X, y = data
+    tracking.autolog(tracking_uri=sqlite_uri, experiment_name="tests")
+    est = MLPClassifier(**FIT).fit(X, y)
+    # The fit leaves MLflow's global URI (and the environment it writes to) as it found them.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    _check_run(sqlite_uri, est.mlflow_run_id_, X, est)
+    exp = MlflowClient(tracking_uri=sqlite_uri).get_experiment_by_name("tests")
+    assert exp is not None
+
+
+def test_tracking_false_overrides_autolog_and_default_is_off(data, sqlite_uri):
+    X, y = data
+    assert not hasattr(MLPClassifier(**FIT).fit(X, y), "mlflow_run_id_")
+    tracking.autolog(tracking_uri=sqlite_uri)
+    assert not hasattr(MLPClassifier(**FIT, tracking=False).fit(X, y), "mlflow_run_id_")
+
+
+def test_env_var_store_and_active_run_is_reused(data, tmp_path, monkeypatch):
+    X, y = data
+    uri = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert tracking.resolve_tracking_uri() == uri
+    with tracking._use_tracking_uri(uri), mlflow.start_run() as parent:
+        est = MLPRegressor(**FIT, tracking=True).fit(X[["age", "x"]], X["x"] * 2)
+    assert est.mlflow_run_id_ == parent.info.run_id
+
+
+def test_unreachable_server_warns_once_and_training_finishes(data, monkeypatch):
+    X, y = data
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.autolog(tracking_uri=f"http://127.0.0.1:{_free_port()}")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = MLPClassifier(**FIT).fit(X, y)
+    finally:
+        tracking.autolog(disable=True)
+    ours = [w for w in caught if "MLflow tracking" in str(w.message)]
+    assert len(ours) == 1 and "training continues" in str(ours[0].message)
+    assert est.predict(X).shape == (len(X),) and not hasattr(est, "mlflow_run_id_")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{d / 'server.db'}", "--artifacts-destination", str(d / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+def test_real_mlflow_server(data, mlflow_server, monkeypatch):
+    X, y = data
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.autolog(tracking_uri=mlflow_server, experiment_name="server-tests")
+    try:
+        est = MLPClassifier(**FIT).fit(X, y)
+    finally:
+        tracking.autolog(disable=True)
+    _check_run(mlflow_server, est.mlflow_run_id_, X, est)
+
+
+def test_cli_track_flag(tmp_path, data):
+    X, y = data
+    csv = tmp_path / "d.csv"
+    X.assign(label=y).to_csv(csv, index=False)
+    uri = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "TABULAR_SUITE_NUM_THREADS": "1", "COLUMNS": "200"}
+    r = subprocess.run(
+        [sys.executable, "-m", "tabular_suite.cli.app", "train", str(csv), "--target", "label", "--out",
+         str(tmp_path / "m.tsm"), "--track", "--tracking-uri", uri, "--experiment", "cli", "--quiet",
+         "--holdout", "0.2", "--param", "max_epochs=3"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.split("MLflow run ")[1].split()[0]
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert "test_accuracy" in run.data.metrics and run.data.params["max_epochs"] == "3"
+    assert "Traceback" not in r.stderr and "INFO" not in r.stderr
+
+
+def test_mlflow_models_serve_answers_invocations(data, sqlite_uri, tmp_path):
+    X, y = data
+    tracking.autolog(tracking_uri=sqlite_uri)
+    est = MLPClassifier(**FIT).fit(X, y)
+    port = _free_port()
+    # MLflow starts `uvicorn` by name: the environment's bin folder must be on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_uri, "PATH": path}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{est.mlflow_run_id_}/model",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/ping", timeout=180)
+        body = json.dumps({"dataframe_split": json.loads(X.to_json(orient="split", index=False))}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+    finally:
+        _stop(proc)
+    assert predictions == est.predict(X).tolist()
