@@ -4,12 +4,14 @@ Examples
 --------
 >>> import tabular_suite
 >>> tabular_suite.list_models()
-['ft_transformer', 'mlp', 'resnet']
+['excelformer', 'ft_transformer', 'mlp', 'resnet']
 """
 
 __version__ = "0.1.0"
 
 from .estimators import (  # noqa: E402
+    ExcelFormerClassifier,
+    ExcelFormerRegressor,
     FTTransformerClassifier,
     FTTransformerRegressor,
     MLPClassifier,
@@ -28,7 +30,8 @@ from .datasets import list_datasets, load_dataset  # noqa: E402
 
 __all__ = [
     "__version__", "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
-    "FTTransformerClassifier", "FTTransformerRegressor", "list_models", "make_estimator",
+    "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
+    "list_models", "make_estimator",
     "get_model", "register_model", "load", "read_table", "datasets", "tracking", "list_datasets",
     "load_dataset",
 ]

@@ -25,8 +25,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
 
 
 def test_registry():
-    assert tabular_suite.list_models() == ["ft_transformer", "mlp", "resnet"]
-    assert tabular_suite.list_models("regression") == ["ft_transformer", "mlp", "resnet"]
+    assert tabular_suite.list_models() == ["excelformer", "ft_transformer", "mlp", "resnet"]
+    assert tabular_suite.list_models("regression") == tabular_suite.list_models()
     est = tabular_suite.make_estimator("resnet", "classification", max_epochs=3)
     assert isinstance(est, ResNetClassifier) and est.max_epochs == 3
     assert isinstance(tabular_suite.make_estimator("MLP", "regression"), MLPRegressor)
@@ -94,7 +94,7 @@ def _save_load(est, tmp_path):
 def test_save_load_round_trip(cls, mixed_frame, tmp_path):
     df, y_cls, y_reg = mixed_frame
     y = y_reg if cls.__name__.endswith("Regressor") else y_cls
-    params = {**FAST, **(SMALL if "FT" in cls.__name__ else {})}
+    params = {**FAST, **(SMALL if "FT" in cls.__name__ or "Excel" in cls.__name__ else {})}
     est = cls(**params).fit(df, y)
     restored = _save_load(est, tmp_path)
     assert type(restored) is cls and restored.get_params() == est.get_params()

@@ -11,6 +11,7 @@ _SMALL = {
     "mlp": dict(d_block=32, n_blocks=2),
     "resnet": dict(d_block=32, n_blocks=1),
     "ft_transformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3),
+    "excelformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3, warmup_epochs=0),
 }
 
 

@@ -3,6 +3,8 @@
 from .base import TabularEstimator, load
 from .registry import get_model, list_models, make_estimator, register_model
 from .tabular import (
+    ExcelFormerClassifier,
+    ExcelFormerRegressor,
     FTTransformerClassifier,
     FTTransformerRegressor,
     MLPClassifier,
@@ -14,5 +16,5 @@ from .tabular import (
 __all__ = [
     "TabularEstimator", "load", "get_model", "list_models", "make_estimator", "register_model",
     "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
-    "FTTransformerClassifier", "FTTransformerRegressor",
+    "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
 ]

@@ -148,13 +148,24 @@ class TabularEstimator(BaseEstimator):
         if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
 
-    def _train_config(self, seed: int) -> TrainConfig:
+    def _train_config(self, seed: int, n_train: int) -> TrainConfig:
         return TrainConfig(
-            max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
+            max_epochs=self.max_epochs, batch_size=self._batch_size(n_train), lr=self.lr,
             weight_decay=self.weight_decay, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
             patience=self.patience, grad_clip=self.grad_clip, device=self.device,
             precision=self.precision, num_threads=self.num_threads, seed=seed, verbose=self.verbose,
         )
+
+    def _batch_size(self, n_train: int) -> int:
+        """The batch size for ``n_train`` training rows (models may derive it from the data)."""
+        return self.batch_size
+
+    def _init_module(self, module, prepared, target, train_idx, seed: int) -> None:
+        """Data-dependent set-up of a freshly built module (e.g. feature ordering); no-op here."""
+
+    def _train_loss(self):
+        """An optional ``Objective.train_loss`` (batch strategy); None = plain loss."""
+        return None
 
     def _module_kwargs(self) -> dict:
         return {name: getattr(self, name) for name in self._arch_params}
@@ -217,11 +228,14 @@ class TabularEstimator(BaseEstimator):
             valid = self._tensors(prepared, target, valid_idx)
         train = self._tensors(prepared, target, train_idx)
 
-        config = self._train_config(seed)
+        config = self._train_config(seed, n_train=len(train_idx))
         with seeded(seed, config.device):
             module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
+            self._init_module(module, prepared, target, train_idx, seed)
+            objective = self._objective()
+            objective.train_loss = self._train_loss()
             callbacks = list(self.callbacks or ()) + list(extra_callbacks)
-            state = fit_module(module, train, self._objective(), config, valid, callbacks)
+            state = fit_module(module, train, objective, config, valid, callbacks)
         self.module_ = module
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch
@@ -350,6 +364,11 @@ class TabularClassifierMixin(ClassifierMixin):
                 return float((out.argmax(1) == y).float().mean())
         return Objective(loss, accuracy, "accuracy")
 
+    def _sample_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if len(self.classes_) == 2:
+            return F.binary_cross_entropy_with_logits(out[:, 0], y, reduction="none")
+        return F.cross_entropy(out, y, reduction="none")
+
     def _target_state(self) -> dict:
         return self._label_encoder.get_state()
 
@@ -395,6 +414,9 @@ class TabularRegressorMixin(RegressorMixin):
             return float(torch.sqrt(F.mse_loss(out[:, 0], y))) * scale
 
         return Objective(loss, rmse, "rmse")
+
+    def _sample_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out[:, 0] - y) ** 2
 
     def _target_state(self) -> dict:
         return self._target_scaler.get_state()

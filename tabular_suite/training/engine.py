@@ -58,11 +58,15 @@ class Objective:
 
     ``loss(outputs, target)`` returns a scalar tensor; ``metric(outputs, target)`` returns a
     float named ``metric_name`` (reported only, e.g. accuracy or RMSE in original units).
+    ``train_loss(module, inputs, target)``, when given, replaces ``loss(module(*inputs),
+    target)`` for training batches: the hook for batch strategies such as mixing
+    augmentations or negative sampling, which need the module and not just its outputs.
     """
 
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     metric: Callable[[torch.Tensor, torch.Tensor], float]
     metric_name: str
+    train_loss: Callable[[nn.Module, list, torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
@@ -211,8 +215,10 @@ def fit_module(
                     idx = order[start : min(start + batch_size, n_used)]
                     *inputs, target = [t[idx] for t in train]
                     with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                        outputs = module(*inputs)
-                    loss = objective.loss(outputs.float(), target)
+                        if objective.train_loss is not None:
+                            loss = objective.train_loss(module, inputs, target).float()
+                        else:
+                            loss = objective.loss(module(*inputs).float(), target)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if config.grad_clip:
