@@ -75,6 +75,7 @@ def test_features_are_ordered_by_mutual_information():
     y = (X["c"] > 0).astype(int) ^ (rng.random(400) < 0.05)
     est = ExcelFormerClassifier(**SMALL, **FAST).fit(X, y)
     assert est.module_.feature_order[0].item() == 2  # column "c" is the informative one
+    assert est.mutual_information_.index[0] == "c" and set(est.mutual_information_.index) == set(X.columns)
     mi = est.module_.feature_mi
     assert torch.all(mi[:-1] >= mi[1:]) and abs(mi.sum().item() - 1) < 1e-5
 

@@ -238,6 +238,21 @@ class _ExcelFormerParams(TabularEstimator):
         mi = mi_func(X, target[rows], discrete_features=discrete, random_state=seed % (2**31))
         module.set_feature_order(mi)
 
+    @property
+    def mutual_information_(self):
+        """Normalised mutual information of each model input with the target, in token order.
+
+        Inputs are the preprocessed features (numeric columns, their missing indicators,
+        categorical columns); the first is the most informative.
+        """
+        import pandas as pd
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "module_")
+        names = self.preprocessor_.output_feature_names
+        order = self.module_.feature_order.tolist()
+        return pd.Series(self.module_.feature_mi.tolist(), index=[names[i] for i in order], name="mutual_information")
+
     def _train_loss(self):
         if self.mix_type == "none":
             return None
