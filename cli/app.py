@@ -40,7 +40,8 @@ def _run(fn):
     except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
         if _state["debug"]:
             raise
-        _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        _fail(" ".join(lines) if lines else type(exc).__name__)
 
 
 def _parse_params(params: list[str]) -> dict:
@@ -69,6 +70,16 @@ def _read_data(data: Path):
     if not data.exists() and str(data) in datasets.list_datasets():
         return tabular_suite.read_table(datasets.dataset_path(str(data)))
     return tabular_suite.read_table(data)
+
+
+def _model_columns(est, X, data: Path):
+    """The model's feature columns of X: files often carry extras (ids, the target)."""
+    if not hasattr(est, "feature_names_in_"):
+        return X
+    missing = [c for c in est.feature_names_in_ if c not in X.columns]
+    if missing:
+        raise ValueError(f"{data} lacks columns the model was trained on: {', '.join(missing)}.")
+    return X[list(est.feature_names_in_)]
 
 
 def _split_target(df, target: str):
@@ -263,13 +274,7 @@ def predict(
 
         _check_output(out, force)
         est = tabular_suite.load(model)
-        X = _read_data(data)
-        if hasattr(est, "feature_names_in_"):
-            # Files often carry extra columns (ids, the target): use the model's columns only.
-            missing = [c for c in est.feature_names_in_ if c not in X.columns]
-            if missing:
-                raise ValueError(f"{data} lacks columns the model was trained on: {', '.join(missing)}.")
-            X = X[list(est.feature_names_in_)]
+        X = _model_columns(est, _read_data(data), data)
         if proba:
             if not hasattr(est, "predict_proba"):
                 raise ValueError("--proba needs a classifier; this model is a regressor.")
@@ -301,6 +306,7 @@ def evaluate(
 
         est = tabular_suite.load(model)
         X, y = _split_target(_read_data(data), target)
+        X = _model_columns(est, X, data)
         console.print(_metrics_table(f"{model.name} on {data.name} ({len(y)} rows)", _evaluate(est, X, y)))
 
     _run(run)

@@ -72,6 +72,7 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
         (("train", one_class, "--target", "label", "--out", tmp_path / "x.tsm"), "only one class"),
         (("predict", tampered, data, "--out", tmp_path / "p.csv"), "corrupted or was modified"),
         (("predict", tmp_path / "missing.tsm", data, "--out", tmp_path / "p.csv"), "not found"),
+        (("evaluate", tmp_path / "good.tsm", one_class, "--target", "label"), "lacks columns the model was trained on: b"),
         (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"),
          "key=value"),
     ]
