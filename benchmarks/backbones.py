@@ -33,6 +33,7 @@ from sklearn.metrics import accuracy_score, mean_squared_error  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
+from _results import write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -106,16 +107,7 @@ def write_results(rows: list[dict]) -> None:
             f"| {r['dataset']} | {r['model']} | {r['metric']} | {r['value']:.4f} | {r['fit_seconds']:.1f} | "
             f"{r['epochs'] if r['epochs'] is not None else '-'} | {r['best_iter']} | {r['machine']} |"
         )
-    section = "\n".join(lines) + "\n"
-    results = HERE / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n\nAll figures measured on the machine named in each table.\n\n"
-    start = text.find(lines[0])
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+    write_section(lines)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
+from _results import write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -121,16 +122,7 @@ def write_results(rows: list[dict]) -> None:
                      f"{r['ours']['predict_rows_per_s'] / r['pytorch_frame']['predict_rows_per_s']:.2f}x") if lib == "ours" else ""
             lines.append(f"| {r['dataset']} | {r['config']} | {lib} | {metric} | {x['test']:.4f} | "
                          f"{x['sec_per_epoch']:.2f} | {x['predict_rows_per_s']:,.0f} | {x['n_params']:,} | {speed} | {r['machine']} |")
-    section = "\n".join(lines) + "\n"
-    results = HERE / "RESULTS.md"
-    text = results.read_text()
-    start = text.find(HEADER)
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+    write_section(lines)
 
 
 def main() -> None:
