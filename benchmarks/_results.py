@@ -1,9 +1,30 @@
-"""Shared by the benchmark scripts: replace (or append) one section of benchmarks/RESULTS.md."""
+"""Shared by the benchmark scripts: the resumable row log and the RESULTS.md section writer."""
 
+import json
+import os
+import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PREAMBLE = "# Benchmark results\n\nAll figures measured on the machine named in each table.\n\n"
+
+
+def read_rows(log: Path) -> list[dict]:
+    """Rows already measured (one JSON object per line); empty when the log does not exist."""
+    log.parent.mkdir(exist_ok=True)
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def append_row(log: Path, row: dict) -> None:
+    print(json.dumps(row), flush=True)
+    with log.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def machine() -> str:
+    import torch
+
+    return f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def write_section(lines: list[str]) -> None:

@@ -16,9 +16,7 @@ interrupted run resumes; ``--write`` renders all rows into ``benchmarks/RESULTS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from sklearn.metrics import accuracy_score, mean_squared_error  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
-from _results import write_section  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -117,23 +115,19 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--write", action="store_true", help="render the saved rows into RESULTS.md")
     args = parser.parse_args()
-    WORK.mkdir(exist_ok=True)
     log = WORK / "backbones.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    rows = read_rows(log)
     if args.write:
         write_results(rows)
         return
     done = {(r["dataset"], r["model"]) for r in rows}
-    machine = f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}"
     for dataset in args.datasets:
         task, train, valid, test = load(args.data, dataset)
         for model in args.models:
             if (dataset, model) in done:
                 continue
-            row = {"dataset": dataset, "model": model, "machine": machine, **run_one(task, train, valid, test, model)}
-            print(json.dumps(row), flush=True)
-            with log.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            row = {"dataset": dataset, "model": model, "machine": machine(), **run_one(task, train, valid, test, model)}
+            append_row(log, row)
     sys.exit(0)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
-from _results import write_section  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -139,25 +138,21 @@ def main() -> None:
     p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
-    WORK.mkdir(exist_ok=True)
     log = WORK / "excelformer.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    rows = read_rows(log)
     if a.write:
         write_results(rows)
         return
     torch.set_num_threads(THREADS)
     config = f"d{a.d_token} h{a.n_heads} L{a.n_blocks} b{a.batch_size} e{a.epochs} lr{a.lr} {a.precision}"
     done = {(r["dataset"], r["config"]) for r in rows}
-    machine = f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}"
     for name in a.datasets:
         if (name, config) in done:
             continue
         split, task = write_split(a.data, name)
-        row = {"dataset": name, "config": config, "machine": machine,
+        row = {"dataset": name, "config": config, "machine": machine(),
                "ours": run_ours(split, task, a), "pytorch_frame": run_peer(split, task, a)}
-        print(json.dumps(row), flush=True)
-        with log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(log, row)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,9 @@ def test_less_informative_features_cannot_influence_more_informative_ones():
 def test_embedding_block_and_head_structure():
     m = ExcelFormer(n_num=3, cardinalities=[4], d_out=2, **SMALL)
     x = torch.randn(2, 3)
-    t = m.numeric
+    t = m.tokenizer.numeric
     expected = (x[..., None] * t.weight1 + t.bias1) * torch.tanh(x[..., None] * t.weight2 + t.bias2)
-    torch.testing.assert_close(m.numeric(x), expected)
+    torch.testing.assert_close(t(x), expected)
     assert m.blocks[0].attention_norm is None and isinstance(m.blocks[1].attention_norm, nn.LayerNorm)
     assert m.blocks[0].ffn.in_features == 16 and m.blocks[0].ffn.out_features == 32
     assert m.token_head.in_features == 4 and m.token_head.out_features == 1

@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks, run over every registered tabular estimator."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tabular_suite

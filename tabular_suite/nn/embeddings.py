@@ -58,11 +58,15 @@ class NumericTokenizer(nn.Module):
 
 
 class FeatureTokenizer(nn.Module):
-    """Numeric + categorical features to a sequence of tokens (n, n_num + n_cat, d)."""
+    """Numeric + categorical features to a sequence of tokens (n, n_num + n_cat, d).
 
-    def __init__(self, n_num: int, cardinalities: list[int], d: int):
+    ``numeric`` is the module class that tokenizes numeric features, called as
+    ``numeric(n_num, d)`` (FT-Transformer's linear tokens by default).
+    """
+
+    def __init__(self, n_num: int, cardinalities: list[int], d: int, numeric: type[nn.Module] = NumericTokenizer):
         super().__init__()
-        self.numeric = NumericTokenizer(n_num, d) if n_num else None
+        self.numeric = numeric(n_num, d) if n_num else None
         self.categorical = CategoricalEmbeddings(cardinalities, d, bias=True) if cardinalities else None
         self.n_tokens = n_num + len(cardinalities)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import CategoricalEmbeddings
+from .embeddings import FeatureTokenizer
 
 __all__ = ["ExcelFormer", "attenuated_kaiming_uniform_", "feat_mix", "hidden_mix"]
 
@@ -124,8 +124,7 @@ class ExcelFormer(nn.Module):
     ):
         super().__init__()
         n_tokens = n_num + len(cardinalities)
-        self.numeric = _GatedNumericTokens(n_num, d_token) if n_num else None
-        self.categorical = CategoricalEmbeddings(cardinalities, d_token, bias=True) if cardinalities else None
+        self.tokenizer = FeatureTokenizer(n_num, cardinalities, d_token, numeric=_GatedNumericTokens)
         self.register_buffer("feature_order", torch.arange(n_tokens))
         self.register_buffer("feature_mi", torch.full((n_tokens,), 1.0 / max(n_tokens, 1)))
         self.blocks = nn.Sequential(*[
@@ -149,12 +148,7 @@ class ExcelFormer(nn.Module):
 
     def embed(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """Tokens (n, n_tokens, d) in mutual-information order."""
-        parts = []
-        if self.numeric is not None:
-            parts.append(self.numeric(x_num))
-        if self.categorical is not None:
-            parts.append(self.categorical(x_cat))
-        return torch.cat(parts, dim=1)[:, self.feature_order]
+        return self.tokenizer(x_num, x_cat)[:, self.feature_order]
 
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.blocks(tokens)

@@ -207,15 +207,13 @@ def tracked_fit(estimator, X_sample, num_threads: int):
     tracker = _Tracker(uri)
     try:
         _check_reachable(uri)
-        import mlflow  # noqa: F401
+        import mlflow
     except Exception as exc:  # noqa: BLE001
         tracker.warn(exc)
         yield None
         return
 
     with _use_tracking_uri(uri):
-        import mlflow
-
         own_run = mlflow.active_run() is None
         run = None
         if own_run:
