@@ -73,3 +73,73 @@ def test_models_handle_only_numeric_or_only_categorical():
         assert only_num(torch.randn(4, 3), torch.zeros(4, 0, dtype=torch.long)).shape == (4, 2)
         only_cat = cls(n_num=0, cardinalities=[3, 4], d_out=2, **kw).eval()
         assert only_cat(torch.zeros(4, 0), torch.ones(4, 2, dtype=torch.long)).shape == (4, 2)
+
+
+# --- causal attention kernel (CPU) ------------------------------------------------------------
+
+import pytest  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from tabular_suite.nn import blocks  # noqa: E402
+from tabular_suite.nn.blocks import causal_attention  # noqa: E402
+
+
+def _reference_attention(q, k, v, drop=None, scale=1.0):
+    t = q.shape[-2]
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    probs = torch.softmax(scores, -1)
+    if drop is not None:
+        probs = probs.masked_fill(drop, 0) * scale
+    return probs @ v
+
+
+# short rows (explicit softmax), long rows (PyTorch's kernel), several chunks, recomputed probs
+KERNEL_SETTINGS = [(5, 2**18, 2**22), (20, 2**18, 2**22), (7, 2 * 49, 2**22), (18, 3 * 324, 0)]
+
+
+@pytest.mark.parametrize("tokens,chunk,keep", KERNEL_SETTINGS)
+def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chunk, keep):
+    monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(blocks, "_CPU_KEEP_PROBS_ELEMENTS", keep)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, tokens, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    torch.testing.assert_close(causal_attention(q, k, v), _reference_attention(q, k, v))
+    assert torch.autograd.gradcheck(causal_attention, (q, k, v))
+
+    def with_dropout(q, k, v):
+        torch.manual_seed(1)  # the same dropout mask for every evaluation
+        return causal_attention(q, k, v, 0.3)
+
+    assert torch.autograd.gradcheck(with_dropout, (q, k, v))
+    # The dropout mask is the one the threshold rule defines: a byte below 77 drops.
+    torch.manual_seed(1)
+    rows = 3 * 2 * tokens * tokens
+    draws = torch.randint(-(2**63), 2**63 - 1, ((rows + 7) // 8,), dtype=torch.int64)
+    drop = (draws.view(torch.uint8)[:rows] < 77).view(3, 2, tokens, tokens)
+    torch.testing.assert_close(with_dropout(q, k, v), _reference_attention(q, k, v, drop, 256 / 179))
+
+
+def test_causal_attention_dropout_rate_and_expectation():
+    threshold, scale = blocks._dropout_threshold(0.3)
+    assert threshold / 256 == pytest.approx(0.3, abs=1 / 512) and scale == 256 / (256 - threshold)
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6)
+    exact = causal_attention(q, k, torch.eye(6).view(1, 1, 6, 6))  # v = I: the output is the probabilities
+    batch = [x.expand(20000, 1, 6, 6) for x in (q, k, torch.eye(6).view(1, 1, 6, 6))]
+    probs = causal_attention(*batch, 0.3)
+    lower = torch.ones(6, 6).tril().bool()
+    assert (probs[..., ~lower] == 0).all()
+    assert (probs[..., lower] == 0).float().mean().item() == pytest.approx(threshold / 256, abs=0.005)
+    torch.testing.assert_close(probs.mean(0), exact[0], atol=0.01, rtol=0)
+
+
+def test_causal_attention_keeps_dtype_and_matches_fp32_under_bf16():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(4, 2, 9, 8) for _ in range(3))
+    out = causal_attention(*(x.bfloat16() for x in (q, k, v)))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=0.05, rtol=0.02)
+    narrow_v = v[..., :3].contiguous().double().requires_grad_()
+    q64, k64 = q.double().requires_grad_(), k.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda q, k, v: causal_attention(q, k, v, 0.0), (q64[:1], k64[:1], narrow_v[:1]))

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MultiheadAttention", "ReGLU", "TransformerBlock", "make_activation"]
+__all__ = ["MultiheadAttention", "ReGLU", "TransformerBlock", "causal_attention", "make_activation"]
 
 
 def make_activation(name: str) -> nn.Module:
@@ -19,11 +19,130 @@ def make_activation(name: str) -> nn.Module:
     return table[name]()
 
 
+# The CPU kernel below works through the (batch x heads) rows in chunks of about this many
+# score elements, so each chunk's scores, probabilities and masks stay in the L2 cache
+# instead of streaming tens of MB (through freshly mmap'd pages) several times per layer.
+_CPU_CHUNK_ELEMENTS = 2**18
+# Up to this many score elements in all, the forward pass keeps the probabilities for the
+# backward pass; above it they are recomputed chunk by chunk (cheaper than the memory traffic).
+_CPU_KEEP_PROBS_ELEMENTS = 2**22
+
+
+def _softmax_rows(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis; PyTorch's CPU kernel does not vectorise rows under 16 floats."""
+    if scores.shape[-1] >= 16:
+        return torch.softmax(scores, -1)
+    scores = (scores - scores.amax(-1, keepdim=True)).exp_()
+    return scores.div_(scores.sum(-1, keepdim=True))
+
+
+def _softmax_rows_backward(grad: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    if probs.shape[-1] >= 16:
+        return torch._softmax_backward_data(grad, probs, -1, probs.dtype)
+    return (grad - (grad * probs).sum(-1, keepdim=True)).mul_(probs)
+
+
+def _dropout_threshold(p: float) -> tuple[int, float]:
+    """A random byte ``< threshold`` drops an entry: the rate is ``threshold / 256`` (0.3 -> 0.3008)."""
+    threshold = min(255, round(p * 256))
+    return threshold, 256.0 / (256 - threshold)
+
+
+class _CausalAttentionCPU(torch.autograd.Function):
+    """Causal attention with dropout on the probabilities, in fp32 chunks of rows.
+
+    SDPA on CPU falls back to its unfused math path whenever dropout is on (a
+    ``bernoulli_`` per probability and full-size temporaries) and is slow for short rows.
+    Here each chunk stays in cache, dropout uses one random byte per probability taken
+    from 64-bit draws, and large problems recompute probabilities in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, dropout_p: float):
+        n, h, t, dh = q.shape
+        dtype, compute = q.dtype, torch.promote_types(q.dtype, torch.float32)
+        q, k, v = (x.reshape(n * h, t, x.shape[-1]).to(compute).contiguous() for x in (q, k, v))
+        rows = n * h
+        threshold, scale = _dropout_threshold(dropout_p)
+        drop_bytes = None
+        if dropout_p > 0:
+            numel = rows * t * t
+            draws = torch.randint(-(2**63), 2**63 - 1, ((numel + 7) // 8,), dtype=torch.int64, device=q.device)
+            drop_bytes = draws.view(torch.uint8)[:numel].view(rows, t, t)
+        ctx.step = max(1, _CPU_CHUNK_ELEMENTS // (t * t))
+        keep_probs = any(ctx.needs_input_grad) and rows * t * t <= _CPU_KEEP_PROBS_ELEMENTS
+        ctx.kept_probs = [] if keep_probs else None
+        out = []
+        for i in range(0, rows, ctx.step):
+            j = min(rows, i + ctx.step)
+            probs = _CausalAttentionCPU._probs(q[i:j], k[i:j])
+            if ctx.kept_probs is not None:
+                ctx.kept_probs.append(probs)
+            if drop_bytes is not None:
+                probs = probs * (drop_bytes[i:j] >= threshold)
+            out.append(torch.bmm(probs, v[i:j]))
+        out = torch.cat(out)
+        if drop_bytes is not None:
+            out.mul_(scale)
+        ctx.save_for_backward(q, k, v, drop_bytes)
+        ctx.config = (n, h, t, dh, dtype, threshold, scale)
+        return out.view(n, h, t, -1).to(dtype)
+
+    @staticmethod
+    def _probs(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        t = q.shape[1]
+        bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+        return _softmax_rows(torch.baddbmm(bias, q, k.transpose(1, 2), alpha=q.shape[-1] ** -0.5))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, drop_bytes = ctx.saved_tensors
+        n, h, t, dh, dtype, threshold, scale = ctx.config
+        grad_out = grad_out.reshape(n * h, t, -1).to(q.dtype).contiguous()
+        if drop_bytes is not None:
+            grad_out = grad_out * scale
+        dq, dk, dv = [], [], []
+        for chunk, i in enumerate(range(0, n * h, ctx.step)):
+            j = min(n * h, i + ctx.step)
+            probs = ctx.kept_probs[chunk] if ctx.kept_probs is not None else _CausalAttentionCPU._probs(q[i:j], k[i:j])
+            d_probs = torch.bmm(grad_out[i:j], v[i:j].transpose(1, 2))
+            if drop_bytes is not None:
+                keep = (drop_bytes[i:j] >= threshold).to(q.dtype)
+                dv.append(torch.bmm((probs * keep).transpose(1, 2), grad_out[i:j]))
+                d_probs.mul_(keep)
+            else:
+                dv.append(torch.bmm(probs.transpose(1, 2), grad_out[i:j]))
+            d_scores = _softmax_rows_backward(d_probs, probs).mul_(dh**-0.5)
+            dq.append(torch.bmm(d_scores, k[i:j]))
+            dk.append(torch.bmm(d_scores.transpose(1, 2), q[i:j]))
+        ctx.kept_probs = None
+        return (*(torch.cat(g).view(n, h, t, -1).to(dtype) for g in (dq, dk, dv)), None)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d) + causal mask)``, dropout on the probabilities, times ``v``.
+
+    Shapes ``(batch, heads, tokens, head_dim)``. On CPU a chunked fp32 kernel is used
+    (several times faster than SDPA here once dropout is on or rows are short; its
+    dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
+
+    Examples
+    --------
+    >>> q = torch.randn(2, 1, 3, 4)
+    >>> torch.allclose(causal_attention(q, q, q), F.scaled_dot_product_attention(q, q, q, is_causal=True), atol=1e-6)
+    True
+    """
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    with torch.autocast("cpu", enabled=False):
+        return _CausalAttentionCPU.apply(q, k, v, dropout_p)
+
+
 class MultiheadAttention(nn.Module):
     """Multi-head attention over feature tokens with fused SDPA kernels.
 
     Initialisation follows rtdl's FT-Transformer: Xavier-uniform (gain 1/sqrt(2)) for the
-    query/key/value projections, zero biases; no output projection for a single head.
+    query/key/value projections, zero biases; no outut projection for a single head.
 
     Examples
     --------
@@ -75,7 +194,7 @@ class TransformerBlock(nn.Module):
     """Pre-norm transformer layer with a ReGLU FFN (FT-Transformer).
 
     ``first=True`` drops the attention LayerNorm (the input tokens are already normalised
-    embeddings, as in the paper). ``query_tokens=k`` makes the block output only the first
+    embeddings, as in the paper). ``query_tokens=k`` makes the block outut only the first
     ``k`` tokens, used in the last layer where only the [CLS] token feeds the head.
     """
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blocks import causal_attention
 from .embeddings import FeatureTokenizer
 
 __all__ = ["ExcelFormer", "attenuated_kaiming_uniform_", "feat_mix", "hidden_mix"]
@@ -70,7 +71,7 @@ class _SemiPermeableAttention(nn.Module):
         n, t, d = x.shape
         q, k, v = self.W_qkv(x).view(n, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         # The semi-permeable mask is exactly a causal mask over the MI-sorted tokens.
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        out = causal_attention(q, k, v, self.dropout if self.training else 0.0)
         out = out.transpose(1, 2).reshape(n, t, d)
         return out if self.W_out is None else self.W_out(out)
 
