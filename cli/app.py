@@ -22,7 +22,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output (logs, CI, READMEs) gets room for the leaderboard instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
 _state = {"debug": False}
 
 
@@ -55,6 +56,9 @@ def _parse_params(params: list[str]) -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+_TRUST_HELP = "Allow a compare ensemble with scikit-learn/GBDT members (stored with pickle); only for files you made."
 
 
 def _check_output(path: Path, force: bool) -> None:
@@ -100,7 +104,7 @@ def _metrics_table(title: str, metrics: dict) -> Table:
 def _evaluate(est, X, y) -> dict:
     from sklearn import metrics as skm
 
-    if hasattr(est, "classes_"):
+    if getattr(est, "classes_", None) is not None:
         proba = est.predict_proba(X)
         pred = est.classes_[proba.argmax(1)]
         out = {"accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred)}
@@ -211,11 +215,12 @@ def train(
         from sklearn.model_selection import train_test_split
 
         import tabular_suite
+        from tabular_suite.data import infer_task
 
         _check_output(out, force)
         df = _read_data(data)
         X, y = _split_target(df, target)
-        chosen = task or _infer_task(y)
+        chosen = task or infer_task(y)
         params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
         if track:
             from tabular_suite import tracking
@@ -243,17 +248,6 @@ def train(
     _run(run)
 
 
-def _infer_task(y) -> str:
-    import pandas as pd
-
-    s = pd.Series(y)
-    if s.dtype.kind in "fc" and s.nunique() > 20:
-        return "regression"
-    if s.dtype.kind in "iu" and s.nunique() > 20:
-        return "regression"
-    return "classification"
-
-
 @app.command()
 def predict(
     model: Path = typer.Argument(..., help="Model file saved by `train`."),
@@ -261,6 +255,7 @@ def predict(
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv or .parquet)."),
     proba: bool = typer.Option(False, "--proba", help="Write class probabilities instead of labels."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
 ):
     """Predict DATA with a saved model and write the predictions.
 
@@ -273,10 +268,10 @@ def predict(
         import tabular_suite
 
         _check_output(out, force)
-        est = tabular_suite.load(model)
+        est = tabular_suite.load(model, trusted=trust)
         X = _model_columns(est, _read_data(data), data)
         if proba:
-            if not hasattr(est, "predict_proba"):
+            if getattr(est, "classes_", None) is None:
                 raise ValueError("--proba needs a classifier; this model is a regressor.")
             result = pd.DataFrame(est.predict_proba(X), columns=[f"proba_{c}" for c in est.classes_])
         else:
@@ -295,6 +290,7 @@ def evaluate(
     model: Path = typer.Argument(..., help="Model file saved by `train`."),
     data: Path = typer.Argument(..., help="CSV or Parquet file with features and the target."),
     target: str = typer.Option(..., "--target", "-t", help="Name of the target column."),
+    trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
 ):
     """Print metrics of a saved model on labelled DATA.
 
@@ -304,12 +300,97 @@ def evaluate(
     def run():
         import tabular_suite
 
-        est = tabular_suite.load(model)
+        est = tabular_suite.load(model, trusted=trust)
         X, y = _split_target(_read_data(data), target)
         X = _model_columns(est, X, data)
         console.print(_metrics_table(f"{model.name} on {data.name} ({len(y)} rows)", _evaluate(est, X, y)))
 
     _run(run)
+
+
+@app.command("compare")
+def compare_command(
+    data: Path = typer.Argument(..., help="CSV or Parquet file, or a bundled dataset name."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="Target column (default for a bundled dataset: its target)."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: the preset's)."),
+    cv: int = typer.Option(5, help="Cross-validation folds."),
+    metric: Optional[str] = typer.Option(None, help="accuracy, roc_auc, log_loss, f1_macro, balanced_accuracy | rmse, mae, r2."),
+    preset: str = typer.Option("fast", help="fast (small deep models, <= 40 epochs) or best (paper defaults)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds for the whole comparison."),
+    model_time_limit: Optional[float] = typer.Option(None, "--model-time-limit", help="Seconds per model (all folds)."),
+    task: Optional[str] = typer.Option(None, help="classification or regression (default: inferred)."),
+    seed: int = typer.Option(0, help="random_state for folds and models."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the HTML report here."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the refitted best model/ensemble here (.tsm)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --report/--out if they exist."),
+    track: bool = typer.Option(False, "--track/--no-track", help="Log to MLflow: a parent run, one nested run per model."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
+    backend: str = typer.Option("local", help="local, or ray (each model x fold a Ray task)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (backend ray; default: start a local Ray)."),
+    num_threads: Optional[int] = typer.Option(None, help="Threads per model (default: all cores but one)."),
+):
+    """Rank models on DATA by cross-validation; print the leaderboard, optionally report and save the best.
+
+    Example: tabular-suite compare california --cv 3 --time-limit 300 --report report.html --out best.tsm --track
+    """
+
+    def run():
+        import tabular_suite
+        from tabular_suite import datasets
+
+        for path in (report, out):
+            if path is not None:
+                _check_output(path, force)
+        column = target
+        if column is None:
+            if data.exists() or str(data) not in datasets.list_datasets():
+                raise ValueError("--target is required (it can be left out only for a bundled dataset).")
+            column = datasets.dataset_info(str(data))["target"]
+        X, y = _split_target(_read_data(data), column)
+        result = tabular_suite.compare(
+            X, y, models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
+            task=task or "auto", cv=cv, metric=metric, preset=preset, time_limit=time_limit,
+            model_time_limit=model_time_limit, random_state=seed, tracking=track,
+            experiment=experiment if track else None, backend=backend, ray_address=ray_address,
+            num_threads=num_threads, refit=out is not None or track, tracking_uri=tracking_uri,
+        )
+        console.print(_leaderboard_table(result, data))
+        for _, row in result.leaderboard.iterrows():
+            if row["status"] != "ok" and isinstance(row["error"], str):
+                console.print(f"[yellow]{row['model']}[/]: {row['status']}: {row['error']}", highlight=False, soft_wrap=True)
+        if out is not None:
+            result.save(out)
+            console.print(f"saved the refitted {result.best_model_!r} to {out}")
+        if report is not None:
+            result.report(report)
+            console.print(f"wrote the report to {report}")
+        if result.mlflow_run_id:
+            uri = tabular_suite.tracking.resolve_tracking_uri(tracking_uri)
+            console.print(f"MLflow run {result.mlflow_run_id} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
+
+    _run(run)
+
+
+def _leaderboard_table(result, data: Path) -> Table:
+    board = result.leaderboard
+    metric = result.metric
+    title = (f"{data.name}: {metric.name} ({'higher' if metric.greater_is_better else 'lower'} is better), "
+             f"{result.data_summary['rows']:,} rows, {board['folds'].max()}-fold CV, {result.wall_seconds:.0f} s")
+    table = Table(title=title, title_justify="left")
+    for col, justify in (("model", "left"), ("status", "left"), (f"{metric.name} ± std", "right"),
+                         ("fit s/fold", "right"), ("predict rows/s", "right"), ("best epoch", "right"),
+                         ("params", "right"), ("weight", "right")):
+        table.add_column(col, justify=justify)
+
+    def fmt(value, spec):
+        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+
+    for _, row in board.iterrows():
+        score = f"{fmt(row['mean'], '.4f')} ± {fmt(row['std'], '.4f')}" if np.isfinite(row["mean"]) else ""
+        table.add_row(row["model"], row["status"], score, fmt(row["fit_seconds"], ".1f"), fmt(row["predict_rows_per_s"], ",.0f"),
+                      fmt(row["best_epoch"], ".0f"), fmt(row["n_params"], ",.0f"), fmt(row.get("ensemble_weight"), ".2f"))
+    return table
 
 
 def main() -> None:  # console-script entry point

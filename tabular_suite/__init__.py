@@ -26,6 +26,7 @@ from .estimators import (  # noqa: E402
 )
 from .data.io import read_table  # noqa: E402
 from . import datasets, tracking  # noqa: E402
+from .compare import ComparisonResult, EnsembleModel, compare  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
 
 __all__ = [
@@ -33,5 +34,5 @@ __all__ = [
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
     "list_models", "make_estimator",
     "get_model", "register_model", "load", "read_table", "datasets", "tracking", "list_datasets",
-    "load_dataset",
+    "load_dataset", "compare", "ComparisonResult", "EnsembleModel",
 ]

@@ -27,7 +27,7 @@ def list_datasets() -> list[str]:
     Examples
     --------
     >>> list_datasets()
-    ['adult', 'california_housing']
+    ['adult', 'california_housing', 'credit_g']
     """
     return sorted(_manifest())
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-__all__ = ["Schema", "infer_schema"]
+__all__ = ["Schema", "infer_schema", "infer_task"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,29 @@ def infer_schema(df: pd.DataFrame, categorical_features=None, *, from_numpy: boo
         else:
             categorical.append(name)
     return Schema(tuple(numeric), tuple(categorical))
+
+
+#: Numeric targets with at most this many distinct (integral) values are class labels.
+MAX_CLASSES_FOR_NUMERIC_TARGET = 20
+
+
+def infer_task(y) -> str:
+    """``"classification"`` or ``"regression"`` from a target's values.
+
+    Strings, booleans and categories are classes; numbers are a regression target unless
+    they are integral with at most 20 distinct values (e.g. 0/1 or 1..7 labels). Pass the
+    task explicitly where this guess is wrong (e.g. counts with few values).
+
+    Examples
+    --------
+    >>> infer_task(["a", "b"]), infer_task([0.0, 1.0, 1.0]), infer_task([1, 2, 3, 2])
+    ('classification', 'classification', 'classification')
+    >>> infer_task(list(range(100))), infer_task([0.5, 1.5])
+    ('regression', 'regression')
+    """
+    s = pd.Series(np.asarray(y).ravel()) if not isinstance(y, pd.Series) else y
+    if not (ptypes.is_numeric_dtype(s.dtype) and not ptypes.is_bool_dtype(s.dtype)):
+        return "classification"
+    values = s.dropna().to_numpy(dtype=np.float64)
+    integral = np.all(np.isfinite(values)) and np.all(values == np.round(values))
+    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES_FOR_NUMERIC_TARGET else "regression"

@@ -291,6 +291,10 @@ class TabularEstimator(BaseEstimator):
         >>> est = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(X, X[:, 0])
         >>> est.save(tempfile.mkdtemp() + "/model.tsm")
         """
+        write_model_file(path, *self._to_state())
+
+    def _to_state(self) -> tuple[dict, dict]:
+        """(JSON-able config, tensors) describing the fitted estimator; see :func:`load`."""
         check_is_fitted(self, "module_")
         pre_config, pre_arrays = self.preprocessor_.get_state()
         params = {}
@@ -322,7 +326,7 @@ class TabularEstimator(BaseEstimator):
         }
         tensors = {f"pre.{k}": v for k, v in pre_arrays.items()}
         tensors.update({f"module.{k}": v for k, v in self.module_.state_dict().items()})
-        write_model_file(path, config, tensors)
+        return config, tensors
 
     @classmethod
     def load(cls, path) -> "TabularEstimator":
@@ -330,6 +334,28 @@ class TabularEstimator(BaseEstimator):
         est = load(path)
         if not isinstance(est, cls):
             raise ValueError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}.")
+        return est
+
+    @classmethod
+    def _from_state(cls, config: dict, tensors: dict) -> "TabularEstimator":
+        fitted = config["fitted"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = cls(**config["params"])
+        est.n_features_in_ = fitted["n_features_in"]
+        if fitted["feature_names_in"] is not None:
+            est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+        est._fit_columns = fitted["fit_columns"]
+        pre_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("pre.")}
+        est.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
+        est._restore_target(fitted["target"])
+        m = fitted["module"]
+        module = est._build_module(m["n_num"], m["cardinalities"], m["d_out"])
+        module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
+        est.module_ = module.eval()
+        est.history_ = fitted["history"]
+        est.best_epoch_ = fitted["best_epoch"]
+        est.n_params_ = sum(p.numel() for p in module.parameters())
         return est
 
 
@@ -430,11 +456,12 @@ class TabularRegressorMixin(RegressorMixin):
         return self._target_scaler.inverse_transform(out[:, 0])
 
 
-def load(path) -> TabularEstimator:
+def load(path, *, trusted: bool = False):
     """Load a model saved with ``est.save(path)``; it predicts on any device.
 
     The file is verified (checksum) and read with ``torch.load(weights_only=True)``: loading
-    never runs code from the file.
+    never runs code from the file. The one exception is a comparison's ensemble holding a
+    scikit-learn model (stored pickled): it loads only with ``trusted=True``.
 
     Examples
     --------
@@ -449,26 +476,11 @@ def load(path) -> TabularEstimator:
     from .registry import estimator_class
 
     config, tensors = read_model_file(path)
+    if config.get("estimator") == "EnsembleModel":
+        from ..compare.ensemble import EnsembleModel
+
+        return EnsembleModel._from_state(config, tensors, trusted=trusted, source=path)
     try:
-        cls = estimator_class(config["estimator"])
-        fitted = config["fitted"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est = cls(**config["params"])
-        est.n_features_in_ = fitted["n_features_in"]
-        if fitted["feature_names_in"] is not None:
-            est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
-        est._fit_columns = fitted["fit_columns"]
-        pre_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("pre.")}
-        est.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
-        est._restore_target(fitted["target"])
-        m = fitted["module"]
-        module = est._build_module(m["n_num"], m["cardinalities"], m["d_out"])
-        module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
-        est.module_ = module.eval()
-        est.history_ = fitted["history"]
-        est.best_epoch_ = fitted["best_epoch"]
-        est.n_params_ = sum(p.numel() for p in module.parameters())
+        return estimator_class(config["estimator"])._from_state(config, tensors)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{path} does not describe a valid model: {exc}") from None
-    return est

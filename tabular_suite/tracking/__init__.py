@@ -21,10 +21,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from ..training.callbacks import Callback
 
-__all__ = ["autolog", "autolog_settings", "resolve_tracking_uri", "tracking_enabled", "tracked_fit", "log_model",
-           "log_test_metrics"]
+__all__ = ["autolog", "autolog_settings", "resolve_tracking_uri", "tracking_enabled", "tracking_enabled_for",
+           "tracked_fit", "log_model", "log_test_metrics", "log_comparison"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -192,8 +194,87 @@ def _experiment_id(tracker: _Tracker, name: str | None, uri: str) -> str | None:
 
 def tracking_enabled(estimator) -> bool:
     """Whether ``estimator.fit`` should be tracked (its ``tracking`` argument, else autolog)."""
-    choice = getattr(estimator, "tracking", None)
+    return tracking_enabled_for(getattr(estimator, "tracking", None))
+
+
+def tracking_enabled_for(choice: bool | None) -> bool:
+    """An explicit True/False wins; None follows :func:`autolog`."""
     return _SETTINGS.enabled if choice is None else bool(choice)
+
+
+def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, experiment: str | None = None,
+                   tracking_uri: str | None = None) -> str | None:
+    """Log a :func:`~tabular_suite.compare` result: a parent run, one nested run per model.
+
+    Child runs hold the model's status (and error), the metric per fold (``step`` = fold),
+    mean/std, costs, and each fold's per-epoch history (``fold<k>_<name>``, ``step`` =
+    epoch). The parent holds the settings, the best score, ``leaderboard.csv``, the HTML
+    report and the refitted model file. Fills ``mlflow_run_id`` in the leaderboard and
+    ``result.mlflow_run_id``; returns the parent run id (None if the store failed).
+    """
+    uri = resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri)
+    tracker = _Tracker(uri)
+    try:
+        _check_reachable(uri)
+        import mlflow
+    except Exception as exc:  # noqa: BLE001
+        tracker.warn(exc)
+        return None
+    board = result.leaderboard
+    metric = result.metric.name
+    with _use_tracking_uri(uri):
+        experiment_id = _experiment_id(tracker, experiment or _SETTINGS.experiment_name, uri)
+        parent = tracker.call("start_run", run_name="compare", experiment_id=experiment_id)
+        if parent is None:
+            return None
+        status = "FAILED"
+        try:
+            summary = result.data_summary
+            tracker.call("log_params", {
+                "models": ",".join(m for m in board["model"] if m != "ensemble"), "cv": cv, "metric": metric,
+                "preset": preset, "task": result.task, "seed": seed, "rows": summary["rows"],
+                "columns": summary["columns"],
+            })
+            for i, row in board.iterrows():
+                child = tracker.call("start_run", run_name=row["model"], nested=True, experiment_id=experiment_id)
+                if child is None:
+                    break
+                try:
+                    tracker.call("set_tags", {"model": row["model"], "status": row["status"],
+                                              "kind": kinds.get(row["model"], "ensemble")})
+                    if row["error"]:
+                        tracker.call("set_tag", "error", str(row["error"])[:4000])
+                    numbers = {f"{metric}_mean": row["mean"], f"{metric}_std": row["std"]}
+                    numbers.update({k: row[k] for k in ("fit_seconds", "predict_seconds", "predict_rows_per_s",
+                                                        "best_epoch", "n_params")})
+                    batch = [(k, float(v), 0) for k, v in numbers.items() if pd.notna(v)]
+                    batch += [(f"fold_{metric}", float(v), fold)
+                              for fold, v in enumerate(result.fold_scores.get(row["model"], []))]
+                    for fold, history in enumerate(result.histories.get(row["model"], [])):
+                        batch += [(f"fold{fold}_{k}", float(v), int(epoch.get("epoch", 0))) for epoch in history
+                                  for k, v in epoch.items() if k != "epoch" and isinstance(v, (int, float))]
+                    _log_batch(tracker, child.info.run_id, batch)
+                finally:
+                    tracker.call("end_run")
+                board.at[i, "mlflow_run_id"] = child.info.run_id
+            best = board.iloc[0]
+            tracker.call("set_tags", {"best_model": best["model"], "metric": metric})
+            if pd.notna(best["mean"]):
+                tracker.call("log_metrics", {f"best_{metric}": float(best["mean"]), "wall_seconds": result.wall_seconds})
+            with tempfile.TemporaryDirectory() as tmp:
+                board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
+                result.report(Path(tmp) / "report.html")
+                files = [Path(tmp) / "leaderboard.csv", Path(tmp) / "report.html"]
+                if result.best_model_ is not None:
+                    result.best_model_.save(Path(tmp) / "best_model.tsm")
+                    files.append(Path(tmp) / "best_model.tsm")
+                for f in files:
+                    tracker.call("log_artifact", str(f))
+            status = "FINISHED"
+        finally:
+            tracker.call("end_run", status=status)
+    result.mlflow_run_id = parent.info.run_id
+    return result.mlflow_run_id
 
 
 @contextlib.contextmanager
@@ -239,6 +320,21 @@ def tracked_fit(estimator, X_sample, num_threads: int):
         finally:
             if own_run and run is not None:
                 tracker.call("end_run", status=status)
+
+
+def _log_batch(tracker: _Tracker, run_id: str, metrics: list[tuple[str, float, int]]) -> None:
+    """Log (key, value, step) triples in batches (one store round trip per 1000)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now = int(time.time() * 1000)
+    entities = [Metric(key, value, now, step) for key, value, step in metrics]
+    try:
+        client = MlflowClient()
+        for start in range(0, len(entities), 1000):
+            client.log_batch(run_id, metrics=entities[start:start + 1000])
+    except Exception as exc:  # noqa: BLE001
+        tracker.warn(exc)
 
 
 def log_test_metrics(run_id: str, metrics: dict, tracking_uri: str | None = None) -> None:

@@ -1,0 +1,203 @@
+"""What a comparison can run: our registered deep models and classical baselines, by preset."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from ..data.schema import Schema
+from ..estimators.registry import get_model, list_models
+
+__all__ = ["BuildContext", "Candidate", "PRESETS", "resolve_candidates", "BASELINES"]
+
+# Deep-model settings per preset. "fast" trades accuracy for minutes on a laptop CPU;
+# "best" keeps each model's paper defaults (only the epoch budget is left to the time limit).
+_DEEP_FAST = {"max_epochs": 40, "patience": 6}
+_DEEP_FAST_ARCH = {
+    "ft_transformer": {"d_token": 64, "n_blocks": 2, "n_heads": 8},
+    "excelformer": {"d_token": 64, "n_blocks": 2, "n_heads": 8, "max_epochs": 40, "patience": 6,
+                    "warmup_epochs": 2.0, "lr": 1e-3},
+}
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a candidate's estimator is built from."""
+
+    task: str
+    schema: Schema
+    n_unique: dict  # categorical column -> number of distinct values in the data
+    seed: int
+    num_threads: int
+    device: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model the comparison can fit: ``make(context)`` returns an unfitted estimator."""
+
+    name: str
+    kind: str  # "deep" or "baseline"
+    make: Callable = field(repr=False)
+    tasks: tuple = ("classification", "regression")
+
+
+def _deep(name: str, preset: str) -> Candidate:
+    spec = get_model(name)
+
+    def make(ctx: BuildContext):
+        cls = spec.classifier if ctx.task == "classification" else spec.regressor
+        params = {"random_state": ctx.seed, "num_threads": ctx.num_threads, "device": ctx.device, "tracking": False}
+        if preset == "fast":
+            params.update(_DEEP_FAST)
+            params.update(_DEEP_FAST_ARCH.get(name, {}))
+        return cls(**params)
+
+    return Candidate(name, "deep", make, spec.tasks)
+
+
+def _as_str(X):
+    return X.astype(object).where(X.notna(), "__missing__").astype(str)
+
+
+def _one_hot_linear(schema: Schema, model):
+    """Scaled numbers with missing indicators + one-hot categories (rare ones pooled)."""
+    parts = []
+    if schema.numeric:
+        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), list(schema.numeric)))
+    if schema.categorical:
+        parts.append(("cat", make_pipeline(FunctionTransformer(_as_str, feature_names_out="one-to-one"),
+                                           OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=64)),
+                      list(schema.categorical)))
+    return make_pipeline(ColumnTransformer(parts), model)
+
+
+def _ordinal(ctx: BuildContext, model_for_mask: Callable):
+    """Numbers as they are (NaN kept) + categories as ordinal codes, unknown/missing = NaN.
+
+    ``model_for_mask`` gets the categorical mask; columns with more than 255 categories are
+    left unflagged (HGB's categorical bins hold at most 255), i.e. used as ordered codes.
+    """
+    schema = ctx.schema
+    parts = []
+    if schema.numeric:
+        parts.append(("num", "passthrough", list(schema.numeric)))
+    if schema.categorical:
+        parts.append(("cat", make_pipeline(
+            FunctionTransformer(_as_str, feature_names_out="one-to-one"),
+            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
+        ), list(schema.categorical)))
+    mask = [False] * len(schema.numeric) + [ctx.n_unique.get(c, 0) <= 255 for c in schema.categorical]
+    return make_pipeline(ColumnTransformer(parts), model_for_mask(mask))
+
+
+def _hgb(ctx: BuildContext):
+    cls = HistGradientBoostingClassifier if ctx.task == "classification" else HistGradientBoostingRegressor
+    return _ordinal(ctx, lambda mask: cls(categorical_features=mask if any(mask) else None, random_state=ctx.seed))
+
+
+def _rf(ctx: BuildContext):
+    cls = RandomForestClassifier if ctx.task == "classification" else RandomForestRegressor
+    return _ordinal(ctx, lambda mask: cls(n_estimators=300, n_jobs=ctx.num_threads, random_state=ctx.seed))
+
+
+def _linear(ctx: BuildContext):
+    model = LogisticRegression(max_iter=2000) if ctx.task == "classification" else Ridge(alpha=1.0)
+    return _one_hot_linear(ctx.schema, model)
+
+
+def _lightgbm(ctx: BuildContext):
+    import lightgbm
+
+    cls = lightgbm.LGBMClassifier if ctx.task == "classification" else lightgbm.LGBMRegressor
+    return _ordinal(ctx, lambda mask: cls(n_estimators=500, learning_rate=0.05, n_jobs=ctx.num_threads,
+                                          random_state=ctx.seed, verbose=-1))
+
+
+def _xgboost(ctx: BuildContext):
+    import xgboost
+
+    cls = xgboost.XGBClassifier if ctx.task == "classification" else xgboost.XGBRegressor
+    return _ordinal(ctx, lambda mask: cls(n_estimators=500, learning_rate=0.05, n_jobs=ctx.num_threads, random_state=ctx.seed))
+
+
+def _catboost(ctx: BuildContext):
+    import catboost
+
+    cls = catboost.CatBoostClassifier if ctx.task == "classification" else catboost.CatBoostRegressor
+    return _ordinal(ctx, lambda mask: cls(iterations=500, thread_count=ctx.num_threads, random_seed=ctx.seed, verbose=False))
+
+
+#: name -> (builder, pip package it needs or None)
+BASELINES = {
+    "hist_gradient_boosting": (_hgb, None),
+    "random_forest": (_rf, None),
+    "linear": (_linear, None),
+    "lightgbm": (_lightgbm, "lightgbm"),
+    "xgboost": (_xgboost, "xgboost"),
+    "catboost": (_catboost, "catboost"),
+}
+
+#: preset -> (deep models or "all", baselines)
+PRESETS = {
+    "fast": ("all", ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
+    "best": ("all", ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
+}
+
+
+def _installed(package: str | None) -> bool:
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+def resolve_candidates(models, preset: str, task: str) -> list[Candidate]:
+    """Candidates named by ``models`` (None = the preset's), supporting ``task``.
+
+    A named GBDT library that is not installed is an error; in a preset it is left out.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    deep_names, baseline_names = PRESETS[preset]
+    explicit = models is not None
+    if explicit:
+        names = [models] if isinstance(models, str) else list(models)
+        if not names:
+            raise ValueError("models is empty: name at least one model, or pass None for the preset's.")
+    else:
+        names = (list_models(task) if deep_names == "all" else list(deep_names)) + [
+            b for b in baseline_names if _installed(BASELINES[b][1])
+        ]
+    out, seen = [], set()
+    for name in names:
+        key = str(name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        if key in BASELINES:
+            builder, package = BASELINES[key]
+            if not _installed(package):
+                raise ValueError(f"Model {key!r} needs the {package!r} package: pip install {package}.")
+            out.append(Candidate(key, "baseline", builder))
+        else:
+            try:
+                candidate = _deep(key, preset)
+            except ValueError:
+                known = list_models() + list(BASELINES)
+                raise ValueError(f"Unknown model {name!r}; available: {', '.join(known)}.") from None
+            if task not in candidate.tasks:
+                raise ValueError(f"Model {key!r} does not support {task}.")
+            out.append(candidate)
+    return out

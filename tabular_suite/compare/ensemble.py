@@ -1,0 +1,175 @@
+"""Greedy ensemble selection (Caruana et al., 2004) and the model a comparison returns."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..estimators.persistence import read_model_file, write_model_file
+from .metrics import Metric
+
+__all__ = ["caruana_selection", "EnsembleModel"]
+
+
+def caruana_selection(predictions: dict[str, np.ndarray], y: np.ndarray, metric: Metric, n_iterations: int = 25) -> dict[str, float]:
+    """Weights of a greedy forward selection with replacement over out-of-fold predictions.
+
+    Starts from the best single model and repeatedly adds (again, possibly) the model whose
+    addition to the running average scores best; returns the weights (selection counts /
+    ensemble size) of the best-scoring ensemble seen, so it never scores below the best
+    single model on these predictions. Ties go to the model listed first.
+
+    Examples
+    --------
+    >>> from tabular_suite.compare.metrics import get_metric
+    >>> y = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> preds = {"low": y - 0.5, "high": y + 0.5, "bad": np.zeros(4)}
+    >>> caruana_selection(preds, y, get_metric("rmse", "regression"), n_iterations=4)
+    {'low': 0.5, 'high': 0.5}
+    """
+    names = list(predictions)
+    if not names:
+        raise ValueError("caruana_selection needs at least one model's predictions.")
+    counts = dict.fromkeys(names, 0)
+    total, best, best_score = None, None, -np.inf
+    for size in range(1, n_iterations + 1):
+        step_name, step_score = None, -np.inf
+        for name in names:
+            candidate = predictions[name] if total is None else total + (predictions[name] - total) / size
+            score = metric.score(y, candidate)
+            if score > step_score:
+                step_name, step_score = name, score
+        counts[step_name] += 1
+        total = predictions[step_name] if total is None else total + (predictions[step_name] - total) / size
+        if step_score > best_score:
+            best_score, best = step_score, {n: c / size for n, c in counts.items() if c}
+    return best
+
+
+class EnsembleModel:
+    """Weighted average of fitted models' probabilities (classification) or values (regression).
+
+    What :func:`tabular_suite.compare` refits and returns: a single best model is an
+    ensemble of one. ``save``/``tabular_suite.load`` use the library's model file; our deep
+    models are stored as weights, scikit-learn / GBDT members as a pickle, so such a file
+    loads only with ``trusted=True`` (CLI: ``--trust``).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> X = np.arange(10.0).reshape(-1, 1)
+    >>> model = EnsembleModel({"ridge": Ridge().fit(X, 2 * X[:, 0])}, {"ridge": 1.0}, task="regression")
+    >>> model.predict(X[:2]).round(2)
+    array([0.11, 2.08])
+    """
+
+    def __init__(self, members: dict, weights: dict[str, float], *, task: str, classes=None, feature_names=None):
+        if set(weights) - set(members):
+            raise ValueError(f"Weights name models without a fitted member: {sorted(set(weights) - set(members))}.")
+        self.members = members
+        self.weights = {n: float(w) for n, w in weights.items() if w > 0}
+        self.task = task
+        self.classes_ = None if classes is None else np.asarray(classes)
+        if feature_names is not None:
+            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+
+    def _average(self, X, method: str) -> np.ndarray:
+        total = None
+        for name, weight in self.weights.items():
+            member = self.members[name]
+            out = np.asarray(getattr(member, method)(X), dtype=np.float64)
+            if method == "predict_proba":
+                out = _align_proba(out, member.classes_, self.classes_)
+            total = weight * out if total is None else total + weight * out
+        return total / sum(self.weights.values())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Weighted mean of the members' class probabilities, columns ordered as ``classes_``."""
+        if self.task != "classification":
+            raise AttributeError("predict_proba is only available for classification.")
+        return self._average(X, "predict_proba")
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class (classification) or weighted mean prediction (regression)."""
+        if self.task == "classification":
+            return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self._average(X, "predict")
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{n}={w:.2f}" for n, w in self.weights.items())
+        return f"EnsembleModel({parts})"
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the ensemble to one model file (see the class docstring on pickled members)."""
+        config = {"estimator": "EnsembleModel", "format_version": 1, "task": self.task,
+                  "weights": self.weights, "members": {}}
+        tensors = {}
+        if self.classes_ is not None:
+            config["classes"] = self.classes_.tolist()
+        if hasattr(self, "feature_names_in_"):
+            config["feature_names"] = [str(c) for c in self.feature_names_in_]
+        for name in self.weights:
+            member = self.members[name]
+            if hasattr(member, "_to_state"):
+                member_config, member_tensors = member._to_state()
+                config["members"][name] = {"kind": "tabular_suite", "config": member_config}
+                tensors.update({f"member.{name}.{k}": v for k, v in member_tensors.items()})
+            else:
+                config["members"][name] = {"kind": "pickle", "class": type(member).__name__}
+                tensors[f"member.{name}.pickle"] = _pickle_bytes(member)
+        write_model_file(path, config, tensors)
+
+    @classmethod
+    def _from_state(cls, config: dict, tensors: dict, *, trusted: bool, source) -> "EnsembleModel":
+        from ..estimators.registry import estimator_class
+
+        pickled = [n for n, m in config["members"].items() if m["kind"] == "pickle"]
+        if pickled and not trusted:
+            raise ValueError(
+                f"{source} holds scikit-learn/GBDT models stored with pickle ({', '.join(pickled)}), "
+                "which can run code when loaded. Load it only if you created it: "
+                "tabular_suite.load(path, trusted=True), or --trust on the command line."
+            )
+        members = {}
+        for name, spec in config["members"].items():
+            if spec["kind"] == "pickle":
+                members[name] = _unpickle(tensors[f"member.{name}.pickle"])
+            else:
+                prefix = f"member.{name}."
+                member_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+                members[name] = estimator_class(spec["config"]["estimator"])._from_state(spec["config"], member_tensors)
+        return cls(members, config["weights"], task=config["task"], classes=config.get("classes"),
+                   feature_names=config.get("feature_names"))
+
+    @classmethod
+    def load(cls, path, *, trusted: bool = False) -> "EnsembleModel":
+        """Load a saved ensemble (see :func:`tabular_suite.load`)."""
+        config, tensors = read_model_file(path)
+        if config.get("estimator") != "EnsembleModel":
+            raise ValueError(f"{path} holds a {config.get('estimator')}, not an EnsembleModel.")
+        return cls._from_state(config, tensors, trusted=trusted, source=Path(path))
+
+
+def _align_proba(proba: np.ndarray, member_classes, classes) -> np.ndarray:
+    """Put a member's probability columns in the ensemble's class order (absent classes: 0)."""
+    member_classes = np.asarray(member_classes)
+    if len(member_classes) == len(classes) and np.array_equal(member_classes, classes):
+        return proba
+    out = np.zeros((proba.shape[0], len(classes)))
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    for j, c in enumerate(member_classes.tolist()):
+        out[:, index[c]] = proba[:, j]
+    return out
+
+
+def _pickle_bytes(obj) -> torch.Tensor:
+    return torch.frombuffer(bytearray(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)), dtype=torch.uint8)
+
+
+def _unpickle(tensor: torch.Tensor):
+    return pickle.load(io.BytesIO(tensor.numpy().tobytes()))

@@ -1,0 +1,439 @@
+"""``compare()``: cross-validate many models on one table, rank them, ensemble, refit."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from ..data.io import as_1d_array, as_dataframe
+from ..data.schema import infer_schema, infer_task
+from ..training.callbacks import Callback
+from ..training.device import default_num_threads, resolve_device
+from .candidates import BuildContext, resolve_candidates
+from .ensemble import EnsembleModel, _align_proba, caruana_selection
+from .metrics import Metric, get_metric
+
+__all__ = ["compare", "ComparisonResult"]
+
+ENSEMBLE = "ensemble"
+
+
+class _Deadline(Callback):
+    """Stops training at the end of the first epoch past ``seconds`` (best weights kept)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.hit = False
+
+    def on_train_begin(self, state) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, state, logs: dict) -> bool:
+        self.hit = time.perf_counter() - self._start > self.seconds
+        return self.hit
+
+
+@dataclass
+class FoldResult:
+    """One (model, fold) fit: status, out-of-fold predictions and costs."""
+
+    model: str
+    fold: int
+    status: str  # ok | timeout | failed | oom | skipped
+    error: str | None = None
+    pred: np.ndarray | None = None
+    fit_seconds: float = float("nan")
+    predict_seconds: float = float("nan")
+    best_epoch: float = float("nan")
+    n_params: float = float("nan")
+    history: list = field(default_factory=list)
+    device: str = "cpu"
+
+
+def _run_fold(candidate, ctx: BuildContext, X: pd.DataFrame, y: np.ndarray, train_idx, valid_idx,
+              fold: int, budget: float | None, n_classes: int) -> FoldResult:
+    """Fit ``candidate`` on the training rows and predict the validation rows (never raises)."""
+    import torch
+
+    result = FoldResult(candidate.name, fold, "ok")
+    deadline = None
+    try:
+        est = candidate.make(ctx)
+        if candidate.kind == "deep" and budget is not None:
+            deadline = _Deadline(budget)
+            est.set_params(callbacks=[deadline])
+        X_train, X_valid = X.iloc[train_idx], X.iloc[valid_idx]
+        start = time.perf_counter()
+        est.fit(X_train, y[train_idx])
+        result.fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        if ctx.task == "classification":
+            pred = _align_proba(est.predict_proba(X_valid), est.classes_, np.arange(n_classes))
+        else:
+            pred = np.asarray(est.predict(X_valid), dtype=np.float64)
+        result.predict_seconds = time.perf_counter() - start
+        result.pred = pred
+        if candidate.kind == "deep":
+            result.best_epoch, result.n_params = float(est.best_epoch_), float(est.n_params_)
+            result.history = est.history_
+            result.device = str(resolve_device(ctx.device))
+        if deadline is not None and deadline.hit:
+            result.status, result.error = "timeout", f"stopped after {budget:.0f} s (per-fold budget)"
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        result.status, result.error = "oom", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one failing model never stops the others
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}".strip()
+        result.history = [{"traceback": traceback.format_exc(limit=5)}]
+    return result
+
+
+@dataclass
+class ComparisonResult:
+    """What :func:`compare` returns.
+
+    Attributes
+    ----------
+    leaderboard : DataFrame
+        One row per model (and the ensemble), best first; see :func:`compare`.
+    best_model_ : EnsembleModel or None
+        The best row refitted on all data (an ensemble of one for a single model).
+    oof_predictions : dict
+        Out-of-fold predictions per model (probabilities over ``classes`` or values).
+    histories : dict
+        Per model, the training history of each fold (deep models).
+    ensemble_weights : dict
+        Caruana weights over the models.
+    """
+
+    leaderboard: pd.DataFrame
+    task: str
+    metric: Metric
+    classes: np.ndarray | None
+    oof_predictions: dict
+    histories: dict
+    ensemble_weights: dict
+    data_summary: dict
+    wall_seconds: float
+    fold_scores: dict = field(default_factory=dict)
+    best_model_: EnsembleModel | None = None
+    mlflow_run_id: str | None = None
+
+    def predict(self, X):
+        """Predictions of :attr:`best_model_`."""
+        return self._best().predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities of :attr:`best_model_`."""
+        return self._best().predict_proba(X)
+
+    def save(self, path) -> None:
+        """Save :attr:`best_model_` (load with ``tabular_suite.load``; see EnsembleModel)."""
+        self._best().save(path)
+
+    def _best(self) -> EnsembleModel:
+        if self.best_model_ is None:
+            raise ValueError("No model was refitted (refit=False, or every model failed).")
+        return self.best_model_
+
+    def report(self, path) -> "Path":  # noqa: F821
+        """Write the self-contained HTML report to ``path``; returns the path."""
+        from .report import write_report
+
+        return write_report(self, path)
+
+
+def _resolve_task(y: np.ndarray, task: str) -> str:
+    if task in ("classification", "regression"):
+        return task
+    if task != "auto":
+        raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {task!r}.")
+    return infer_task(y)
+
+
+def _check_target(y: np.ndarray, task: str) -> None:
+    if task == "classification" and len(np.unique(y)) < 2:
+        raise ValueError(f"The target has a single class ({np.unique(y)[0]!r}); classification needs at least two.")
+    if task == "regression":
+        if not np.issubdtype(np.asarray(y).dtype, np.number):
+            raise ValueError("A regression target must be numeric.")
+        if not np.isfinite(y.astype(np.float64)).all():
+            raise ValueError("The regression target contains inf values.")
+
+
+def _folds(y_enc: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be an integer >= 2, got {cv!r}.")
+    if len(y_enc) < cv:
+        raise ValueError(f"cv={cv} folds need at least {cv} rows; the table has {len(y_enc)}.")
+    if task == "classification" and np.bincount(y_enc).min() >= cv:
+        splitter = StratifiedKFold(cv, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(cv, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y_enc)), y_enc))
+
+
+def _summarise(df: pd.DataFrame, y: np.ndarray, task: str, schema) -> dict:
+    summary = {
+        "rows": int(df.shape[0]), "columns": int(df.shape[1]), "numeric": len(schema.numeric),
+        "categorical": len(schema.categorical), "missing_cells_pct": round(100 * float(df.isna().to_numpy().mean()), 2),
+        "task": task,
+    }
+    if task == "classification":
+        values, counts = np.unique(y, return_counts=True)
+        summary["classes"] = {str(v): int(c) for v, c in zip(values, counts)}
+    else:
+        summary["target_mean"], summary["target_std"] = float(np.mean(y)), float(np.std(y))
+    return summary
+
+
+def compare(
+    X,
+    y,
+    *,
+    models=None,
+    task: str = "auto",
+    cv: int = 5,
+    metric: str | None = None,
+    preset: str = "fast",
+    time_limit: float | None = None,
+    model_time_limit: float | None = None,
+    ensemble: bool = True,
+    refit: bool = True,
+    random_state: int = 0,
+    device: str = "auto",
+    num_threads: int | None = None,
+    tracking: bool | None = None,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    gpus_per_task: float | None = None,
+    verbose: int = 0,
+) -> ComparisonResult:
+    """Cross-validate models on ``X, y`` and rank them: a leaderboard, an ensemble, a refit.
+
+    Parameters
+    ----------
+    X : DataFrame (pandas/polars), pyarrow Table or array-like
+    y : array-like
+    models : list of str or None
+        Registered deep models (``list_models()``) and baselines (``hist_gradient_boosting``,
+        ``random_forest``, ``linear``, and ``lightgbm``/``xgboost``/``catboost`` when
+        installed). None = the preset's candidates.
+    task : {"auto", "classification", "regression"}
+        "auto": see :func:`tabular_suite.data.infer_task` (numbers with more than 20
+        distinct or non-integral values are a regression target).
+    cv : int, default=5
+        Folds (stratified for classification when every class has ``cv`` rows).
+    metric : str or None
+        accuracy, balanced_accuracy, roc_auc, log_loss, f1_macro (classification; default
+        accuracy) or rmse, mae, r2 (regression; default rmse).
+    preset : {"fast", "best"}
+        "fast": small deep models, at most 40 epochs; "best": paper defaults.
+    time_limit, model_time_limit : float or None
+        Seconds for the whole comparison and for each model (all its folds). With only
+        ``time_limit``, each model gets an equal share. Deep models stop at the end of the
+        epoch that crosses their fold's budget (status "timeout", still scored); folds not
+        started in time are "skipped" and the model is marked "timeout".
+    ensemble : bool
+        Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
+    refit : bool
+        Refit the best row (model or ensemble) on all rows: ``result.best_model_``.
+    tracking : bool or None
+        One MLflow parent run with a nested run per model (None follows ``autolog``), in
+        ``experiment`` at ``tracking_uri`` (default: as for estimators, sqlite:///mlflow.db).
+    backend : {"local", "ray"}
+        "ray" runs each (model, fold) as a Ray task (``pip install tabular-suite[ray]``),
+        on a local Ray or the cluster at ``ray_address``.
+
+    Returns
+    -------
+    ComparisonResult
+        ``leaderboard`` columns: model, status, error, metric, direction, score (higher is
+        better), mean, std (of the metric over folds), folds, fit_seconds, predict_seconds
+        (means per fold), predict_rows_per_s, best_epoch, n_params, device, seed,
+        ensemble_weight (the model's Caruana weight), mlflow_run_id.
+
+    Examples
+    --------
+    >>> import numpy as np, tabular_suite
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(120, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=2, num_threads=1, tracking=False)
+    >>> result.leaderboard[["model", "status"]].to_string(index=False)  # doctest: +SKIP
+    >>> sorted(result.leaderboard["model"])
+    ['ensemble', 'linear', 'mlp']
+    """
+    started = time.perf_counter()
+    df = as_dataframe(X)
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise ValueError(f"X is empty (shape {df.shape}).")
+    y_raw = as_1d_array(y)
+    if len(y_raw) != len(df):
+        raise ValueError(f"X has {len(df)} rows but y has {len(y_raw)}: they must match.")
+    if pd.isna(y_raw).any():
+        raise ValueError(f"The target has {int(pd.isna(y_raw).sum())} missing values; drop those rows first.")
+    task = _resolve_task(y_raw, task)
+    _check_target(y_raw, task)
+    metric_obj = get_metric(metric, task)
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}.")
+    for name, value in (("time_limit", time_limit), ("model_time_limit", model_time_limit)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
+    candidates = resolve_candidates(models, preset, task)
+
+    classes = None
+    if task == "classification":
+        classes, y_enc = np.unique(y_raw, return_inverse=True)
+        target = y_enc
+    else:
+        y_enc, target = None, y_raw.astype(np.float64)
+    folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
+    schema = infer_schema(df)
+    n_unique = {c: int(df[c].nunique(dropna=True)) for c in schema.categorical}
+    threads = num_threads or default_num_threads()
+    ctx = BuildContext(task, schema, n_unique, random_state, threads, device)
+    if model_time_limit is None and time_limit is not None:
+        model_time_limit = time_limit / len(candidates)
+    n_classes = 0 if classes is None else len(classes)
+
+    if backend == "ray":
+        from .ray_backend import run_folds_on_ray
+
+        fold_results = run_folds_on_ray(candidates, ctx, df, target, folds, n_classes, model_time_limit,
+                                        time_limit, started, ray_address, gpus_per_task)
+    else:
+        fold_results = _run_local(candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit,
+                                  started, verbose)
+
+    rows, oof, histories, fold_scores = [], {}, {}, {}
+    for cand in candidates:
+        results = fold_results[cand.name]
+        row, pred, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+        rows.append(row)
+        histories[cand.name] = [r.history for r in results if r.status in ("ok", "timeout")]
+        fold_scores[cand.name] = scores
+        if pred is not None:
+            oof[cand.name] = pred
+
+    weights = {}
+    if ensemble and len(oof) >= 1:
+        weights = caruana_selection(oof, target, metric_obj)
+        pred = sum(w * oof[n] for n, w in weights.items())
+        scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
+        row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
+        row["fit_seconds"] = sum(r["fit_seconds"] for r in rows if r["model"] in weights)
+        row["predict_seconds"] = sum(r["predict_seconds"] for r in rows if r["model"] in weights)
+        row["predict_rows_per_s"] = len(df) / cv / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
+        row["n_params"] = np.nansum([r["n_params"] for r in rows if r["model"] in weights]) or np.nan
+        for r in rows:
+            r["ensemble_weight"] = weights.get(r["model"], 0.0)
+        rows.append(row)
+        oof[ENSEMBLE], fold_scores[ENSEMBLE] = pred, scores
+
+    board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    result = ComparisonResult(
+        leaderboard=board, task=task, metric=metric_obj, classes=classes, oof_predictions=oof,
+        histories=histories, ensemble_weights=weights, data_summary=_summarise(df, y_raw, task, schema),
+        wall_seconds=float("nan"), fold_scores=fold_scores,
+    )
+    if refit:
+        result.best_model_ = _refit(board, weights, candidates, ctx, df, y_raw, classes)
+    result.wall_seconds = time.perf_counter() - started
+
+    from ..tracking import log_comparison, tracking_enabled_for
+
+    if tracking_enabled_for(tracking):
+        log_comparison(result, {c.name: c.kind for c in candidates}, cv=cv, preset=preset, seed=random_state,
+                       experiment=experiment, tracking_uri=tracking_uri)
+    return result
+
+
+def _run_local(candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, verbose):
+    out = {}
+    for cand in candidates:
+        results, model_start = [], time.perf_counter()
+        for fold, (train_idx, valid_idx) in enumerate(folds):
+            reason = None
+            if time_limit is not None and time.perf_counter() - started > time_limit:
+                reason = f"total time limit of {time_limit:.0f} s reached before this fold"
+            elif model_time_limit is not None and time.perf_counter() - model_start > model_time_limit:
+                reason = f"model time limit of {model_time_limit:.0f} s reached before this fold"
+            if reason:
+                results.append(FoldResult(cand.name, fold, "skipped", reason))
+                continue
+            budget = None
+            if model_time_limit is not None:
+                remaining_model = model_time_limit - (time.perf_counter() - model_start)
+                budget = remaining_model / (len(folds) - fold)
+            if time_limit is not None:
+                remaining_total = time_limit - (time.perf_counter() - started)
+                budget = remaining_total if budget is None else min(budget, remaining_total)
+            results.append(_run_fold(cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes))
+            if verbose:
+                r = results[-1]
+                print(f"  {cand.name} fold {fold}: {r.status} ({r.fit_seconds:.1f} s)")
+        out[cand.name] = results
+    return out
+
+
+def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx: BuildContext) -> dict[str, Any]:
+    mean = float(np.mean(scores)) if scores else np.nan
+    return {
+        "model": name, "status": status, "error": error, "metric": metric.name,
+        "direction": "higher is better" if metric.greater_is_better else "lower is better",
+        "score": mean if metric.greater_is_better else -mean, "mean": mean,
+        "std": float(np.std(scores)) if scores else np.nan, "folds": len(scores),
+        "fit_seconds": np.nan, "predict_seconds": np.nan, "predict_rows_per_s": np.nan,
+        "best_epoch": np.nan, "n_params": np.nan, "device": "cpu", "seed": ctx.seed, "ensemble_weight": np.nan,
+        "mlflow_run_id": None,
+    }
+
+
+_STATUS_ORDER = ("oom", "failed", "timeout", "skipped", "ok")
+
+
+def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n_classes, ctx):
+    scored = [(r, folds[r.fold][1]) for r in results if r.pred is not None]
+    scores = [metric.value(target[v], r.pred) for r, v in scored]
+    worst = min((r.status for r in results), key=_STATUS_ORDER.index)
+    status = "timeout" if worst == "skipped" else worst
+    errors = [r.error for r in results if r.error]
+    row = _row(cand.name, status, errors[0] if errors else None, metric, scores, ctx)
+    done = [r for r, _ in scored]
+    if done:
+        row["fit_seconds"] = float(np.mean([r.fit_seconds for r in done]))
+        row["predict_seconds"] = float(np.mean([r.predict_seconds for r in done]))
+        rows_per_fold = np.mean([len(v) for _, v in scored])
+        row["predict_rows_per_s"] = rows_per_fold / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
+        row["best_epoch"] = float(np.mean([r.best_epoch for r in done]))
+        row["n_params"] = float(done[0].n_params)
+        row["device"] = done[0].device
+    pred = None
+    if len(scored) == len(folds):  # complete out-of-fold predictions: eligible for the ensemble
+        pred = np.zeros((n_rows, n_classes)) if n_classes else np.zeros(n_rows)
+        for r, v in scored:
+            pred[v] = r.pred
+    return row, pred, scores
+
+
+def _refit(board: pd.DataFrame, weights: dict, candidates, ctx, df, y_raw, classes) -> EnsembleModel | None:
+    usable = board[board["score"].notna()]
+    if usable.empty:
+        return None
+    best = usable.iloc[0]["model"]
+    chosen = weights if best == ENSEMBLE else {best: 1.0}
+    by_name = {c.name: c for c in candidates}
+    members = {}
+    for name in chosen:
+        members[name] = by_name[name].make(ctx).fit(df, y_raw)
+    names = list(df.columns) if all(isinstance(c, str) for c in df.columns) else None
+    return EnsembleModel(members, chosen, task=ctx.task, classes=classes, feature_names=names)

@@ -1,0 +1,248 @@
+"""compare(): leaderboard contract, failures and time limits, ensemble, refit, report, MLflow, Ray, CLI."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tabular_suite
+from tabular_suite.compare import caruana_selection, get_metric
+from tabular_suite.estimators import registry
+from tabular_suite.estimators.tabular import MLPClassifier
+
+COLUMNS = [
+    "model", "status", "error", "metric", "direction", "score", "mean", "std", "folds", "fit_seconds",
+    "predict_seconds", "predict_rows_per_s", "best_epoch", "n_params", "device", "seed", "ensemble_weight",
+    "mlflow_run_id",
+]
+FAST = {"num_threads": 1, "tracking": False}
+
+
+def _table(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y", "z"], n)})
+    logit = 2 * df["a"] + (df["c"] == "x") - 0.5
+    y = np.where(logit + rng.logistic(size=n) * 0.3 > 0, "yes", "no")
+    df.loc[::13, "b"] = np.nan
+    return df, y
+
+
+@pytest.fixture(scope="module")
+def classification_result():
+    X, y = _table()
+    return X, y, tabular_suite.compare(X, y, models=["linear", "mlp", "hist_gradient_boosting"], cv=3,
+                                       metric="roc_auc", **FAST)
+
+
+def test_leaderboard_contract(classification_result):
+    X, y, result = classification_result
+    board = result.leaderboard
+    assert list(board.columns) == COLUMNS
+    assert set(board["model"]) == {"linear", "mlp", "hist_gradient_boosting", "ensemble"}
+    assert (board["status"] == "ok").all() and (board["folds"] == 3).all()
+    assert board["score"].is_monotonic_decreasing
+    assert (board["metric"] == "roc_auc").all() and (board["direction"] == "higher is better").all()
+    assert (board["mean"] > 0.8).all() and (board["std"] >= 0).all()
+    mlp = board.set_index("model").loc["mlp"]
+    assert mlp["best_epoch"] >= 1 and mlp["n_params"] > 1000 and mlp["device"] == "cpu"
+    assert mlp["predict_rows_per_s"] > 0 and mlp["fit_seconds"] > 0
+    # the mean is over folds of the metric on each validation fold's out-of-fold predictions
+    folds = result.fold_scores["linear"]
+    assert board.set_index("model").loc["linear", "mean"] == pytest.approx(np.mean(folds))
+
+
+def test_ensemble_selection_never_worse_than_best_single(classification_result):
+    X, y, result = classification_result
+    codes = np.unique(y, return_inverse=True)[1]
+    metric = get_metric("roc_auc", "classification")
+    single = max(metric.value(codes, p) for name, p in result.oof_predictions.items() if name != "ensemble")
+    assert metric.value(codes, result.oof_predictions["ensemble"]) >= single
+    weights = result.ensemble_weights
+    assert sum(weights.values()) == pytest.approx(1.0)
+    board = result.leaderboard.set_index("model")
+    for name in ("linear", "mlp", "hist_gradient_boosting"):
+        assert board.loc[name, "ensemble_weight"] == pytest.approx(weights.get(name, 0.0))
+
+
+def test_caruana_weights_follow_the_greedy_rule():
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    preds = {"good": y + 0.1, "other": y - 0.3, "bad": y * 0}
+    rmse = get_metric("rmse", "regression")
+    weights = caruana_selection(preds, y, rmse, n_iterations=10)
+    blended = sum(w * preds[n] for n, w in weights.items())
+    assert rmse.value(y, blended) <= rmse.value(y, preds["good"])
+    assert "bad" not in weights
+
+
+def test_refit_predicts_and_saves(classification_result, tmp_path):
+    X, y, result = classification_result
+    model = result.best_model_
+    assert set(model.weights) <= {"linear", "mlp", "hist_gradient_boosting"}
+    proba = result.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.allclose(proba.sum(1), 1)
+    assert set(result.predict(X)) <= {"yes", "no"}
+    path = tmp_path / "best.tsm"
+    result.save(path)
+    if any(name != "mlp" for name in model.weights):
+        with pytest.raises(ValueError, match="pickle"):
+            tabular_suite.load(path)
+    loaded = tabular_suite.load(path, trusted=True)
+    np.testing.assert_allclose(loaded.predict_proba(X), proba)
+    assert list(loaded.feature_names_in_) == ["a", "b", "c"]
+
+
+def test_deep_only_regression_refit_loads_without_trust(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 3))
+    y = X[:, 0] * 2 + rng.normal(scale=0.1, size=150)
+    result = tabular_suite.compare(X, y, models=["mlp", "resnet"], cv=2, **FAST)
+    board = result.leaderboard
+    assert result.task == "regression" and (board["metric"] == "rmse").all()
+    assert (board["direction"] == "lower is better").all()
+    np.testing.assert_allclose(board["score"], -board["mean"])
+    result.save(tmp_path / "m.tsm")
+    loaded = tabular_suite.load(tmp_path / "m.tsm")  # our weights only: no trust needed
+    np.testing.assert_allclose(loaded.predict(X), result.predict(X))
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class _BrokenClassifier(MLPClassifier):
+    def fit(self, X, y, eval_set=None):
+        raise RuntimeError("this model always breaks")
+
+
+def test_one_failing_model_never_stops_the_others(monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, "broken", registry.ModelSpec("broken", "fails", _BrokenClassifier))
+    X, y = _table(120)
+    result = tabular_suite.compare(X, y, models=["broken", "linear"], cv=2, **FAST)
+    board = result.leaderboard.set_index("model")
+    assert board.loc["broken", "status"] == "failed"
+    assert "RuntimeError: this model always breaks" in board.loc["broken", "error"]
+    assert np.isnan(board.loc["broken", "score"])
+    assert board.loc["linear", "status"] == "ok"
+    assert result.leaderboard["model"].iloc[-1] == "broken"  # failed rows sort last
+    assert set(result.best_model_.weights) == {"linear"}
+
+
+def test_time_limits_mark_models_instead_of_dropping_them():
+    X, y = _table(200)
+    # Per model: the MLP is stopped at the end of the epoch that crosses its fold budget.
+    result = tabular_suite.compare(X, y, models=["mlp"], cv=2, model_time_limit=0.2, ensemble=False, refit=False,
+                                   **FAST)
+    row = result.leaderboard.iloc[0]
+    assert row["status"] == "timeout" and "budget" in row["error"]
+    assert row["folds"] == 2 and np.isfinite(row["mean"])  # still scored on what it learned
+    assert max(len(h) for h in result.histories["mlp"]) < 40
+    # Total: once the limit has passed, no later fold starts; the model stays on the board.
+    result = tabular_suite.compare(X, y, models=["mlp", "linear"], cv=2, time_limit=0.05, model_time_limit=10,
+                                   ensemble=False, refit=False, **FAST)
+    board = result.leaderboard.set_index("model")
+    assert board.loc["mlp", "status"] == "timeout" and board.loc["mlp", "folds"] == 1
+    assert board.loc["linear", "status"] == "timeout" and board.loc["linear", "folds"] == 0
+    assert "total time limit" in board.loc["linear", "error"]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"models": ["nope"]}, "Unknown model 'nope'"),
+    ({"cv": 1}, "cv must be an integer >= 2"),
+    ({"metric": "rmse"}, "Unknown metric 'rmse' for classification"),
+    ({"preset": "huge"}, "Unknown preset"),
+    ({"backend": "spark"}, "backend must be"),
+    ({"time_limit": -1}, "time_limit must be a positive"),
+    ({"models": []}, "models is empty"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    X, y = _table(60)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tabular_suite.compare(X, y, **{"models": ["linear"], **kwargs, **FAST})
+
+
+def test_bad_targets_are_named():
+    X, y = _table(60)
+    with pytest.raises(ValueError, match="single class"):
+        tabular_suite.compare(X, np.array(["a"] * 60), models=["linear"], **FAST)
+    with pytest.raises(ValueError, match="missing values"):
+        tabular_suite.compare(X, np.r_[np.nan, np.ones(59)], models=["linear"], **FAST)
+    with pytest.raises(ValueError, match="rows but y has"):
+        tabular_suite.compare(X, y[:10], models=["linear"], **FAST)
+
+
+def test_report_is_self_contained(classification_result, tmp_path):
+    _, _, result = classification_result
+    page = result.report(tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3  # scores, score vs time, learning curves
+    assert "<table>" in page and "hist_gradient_boosting" in page and "rows" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_mlflow_parent_run_with_nested_runs(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    X, y = _table(120)
+    result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=2, num_threads=1, tracking=True,
+                                   tracking_uri=uri, experiment="cmp")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("cmp")
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    parent = runs[result.mlflow_run_id]
+    children = [r for r in runs.values() if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["ensemble", "linear", "mlp"]
+    board = result.leaderboard.set_index("model")
+    for child in children:
+        assert board.loc[child.info.run_name, "mlflow_run_id"] == child.info.run_id
+        assert child.data.tags["status"] == "ok"
+    mlp = next(r for r in children if r.info.run_name == "mlp")
+    folds = client.get_metric_history(mlp.info.run_id, "fold_accuracy")
+    assert sorted(m.step for m in folds) == [0, 1]
+    assert [m.value for m in sorted(folds, key=lambda m: m.step)] == pytest.approx(result.fold_scores["mlp"])
+    assert len(client.get_metric_history(mlp.info.run_id, "fold0_val_loss")) >= 1
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.csv", "report.html", "best_model.tsm"} <= artifacts
+    assert parent.data.params["cv"] == "2" and parent.data.tags["best_model"] == result.leaderboard["model"][0]
+
+
+def test_ray_backend_matches_local_results():
+    import ray  # installed by the test extra
+    X, y = _table(120)
+    kwargs = dict(models=["linear", "mlp"], cv=2, refit=False, **FAST)
+    local = tabular_suite.compare(X, y, **kwargs)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = tabular_suite.compare(X, y, backend="ray", **kwargs)
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+    a = local.leaderboard.set_index("model")
+    b = on_ray.leaderboard.set_index("model").loc[a.index]
+    assert (b["status"] == "ok").all()
+    np.testing.assert_allclose(b["mean"], a["mean"])  # seeded folds and models: the same numbers
+
+
+def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from tabular_suite.cli.app import app
+
+    X, y = _table(150)
+    data = tmp_path / "data.csv"
+    X.assign(label=y).to_csv(data, index=False)
+    out, report = tmp_path / "best.tsm", tmp_path / "report.html"
+    args = ["compare", str(data), "--target", "label", "--models", "linear,mlp", "--cv", "2", "--num-threads", "1",
+            "--out", str(out), "--report", str(report)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "accuracy ± std" in res.output and "ensemble" in res.output and "mlp" in res.output
+    assert out.exists() and report.exists()
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and "already exists" in res.output
+    preds = tmp_path / "p.csv"
+    res = CliRunner().invoke(app, ["predict", str(out), str(data), "--out", str(preds), "--trust"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(preds)) == 150
+    res = CliRunner().invoke(app, ["compare", str(data), "--models", "linear"])
+    assert res.exit_code == 1 and "--target is required" in res.output
