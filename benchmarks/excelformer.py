@@ -11,7 +11,7 @@ CatBoost-encoded categoricals). pytorch-frame runs in its own virtual environmen
 (``--peer-python``). Finished rows go to ``benchmarks/_work/excelformer.jsonl`` (resumable).
 
     python -m venv ../peers/frame && ../peers/frame/bin/pip install torch==2.13.0 pytorch-frame
-    python benchmarks/excelformer.py --peer-python ../peers/frame/bin/python
+    python benchmarks/excelformer.py --epochs 5 --precision bf16
     python benchmarks/excelformer.py --write
 """
 
@@ -101,15 +101,18 @@ def run_peer(split: Path, task: str, a) -> dict:
 def write_results(rows: list[dict]) -> None:
     lines = [
         HEADER, "",
-        "Command: `python benchmarks/excelformer.py --peer-python ../peers/frame/bin/python && "
-        "python benchmarks/excelformer.py --write`", "",
+        "Command: `python benchmarks/excelformer.py --epochs 5 --precision bf16 && "
+        "python benchmarks/excelformer.py --write` (pytorch-frame from `--peer-python`, default "
+        "`../peers/frame/bin/python`; `--precision auto` gives the fp32 rows)", "",
         "Same split (64/16/20, seed 0), 1 thread each, same d_token / layers / heads / batch size / epochs, "
         "no mixup; test metric at the best validation epoch (RMSE in $100k for California, accuracy "
         "otherwise). Seconds per epoch include the validation pass; prediction rows/s on the test rows "
         "(ours from a DataFrame including preprocessing, pytorch-frame from its materialized TensorFrame). "
-        "Config `bf16` = our `precision=\"bf16\"` (CPU autocast); pytorch-frame always fp32. "
-        "The issue's protocol covers California, Adult, higgs_7k5 and covertype_75k: datasets missing "
-        "below have not been run yet.",
+        "Config `bf16` = our `precision=\"bf16\"` (CPU autocast for the linear layers; our CPU attention "
+        "kernel computes in fp32 either way); `auto` = fp32 on CPU; pytorch-frame always fp32. "
+        "Rows measured with the current code (chunked CPU attention kernel, commit d80b12c); "
+        "earlier rows (SDPA attention) are in git history. The issue's protocol covers California, "
+        "Adult, higgs_7k5 and covertype_75k: configs missing below have not been run yet.",
         "", "| dataset | config | library | metric | test | s/epoch | predict rows/s | params | speed-up (epoch / predict) | machine |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

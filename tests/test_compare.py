@@ -221,6 +221,10 @@ def test_ray_backend_matches_local_results():
     b = on_ray.leaderboard.set_index("model").loc[a.index]
     assert (b["status"] == "ok").all()
     np.testing.assert_allclose(b["mean"], a["mean"])  # seeded folds and models: the same numbers
+    # Without a running Ray, compare starts a local one and shuts it down again.
+    started_here = tabular_suite.compare(X, y, backend="ray", **{**kwargs, "models": ["linear"]})
+    assert not ray.is_initialized()
+    np.testing.assert_allclose(started_here.leaderboard.set_index("model").loc["linear", "mean"], a.loc["linear", "mean"])
 
 
 def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):

@@ -23,11 +23,22 @@ def run_folds_on_ray(candidates, ctx, df, target, folds, n_classes, model_time_l
 
     Each task asks for ``ctx.num_threads`` CPUs and ``gpus_per_task`` GPUs (None: one GPU per
     deep-model task when the cluster has GPUs and ``device`` is not "cpu", else none). Uses
-    the running Ray instance if there is one, else starts a local one (or joins ``address``).
+    the running Ray instance if there is one, else starts a local one (or joins ``address``)
+    and shuts it down afterwards.
     """
     ray = _import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if ray.is_initialized():
+        return _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
+                    gpus_per_task)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        return _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
+                    gpus_per_task)
+    finally:
+        ray.shutdown()
+
+
+def _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, gpus_per_task):
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     data_ref, target_ref = ray.put(df), ray.put(target)
     # Each task gets its fold's share of the model budget up front (tasks run concurrently).

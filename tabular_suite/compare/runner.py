@@ -246,12 +246,20 @@ def compare(
         Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
     refit : bool
         Refit the best row (model or ensemble) on all rows: ``result.best_model_``.
+    random_state : int
+        Seeds the folds and every model.
+    device, num_threads :
+        Passed to the deep models (``num_threads`` also to the baselines); None threads =
+        all cores but one, or ``TABULAR_SUITE_NUM_THREADS``.
     tracking : bool or None
         One MLflow parent run with a nested run per model (None follows ``autolog``), in
         ``experiment`` at ``tracking_uri`` (default: as for estimators, sqlite:///mlflow.db).
     backend : {"local", "ray"}
         "ray" runs each (model, fold) as a Ray task (``pip install tabular-suite[ray]``),
-        on a local Ray or the cluster at ``ray_address``.
+        on a local Ray or the cluster at ``ray_address``; ``gpus_per_task`` overrides the
+        GPU request (default: one per deep-model task when the cluster has GPUs).
+    verbose : int
+        1 prints each finished fold (local backend).
 
     Returns
     -------
@@ -267,7 +275,6 @@ def compare(
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(120, 3)); y = (X[:, 0] > 0).astype(int)
     >>> result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=2, num_threads=1, tracking=False)
-    >>> result.leaderboard[["model", "status"]].to_string(index=False)  # doctest: +SKIP
     >>> sorted(result.leaderboard["model"])
     ['ensemble', 'linear', 'mlp']
     """
