@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["Dataset", "list_datasets", "dataset_info", "dataset_path", "load_dataset", "CTRData", "make_ctr",
-           "iter_ctr", "expected_auc"]
+           "iter_ctr", "expected_auc", "fetch_movielens", "data_home"]
 
 
 def _manifest() -> dict[str, dict]:
@@ -231,3 +231,98 @@ def iter_ctr(n_rows: int, *, chunk_rows: int = 1_000_000, n_users: int = 100_000
         rng = np.random.default_rng([seed, 1, i])
         X, y, p = model.sample(min(chunk_rows, n_rows - start), rng)
         yield CTRData(X, y, p)
+
+
+# --------------------------------------------------------------------------------------------
+# MovieLens (downloaded on demand, verified, cached; never shipped)
+# --------------------------------------------------------------------------------------------
+
+MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/"
+#: variant -> (archive name, member holding the ratings, its format, MD5 published by GroupLens)
+_MOVIELENS = {
+    "100k": ("ml-100k.zip", "ml-100k/u.data", "tab", "0e33842e24a9c977be4e0107933c0723"),
+    "1m": ("ml-1m.zip", "ml-1m/ratings.dat", "colons", "c4d9eecfca2ab87c1945afe126590906"),
+    "25m": ("ml-25m.zip", "ml-25m/ratings.csv", "csv", "6b51fb2759a8657d3bfcbfc42b592ada"),
+}
+
+
+def data_home(path=None) -> Path:
+    """Where downloaded data is cached: ``path``, else ``$TABULAR_SUITE_DATA``, else
+    ``~/.cache/tabular_suite``."""
+    import os
+
+    return Path(path or os.environ.get("TABULAR_SUITE_DATA") or Path.home() / ".cache" / "tabular_suite")
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, checksum: str, timeout: float) -> None:
+    """Download to a temporary file beside ``target``, verify the MD5, then rename."""
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    tmp = Path(tmp)
+    try:
+        with open(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        actual = _md5(tmp)
+        if actual != checksum:
+            raise ValueError(f"Download of {url} is corrupted: MD5 {actual}, expected {checksum}. Try again.")
+        tmp.replace(target)
+    except urllib.error.URLError as exc:
+        raise ValueError(f"Could not download {url}: {getattr(exc, 'reason', exc)}.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fetch_movielens(variant: str = "1m", *, data_home_path=None, base_url: str = MOVIELENS_URL,
+                    checksum: str | None = None, timeout: float = 60.0) -> pd.DataFrame:
+    """MovieLens ratings as a DataFrame with columns user, item, rating, timestamp.
+
+    The archive is downloaded from GroupLens on first use, verified against its published
+    MD5 and cached (see :func:`data_home`); later calls read the cached archive (its checksum
+    is checked again, and a damaged file is downloaded anew). MovieLens may not be
+    redistributed, so it never ships with the package. ``base_url`` and ``checksum`` point
+    elsewhere (a mirror, or the test suite's local server).
+
+    Examples
+    --------
+    Needs the network on first use (the test suite serves a synthetic archive locally):
+
+    .. code-block:: python
+
+        ratings = fetch_movielens("1m")   # 1,000,209 rows: user, item, rating, timestamp
+        ratings.groupby("user").size().describe()
+    """
+    if variant not in _MOVIELENS:
+        raise ValueError(f"Unknown MovieLens variant {variant!r}; choose one of {', '.join(_MOVIELENS)}.")
+    import io
+    import zipfile
+
+    archive, member, fmt, published = _MOVIELENS[variant]
+    checksum = checksum or published
+    path = data_home(data_home_path) / "movielens" / archive
+    if not (path.exists() and _md5(path) == checksum):
+        _download(base_url.rstrip("/") + "/" + archive, path, checksum, timeout)
+    with zipfile.ZipFile(path) as z:
+        raw = z.read(member)
+    names = ["user", "item", "rating", "timestamp"]
+    if fmt == "tab":
+        df = pd.read_csv(io.BytesIO(raw), sep="\t", names=names)
+    elif fmt == "colons":  # "::" separators; as tabs the fast C parser reads them
+        df = pd.read_csv(io.BytesIO(raw.replace(b"::", b"\t")), sep="\t", names=names)
+    else:
+        df = pd.read_csv(io.BytesIO(raw), header=0, names=names)
+    return df

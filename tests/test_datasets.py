@@ -62,3 +62,84 @@ def test_interactions_matter_beyond_first_order():
     auc = roc_auc_score(test.y, model.predict_proba(enc.transform(test.X))[:, 1])
     assert auc < test.bayes_auc - 0.02
     assert roc_auc_score(test.y, test.probability) == pytest.approx(test.bayes_auc, abs=0.02)
+
+
+# --- MovieLens download: real HTTP against a server on the loopback interface ----------------
+
+import hashlib  # noqa: E402
+import http.server  # noqa: E402
+import io  # noqa: E402
+import threading  # noqa: E402
+import zipfile  # noqa: E402
+
+from tabular_suite.datasets import fetch_movielens  # noqa: E402
+
+
+def _synthetic_ml1m() -> tuple[bytes, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"user": rng.integers(1, 50, 300), "item": rng.integers(1, 400, 300),
+                         "rating": rng.integers(1, 6, 300), "timestamp": rng.integers(9e8, 1e9, 300)})
+    text = "\n".join("::".join(map(str, r)) for r in rows.itertuples(index=False)) + "\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("ml-1m/ratings.dat", text)
+        z.writestr("ml-1m/README", "synthetic file in the MovieLens 1M format")
+    return buffer.getvalue(), rows
+
+
+@pytest.fixture
+def movielens_server():
+    payload, rows = _synthetic_ml1m()
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            requests.append(self.path)
+            if self.path.endswith("/ml-1m.zip"):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/movielens/", hashlib.md5(payload).hexdigest(), rows, requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetch_movielens_downloads_verifies_and_caches(movielens_server, tmp_path):
+    url, md5, rows, requests = movielens_server
+    ratings = fetch_movielens("1m", data_home_path=tmp_path, base_url=url, checksum=md5)
+    pd.testing.assert_frame_equal(ratings, rows, check_dtype=False)
+    assert requests == ["/movielens/ml-1m.zip"]
+    cached = tmp_path / "movielens" / "ml-1m.zip"
+    assert cached.exists() and not [p for p in cached.parent.iterdir() if p.name.startswith(".")]
+    again = fetch_movielens("1m", data_home_path=tmp_path, base_url=url, checksum=md5)
+    pd.testing.assert_frame_equal(again, ratings)
+    assert len(requests) == 1  # served from the cache
+    cached.write_bytes(cached.read_bytes()[:100])  # a damaged cache is downloaded anew
+    pd.testing.assert_frame_equal(fetch_movielens("1m", data_home_path=tmp_path, base_url=url, checksum=md5), ratings)
+    assert len(requests) == 2
+
+
+def test_fetch_movielens_rejects_bad_checksums_and_missing_files(movielens_server, tmp_path, monkeypatch):
+    url, md5, _, _ = movielens_server
+    with pytest.raises(ValueError, match="corrupted: MD5 .* expected 0+"):
+        fetch_movielens("1m", data_home_path=tmp_path, base_url=url, checksum="0" * 32)
+    assert not list((tmp_path / "movielens").iterdir())  # nothing half-written is left behind
+    with pytest.raises(ValueError, match="Could not download .*ml-100k.zip: Not Found"):
+        fetch_movielens("100k", data_home_path=tmp_path, base_url=url)
+    with pytest.raises(ValueError, match="Unknown MovieLens variant"):
+        fetch_movielens("2m", data_home_path=tmp_path)
+    monkeypatch.setenv("TABULAR_SUITE_DATA", str(tmp_path / "env"))
+    fetch_movielens("1m", base_url=url, checksum=md5)
+    assert (tmp_path / "env" / "movielens" / "ml-1m.zip").exists()
