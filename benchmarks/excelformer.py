@@ -110,7 +110,7 @@ def write_results(rows: list[dict]) -> None:
         "(ours from a DataFrame including preprocessing, pytorch-frame from its materialized TensorFrame). "
         "Config `bf16` = our `precision=\"bf16\"` (CPU autocast for the linear layers; our CPU attention "
         "kernel computes in fp32 either way); `auto` = fp32 on CPU; pytorch-frame always fp32. "
-        "Rows measured with the current code (chunked CPU attention kernel, commit d80b12c); "
+        "Rows measured with the current code (chunked CPU attention kernel + fp32 GLU tanh, commit f98cee2); "
         "earlier rows (SDPA attention) are in git history. The issue's protocol covers California, "
         "Adult, higgs_7k5 and covertype_75k: configs missing below have not been run yet.",
         "", "| dataset | config | library | metric | test | s/epoch | predict rows/s | params | speed-up (epoch / predict) | machine |",

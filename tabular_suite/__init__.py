@@ -4,14 +4,18 @@ Examples
 --------
 >>> import tabular_suite
 >>> tabular_suite.list_models()
-['excelformer', 'ft_transformer', 'mlp', 'resnet']
+['autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'mlp', 'resnet']
 """
 
 __version__ = "0.1.0"
 
 from .estimators import (  # noqa: E402
+    AutoIntClassifier,
+    AutoIntRegressor,
     ExcelFormerClassifier,
     ExcelFormerRegressor,
+    FinalMLPClassifier,
+    FinalMLPRegressor,
     FTTransformerClassifier,
     FTTransformerRegressor,
     MLPClassifier,
@@ -32,7 +36,7 @@ from .datasets import list_datasets, load_dataset  # noqa: E402
 __all__ = [
     "__version__", "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
-    "list_models", "make_estimator",
+    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor", "list_models", "make_estimator",
     "get_model", "register_model", "load", "read_table", "datasets", "tracking", "list_datasets",
     "load_dataset", "compare", "ComparisonResult", "EnsembleModel",
 ]

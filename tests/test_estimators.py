@@ -24,7 +24,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
 
 
 def test_registry():
-    assert tabular_suite.list_models() == ["excelformer", "ft_transformer", "mlp", "resnet"]
+    assert tabular_suite.list_models() == ["autoint", "excelformer", "finalmlp", "ft_transformer", "mlp", "resnet"]
     assert tabular_suite.list_models("regression") == tabular_suite.list_models()
     est = tabular_suite.make_estimator("resnet", "classification", max_epochs=3)
     assert isinstance(est, ResNetClassifier) and est.max_epochs == 3

@@ -11,6 +11,12 @@ _SMALL = {
     "resnet": dict(d_block=32, n_blocks=1),
     "ft_transformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3),
     "excelformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3, warmup_epochs=0),
+    # The CTR models' recipe (batch 1024, lr / 10 per stalled epoch) suits large data; for the
+    # checks' 100-row tables they get small batches and a constant rate.
+    "autoint": dict(embedding_dim=8, attention_layers=1, attention_dim=8, use_dnn=True, dnn_hidden=(16,),
+                    batch_size=16, scheduler="constant"),
+    "finalmlp": dict(embedding_dim=8, mlp1_hidden=(16,), mlp2_hidden=(16,), gate_hidden=(16,), n_heads=4,
+                     batch_size=16, scheduler="constant"),
 }
 
 

@@ -152,9 +152,11 @@ BASELINES = {
     "catboost": (_catboost, "catboost"),
 }
 
-#: preset -> (deep models or "all", baselines)
+#: preset -> (deep models or "all" registered ones, baselines). "fast" takes the general
+#: backbones; the CTR models (autoint, finalmlp) join by name or with "best".
 PRESETS = {
-    "fast": ("all", ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
+    "fast": (("mlp", "resnet", "ft_transformer", "excelformer"),
+             ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
     "best": ("all", ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
 }
 
@@ -177,7 +179,7 @@ def resolve_candidates(models, preset: str, task: str) -> list[Candidate]:
         if not names:
             raise ValueError("models is empty: name at least one model, or pass None for the preset's.")
     else:
-        names = (list_models(task) if deep_names == "all" else list(deep_names)) + [
+        names = (list_models(task) if deep_names == "all" else [m for m in deep_names if m in list_models(task)]) + [
             b for b in baseline_names if _installed(BASELINES[b][1])
         ]
     out, seen = [], set()

@@ -3,8 +3,12 @@
 from .base import TabularEstimator, load
 from .registry import get_model, list_models, make_estimator, register_model
 from .tabular import (
+    AutoIntClassifier,
+    AutoIntRegressor,
     ExcelFormerClassifier,
     ExcelFormerRegressor,
+    FinalMLPClassifier,
+    FinalMLPRegressor,
     FTTransformerClassifier,
     FTTransformerRegressor,
     MLPClassifier,
@@ -17,4 +21,5 @@ __all__ = [
     "TabularEstimator", "load", "get_model", "list_models", "make_estimator", "register_model",
     "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
+    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor",
 ]

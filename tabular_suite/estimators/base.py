@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import numbers
 import warnings
@@ -339,9 +340,13 @@ class TabularEstimator(BaseEstimator):
     @classmethod
     def _from_state(cls, config: dict, tensors: dict) -> "TabularEstimator":
         fitted = config["fitted"]
+        params = dict(config["params"])
+        for f in dataclasses.fields(cls):  # JSON stores tuples (layer widths) as lists
+            if isinstance(f.default, tuple) and isinstance(params.get(f.name), list):
+                params[f.name] = tuple(params[f.name])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est = cls(**config["params"])
+            est = cls(**params)
         est.n_features_in_ = fitted["n_features_in"]
         if fitted["feature_names_in"] is not None:
             est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)

@@ -58,7 +58,7 @@ def list_models(task: str | None = None) -> list[str]:
     --------
     >>> import tabular_suite
     >>> tabular_suite.list_models()
-    ['excelformer', 'ft_transformer', 'mlp', 'resnet']
+    ['autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'mlp', 'resnet']
     """
     task = None if task is None else _normalise_task(task)
     return sorted(n for n, s in _REGISTRY.items() if task is None or task in s.tasks)

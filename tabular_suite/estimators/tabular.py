@@ -9,13 +9,16 @@ import numpy as np
 from sklearn.base import is_classifier
 
 from ..nn import MLP, ExcelFormer, FTTransformer, ResNet
+from ..nn.autoint import AutoInt
 from ..nn.excelformer import feat_mix, hidden_mix
+from ..nn.finalmlp import FinalMLP
 from .base import COMMON_PARAMS_DOC, TabularClassifierMixin, TabularEstimator, TabularRegressorMixin
 from .registry import register_model
 
 __all__ = [
     "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
+    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor",
 ]
 
 
@@ -325,6 +328,205 @@ class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
     )
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
+class _CTRParams(TabularEstimator):
+    """FuxiCTR's training recipe: Adam lr 1e-3, embedding L2, gradient clipping at 10, lr / 10
+    on each epoch without validation improvement, early stopping after 2 such epochs."""
+
+    embedding_l2: float = 1e-5
+    max_epochs: int = 100
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str = "plateau"
+    patience: int | None = 2
+    grad_clip: float | None = 10.0
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not (isinstance(self.embedding_l2, (int, float)) and self.embedding_l2 >= 0):
+            raise ValueError(f"embedding_l2 must be a number >= 0, got {self.embedding_l2!r}.")
+
+    def _train_config(self, seed: int, n_train: int):
+        config = super()._train_config(seed, n_train)
+        config.plateau_factor, config.plateau_patience = 0.1, 0
+        return config
+
+    def _field_positions(self, names, argument: str) -> list[int]:
+        """Model-input positions of the named columns (FieldEmbedding order: numeric, then categorical)."""
+        if not names:
+            return []
+        fields = list(self.preprocessor_.output_feature_names)
+        out = []
+        for name in [names] if isinstance(names, str) else names:
+            if name not in fields:
+                raise ValueError(f"{argument} names {name!r}, which is not a column of X (columns: {fields[:20]}).")
+            out.append(fields.index(name))
+        return out
+
+    def _train_loss(self):
+        if not self.embedding_l2:
+            return None
+        l2, sample_loss = self.embedding_l2, self._sample_loss
+
+        def regularised(module, inputs, y):
+            out = module(*inputs).float()
+            penalty = sum(table.float().pow(2).sum() for table in module.embedding.tables())
+            return sample_loss(out, y).mean() + 0.5 * l2 * penalty
+
+        return regularised
+
+
+_CTR_TRAINING_DOC = """
+    embedding_l2 : float, default=1e-5
+        L2 penalty ``embedding_l2 / 2 * sum ||E||^2`` over the embedding tables, added to the
+        training loss at every step (FuxiCTR's embedding regularizer).
+    (Training defaults follow FuxiCTR: lr 1e-3 (Adam: no weight decay), batch 1024,
+    gradient-norm clipping at 10, the learning rate divided by 10 after each epoch without a
+    lower validation loss, early stopping after 2 such epochs with the best weights restored.)"""
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class _AutoIntParams(_CTRParams):
+    embedding_dim: int = 16
+    attention_layers: int = 3
+    n_heads: int = 2
+    attention_dim: int = 32
+    use_residual: bool = True
+    use_scale: bool = False
+    layer_norm: bool = False
+    attention_dropout: float = 0.0
+    use_dnn: bool = False
+    dnn_hidden: tuple = (400, 400, 400)
+    dnn_dropout: float = 0.0
+    batch_norm: bool = False
+
+    _module_cls = AutoInt
+    _arch_params = ("embedding_dim", "attention_layers", "n_heads", "attention_dim", "use_residual", "use_scale",
+                    "layer_norm", "attention_dropout", "dnn_dropout", "batch_norm")
+
+    def _module_kwargs(self) -> dict:
+        kwargs = super()._module_kwargs()
+        kwargs["dnn_hidden"] = tuple(self.dnn_hidden) if self.use_dnn else ()
+        return kwargs
+
+
+_AUTOINT_DOC = """
+    embedding_dim : int, default=16
+        Size of every field embedding.
+    attention_layers : int, default=3
+    n_heads : int, default=2
+    attention_dim : int, default=32
+        Output width of each interacting layer (all heads together).
+    use_residual, use_scale, layer_norm : bool, default=True, False, False
+        Residual projection; 1/sqrt(head dim) score scaling; LayerNorm before the ReLU.
+    attention_dropout : float, default=0.0
+    use_dnn : bool, default=False
+        AutoInt+: add a parallel MLP (``dnn_hidden``, ``dnn_dropout``, ``batch_norm``) over
+        the flattened embeddings.
+    dnn_hidden : tuple of int, default=(400, 400, 400)""" + _CTR_TRAINING_DOC
+
+
+class AutoIntClassifier(TabularClassifierMixin, _AutoIntParams):
+    __doc__ = _doc(
+        "AutoInt / AutoInt+ classifier: self-attention over field embeddings (Song et al. 2019).",
+        _AUTOINT_DOC,
+        """    >>> from tabular_suite import AutoIntClassifier
+    >>> from tabular_suite.datasets import make_ctr
+    >>> data = make_ctr(3_000, n_users=300, n_items=200, seed=0)
+    >>> clf = AutoIntClassifier(use_dnn=True, dnn_hidden=(64, 64), random_state=0, num_threads=1).fit(data.X, data.y)
+    >>> clf.predict_proba(data.X[:2]).shape
+    (2, 2)
+""",
+    )
+
+
+class AutoIntRegressor(TabularRegressorMixin, _AutoIntParams):
+    __doc__ = _doc(
+        "AutoInt / AutoInt+ regressor: self-attention over field embeddings (Song et al. 2019).",
+        _AUTOINT_DOC,
+        """    >>> from tabular_suite import AutoIntRegressor
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+    >>> AutoIntRegressor(max_epochs=5, random_state=0, num_threads=1).fit(X, y).predict(X[:3]).shape
+    (3,)
+""",
+    )
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class _FinalMLPParams(_CTRParams):
+    embedding_dim: int = 10
+    mlp1_hidden: tuple = (400, 400, 400)
+    mlp2_hidden: tuple = (800,)
+    mlp1_dropout: float = 0.0
+    mlp2_dropout: float = 0.0
+    batch_norm: bool = False
+    use_gates: bool = True
+    gate_hidden: tuple = (800,)
+    gate_features_1: Any = None
+    gate_features_2: Any = None
+    n_heads: int = 50
+
+    _module_cls = FinalMLP
+    _arch_params = ("embedding_dim", "mlp1_hidden", "mlp2_hidden", "mlp1_dropout", "mlp2_dropout", "batch_norm",
+                    "use_gates", "gate_hidden", "n_heads")
+
+    def _build_module(self, n_num: int, cardinalities: list[int], d_out: int):
+        kwargs = self._module_kwargs()
+        for key in ("mlp1_hidden", "mlp2_hidden", "gate_hidden"):
+            kwargs[key] = tuple(kwargs[key])
+        return FinalMLP(
+            n_num=n_num, cardinalities=list(cardinalities), d_out=d_out, **kwargs,
+            gate_fields_1=self._field_positions(self.gate_features_1, "gate_features_1"),
+            gate_fields_2=self._field_positions(self.gate_features_2, "gate_features_2"),
+        )
+
+
+_FINALMLP_DOC = """
+    embedding_dim : int, default=10
+    mlp1_hidden, mlp2_hidden : tuple of int, default=(400, 400, 400), (800,)
+        The two streams' MLP widths (the fusion reads their last layers).
+    mlp1_dropout, mlp2_dropout : float, default=0.0
+    batch_norm : bool, default=False
+    use_gates : bool, default=True
+        Feature gating of each stream's input: ``2 * sigmoid(MLP(context))``.
+    gate_hidden : tuple of int, default=(800,)
+    gate_features_1, gate_features_2 : list of column names or None
+        Columns whose embeddings are each gate's context (e.g. ``["user"]``); None = a
+        learned bias vector.
+    n_heads : int, default=50
+        Heads of the bilinear fusion; must divide both streams' last widths.""" + _CTR_TRAINING_DOC
+
+
+class FinalMLPClassifier(TabularClassifierMixin, _FinalMLPParams):
+    __doc__ = _doc(
+        "FinalMLP classifier: two gated MLP streams fused bilinearly (Mao et al. 2023).",
+        _FINALMLP_DOC,
+        """    >>> from tabular_suite import FinalMLPClassifier
+    >>> from tabular_suite.datasets import make_ctr
+    >>> data = make_ctr(3_000, n_users=300, n_items=200, seed=0)
+    >>> clf = FinalMLPClassifier(mlp1_hidden=(64, 64), mlp2_hidden=(32,), gate_hidden=(32,), n_heads=8,
+    ...                          gate_features_1=["user"], random_state=0, num_threads=1).fit(data.X, data.y)
+    >>> clf.predict_proba(data.X[:2]).shape
+    (2, 2)
+""",
+    )
+
+
+class FinalMLPRegressor(TabularRegressorMixin, _FinalMLPParams):
+    __doc__ = _doc(
+        "FinalMLP regressor: two gated MLP streams fused bilinearly (Mao et al. 2023).",
+        _FINALMLP_DOC,
+        """    >>> from tabular_suite import FinalMLPRegressor
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+    >>> FinalMLPRegressor(max_epochs=5, random_state=0, num_threads=1).fit(X, y).predict(X[:3]).shape
+    (3,)
+""",
+    )
+
+
 register_model("mlp", "Multilayer perceptron (Gorishniy et al. 2021 baseline)",
                classifier=MLPClassifier, regressor=MLPRegressor)
 register_model("resnet", "ResNet with BatchNorm residual blocks (Gorishniy et al. 2021)",
@@ -333,3 +535,7 @@ register_model("ft_transformer", "FT-Transformer: feature tokens + transformer (
                classifier=FTTransformerClassifier, regressor=FTTransformerRegressor)
 register_model("excelformer", "ExcelFormer: semi-permeable attention + Hid-Mix/Feat-Mix (Chen et al. 2024)",
                classifier=ExcelFormerClassifier, regressor=ExcelFormerRegressor)
+register_model("autoint", "AutoInt / AutoInt+ (use_dnn=True): self-attention over field embeddings (Song et al. 2019)",
+               classifier=AutoIntClassifier, regressor=AutoIntRegressor)
+register_model("finalmlp", "FinalMLP: two gated MLP streams with bilinear fusion (Mao et al. 2023)",
+               classifier=FinalMLPClassifier, regressor=FinalMLPRegressor)

@@ -31,6 +31,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     scheduler: str = "constant"  # "constant" | "cosine" (after linear warm-up) | "plateau"
     warmup_epochs: float = 0.0
+    plateau_factor: float = 0.5  # "plateau": lr multiplier when the validation loss stalls
+    plateau_patience: int | None = None  # epochs without improvement first (None: max(2, patience // 4))
     patience: int | None = 16
     grad_clip: float | None = None
     device: str = "auto"
@@ -194,9 +196,8 @@ def fit_module(
         optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr)
         if config.scheduler == "plateau":
             step_scheduler = None
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, factor=0.5, patience=max(2, (config.patience or 16) // 4)
-            )
+            wait = config.plateau_patience if config.plateau_patience is not None else max(2, (config.patience or 16) // 4)
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor, patience=wait)
         else:
             step_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _step_schedule(config, steps_per_epoch))
             plateau = None
