@@ -158,6 +158,17 @@ class _Tracker:
             return None
 
 
+def _connect(uri: str) -> _Tracker:
+    """A tracker for ``uri``, already marked failed (with its one warning) if the store is unreachable."""
+    tracker = _Tracker(uri)
+    try:
+        _check_reachable(uri)
+        import mlflow  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        tracker.warn(exc)
+    return tracker
+
+
 @contextlib.contextmanager
 def _use_tracking_uri(uri: str):
     """Point MLflow's fluent API at ``uri`` for the block, then restore the caller's setting.
@@ -212,14 +223,12 @@ def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, expe
     report and the refitted model file. Fills ``mlflow_run_id`` in the leaderboard and
     ``result.mlflow_run_id``; returns the parent run id (None if the store failed).
     """
-    uri = resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri)
-    tracker = _Tracker(uri)
-    try:
-        _check_reachable(uri)
-        import mlflow
-    except Exception as exc:  # noqa: BLE001
-        tracker.warn(exc)
+    tracker = _connect(resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri))
+    if tracker.failed:
         return None
+    import mlflow
+
+    uri = tracker.uri
     board = result.leaderboard
     metric = result.metric.name
     with _use_tracking_uri(uri):
@@ -284,15 +293,13 @@ def tracked_fit(estimator, X_sample, num_threads: int):
     Logs into the active MLflow run if there is one, else into a new run that ends with the
     fit. The estimator must be fitted when the block exits normally.
     """
-    uri = resolve_tracking_uri(_SETTINGS.tracking_uri)
-    tracker = _Tracker(uri)
-    try:
-        _check_reachable(uri)
-        import mlflow
-    except Exception as exc:  # noqa: BLE001
-        tracker.warn(exc)
+    tracker = _connect(resolve_tracking_uri(_SETTINGS.tracking_uri))
+    if tracker.failed:
         yield None
         return
+    import mlflow
+
+    uri = tracker.uri
 
     with _use_tracking_uri(uri):
         own_run = mlflow.active_run() is None
