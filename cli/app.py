@@ -372,6 +372,156 @@ def compare_command(
     _run(run)
 
 
+recommend_app = typer.Typer(
+    help="Next-item recommendation (SASRec) from interaction logs: fit, predict, evaluate.", no_args_is_help=True,
+)
+app.add_typer(recommend_app, name="recommend")
+
+
+def _write_table(result, out: Path) -> None:
+    if out.suffix.lower() in (".parquet", ".pq"):
+        result.to_parquet(out, index=False)
+    else:
+        result.to_csv(out, index=False)
+
+
+def _as_model_values(values: list[str], known):
+    """CLI strings -> the dtype of the model's users/items (integer ids stay integers)."""
+    kind = getattr(known, "dtype", np.dtype(object)).kind
+    if kind in "iuf":
+        try:
+            return np.asarray(values, dtype=float).astype(known.dtype).tolist()
+        except ValueError:
+            raise ValueError(f"The model's ids are numbers; got {values[:3]}.") from None
+    return values
+
+
+def _evaluation_table(title: str, results: list[dict]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("protocol", "users", *[k for k in results[0] if k not in ("protocol", "users")]):
+        table.add_column(col, justify="left" if col == "protocol" else "right")
+    for r in results:
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()])
+    return table
+
+
+def _both_protocols(rec, test, k: int = 10, n_negatives: int = 100) -> list[dict]:
+    results = [rec.evaluate(test, protocol="full", k=k)]
+    try:
+        results.append(rec.evaluate(test, protocol="sampled", k=k, n_negatives=n_negatives))
+    except ValueError as exc:  # a catalogue too small for the sampled protocol
+        console.print(f"[yellow]sampled protocol skipped:[/] {exc}", highlight=False, soft_wrap=True)
+    return results
+
+
+@recommend_app.command("fit")
+def recommend_fit(
+    data: Path = typer.Argument(..., help="CSV or Parquet interaction log (one row per user-item interaction)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted recommender (.tsm)."),
+    user_col: str = typer.Option("user_id", "--user-col", help="User column."),
+    item_col: str = typer.Option("item_id", "--item-col", help="Item column."),
+    time_col: Optional[str] = typer.Option(None, "--time-col", help="Timestamp column (default: row order)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="SASRecRecommender parameter key=value (repeatable)."),
+    test_last: bool = typer.Option(False, "--test-last", help="Hold out each user's last item and report HR/NDCG@10."),
+    seed: int = typer.Option(0, help="random_state of the model."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
+):
+    """Fit SASRec on an interaction log and save it.
+
+    Example: tabular-suite recommend fit ratings.csv --user-col user --item-col movie --time-col ts --out rec.tsm --test-last
+    """
+
+    def run():
+        import pandas as pd
+
+        from tabular_suite import SASRecRecommender
+        from tabular_suite.metrics import leave_one_out_split
+
+        _check_output(out, force)
+        log = _read_data(data)
+        params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
+        rec = SASRecRecommender(user_col=user_col, item_col=item_col, time_col=time_col, **params)
+        test = None
+        if test_last:
+            train, valid, test = leave_one_out_split(log, user_col, item_col, time_col)
+            log = pd.concat([train, valid]).sort_index()
+        rec.fit(log)
+        rec.save(out)
+        console.print(
+            f"saved SASRecRecommender ({rec.n_params_:,} parameters, {len(rec.users_):,} users, "
+            f"{len(rec.items_):,} items, best epoch {rec.best_epoch_}) to {out}"
+        )
+        if test is not None:
+            console.print(_evaluation_table(f"{data.name}: each user's last item held out", _both_protocols(rec, test)))
+
+    _run(run)
+
+
+@recommend_app.command("predict")
+def recommend_predict(
+    model: Path = typer.Argument(..., help="Recommender saved by `recommend fit`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv or .parquet): user, item, score, rank."),
+    users: Optional[str] = typer.Option(None, "--users", help="Comma-separated users (default: every user in the model)."),
+    users_file: Optional[Path] = typer.Option(None, "--users-file", help="CSV/Parquet file whose user column lists the users."),
+    k: int = typer.Option(10, "-k", help="Recommendations per user."),
+    include_seen: bool = typer.Option(False, "--include-seen", help="Allow items the user already interacted with."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+):
+    """Write the top-k next items for users of a saved recommender.
+
+    Example: tabular-suite recommend predict rec.tsm --users 1,2,3 -k 10 --out recs.csv
+    """
+
+    def run():
+        import tabular_suite
+
+        _check_output(out, force)
+        rec = tabular_suite.load(model)
+        if not isinstance(rec, tabular_suite.SASRecRecommender):
+            raise ValueError(f"{model} holds a {type(rec).__name__}; use `tabular-suite predict` for it.")
+        if users is not None and users_file is not None:
+            raise ValueError("Pass --users or --users-file, not both.")
+        if users is not None:
+            chosen = _as_model_values([u.strip() for u in users.split(",") if u.strip()], rec.users_)
+        elif users_file is not None:
+            table = _read_data(users_file)
+            if rec.user_col not in table.columns:
+                raise ValueError(f"{users_file} has no user column {rec.user_col!r}.")
+            chosen = table[rec.user_col].drop_duplicates().tolist()
+        else:
+            chosen = rec.users_.tolist()
+        result = rec.recommend(chosen, k=k, exclude_seen=not include_seen)
+        _write_table(result, out)
+        console.print(f"wrote {len(result):,} recommendations for {len(chosen):,} users to {out}")
+
+    _run(run)
+
+
+@recommend_app.command("evaluate")
+def recommend_evaluate(
+    model: Path = typer.Argument(..., help="Recommender saved by `recommend fit`."),
+    data: Path = typer.Argument(..., help="CSV/Parquet with (user, next item) rows to rank."),
+    k: int = typer.Option(10, "-k", help="Cut-off of HR@k and NDCG@k."),
+    n_negatives: int = typer.Option(100, help="Negatives per user in the sampled protocol."),
+):
+    """HR@k and NDCG@k of a saved recommender on held-out next items, under both protocols.
+
+    Example: tabular-suite recommend evaluate rec.tsm last_items.csv
+    """
+
+    def run():
+        import tabular_suite
+
+        rec = tabular_suite.load(model)
+        if not isinstance(rec, tabular_suite.SASRecRecommender):
+            raise ValueError(f"{model} holds a {type(rec).__name__}, not a recommender.")
+        test = _read_data(data)
+        console.print(_evaluation_table(f"{model.name} on {data.name}", _both_protocols(rec, test, k, n_negatives)))
+
+    _run(run)
+
+
 def _leaderboard_table(result, data: Path) -> Table:
     board = result.leaderboard
     metric = result.metric

@@ -22,6 +22,7 @@ from .estimators import (  # noqa: E402
     MLPRegressor,
     ResNetClassifier,
     ResNetRegressor,
+    SASRecRecommender,
     get_model,
     list_models,
     load,
@@ -29,14 +30,14 @@ from .estimators import (  # noqa: E402
     register_model,
 )
 from .data.io import read_table  # noqa: E402
-from . import datasets, tracking  # noqa: E402
+from . import datasets, metrics, tracking  # noqa: E402
 from .compare import ComparisonResult, EnsembleModel, compare  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
 
 __all__ = [
     "__version__", "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
-    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor", "list_models", "make_estimator",
-    "get_model", "register_model", "load", "read_table", "datasets", "tracking", "list_datasets",
+    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor", "SASRecRecommender", "list_models", "make_estimator",
+    "get_model", "register_model", "load", "read_table", "datasets", "metrics", "tracking", "list_datasets",
     "load_dataset", "compare", "ComparisonResult", "EnsembleModel",
 ]

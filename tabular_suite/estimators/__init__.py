@@ -16,10 +16,12 @@ from .tabular import (
     ResNetClassifier,
     ResNetRegressor,
 )
+from .sequential import SASRecRecommender
 
 __all__ = [
     "TabularEstimator", "load", "get_model", "list_models", "make_estimator", "register_model",
     "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
     "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor",
+    "SASRecRecommender",
 ]

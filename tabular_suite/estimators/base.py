@@ -485,6 +485,10 @@ def load(path, *, trusted: bool = False):
         from ..compare.ensemble import EnsembleModel
 
         return EnsembleModel._from_state(config, tensors, trusted=trusted, source=path)
+    if config.get("estimator") == "SASRecRecommender":
+        from .sequential import SASRecRecommender
+
+        return SASRecRecommender._from_state(config, tensors)
     try:
         return estimator_class(config["estimator"])._from_state(config, tensors)
     except (KeyError, TypeError, RuntimeError) as exc:

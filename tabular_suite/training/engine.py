@@ -33,6 +33,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     plateau_factor: float = 0.5  # "plateau": lr multiplier when the validation loss stalls
     plateau_patience: int | None = None  # epochs without improvement first (None: max(2, patience // 4))
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2)
     patience: int | None = 16
     grad_clip: float | None = None
     device: str = "auto"
@@ -63,12 +64,16 @@ class Objective:
     ``train_loss(module, inputs, target)``, when given, replaces ``loss(module(*inputs),
     target)`` for training batches: the hook for batch strategies such as mixing
     augmentations or negative sampling, which need the module and not just its outputs.
+    ``evaluate(module)``, when given, validates without ``valid`` tensors (e.g. ranking
+    metrics): it returns ``(criterion, logs)``, the criterion being minimised by early
+    stopping (e.g. ``-NDCG``) and ``logs`` extra values for the epoch's history.
     """
 
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     metric: Callable[[torch.Tensor, torch.Tensor], float]
     metric_name: str
     train_loss: Callable[[nn.Module, list, torch.Tensor], torch.Tensor] | None = None
+    evaluate: Callable[[nn.Module], tuple[float, dict]] | None = None
 
 
 @dataclass
@@ -115,6 +120,18 @@ def _step_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int],
         return 1.0
 
     return factor
+
+
+def _bucket_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator) -> torch.Tensor:
+    """Reorder a shuffled ``order`` so that consecutive ``batch_size`` slices hold rows of
+    similar length: pools of 50 batches are sorted by length, then full batches are shuffled
+    (the usual bucketing of sequence models). The trailing partial batch stays last."""
+    pool = 50 * batch_size
+    pieces = [p[torch.argsort(lengths[p], stable=True)] for p in order.split(pool)]
+    order = torch.cat(pieces)
+    n_full = len(order) // batch_size * batch_size
+    batches = order[:n_full].view(-1, batch_size)[torch.randperm(n_full // batch_size, generator=generator)]
+    return torch.cat([batches.reshape(-1), order[n_full:]])
 
 
 #: Rows per inference chunk. Every chunk is padded to exactly this size so each row's
@@ -165,12 +182,15 @@ def fit_module(
     config: TrainConfig,
     valid: Sequence[torch.Tensor] | None = None,
     callbacks: Sequence[Callback] = (),
+    lengths: torch.Tensor | None = None,
 ) -> TrainState:
     """Train ``module`` in place; returns the final :class:`TrainState` with the history.
 
     ``train``/``valid`` are sequences ``(*inputs, target)`` of tensors with equal first
     dimension. With ``valid`` and ``config.patience``, training stops when the validation
     loss has not improved for ``patience`` epochs and the best weights are restored.
+    ``lengths`` (one per training row, e.g. real tokens of a padded sequence) makes each
+    batch hold rows of similar length, so a batch strategy can trim the padding.
 
     Examples
     --------
@@ -193,7 +213,7 @@ def fit_module(
     with thread_limit(config.num_threads):
         module.to(device)
         train = [t.to(device) for t in train]
-        optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr)
+        optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr, betas=config.betas)
         if config.scheduler == "plateau":
             step_scheduler = None
             wait = config.plateau_patience if config.plateau_patience is not None else max(2, (config.patience or 16) // 4)
@@ -210,7 +230,10 @@ def fit_module(
             for epoch in range(1, config.max_epochs + 1):
                 started = time.perf_counter()
                 module.train()
-                order = torch.randperm(n, generator=generator).to(device)
+                order = torch.randperm(n, generator=generator)
+                if lengths is not None:
+                    order = _bucket_by_length(order, lengths, batch_size, generator)
+                order = order.to(device)
                 total = torch.zeros((), device=device)
                 for start in range(0, n_used, batch_size):
                     idx = order[start : min(start + batch_size, n_used)]
@@ -234,13 +257,18 @@ def fit_module(
                         f"Training diverged at epoch {epoch} (loss {train_loss}); lower lr or set grad_clip."
                     )
                 logs = {"epoch": epoch, "train_loss": train_loss}
-                if valid is not None:
+                if objective.evaluate is not None:
+                    module.eval()
+                    val_loss, extra = objective.evaluate(module)
+                    logs.update(extra)
+                elif valid is not None:
                     *v_inputs, v_target = valid
                     v_out = predict_module(module, v_inputs, device=device, precision=config.precision,
                                            num_threads=torch.get_num_threads())
                     val_loss = float(objective.loss(v_out, v_target))
                     logs["val_loss"] = val_loss
                     logs[f"val_{objective.metric_name}"] = objective.metric(v_out, v_target)
+                if valid is not None or objective.evaluate is not None:
                     if plateau is not None:
                         plateau.step(val_loss)
                     if val_loss < best_loss:

@@ -1,0 +1,180 @@
+"""Our SASRecRecommender vs RecBole's SASRec: same data, split, sizes, batch, lr, threads.
+
+Data from ../shared/data/seqrec: ``games_video.txt.gz`` (the SASRec paper's Amazon Games,
+"user item" lines in time order) and ``beauty_bert4rec.txt.gz`` (Amazon Beauty in BERT4Rec's
+preprocessing). Leave-one-out: each user's last item is the test item, the second-last
+the validation item (early stopping on validation NDCG@10, patience 10).
+
+* ``games``: the paper's setting (d 50, 2 blocks, 1 head, maxlen 50, dropout 0.5, Adam lr
+  1e-3, batch 128), ``loss="bce"`` with one negative per position, evaluated with the
+  paper's sampled protocol (true item + 100 unseen items). RecBole has no BCE: it trains
+  its closest loss, BPR with one uniform negative.
+* ``beauty``: SASRec+ (Klenitskiy & Vasilev 2023): ``loss="ce"`` (full softmax), d 64,
+  dropout 0.1, maxlen 50, full-ranking evaluation (seen items excluded).
+
+One epoch = one pass over every training (prefix -> next item) target on both sides: ours
+as one row per user with a loss at every position (the paper's code), RecBole as one row
+per prefix. Seconds per epoch exclude validation on both sides. RecBole runs in its own
+virtual environment (``--peer-python``; numpy<2) and is much slower, so ``--peer-epochs``
+caps its epochs (its accuracy is then reported at that budget).
+
+    python -m venv ../peers/recbole && ../peers/recbole/bin/pip install torch==2.13.0 "numpy<2" recbole==1.2.1
+    python benchmarks/sasrec.py --dataset games && python benchmarks/sasrec.py --dataset beauty
+    python benchmarks/sasrec.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
+from tabular_suite import SASRecRecommender  # noqa: E402
+from tabular_suite.metrics import leave_one_out_split  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+THREADS, SEED = 1, 0
+SETTINGS = {
+    "games": dict(file="games_video.txt.gz", loss="bce", protocol="sampled", hidden_units=50, dropout=0.5),
+    "beauty": dict(file="beauty_bert4rec.txt.gz", loss="ce", protocol="full", hidden_units=64, dropout=0.1),
+}
+COMMON = dict(maxlen=50, num_blocks=2, num_heads=1, batch_size=128, lr=1e-3, patience=10)
+HEADER = "## SASRec vs RecBole (issue 5)"
+
+
+def load(data_dir: Path, name: str) -> pd.DataFrame:
+    log = pd.read_csv(data_dir / SETTINGS[name]["file"], sep=" ", names=["user_id", "item_id"])
+    log["position"] = np.arange(len(log))  # the file is in time order within each user
+    return log
+
+
+def run_ours(log: pd.DataFrame, name: str, a) -> dict:
+    s = SETTINGS[name]
+    train, valid, test = leave_one_out_split(log, time_col="position")
+    rec = SASRecRecommender(
+        time_col="position", loss=s["loss"], hidden_units=s["hidden_units"], dropout=s["dropout"],
+        max_epochs=a.epochs, validation_protocol=s["protocol"], validation_users=None,
+        num_threads=THREADS, random_state=SEED, precision=a.precision, **COMMON,
+    )
+    started = time.perf_counter()
+    rec.fit(pd.concat([train, valid]), items=log["item_id"].unique())
+    fit_seconds = time.perf_counter() - started
+    out = {"fit_seconds": fit_seconds, "epochs": len(rec.history_), "best_epoch": rec.best_epoch_,
+           "sec_per_epoch": float(np.mean([h["seconds"] - h["val_seconds"] for h in rec.history_])),
+           "n_params": rec.n_params_, "precision": a.precision}
+    for protocol in ("sampled", "full"):
+        started = time.perf_counter()
+        result = rec.evaluate(test, protocol=protocol, random_state=SEED)
+        out[protocol] = {"HR@10": result["HR@10"], "NDCG@10": result["NDCG@10"], "users": result["users"],
+                         "seconds": time.perf_counter() - started}
+    return out
+
+
+def run_peer(log: pd.DataFrame, name: str, a) -> dict:
+    s = SETTINGS[name]
+    run_dir = Path(tempfile.mkdtemp(prefix="sasrec_peer_"))
+    data = run_dir / "log.csv"
+    log.to_csv(data, index=False)
+    cmd = [a.peer_python, str(HERE / "_sasrec_peer.py"), "--data", str(data),
+           "--loss", "CE" if s["loss"] == "ce" else "BPR", "--protocol", s["protocol"],
+           "--epochs", str(a.peer_epochs), "--maxlen", str(COMMON["maxlen"]), "--hidden", str(s["hidden_units"]),
+           "--blocks", str(COMMON["num_blocks"]), "--heads", str(COMMON["num_heads"]), "--dropout", str(s["dropout"]),
+           "--batch-size", str(COMMON["batch_size"]), "--lr", str(COMMON["lr"]), "--patience", str(COMMON["patience"]),
+           "--threads", str(THREADS), "--seed", str(SEED)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=run_dir)  # RecBole logs into cwd
+    if proc.returncode:
+        raise RuntimeError(f"RecBole failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_results(rows: list[dict]) -> None:
+    lines = [
+        HEADER, "",
+        "Commands: `python benchmarks/sasrec.py --dataset games && python benchmarks/sasrec.py --dataset beauty "
+        "&& python benchmarks/sasrec.py --write` (RecBole 1.2.1 from `--peer-python`, default "
+        "`../peers/recbole/bin/python`).", "",
+        "Leave-one-out split, early stopping on validation NDCG@10 (patience 10), 1 thread each, same model "
+        "sizes / maxlen / dropout / batch 128 / lr 1e-3. Games: the paper's setting and BCE loss (RecBole: BPR, "
+        "its nearest loss; it has no BCE), **sampled** protocol (true item + 100 unseen items; paper: HR@10 "
+        ".7410, NDCG@10 .5360). Beauty: SASRec+ setting, full-softmax CE on both sides, **full ranking** "
+        "over all items with seen items excluded (RecSys'23: NDCG@10 .0327). One epoch = every training "
+        "(prefix -> next item) target once on both sides; s/epoch without validation. RecBole's epochs "
+        "are capped (`epochs run` column), its accuracy is at that budget.", "",
+        "| dataset | loss | library | protocol | HR@10 | NDCG@10 | epochs run (best) | s/epoch | speed-up | fit s | params | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_key = {}
+    for r in rows:
+        by_key.setdefault((r["dataset"], r["setting"]), {})[r["library"]] = r
+    for (dataset, setting), libs in by_key.items():
+        s = SETTINGS[dataset]
+        ours, peer = libs.get("ours"), libs.get("recbole")
+        for lib, r in (("ours", ours), ("recbole", peer)):
+            if r is None:
+                continue
+            x = r["result"]
+            m = x[s["protocol"]] if lib == "ours" else x
+            speed = f"{peer['result']['sec_per_epoch'] / x['sec_per_epoch']:.1f}x" if lib == "ours" and peer else ""
+            loss = s["loss"] if lib == "ours" else ("CE" if s["loss"] == "ce" else "BPR")
+            best = f" ({x['best_epoch']})" if "best_epoch" in x else ""
+            lines.append(
+                f"| {dataset} | {loss} | {lib}{' ' + x['precision'] if lib == 'ours' else ''} | {s['protocol']} | "
+                f"{m['HR@10']:.4f} | {m['NDCG@10']:.4f} | {x['epochs']}{best} | {x['sec_per_epoch']:.2f} | {speed} | "
+                f"{x['fit_seconds']:.0f} | {x['n_params']:,} | {r['machine']} |"
+            )
+    ours_other = [r for r in rows if r["library"] == "ours"]
+    if ours_other:
+        lines += ["", "Our models under the other protocol (same fits):", "",
+                  "| dataset | loss | protocol | HR@10 | NDCG@10 |", "|---|---|---|---|---|"]
+        for r in ours_other:
+            s = SETTINGS[r["dataset"]]
+            other = "full" if s["protocol"] == "sampled" else "sampled"
+            m = r["result"][other]
+            lines.append(f"| {r['dataset']} | {s['loss']} | {other} | {m['HR@10']:.4f} | {m['NDCG@10']:.4f} |")
+    write_section(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "seqrec")
+    p.add_argument("--peer-python", default=str(HERE.parent.parent / "peers" / "recbole" / "bin" / "python"))
+    p.add_argument("--dataset", choices=list(SETTINGS), default="games")
+    p.add_argument("--libraries", nargs="+", default=["ours", "recbole"])
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--peer-epochs", type=int, default=3)
+    p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
+    p.add_argument("--write", action="store_true")
+    a = p.parse_args()
+    log_file = WORK / "sasrec.jsonl"
+    rows = read_rows(log_file)
+    if a.write:
+        write_results(rows)
+        return
+    torch.set_num_threads(THREADS)
+    log = load(a.data, a.dataset)
+    setting = f"max_epochs {a.epochs} / peer {a.peer_epochs}"
+    done = {(r["dataset"], r["setting"], r["library"], r.get("precision")) for r in rows}
+    for lib in a.libraries:
+        precision = a.precision if lib == "ours" else None
+        if (a.dataset, setting, lib, precision) in done:
+            continue
+        result = run_ours(log, a.dataset, a) if lib == "ours" else run_peer(log, a.dataset, a)
+        append_row(log_file, {"dataset": a.dataset, "setting": setting, "library": lib, "precision": precision,
+                              "machine": machine(), "result": result})
+
+
+if __name__ == "__main__":
+    main()
