@@ -32,6 +32,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--eval-step", type=int, default=1, help="validate every N epochs (RecBole's uni100 validation takes minutes)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
@@ -60,7 +61,7 @@ def main():
         "loss_type": a.loss,
         "train_neg_sample_args": None if a.loss == "CE" else {"distribution": "uniform", "sample_num": 1},
         "epochs": a.epochs, "train_batch_size": a.batch_size, "eval_batch_size": 2048,
-        "learning_rate": a.lr, "stopping_step": a.patience, "eval_step": 1,
+        "learning_rate": a.lr, "stopping_step": a.patience, "eval_step": a.eval_step,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user",
                       "mode": "full" if a.protocol == "full" else "uni100"},
         "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": "NDCG@10",

@@ -426,6 +426,10 @@ def recommend_fit(
     seed: int = typer.Option(0, help="random_state of the model."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
+    track: bool = typer.Option(False, "--track/--no-track", help="Log the run to MLflow."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
 ):
     """Fit SASRec on an interaction log and save it.
 
@@ -452,8 +456,17 @@ def recommend_fit(
             f"saved SASRecRecommender ({rec.n_params_:,} parameters, {len(rec.users_):,} users, "
             f"{len(rec.items_):,} items, best epoch {rec.best_epoch_}) to {out}"
         )
+        results = []
         if test is not None:
-            console.print(_evaluation_table(f"{data.name}: each user's last item held out", _both_protocols(rec, test)))
+            results = _both_protocols(rec, test)
+            console.print(_evaluation_table(f"{data.name}: each user's last item held out", results))
+        if track:
+            from tabular_suite import tracking
+
+            run_id = tracking.log_recommender(rec, results, experiment=experiment, tracking_uri=tracking_uri)
+            if run_id:
+                uri = tracking.resolve_tracking_uri(tracking_uri)
+                console.print(f"MLflow run {run_id} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
 
     _run(run)
 

@@ -264,8 +264,8 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(url: str, target: Path, checksum: str, timeout: float) -> None:
-    """Download to a temporary file beside ``target``, verify the MD5, then rename."""
+def _download(url: str, target: Path, checksum: str | None, timeout: float) -> None:
+    """Download to a temporary file beside ``target``, verify the MD5 (if given), then rename."""
     import tempfile
     import urllib.error
     import urllib.request
@@ -278,7 +278,7 @@ def _download(url: str, target: Path, checksum: str, timeout: float) -> None:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
         actual = _md5(tmp)
-        if actual != checksum:
+        if checksum is not None and actual != checksum:
             raise ValueError(f"Download of {url} is corrupted: MD5 {actual}, expected {checksum}. Try again.")
         tmp.replace(target)
     except urllib.error.URLError as exc:
@@ -326,3 +326,64 @@ def fetch_movielens(variant: str = "1m", *, data_home_path=None, base_url: str =
     else:
         df = pd.read_csv(io.BytesIO(raw), header=0, names=names)
     return df
+
+
+# --------------------------------------------------------------------------------------------
+# BARS CTR benchmarks (Frappe_x1, Criteo_x1): downloaded on demand, never shipped
+# --------------------------------------------------------------------------------------------
+
+#: Where reczoo (BARS) publishes its fixed splits; pass ``base_url`` to use a mirror.
+BARS_URL = "https://huggingface.co/datasets/reczoo/{name}/resolve/main/"
+#: our name -> reczoo's dataset name
+_BARS = {"frappe_x1": "Frappe_x1", "criteo_x1": "Criteo_x1"}
+BARS_SPLITS = ("train", "valid", "test")
+
+
+def fetch_bars(name: str = "frappe_x1", *, data_home_path=None, base_url: str | None = None,
+               checksums: dict | None = None, timeout: float = 600.0) -> dict[str, Path]:
+    """Download a BARS CTR benchmark's fixed split and return ``{"train"|"valid"|"test": Parquet path}``.
+
+    BARS (reczoo) publishes Frappe_x1 and Criteo_x1 as ``train.csv``, ``valid.csv`` and
+    ``test.csv`` (column ``label`` plus the fields). Each file is downloaded once, verified,
+    converted to Parquet in bounded memory (for :meth:`fit_parquet`) and cached under
+    :func:`data_home`. Neither dataset may be redistributed: they never ship with the package.
+    ``checksums`` maps split -> MD5 of the CSV; without it the MD5 of the first download is
+    recorded and checked on later uses (reczoo publishes none to check against).
+
+    Examples
+    --------
+    Needs the network (Criteo_x1 is about 10 GB):
+
+    .. code-block:: python
+
+        paths = fetch_bars("frappe_x1")
+        clf = AutoIntClassifier(embedding_dim=10).fit_parquet(paths["train"], "label")
+    """
+    if name not in _BARS:
+        raise ValueError(f"Unknown BARS dataset {name!r}; choose one of {', '.join(_BARS)}.")
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    base = (base_url or BARS_URL.format(name=_BARS[name])).rstrip("/") + "/"
+    folder = data_home(data_home_path) / "bars" / name
+    out = {}
+    for split in BARS_SPLITS:
+        csv_path, parquet_path, recorded = folder / f"{split}.csv", folder / f"{split}.parquet", folder / f"{split}.csv.md5"
+        expected = (checksums or {}).get(split) or (recorded.read_text().strip() if recorded.exists() else None)
+        if not (csv_path.exists() and (expected is None or _md5(csv_path) == expected)):
+            parquet_path.unlink(missing_ok=True)
+            _download(base + f"{split}.csv", csv_path, expected, timeout)
+        if not recorded.exists():
+            recorded.write_text(_md5(csv_path))
+        if not parquet_path.exists():
+            tmp = parquet_path.with_name(f".{parquet_path.name}.part")
+            try:
+                reader = pacsv.open_csv(csv_path)  # streams record batches: bounded memory
+                with pq.ParquetWriter(tmp, reader.schema) as writer:
+                    for batch in reader:
+                        writer.write_batch(batch, row_group_size=262_144)
+                tmp.replace(parquet_path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        out[split] = parquet_path
+    return out

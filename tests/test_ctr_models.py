@@ -13,6 +13,8 @@ def test_field_embedding_tables_numeric_vectors_and_init():
     torch.manual_seed(0)
     emb = FieldEmbedding(n_num=2, cardinalities=[1_000_000, 5], d=8)
     assert emb.categorical.embedding.weight.std().item() == pytest.approx(1e-4, rel=0.05)
+    big = FieldEmbedding(n_num=2_000, cardinalities=[], d=8)  # numeric: FuxiCTR's Linear(1, d) Xavier init
+    assert big.numeric.std().item() == pytest.approx((2 / 9) ** 0.5, rel=0.05)
     x_num = torch.tensor([[0.0, 2.0]])
     x_cat = torch.tensor([[123_456, 3]])
     out = emb(x_num, x_cat)
@@ -126,8 +128,8 @@ def test_ctr_models_train_with_fuxictr_recipe(ctr_split, make):
     first_order = roc_auc_score(test.y, _first_order_scores(train, test))
     assert first_order - 0.02 < auc <= test.bayes_auc + 0.01, (first_order, auc, test.bayes_auc)
     lrs = [h["lr"] for h in est.history_]
-    stalls = [i for i in range(1, len(est.history_)) if est.history_[i]["val_loss"] >= min(h["val_loss"] for h in est.history_[:i])]
-    for i in stalls:  # FuxiCTR: lr / 10 after every epoch without a lower validation loss
+    stalls = [i for i in range(1, len(est.history_)) if est.history_[i]["val_auc"] <= max(h["val_auc"] for h in est.history_[:i])]
+    for i in stalls:  # FuxiCTR: lr / 10 after every epoch without a higher validation AUC
         assert lrs[i] == pytest.approx(lrs[i - 1] / 10) or i == len(lrs) - 1
     assert len(est.history_) - est.best_epoch_ <= 2  # stopped after 2 stalled epochs (or max_epochs)
 

@@ -143,3 +143,68 @@ def test_fetch_movielens_rejects_bad_checksums_and_missing_files(movielens_serve
     monkeypatch.setenv("TABULAR_SUITE_DATA", str(tmp_path / "env"))
     fetch_movielens("1m", base_url=url, checksum=md5)
     assert (tmp_path / "env" / "movielens" / "ml-1m.zip").exists()
+
+
+# --- BARS CTR splits (Frappe_x1 / Criteo_x1 layout) over loopback HTTP ------------------------
+from tabular_suite.datasets import fetch_bars  # noqa: E402
+
+
+@pytest.fixture
+def bars_server():
+    rng = np.random.default_rng(0)
+    files = {}
+    for split, n in (("train", 300), ("valid", 50), ("test", 60)):
+        df = pd.DataFrame({"label": rng.integers(0, 2, n), "user": rng.integers(0, 50, n),
+                           "item": rng.integers(0, 80, n), "daytime": rng.choice(["morning", "night"], n)})
+        files[f"/frappe/{split}.csv"] = df.to_csv(index=False).encode()
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            requests.append(self.path)
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/frappe/", files, requests
+    finally:
+        server.shutdown()
+
+
+def test_fetch_bars_downloads_converts_and_caches(bars_server, tmp_path):
+    url, files, requests = bars_server
+    paths = fetch_bars("frappe_x1", data_home_path=tmp_path, base_url=url)
+    assert set(paths) == {"train", "valid", "test"}
+    for split, path in paths.items():
+        expected = pd.read_csv(io.BytesIO(files[f"/frappe/{split}.csv"]))
+        pd.testing.assert_frame_equal(pd.read_parquet(path), expected, check_dtype=False)
+    assert len(requests) == 3
+    fetch_bars("frappe_x1", data_home_path=tmp_path, base_url=url)
+    assert len(requests) == 3  # cached
+    csv = tmp_path / "bars" / "frappe_x1" / "valid.csv"
+    csv.write_text("label,user\n1,1\n")  # damaged cache: recorded MD5 no longer matches
+    fetch_bars("frappe_x1", data_home_path=tmp_path, base_url=url)
+    assert len(requests) == 4 and len(pd.read_parquet(paths["valid"])) == 50
+
+
+def test_fetch_bars_bad_checksum_missing_split_and_unknown_name(bars_server, tmp_path):
+    url, _, _ = bars_server
+    with pytest.raises(ValueError, match="corrupted"):
+        fetch_bars("frappe_x1", data_home_path=tmp_path, base_url=url, checksums={"train": "0" * 32})
+    assert not (tmp_path / "bars" / "frappe_x1" / "train.csv").exists()
+    with pytest.raises(ValueError, match="Could not download"):
+        fetch_bars("criteo_x1", data_home_path=tmp_path, base_url=url.replace("frappe", "criteo"))
+    assert not list((tmp_path / "bars" / "criteo_x1").glob("*.csv"))
+    with pytest.raises(ValueError, match="Unknown BARS dataset"):
+        fetch_bars("avazu")

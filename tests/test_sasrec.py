@@ -126,7 +126,8 @@ def test_ce_loss_is_softmax_over_all_real_items():
     module = rec.module_.eval()
     seq = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
     target = torch.tensor([[2, 3, 4, 0], [5, 6, 0, 0]])
-    loss = rec._train_loss(module, [torch.tensor([0, 1]), seq], target)
+    rec._targets_per_batch = 10.0  # the loss is a sum over targets / the average targets per batch
+    loss = rec._train_loss(module, [torch.tensor([0, 1]), seq], target) * 10 / 5
     states = module(seq)[target > 0]
     logits = states @ module.item_embedding.weight[1:].T
     assert torch.allclose(loss, F.cross_entropy(logits, target[target > 0] - 1), atol=1e-6)
@@ -138,6 +139,7 @@ def test_sampled_softmax_masks_accidental_hits():
     module = rec.module_.eval()
     seq, target = torch.tensor([[1, 2, 0]]), torch.tensor([[2, 3, 0]])
     torch.manual_seed(0)
+    rec._targets_per_batch = 2.0
     loss = rec._train_loss(module, [torch.tensor([0]), seq], target)
     torch.manual_seed(0)
     negatives = torch.randint(1, module.n_items + 1, (5000,))
@@ -375,10 +377,19 @@ def test_cli_recommend_fit_predict_evaluate(tmp_path):
     log["user_id"] = log["user_id"].str[1:].astype(int)  # integer users: parsed back from --users
     log.to_parquet(tmp_path / "log.parquet")
     model = tmp_path / "rec.tsm"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = cli("fit", tmp_path / "log.parquet", "--time-col", "ts", "--out", model, "--test-last",
-            "-p", "max_epochs=30", "-p", "batch_size=16", "--quiet")
+            "-p", "max_epochs=30", "-p", "batch_size=16", "--quiet", "--track", "--tracking-uri", uri)
     assert r.returncode == 0, r.stderr
     assert "full ranking" in r.stdout and "HR@10" in r.stdout and "sampled protocol skipped" in r.stdout
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.search_runs([client.get_experiment_by_name("tabular_suite").experiment_id])[0]
+    assert run.data.params["loss"] == "bce" and run.data.metrics["full_HR_at_10"] > 0.5
+    assert run.data.tags["protocol_full"].startswith("full ranking")
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 30
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model.tsm"]
     r = cli("predict", model, "--users", "1,2", "-k", "3", "--out", tmp_path / "recs.csv")
     assert r.returncode == 0, r.stderr
     recs = pd.read_csv(tmp_path / "recs.csv")

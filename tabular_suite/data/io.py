@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_dataframe", "as_1d_array", "read_table"]
+__all__ = ["as_dataframe", "as_1d_array", "read_table", "ParquetSource"]
 
 
 def _is_sparse(X) -> bool:
@@ -160,3 +160,77 @@ def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> 
     if df.shape[0] == 0:
         raise ValueError(f"File {path} has a header but no rows.")
     return df
+
+
+class ParquetSource:
+    """A Parquet file, or a folder of them, read ``batch_rows`` rows at a time.
+
+    Only the metadata is read up front (row counts per row group); :meth:`batches` yields
+    ``(global_row_offset, DataFrame)`` pairs, optionally visiting the row groups in a given
+    order. Memory holds one row group's pages and one batch.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> path = tempfile.mkdtemp() + "/t.parquet"
+    >>> pd.DataFrame({"a": range(5)}).to_parquet(path, row_group_size=2)
+    >>> src = ParquetSource(path, batch_rows=10)
+    >>> src.n_rows, src.n_units, [(o, len(b)) for o, b in src.batches([2, 0])]
+    (5, 3, [(4, 1), (0, 2)])
+    """
+
+    def __init__(self, path: str | os.PathLike, batch_rows: int = 262_144):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+            raise ValueError(f"batch_rows must be a positive integer, got {batch_rows!r}.")
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"File not found: {path}")
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".parquet", ".pq")) if path.is_dir() else [path]
+        if not files:
+            raise ValueError(f"{path} holds no .parquet files.")
+        self.batch_rows, self.units, self.columns = int(batch_rows), [], None
+        offset = 0
+        for file in files:
+            try:
+                pf = pq.ParquetFile(file)
+            except Exception as exc:  # pyarrow raises several types for non-Parquet bytes
+                raise ValueError(f"{file} is not a readable Parquet file: {exc}") from None
+            names = [n for n in pf.schema_arrow.names if not n.startswith("__index_level_")]
+            if self.columns is None:
+                self.columns = names
+                # Columns written from pandas categoricals are read back as categoricals.
+                meta = pf.schema_arrow.pandas_metadata or {}
+                self.categorical_columns = [
+                    c["name"] for c in meta.get("columns", []) if c.get("pandas_type") == "categorical"
+                ] + [f.name for f in pf.schema_arrow if pa.types.is_dictionary(f.type)]
+            elif names != self.columns:
+                raise ValueError(f"{file} has columns {names[:10]}, unlike {files[0]} ({self.columns[:10]}).")
+            for group in range(pf.metadata.num_row_groups):
+                rows = pf.metadata.row_group(group).num_rows
+                if rows:
+                    self.units.append((file, group, offset))
+                    offset += rows
+        self.n_rows = offset
+        if self.n_rows == 0:
+            raise ValueError(f"{path} has no rows.")
+
+    @property
+    def n_units(self) -> int:
+        """Number of row groups (the units whose order :meth:`batches` can shuffle)."""
+        return len(self.units)
+
+    def batches(self, order=None):
+        import pyarrow.parquet as pq
+
+        for unit in range(self.n_units) if order is None else order:
+            file, group, offset = self.units[unit]
+            reader = pq.ParquetFile(file)
+            for batch in reader.iter_batches(batch_size=self.batch_rows, row_groups=[group], columns=self.columns):
+                df = batch.to_pandas()
+                for name in self.categorical_columns:
+                    df[name] = df[name].astype("category")
+                yield offset, df
+                offset += len(df)

@@ -95,6 +95,7 @@ class TablePreprocessor:
 
     # ------------------------------------------------------------------ fit
     def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> "TablePreprocessor":
+        self.__dict__.pop("_indexes", None)
         self.schema = infer_schema(df, self.categorical_features, from_numpy=from_numpy)
         rng = np.random.default_rng(self.random_state)
         self.num_params: list[np.ndarray] = []
@@ -117,6 +118,53 @@ class TablePreprocessor:
                     f"Column {name!r} is entirely empty (all values missing): drop it before fitting."
                 )
             self.categories.append(sorted(set(keys[~missing].tolist())))
+        return self
+
+    def fit_batches(self, batches, *, sample_rows: int = 200_000) -> "TablePreprocessor":
+        """Fit on a stream of DataFrames that need not fit in memory together.
+
+        Categories are the union over all batches; numeric scalers are fitted on a uniform
+        random sample of ``sample_rows`` rows of the whole stream (quantiles from 200k rows
+        are accurate to well under 1%); missing-value indicators cover every batch.
+        Memory: one batch, the sample and the category sets.
+        """
+        rng = np.random.default_rng(self.random_state)
+        self.__dict__.pop("_indexes", None)
+        sample_keys, sample_values, has_missing, seen = None, None, None, None
+        for df in batches:
+            if sample_keys is None:
+                self.schema = infer_schema(df, self.categorical_features)
+                n_num = len(self.schema.numeric)
+                sample_keys, sample_values = np.zeros(0), np.zeros((0, n_num))
+                has_missing = np.zeros(n_num, dtype=bool)
+                seen = [set() for _ in self.schema.categorical]
+            values = np.column_stack([_numeric_values(df[c], c) for c in self.schema.numeric]) if self.schema.numeric else np.zeros((len(df), 0))
+            for j, name in enumerate(self.schema.numeric):
+                self._check_finite(values[:, j], name)
+            has_missing |= np.isnan(values).any(axis=0)
+            # Reservoir by random keys: the sample_rows smallest keys over the stream are uniform.
+            keys = np.concatenate([sample_keys, rng.random(len(df))])
+            values = np.concatenate([sample_values, values])
+            if len(keys) > sample_rows:
+                keep = np.argpartition(keys, sample_rows)[:sample_rows]
+                keys, values = keys[keep], values[keep]
+            sample_keys, sample_values = keys, values
+            for j, name in enumerate(self.schema.categorical):
+                col_keys, missing = _category_keys(df[name])
+                seen[j].update(pd.unique(col_keys[~missing]).tolist())
+        if sample_keys is None:
+            raise ValueError("The data stream is empty: no rows to fit on.")
+        self.num_params, self.num_has_missing = [], []
+        for j, name in enumerate(self.schema.numeric):
+            observed = sample_values[:, j][~np.isnan(sample_values[:, j])]
+            if observed.size == 0:
+                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
+            self.num_params.append(self._fit_scaler(observed, rng))
+            self.num_has_missing.append(bool(has_missing[j]))
+        for j, name in enumerate(self.schema.categorical):
+            if not seen[j]:
+                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
+        self.categories = [sorted(c) for c in seen]
         return self
 
     def _fit_scaler(self, observed: np.ndarray, rng) -> np.ndarray:
@@ -177,9 +225,12 @@ class TablePreprocessor:
                 indicators.append(missing.astype(np.float64))
         x_num = np.stack(num_cols + indicators, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
         cat_cols = []
-        for name, cats in zip(self.schema.categorical, self.categories):
+        if self.__dict__.get("_indexes") is None or len(self._indexes) != len(self.categories):
+            # Hash tables over the categories, built once (10^6-id fields take a second).
+            self._indexes = [pd.Index(cats, dtype=object) for cats in self.categories]
+        for name, index in zip(self.schema.categorical, self._indexes):
             keys, missing = _category_keys(df[name])
-            codes = pd.Index(cats, dtype=object).get_indexer(keys).astype(np.int64) + _N_RESERVED
+            codes = index.get_indexer(keys).astype(np.int64) + _N_RESERVED
             codes[codes == _N_RESERVED - 1] = UNKNOWN_ID
             codes[missing] = MISSING_ID
             cat_cols.append(codes)
@@ -190,6 +241,11 @@ class TablePreprocessor:
         return self.fit(df, from_numpy=from_numpy).transform(df)
 
     # ---------------------------------------------------------- persistence
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_indexes", None)  # a cache, rebuilt on the first transform
+        return state
+
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """JSON-able config and named arrays that fully describe the fitted transform."""
         config = {

@@ -23,7 +23,7 @@ from .. import __version__
 from ..data.io import as_1d_array, as_dataframe
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
 from ..training.device import default_num_threads
-from ..training.engine import Objective, TrainConfig, fit_module, predict_module, seeded
+from ..training.engine import ChunkedData, Objective, TrainConfig, fit_module, predict_module, seeded
 from .persistence import read_model_file, write_model_file
 
 __all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load"]
@@ -168,6 +168,10 @@ class TabularEstimator(BaseEstimator):
         """An optional ``Objective.train_loss`` (batch strategy); None = plain loss."""
         return None
 
+    def _validator(self, valid):
+        """An optional ``Objective.evaluate`` on the validation tensors; None = validation loss."""
+        return None
+
     def _module_kwargs(self) -> dict:
         return {name: getattr(self, name) for name in self._arch_params}
 
@@ -235,6 +239,7 @@ class TabularEstimator(BaseEstimator):
             self._init_module(module, prepared, target, train_idx, seed)
             objective = self._objective()
             objective.train_loss = self._train_loss()
+            objective.evaluate = self._validator(valid)
             callbacks = list(self.callbacks or ()) + list(extra_callbacks)
             state = fit_module(module, train, objective, config, valid, callbacks)
         self.module_ = module
@@ -263,6 +268,154 @@ class TabularEstimator(BaseEstimator):
             out.append(torch.from_numpy(np.ascontiguousarray(target)))
         return out
 
+    # ---------------------------------------------------------- out of core
+    def partial_fit(self, X, y, classes=None):
+        """Train one pass over the chunk ``(X, y)``, continuing from earlier calls.
+
+        The first call (on an unfitted estimator) fits the preprocessing on its chunk
+        (categories first seen later map to the "unknown" id) and builds the model;
+        ``classes`` must then list every label of the whole stream if the chunk lacks some.
+        The optimizer state carries over between calls; the learning rate stays at ``lr``
+        and there is no early stopping. For Parquet files see :meth:`fit_parquet`.
+
+        Examples
+        --------
+        >>> import numpy as np, tabular_suite
+        >>> X = np.random.default_rng(0).normal(size=(200, 3))
+        >>> clf = tabular_suite.MLPClassifier(num_threads=1, random_state=0)
+        >>> for rows in np.array_split(np.arange(200), 4):
+        ...     clf = clf.partial_fit(X[rows], X[rows, 0] > 0, classes=[False, True])
+        >>> len(clf.history_)
+        4
+        """
+        first = not hasattr(self, "module_")
+        if first:
+            self._check_params()
+        df, from_numpy = self._prepare_frame(X, reset=first)
+        y = as_1d_array(y)
+        if y.shape[0] != df.shape[0]:
+            raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
+        if first:
+            self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            self._fit_columns = list(df.columns)
+            self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=self._seed)
+            self.preprocessor_.fit(df, from_numpy=from_numpy)
+            self._fit_target(np.asarray(classes) if classes is not None else y)
+        prepared = self.preprocessor_.transform(df)
+        target = self._encode_target(y)
+        if first:
+            with seeded(self._seed, self.device):
+                self.module_ = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
+                self._init_module(self.module_, prepared, target, np.arange(len(target)), self._seed)
+        state = self.__dict__.get("_train_state")
+        config = self._train_config(getattr(self, "_seed", 0), n_train=len(target))
+        config.max_epochs, config.patience, config.scheduler, config.warmup_epochs = 1, None, "constant", 0.0
+        objective = self._objective()
+        objective.train_loss = self._train_loss()
+        with seeded(getattr(self, "_seed", 0) + (state.epoch if state else 0), config.device):
+            state = fit_module(self.module_, self._tensors(prepared, target), objective, config,
+                               callbacks=list(self.callbacks or ()), state=state)
+        self._train_state = state
+        self.history_, self.best_epoch_ = state.history, state.epoch
+        self.n_params_ = sum(p.numel() for p in self.module_.parameters())
+        return self
+
+    def fit_parquet(self, path, target: str, *, batch_rows: int = 262_144, validation_rows: int = 100_000,
+                    sample_rows: int = 200_000):
+        """Fit from a Parquet file or a folder of Parquet files too large for memory.
+
+        A first pass over the data fits the preprocessing (categories over all rows,
+        numeric scalers on a uniform sample of ``sample_rows`` rows) and the target
+        encoding, and keeps up to ``validation_rows`` random rows (at most
+        ``validation_fraction`` of the data) for early stopping. Each epoch then reads the
+        row groups in a new random order, ``batch_rows`` rows at a time, shuffling rows
+        within each batch. Memory stays at about one batch plus the samples and the
+        category vocabularies, whatever the file size. ``history_`` records rows/second.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, pandas as pd, tabular_suite
+        >>> df = pd.DataFrame({"x": np.arange(300.0), "y": np.arange(300) % 2})
+        >>> path = tempfile.mkdtemp() + "/data.parquet"
+        >>> df.to_parquet(path, row_group_size=100)
+        >>> clf = tabular_suite.MLPClassifier(max_epochs=2, num_threads=1).fit_parquet(path, "y", batch_rows=64)
+        >>> clf.classes_.tolist()
+        [0, 1]
+        """
+        from ..data.io import ParquetSource
+
+        self._check_params()
+        source = ParquetSource(path, batch_rows=batch_rows)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        rng = np.random.default_rng(seed)
+        n_valid = min(validation_rows, int(self.validation_fraction * source.n_rows))
+        valid_idx = np.sort(rng.choice(source.n_rows, n_valid, replace=False)) if n_valid > 0 else np.zeros(0, np.int64)
+        if target not in source.columns:
+            raise ValueError(f"Target column {target!r} is not in {path} (columns: {', '.join(source.columns[:20])}).")
+
+        # Pass 1: schema, preprocessing, target encoding, validation rows, a first training sample.
+        held, first_rows, labels = [], None, set()
+        moments = np.zeros(3)  # count, sum, sum of squares of a regression target
+
+        def features(epoch_batches):
+            nonlocal first_rows
+            for offset, batch in epoch_batches:
+                y = as_1d_array(batch.pop(target))
+                in_valid = _in_sorted(offset + np.arange(len(batch)), valid_idx)
+                if in_valid.any():
+                    held.append((batch[in_valid], y[in_valid]))
+                if is_classifier(self):
+                    labels.update(pd.unique(y).tolist())
+                else:
+                    y = TargetScaler._as_float(y)
+                    if not np.isfinite(y).all():
+                        raise ValueError(f"The target column {target!r} contains NaN or infinite values: drop or fix those rows.")
+                    moments[:] += (len(y), y.sum(), (y**2).sum())
+                if first_rows is None:
+                    first_rows = (batch[~in_valid].iloc[:50_000], y[~in_valid][:50_000])
+                yield batch
+
+        def first_pass():
+            for i, (offset, batch) in enumerate(source.batches()):
+                self._prepare_frame(batch.drop(columns=[target]), reset=i == 0)
+                yield offset, batch
+
+        self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=seed)
+        self._fit_columns = [c for c in source.columns if c != target]
+        self.preprocessor_.fit_batches(features(first_pass()), sample_rows=sample_rows)
+        if is_classifier(self):
+            self._fit_target(np.asarray(list(labels)))
+        else:
+            count, total, squares = moments
+            self._target_scaler = TargetScaler()
+            self._target_scaler.mean_ = float(total / count)
+            std = float(np.sqrt(max(squares / count - (total / count) ** 2, 0.0)))
+            self._target_scaler.scale_ = std if std > 0 else 1.0
+
+        def prepare(batch: pd.DataFrame) -> list[torch.Tensor]:
+            y = as_1d_array(batch.pop(target))
+            return self._tensors(self.preprocessor_.transform(batch), self._encode_target(y))
+
+        valid = None
+        if held:
+            v_df = pd.concat([b for b, _ in held])
+            valid = self._tensors(self.preprocessor_.transform(v_df), self._encode_target(np.concatenate([y for _, y in held])))
+        train = _ParquetChunks(source, prepare, valid_idx, seed)
+        config = self._train_config(seed, n_train=train.n_rows)
+        with seeded(seed, config.device):
+            module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
+            sample = self.preprocessor_.transform(first_rows[0])
+            self._init_module(module, sample, self._encode_target(first_rows[1]), np.arange(len(first_rows[1])), seed)
+            objective = self._objective()
+            objective.train_loss = self._train_loss()
+            objective.evaluate = self._validator(valid)
+            state = fit_module(module, train, objective, config, valid, list(self.callbacks or ()))
+        self.module_ = module
+        self.history_ = state.history
+        self.best_epoch_ = state.best_epoch
+        self.n_params_ = sum(p.numel() for p in module.parameters())
+        return self
+
     # --------------------------------------------------------------- predict
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "module_")
@@ -277,6 +430,7 @@ class TabularEstimator(BaseEstimator):
     # ----------------------------------------------------------- persistence
     def __getstate__(self):
         state = super().__getstate__()
+        state.pop("_train_state", None)  # partial_fit's optimizer: a pickle restarts it
         module = state.get("module_")
         if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
             state["module_"] = copy.deepcopy(module).cpu()  # pickles load on machines without a GPU
@@ -362,6 +516,30 @@ class TabularEstimator(BaseEstimator):
         est.best_epoch_ = fitted["best_epoch"]
         est.n_params_ = sum(p.numel() for p in module.parameters())
         return est
+
+
+def _in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Boolean mask: which ``values`` are in the sorted array ``sorted_set``."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.searchsorted(sorted_set, values).clip(max=len(sorted_set) - 1)
+    return sorted_set[pos] == values
+
+
+class _ParquetChunks(ChunkedData):
+    """Training rows of a :class:`ParquetSource` (validation rows left out), row groups in a
+    new random order every epoch."""
+
+    def __init__(self, source, prepare, exclude: np.ndarray, seed: int):
+        self.source, self.prepare, self.exclude, self.seed = source, prepare, exclude, seed
+        self.n_rows = source.n_rows - len(exclude)
+
+    def chunks(self, epoch: int):
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.source.n_units)
+        for offset, batch in self.source.batches(order):
+            keep = ~_in_sorted(offset + np.arange(len(batch)), self.exclude)
+            if keep.any():
+                yield self.prepare(batch[keep] if not keep.all() else batch)
 
 
 class TabularClassifierMixin(ClassifierMixin):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import numbers
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +176,7 @@ class SASRecRecommender(BaseEstimator):
         in_train = position < np.repeat(lengths - hold, lengths)
         user_of = np.repeat(np.arange(seqs.n_users), lengths)
         self._history_keys = torch.from_numpy(np.unique(user_of[in_train] * (seqs.n_items + 1) + seqs.item_ids[in_train]))
+        self._targets_per_batch = float((seq_next > 0).sum()) / len(trainable) * min(self.batch_size, len(trainable))
 
         config = TrainConfig(
             max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
@@ -198,7 +198,7 @@ class SASRecRecommender(BaseEstimator):
                     lengths=torch.from_numpy((seq_in > 0).sum(1)),
                 )
         finally:
-            del self._history_keys
+            del self._history_keys, self._targets_per_batch
         self.module_ = module
         self.users_ = seqs.users
         self.items_ = seqs.items
@@ -216,20 +216,24 @@ class SASRecRecommender(BaseEstimator):
         positives = target[real]
         items = module.item_embedding
         pos_logit = (states * items(positives)).sum(-1)
+        # Batches hold similar lengths, so a per-batch mean would give a batch of short
+        # sequences as much weight as one of long ones: sum over targets, divided by the
+        # average targets per batch, weights every target equally as random batches do.
+        reduction, scale = "sum", self._targets_per_batch
         if self.loss == "bce":
             negatives = self._negatives(users.unsqueeze(1).expand_as(target)[real], module.n_items)
             neg_logit = (states * items(negatives)).sum(-1)
-            return F.binary_cross_entropy_with_logits(
-                pos_logit, torch.ones_like(pos_logit)
-            ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+            return (F.binary_cross_entropy_with_logits(
+                pos_logit, torch.ones_like(pos_logit), reduction=reduction
+            ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit), reduction=reduction)) / scale
         if self.loss == "ce":
             logits = states @ items.weight[1:].T.to(states.dtype)  # id 0 (padding) is never a class
-            return F.cross_entropy(logits.float(), positives - 1)
+            return F.cross_entropy(logits.float(), positives - 1, reduction=reduction) / scale
         negatives = torch.randint(1, module.n_items + 1, (self.n_negatives,), device=seq.device)
         neg_logit = states @ items(negatives).T.to(states.dtype)
         neg_logit = neg_logit.masked_fill(negatives.unsqueeze(0) == positives.unsqueeze(1), float("-inf"))
         logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], 1).float()
-        return F.cross_entropy(logits, torch.zeros_like(positives))
+        return F.cross_entropy(logits, torch.zeros_like(positives), reduction=reduction) / scale
 
     def _negatives(self, users: torch.Tensor, n_items: int) -> torch.Tensor:
         """One uniform item per entry, redrawn while it is in that user's training history."""
@@ -254,12 +258,8 @@ class SASRecRecommender(BaseEstimator):
             candidates = _sampled_candidates(history, targets, seqs.n_items, 100, np.random.default_rng(seed))
 
         def evaluate(module):
-            started = time.perf_counter()
-            ranks = self._ranks(module, windows, targets, history, candidates)
-            metrics = ranking_metrics(ranks, 10)
-            logs = {f"val_{k}": v for k, v in metrics.items()}
-            logs["val_seconds"] = time.perf_counter() - started
-            return -metrics["NDCG@10"], logs
+            metrics = ranking_metrics(self._ranks(module, windows, targets, history, candidates), 10)
+            return -metrics["NDCG@10"], {f"val_{k}": v for k, v in metrics.items()}
 
         return evaluate
 

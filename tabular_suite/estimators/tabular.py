@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from sklearn.base import is_classifier
 
 from ..nn import MLP, ExcelFormer, FTTransformer, ResNet
 from ..nn.autoint import AutoInt
 from ..nn.excelformer import feat_mix, hidden_mix
 from ..nn.finalmlp import FinalMLP
+from ..training.engine import predict_module
 from .base import COMMON_PARAMS_DOC, TabularClassifierMixin, TabularEstimator, TabularRegressorMixin
 from .registry import register_model
 
@@ -331,7 +334,8 @@ class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
 @dataclass(kw_only=True, repr=False, eq=False)
 class _CTRParams(TabularEstimator):
     """FuxiCTR's training recipe: Adam lr 1e-3, embedding L2, gradient clipping at 10, lr / 10
-    on each epoch without validation improvement, early stopping after 2 such epochs."""
+    on each epoch without validation improvement (AUC for binary targets, else the loss),
+    early stopping after 2 such epochs."""
 
     embedding_l2: float = 1e-5
     max_epochs: int = 100
@@ -364,6 +368,24 @@ class _CTRParams(TabularEstimator):
             out.append(fields.index(name))
         return out
 
+    def _validator(self, valid):
+        """FuxiCTR monitors validation AUC (binary tasks): early stopping and lr decay follow it."""
+        if valid is None or not is_classifier(self) or len(self.classes_) != 2:
+            return None
+        from sklearn.metrics import roc_auc_score
+
+        *inputs, target = valid
+        labels = target.numpy()
+
+        def evaluate(module):
+            out = predict_module(module, inputs, device=self.device, precision=self.precision,
+                                 num_threads=torch.get_num_threads())[:, 0]
+            auc = float(roc_auc_score(labels, out.numpy())) if 0 < labels.sum() < len(labels) else 0.5
+            loss = float(F.binary_cross_entropy_with_logits(out, target))
+            return -auc, {"val_loss": loss, "val_auc": auc}
+
+        return evaluate
+
     def _train_loss(self):
         if not self.embedding_l2:
             return None
@@ -383,7 +405,8 @@ _CTR_TRAINING_DOC = """
         training loss at every step (FuxiCTR's embedding regularizer).
     (Training defaults follow FuxiCTR: lr 1e-3 (Adam: no weight decay), batch 1024,
     gradient-norm clipping at 10, the learning rate divided by 10 after each epoch without a
-    lower validation loss, early stopping after 2 such epochs with the best weights restored.)"""
+    better validation AUC (binary targets; the validation loss otherwise), early stopping after
+    2 such epochs with the best weights restored.)"""
 
 
 @dataclass(kw_only=True, repr=False, eq=False)

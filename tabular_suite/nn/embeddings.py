@@ -99,7 +99,8 @@ class FieldEmbedding(nn.Module):
     Each categorical field has its own table (stored as one table with offsets, so 10^5-10^6
     ids per field are plain sparse lookups; codes 0 and 1 are the data layer's missing and
     unseen ids); a numeric field is its value times a learned vector, without bias.
-    Initialised N(0, ``init_std``) as in FuxiCTR.
+    Initialised as in FuxiCTR: tables N(0, ``init_std``), numeric vectors Xavier-normal
+    (those of a ``Linear(1, d)``: std ``sqrt(2 / (1 + d))``).
 
     Examples
     --------
@@ -112,9 +113,10 @@ class FieldEmbedding(nn.Module):
         super().__init__()
         self.numeric = nn.Parameter(torch.empty(n_num, d)) if n_num else None
         self.categorical = CategoricalEmbeddings(cardinalities, d) if cardinalities else None
-        for table in (self.numeric, None if self.categorical is None else self.categorical.embedding.weight):
-            if table is not None:
-                nn.init.normal_(table, std=init_std)
+        if self.numeric is not None:
+            nn.init.normal_(self.numeric, std=(2.0 / (1 + d)) ** 0.5)
+        if self.categorical is not None:
+            nn.init.normal_(self.categorical.embedding.weight, std=init_std)
         self.n_fields = n_num + len(cardinalities)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:

@@ -120,6 +120,11 @@ def _system_tags(estimator, num_threads: int) -> dict:
     }
 
 
+def _metric_name(key: str) -> str:
+    """MLflow metric names allow no '@': HR@10 -> HR_at_10."""
+    return key.replace("@", "_at_")
+
+
 class TrackingCallback(Callback):
     """Logs each epoch's metrics (with ``step=epoch``) to an MLflow run."""
 
@@ -127,7 +132,7 @@ class TrackingCallback(Callback):
         self.tracker = tracker
 
     def on_epoch_end(self, state, logs: dict) -> None:
-        metrics = {k: float(v) for k, v in logs.items() if k != "epoch"}
+        metrics = {_metric_name(k): float(v) for k, v in logs.items() if k != "epoch"}
         self.tracker.call("log_metrics", metrics, step=int(logs["epoch"]))
 
 
@@ -286,6 +291,52 @@ def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, expe
     return result.mlflow_run_id
 
 
+def log_recommender(recommender, evaluations: list[dict] = (), *, experiment: str | None = None,
+                    tracking_uri: str | None = None) -> str | None:
+    """Log a fitted :class:`~tabular_suite.SASRecRecommender` as one MLflow run.
+
+    Parameters, per-epoch history (``step`` = epoch), best epoch, each evaluation's metrics
+    (named ``<protocol>_HR_at_10`` etc., the protocol's description as a tag) and the model
+    file as an artifact. Returns the run id (None if the store failed).
+
+    Examples
+    --------
+    .. code-block:: python
+
+        rec = SASRecRecommender().fit(train)
+        tracking.log_recommender(rec, [rec.evaluate(test, protocol="full")])
+    """
+    tracker = _connect(resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri))
+    if tracker.failed:
+        return None
+    uri = tracker.uri
+    with _use_tracking_uri(uri):
+        experiment_id = _experiment_id(tracker, experiment or _SETTINGS.experiment_name, uri)
+        run = tracker.call("start_run", run_name=type(recommender).__name__, experiment_id=experiment_id)
+        if run is None:
+            return None
+        status = "FAILED"
+        try:
+            tracker.call("log_params", {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                                        for k, v in recommender.get_params(deep=False).items()})
+            tracker.call("set_tags", {"estimator": type(recommender).__name__, "users": len(recommender.users_),
+                                      "items": len(recommender.items_)})
+            batch = [(k, float(v), int(h["epoch"])) for h in recommender.history_ for k, v in h.items() if k != "epoch"]
+            batch += [("best_epoch", float(recommender.best_epoch_), 0), ("n_params", float(recommender.n_params_), 0)]
+            for result in evaluations:
+                name = "full" if result["protocol"].startswith("full") else "sampled"
+                tracker.call("set_tag", f"protocol_{name}", result["protocol"])
+                batch += [(f"{name}_{k}", float(v), 0) for k, v in result.items() if k.startswith(("HR@", "NDCG@"))]
+            _log_batch(tracker, run.info.run_id, batch)
+            with tempfile.TemporaryDirectory() as tmp:
+                recommender.save(Path(tmp) / "model.tsm")
+                tracker.call("log_artifact", str(Path(tmp) / "model.tsm"))
+            status = "FINISHED"
+        finally:
+            tracker.call("end_run", status=status)
+    return run.info.run_id
+
+
 @contextlib.contextmanager
 def tracked_fit(estimator, X_sample, num_threads: int):
     """Context for one tracked ``fit``: yields the epoch callback, then logs results and model.
@@ -335,7 +386,7 @@ def _log_batch(tracker: _Tracker, run_id: str, metrics: list[tuple[str, float, i
     from mlflow.tracking import MlflowClient
 
     now = int(time.time() * 1000)
-    entities = [Metric(key, value, now, step) for key, value, step in metrics]
+    entities = [Metric(_metric_name(key), value, now, step) for key, value, step in metrics]
     try:
         client = MlflowClient()
         for start in range(0, len(entities), 1000):

@@ -42,7 +42,7 @@ class ProgressBar(Callback):
         self._task = self._progress.add_task("epochs", total=state.config.max_epochs, info="")
 
     def on_epoch_end(self, state, logs: dict) -> None:
-        info = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("epoch", "seconds", "lr"))
+        info = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("epoch", "seconds", "val_seconds", "lr", "rows_per_s"))
         self._progress.update(self._task, completed=logs["epoch"], info=info)
 
     def on_train_end(self, state) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from .callbacks import Callback, ProgressBar
 from .device import autocast_dtype, resolve_device, thread_limit
 
-__all__ = ["TrainConfig", "Objective", "TrainState", "fit_module", "predict_module", "seeded"]
+__all__ = ["TrainConfig", "Objective", "TrainState", "ChunkedData", "fit_module", "predict_module", "seeded"]
 
 
 @dataclass
@@ -85,6 +85,8 @@ class TrainState:
     history: list = field(default_factory=list)
     best_epoch: int | None = None
     stop: bool = False
+    step_scheduler: object = None
+    plateau: object = None
 
 
 @contextlib.contextmanager
@@ -175,88 +177,117 @@ def predict_module(
         return out.cpu()
 
 
+class ChunkedData:
+    """Training data that does not fit in memory: an iterable of chunks, each a list
+    ``(*inputs, target)`` of CPU tensors, re-iterated once per epoch.
+
+    ``chunks(epoch)`` yields the chunks of one epoch (an implementation should vary their
+    order with ``epoch``); ``n_rows`` is the number of rows per epoch (for schedules).
+    The engine shuffles rows within each chunk.
+    """
+
+    n_rows: int
+
+    def chunks(self, epoch: int):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
 def fit_module(
     module: nn.Module,
-    train: Sequence[torch.Tensor],
+    train: Sequence[torch.Tensor] | ChunkedData,
     objective: Objective,
     config: TrainConfig,
     valid: Sequence[torch.Tensor] | None = None,
     callbacks: Sequence[Callback] = (),
     lengths: torch.Tensor | None = None,
+    state: TrainState | None = None,
 ) -> TrainState:
     """Train ``module`` in place; returns the final :class:`TrainState` with the history.
 
     ``train``/``valid`` are sequences ``(*inputs, target)`` of tensors with equal first
-    dimension. With ``valid`` and ``config.patience``, training stops when the validation
-    loss has not improved for ``patience`` epochs and the best weights are restored.
-    ``lengths`` (one per training row, e.g. real tokens of a padded sequence) makes each
-    batch hold rows of similar length, so a batch strategy can trim the padding.
+    dimension, or for ``train`` a :class:`ChunkedData` streamed chunk by chunk. With
+    ``valid`` and ``config.patience``, training stops when the validation loss has not
+    improved for ``patience`` epochs and the best weights are restored. ``lengths`` (one per
+    training row, e.g. real tokens of a padded sequence) makes each batch hold rows of
+    similar length, so a batch strategy can trim the padding. ``state`` (a previous call's
+    result) continues training with its optimizer and schedule: ``config.max_epochs`` more
+    epochs (``partial_fit``).
 
     Examples
     --------
     >>> X, y = torch.randn(64, 3), torch.randn(64, 1)
     >>> obj = Objective(nn.functional.mse_loss, lambda o, t: float(((o - t) ** 2).mean()), "mse")
     >>> state = fit_module(nn.Linear(3, 1), (X, y), obj, TrainConfig(max_epochs=2, device="cpu"))
-    >>> len(state.history)
-    2
+    >>> len(fit_module(state.module, (X, y), obj, TrainConfig(max_epochs=1, device="cpu"), state=state).history)
+    3
     """
     device = resolve_device(config.device)
     amp = autocast_dtype(config.precision, device)
     callbacks = list(callbacks) + ([ProgressBar()] if config.verbose else [])
-    n = train[0].shape[0]
+    streamed = isinstance(train, ChunkedData)
+    n = train.n_rows if streamed else train[0].shape[0]
     batch_size = min(config.batch_size, n)
-    # A trailing batch of one row is skipped (rows are reshuffled every epoch): BatchNorm
-    # cannot train on it and its gradient would be pure noise.
-    n_used = n - 1 if n % batch_size == 1 and n > batch_size else n
-    steps_per_epoch = math.ceil(n_used / batch_size)
+    steps_per_epoch = math.ceil((n - 1 if n % batch_size == 1 and n > batch_size else n) / batch_size)
 
     with thread_limit(config.num_threads):
         module.to(device)
-        train = [t.to(device) for t in train]
-        optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr, betas=config.betas)
-        if config.scheduler == "plateau":
-            step_scheduler = None
-            wait = config.plateau_patience if config.plateau_patience is not None else max(2, (config.patience or 16) // 4)
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor, patience=wait)
-        else:
-            step_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _step_schedule(config, steps_per_epoch))
-            plateau = None
-        generator = torch.Generator().manual_seed(config.seed)
-        state = TrainState(module, optimizer, config)
+        if not streamed:
+            train = [t.to(device) for t in train]
+        if state is None:
+            optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr, betas=config.betas)
+            state = TrainState(module, optimizer, config)
+            if config.scheduler == "plateau":
+                wait = config.plateau_patience if config.plateau_patience is not None else max(2, (config.patience or 16) // 4)
+                state.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor, patience=wait)
+            else:
+                state.step_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _step_schedule(config, steps_per_epoch))
+        optimizer, step_scheduler, plateau = state.optimizer, state.step_scheduler, state.plateau
+        state.stop, first_epoch = False, state.epoch + 1
+        generator = torch.Generator().manual_seed(config.seed + state.epoch)
         best_loss, best_weights, bad_epochs = math.inf, None, 0
         for cb in callbacks:
             cb.on_train_begin(state)
         try:
-            for epoch in range(1, config.max_epochs + 1):
+            for epoch in range(first_epoch, first_epoch + config.max_epochs):
                 started = time.perf_counter()
                 module.train()
-                order = torch.randperm(n, generator=generator)
-                if lengths is not None:
-                    order = _bucket_by_length(order, lengths, batch_size, generator)
-                order = order.to(device)
-                total = torch.zeros((), device=device)
-                for start in range(0, n_used, batch_size):
-                    idx = order[start : min(start + batch_size, n_used)]
-                    *inputs, target = [t[idx] for t in train]
-                    with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                        if objective.train_loss is not None:
-                            loss = objective.train_loss(module, inputs, target).float()
-                        else:
-                            loss = objective.loss(module(*inputs).float(), target)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if config.grad_clip:
-                        nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-                    optimizer.step()
-                    if step_scheduler is not None:
-                        step_scheduler.step()
-                    total += loss.detach() * idx.shape[0]
-                train_loss = float(total) / n_used
+                total, n_seen = torch.zeros((), device=device), 0
+                for chunk in train.chunks(epoch) if streamed else [train]:
+                    if streamed:
+                        chunk = [t.to(device, non_blocking=True) for t in chunk]
+                    rows = chunk[0].shape[0]
+                    batch_size = min(config.batch_size, rows)
+                    # A trailing batch of one row is skipped (rows are reshuffled every epoch):
+                    # BatchNorm cannot train on it and its gradient would be pure noise.
+                    n_used = rows - 1 if rows % batch_size == 1 and rows > batch_size else rows
+                    order = torch.randperm(rows, generator=generator)
+                    if lengths is not None and not streamed:
+                        order = _bucket_by_length(order, lengths, batch_size, generator)
+                    order = order.to(device)
+                    for begin in range(0, n_used, batch_size):
+                        idx = order[begin : min(begin + batch_size, n_used)]
+                        *inputs, target = [t[idx] for t in chunk]
+                        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                            if objective.train_loss is not None:
+                                loss = objective.train_loss(module, inputs, target).float()
+                            else:
+                                loss = objective.loss(module(*inputs).float(), target)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if config.grad_clip:
+                            nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+                        optimizer.step()
+                        if step_scheduler is not None:
+                            step_scheduler.step()
+                        total += loss.detach() * idx.shape[0]
+                    n_seen += n_used
+                train_loss = float(total) / max(n_seen, 1)
                 if not math.isfinite(train_loss):
                     raise RuntimeError(
                         f"Training diverged at epoch {epoch} (loss {train_loss}); lower lr or set grad_clip."
                     )
                 logs = {"epoch": epoch, "train_loss": train_loss}
+                validation_started = time.perf_counter()
                 if objective.evaluate is not None:
                     module.eval()
                     val_loss, extra = objective.evaluate(module)
@@ -280,6 +311,10 @@ def fit_module(
                         state.stop = True
                 logs["lr"] = optimizer.param_groups[0]["lr"]
                 logs["seconds"] = time.perf_counter() - started
+                if valid is not None or objective.evaluate is not None:
+                    logs["val_seconds"] = time.perf_counter() - validation_started
+                if streamed:
+                    logs["rows_per_s"] = n_seen / logs["seconds"]
                 state.epoch = epoch
                 state.history.append(logs)
                 for cb in callbacks:
@@ -292,7 +327,7 @@ def fit_module(
                 cb.on_train_end(state)
         if best_weights is not None:
             module.load_state_dict(best_weights)
-        if state.best_epoch is None:
+        if best_weights is None:
             state.best_epoch = state.epoch
         module.eval()
         return state
