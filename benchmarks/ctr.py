@@ -165,8 +165,11 @@ def write_results(rows: list[dict]) -> None:
         "Command: `python benchmarks/ctr.py --precision bf16 && python benchmarks/ctr.py --write` (FuxiCTR from "
         "`--peer-python`, default `../peers/fuxictr/bin/python`; `--precision auto` gives our fp32 rows)", "",
         "Same 80/10/10 split, 1 thread each, same hyperparameters and recipe (see the script's docstring); "
-        "test metrics at each side's restored best epoch; s/epoch = training pass only. Bayes AUC of the "
-        "synthetic data: the best any model can reach on its test rows.", "",
+        "test metrics at each side's restored best epoch; s/epoch = training pass only. Config `bf16` = our "
+        "`precision=\"bf16\"` (CPU autocast); FuxiCTR always fp32. Our prediction rows/s start from a "
+        "DataFrame (preprocessing included), FuxiCTR's from its prepared arrays. Bayes AUC of the "
+        "synthetic data: the best any model can reach on its test rows. The rows below were measured while "
+        "other 1-thread benchmark jobs shared the 2-core machine (timings carry that noise on both sides).", "",
         "| dataset | model | config | library | test AUC | test logloss | s/epoch | epochs (best) | predict rows/s | "
         "params | AUC diff | speed-up (epoch / predict) | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",

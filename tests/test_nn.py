@@ -143,3 +143,19 @@ def test_causal_attention_keeps_dtype_and_matches_fp32_under_bf16():
     narrow_v = v[..., :3].contiguous().double().requires_grad_()
     q64, k64 = q.double().requires_grad_(), k.double().requires_grad_()
     assert torch.autograd.gradcheck(lambda q, k, v: causal_attention(q, k, v, 0.0), (q64[:1], k64[:1], narrow_v[:1]))
+
+
+@pytest.mark.parametrize("tokens", [5, 16, 40])
+def test_cpu_attention_matches_sdpa_with_gradients(tokens):
+    from tabular_suite.nn.blocks import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, tokens, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    for scale in (None, 1.0):
+        ours = attention(q, k, v, scale=scale)
+        ref = F.scaled_dot_product_attention(q, k, v, scale=scale)
+        assert torch.allclose(ours, ref, atol=1e-10)
+        g_ours = torch.autograd.grad(ours.sum(), (q, k, v))
+        g_ref = torch.autograd.grad(ref.sum(), (q, k, v))
+        for a, b in zip(g_ours, g_ref):
+            assert torch.allclose(a, b, atol=1e-10)
