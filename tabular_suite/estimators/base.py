@@ -431,10 +431,7 @@ class TabularEstimator(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_train_state", None)  # partial_fit's optimizer: a pickle restarts it
-        module = state.get("module_")
-        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
-            state["module_"] = copy.deepcopy(module).cpu()  # pickles load on machines without a GPU
-        return state
+        return module_on_cpu(state)
 
     def save(self, path) -> None:
         """Save the fitted estimator to one file (weights + JSON config, no pickle).
@@ -452,13 +449,7 @@ class TabularEstimator(BaseEstimator):
         """(JSON-able config, tensors) describing the fitted estimator; see :func:`load`."""
         check_is_fitted(self, "module_")
         pre_config, pre_arrays = self.preprocessor_.get_state()
-        params = {}
-        for name, value in self.get_params(deep=False).items():
-            try:
-                json.dumps(value)
-                params[name] = value
-            except TypeError:
-                params[name] = None  # callbacks, RandomState objects: not part of the saved model
+        params = json_params(self)
         config = {
             "format_version": 1,
             "library_version": __version__,
@@ -516,6 +507,26 @@ class TabularEstimator(BaseEstimator):
         est.best_epoch_ = fitted["best_epoch"]
         est.n_params_ = sum(p.numel() for p in module.parameters())
         return est
+
+
+def module_on_cpu(state: dict) -> dict:
+    """A pickled estimator's state with ``module_`` on the CPU (pickles load without a GPU)."""
+    module = state.get("module_")
+    if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+        state["module_"] = copy.deepcopy(module).cpu()
+    return state
+
+
+def json_params(estimator) -> dict:
+    """``get_params()`` for a model file: values JSON cannot hold (callbacks, RandomState) become None."""
+    params = {}
+    for name, value in estimator.get_params(deep=False).items():
+        try:
+            json.dumps(value)
+            params[name] = value
+        except TypeError:
+            params[name] = None
+    return params
 
 
 def _in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from ..metrics import PROTOCOLS, protocol_label, ranking_metrics
 from ..nn.sasrec import SASRec
 from ..training.device import thread_limit
 from ..training.engine import Objective, TrainConfig, fit_module, predict_module, seeded
+from .base import json_params, module_on_cpu
 from .persistence import read_model_file, write_model_file
 
 __all__ = ["SASRecRecommender"]
@@ -436,11 +435,7 @@ class SASRecRecommender(BaseEstimator):
 
     # ------------------------------------------------------------- persistence
     def __getstate__(self):
-        state = super().__getstate__()
-        module = state.get("module_")
-        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
-            state["module_"] = copy.deepcopy(module).cpu()
-        return state
+        return module_on_cpu(super().__getstate__())
 
     def save(self, path) -> None:
         """Save to one file (weights, vocabularies and histories; no pickle).
@@ -448,16 +443,9 @@ class SASRecRecommender(BaseEstimator):
         Users and items must be strings, integers, floats or booleans to be saved.
         """
         check_is_fitted(self, "module_")
-        params = {}
-        for name, value in self.get_params(deep=False).items():
-            try:
-                json.dumps(value)
-                params[name] = value
-            except TypeError:
-                params[name] = None
         config = {
             "format_version": 1, "library_version": __version__, "estimator": type(self).__name__,
-            "params": params,
+            "params": json_params(self),
             "fitted": {
                 "users": _json_values(self.users_, "user"), "items": _json_values(self.items_, "item"),
                 "history": self.history_, "best_epoch": self.best_epoch_,
