@@ -82,10 +82,16 @@ class ItemSequences:
         ends = self.indptr[users + 1] - drop_last
         take = np.clip(ends - starts, 0, maxlen)
         out = np.zeros((len(users), maxlen), dtype=np.int64)
-        rows = np.repeat(np.arange(len(users)), take)
-        cols = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
-        out[rows, cols] = self.item_ids[np.repeat(ends - take, take) + cols]
+        rows, cols, ids = self.spans(ends - take, take)
+        out[rows, cols] = ids
         return out
+
+    def spans(self, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row ``r`` of ``item_ids[starts[r] : starts[r] + lengths[r]]`` flattened:
+        ``(row, position in row, item id)`` for every element, vectorised."""
+        rows = np.repeat(np.arange(len(starts)), lengths)
+        cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return rows, cols, self.item_ids[np.repeat(starts, lengths) + cols]
 
     def encode_items(self, values) -> np.ndarray:
         """Ids of item values; 0 for values not in the vocabulary."""

@@ -494,10 +494,8 @@ class _Histories:
         """Set the scores of seen items to -inf for rows ``start..start + len(scores)``."""
         users = self.users[start : start + len(scores)]
         begin = self.seqs.indptr[users]
-        take = self.seqs.indptr[users + 1] - self.drop_last - begin
-        rows = np.repeat(np.arange(len(users)), take)
-        cols = self.seqs.item_ids[np.repeat(begin, take) + np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)]
-        scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+        rows, _, items = self.seqs.spans(begin, self.seqs.indptr[users + 1] - self.drop_last - begin)
+        scores[torch.from_numpy(rows), torch.from_numpy(items)] = float("-inf")
 
 
 def _sampled_candidates(history: _Histories, targets: np.ndarray, n_items: int, n: int, rng) -> np.ndarray:
