@@ -535,6 +535,100 @@ def recommend_evaluate(
     _run(run)
 
 
+pfn_app = typer.Typer(
+    help="The in-context model (TabPFN-style): pre-train it on the synthetic prior, export weights.", no_args_is_help=True,
+)
+app.add_typer(pfn_app, name="pfn")
+
+
+def _eval_tables(specs: list[str], bundled: bool) -> list:
+    """(name, X, y) classification tables: ``file:target`` specs and/or the bundled ones."""
+    import tabular_suite
+
+    tables = []
+    for spec in specs:
+        path, sep, target = spec.rpartition(":")
+        if not sep or not path:
+            raise ValueError(f"--eval-data takes FILE:TARGET, got {spec!r}.")
+        df = _read_data(Path(path))
+        X, y = _split_target(df, target)
+        tables.append((Path(path).name.split(".")[0], X, y))
+    if bundled:
+        for name in tabular_suite.list_datasets():
+            ds = tabular_suite.load_dataset(name)
+            if ds.task != "regression":
+                X, y = ds.X.drop(columns=[ds.target]), ds.X[ds.target]
+                if len(X) > 2000:  # a 2,000-row sample keeps the evaluation to seconds
+                    keep = np.random.default_rng(0).choice(len(X), 2000, replace=False)
+                    X, y = X.iloc[keep], y.iloc[keep]
+                tables.append((name, X, y))
+    return tables
+
+
+@pfn_app.command("pretrain")
+def pfn_pretrain(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Checkpoint file: written regularly, continued if it exists."),
+    steps: int = typer.Option(16_000, help="Total optimizer steps (the cosine schedule spans them)."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (after a checkpoint); rerun to continue."),
+    d_model: int = typer.Option(256, help="Transformer width."),
+    n_layers: int = typer.Option(6, help="Transformer layers."),
+    n_heads: int = typer.Option(4, help="Attention heads."),
+    d_ffn: int = typer.Option(512, help="Feed-forward width."),
+    max_rows: int = typer.Option(1200, help="Rows per synthetic dataset at the end of the curriculum."),
+    tokens_per_step: int = typer.Option(8192, help="Rows (tokens) per optimizer step."),
+    lr: float = typer.Option(5e-4, help="Peak AdamW learning rate."),
+    eval_every: int = typer.Option(250, help="Steps between evaluations (held-out prior batches + real tables)."),
+    eval_data: list[str] = typer.Option([], "--eval-data", help="FILE:TARGET classification table to evaluate on (repeatable)."),
+    eval_bundled: bool = typer.Option(True, "--eval-bundled/--no-eval-bundled", help="Also evaluate on the bundled classification datasets."),
+    seed: int = typer.Option(0, help="Seeds the prior and the initialisation."),
+    device: str = typer.Option("auto", help="auto = cuda > mps > cpu."),
+    num_threads: Optional[int] = typer.Option(1, help="Torch CPU threads."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over instead of continuing an existing checkpoint."),
+):
+    """Pre-train the in-context transformer on synthetic datasets (resumable).
+
+    Example: tabular-suite pfn pretrain --checkpoint runs/pfn.pt --time-limit 9000
+    """
+
+    def run():
+        from tabular_suite.pfn.pretrain import PretrainConfig, pretrain, real_data_callback
+
+        cfg = PretrainConfig(steps=steps, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ffn=d_ffn,
+                             max_rows=max_rows, tokens_per_step=tokens_per_step, lr=lr, eval_every=eval_every,
+                             seed=seed, device=device, num_threads=num_threads)
+        tables = _eval_tables(eval_data, eval_bundled)
+        callbacks = (real_data_callback(tables),) if tables else ()
+        history = pretrain(cfg, checkpoint, resume=not fresh, time_limit=time_limit,
+                           log=lambda msg: console.print(msg, markup=False, highlight=False), callbacks=callbacks)
+        done = history["steps"][-1][0] if history["steps"] else 0
+        console.print(f"checkpoint {checkpoint}: step {done:,} of {steps:,}")
+
+    _run(run)
+
+
+@pfn_app.command("export")
+def pfn_export(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `pfn pretrain`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (int8 matrices, loadable by TabPFNClassifier(weights=...))."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+):
+    """Write a pre-training checkpoint's model as a small weights file (int8 matrices, per-row scales).
+
+    Example: tabular-suite pfn export runs/pfn.pt --out my_pfn.tsm
+    """
+
+    def run():
+        from tabular_suite.pfn.pretrain import export_weights
+
+        _check_output(out, force)
+        if not checkpoint.exists():
+            raise ValueError(f"Checkpoint {checkpoint} does not exist.")
+        export_weights(checkpoint, out)
+        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+    _run(run)
+
+
 def _leaderboard_table(result, data: Path) -> Table:
     board = result.leaderboard
     metric = result.metric

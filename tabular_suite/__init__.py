@@ -23,6 +23,8 @@ from .estimators import (  # noqa: E402
     ResNetClassifier,
     ResNetRegressor,
     SASRecRecommender,
+    TabPFNClassifier,
+    TabPFNRegressor,
     get_model,
     list_models,
     load,
@@ -37,7 +39,7 @@ from .datasets import list_datasets, load_dataset  # noqa: E402
 __all__ = [
     "__version__", "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
-    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor", "SASRecRecommender", "list_models", "make_estimator",
+    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor", "SASRecRecommender", "TabPFNClassifier", "TabPFNRegressor", "list_models", "make_estimator",
     "get_model", "register_model", "load", "read_table", "datasets", "metrics", "tracking", "list_datasets",
     "load_dataset", "compare", "ComparisonResult", "EnsembleModel",
 ]

@@ -1,4 +1,4 @@
-"""scikit-learn's own estimator checks, run over every registered tabular estimator."""
+"""scikit-learn's own estimator checks, run over every registered tabular estimator and TabPFN."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -28,9 +28,21 @@ def _instances():
             out.append(tabular_suite.make_estimator(
                 name, task, max_epochs=60, patience=10, num_threads=1, random_state=0, **_SMALL.get(name, {})
             ))
+    # The in-context models are not trained: the shipped pre-trained weights predict.
+    out += [tabular_suite.TabPFNClassifier(num_threads=1, random_state=0),
+            tabular_suite.TabPFNRegressor(num_threads=1, random_state=0)]
     return out
 
 
-@parametrize_with_checks(_instances())
+def _expected_failures(estimator):
+    if type(estimator).__name__.startswith("TabPFN"):
+        # A row's prediction does not depend on the other test rows (test_pfn.py checks this
+        # to 1e-5), but matrix kernels round differently for different batch sizes: subsets
+        # agree to ~3e-7 relative, above this check's 1e-7 tolerance.
+        return {"check_methods_subset_invariance": "fp32 rounding differs by batch size (~3e-7)"}
+    return {}
+
+
+@parametrize_with_checks(_instances(), expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -142,8 +142,17 @@ def _catboost(ctx: BuildContext):
     return _ordinal(ctx, lambda mask: cls(iterations=500, thread_count=ctx.num_threads, random_seed=ctx.seed, verbose=False))
 
 
-#: name -> (builder, pip package it needs or None)
+def _tabpfn(ctx: BuildContext):
+    from ..estimators.incontext import TabPFNClassifier, TabPFNRegressor
+
+    cls = TabPFNClassifier if ctx.task == "classification" else TabPFNRegressor
+    return cls(random_state=ctx.seed, num_threads=ctx.num_threads, device=ctx.device)
+
+
+#: name -> (builder, pip package it needs or None). Not trained by our engine: scikit-learn
+#: and GBDT models, and the pre-trained in-context model (tabpfn).
 BASELINES = {
+    "tabpfn": (_tabpfn, None),
     "hist_gradient_boosting": (_hgb, None),
     "random_forest": (_rf, None),
     "linear": (_linear, None),
@@ -156,8 +165,8 @@ BASELINES = {
 #: backbones; the CTR models (autoint, finalmlp) join by name or with "best".
 PRESETS = {
     "fast": (("mlp", "resnet", "ft_transformer", "excelformer"),
-             ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
-    "best": ("all", ("hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
+             ("tabpfn", "hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
+    "best": ("all", ("tabpfn", "hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
 }
 
 

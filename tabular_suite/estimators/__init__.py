@@ -17,11 +17,12 @@ from .tabular import (
     ResNetRegressor,
 )
 from .sequential import SASRecRecommender
+from .incontext import TabPFNClassifier, TabPFNRegressor
 
 __all__ = [
     "TabularEstimator", "load", "get_model", "list_models", "make_estimator", "register_model",
     "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
     "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
     "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor",
-    "SASRecRecommender",
+    "SASRecRecommender", "TabPFNClassifier", "TabPFNRegressor",
 ]

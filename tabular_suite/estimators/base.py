@@ -26,7 +26,7 @@ from ..training.device import default_num_threads
 from ..training.engine import ChunkedData, Objective, TrainConfig, fit_module, predict_module, seeded
 from .persistence import read_model_file, write_model_file
 
-__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load"]
+__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load", "prepare_frame"]
 
 # Fewer rows than this: no validation split (nothing meaningful to early-stop on).
 _MIN_ROWS_FOR_VALIDATION = 20
@@ -115,35 +115,7 @@ class TabularEstimator(BaseEstimator):
 
     # ------------------------------------------------------------- validation
     def _prepare_frame(self, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
-        from_numpy = not hasattr(X, "columns") and not hasattr(X, "column_names")
-        df = as_dataframe(X)
-        if df.shape[1] == 0:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape={df.shape}) while a minimum of 1 is required."
-            )
-        if df.shape[0] == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={df.shape}) while a minimum of 1 is required: "
-                "the table is empty."
-            )
-        if not all(isinstance(c, str) for c in df.columns) and not all(
-            isinstance(c, (int, np.integer)) for c in df.columns
-        ):
-            raise ValueError("Column names must be all strings (or all integers for arrays); got a mix.")
-        try:
-            validate_data(self, df, skip_check_array=True, reset=reset)
-        except ValueError as exc:
-            if "feature names" in str(exc):
-                raise ValueError(
-                    f"{exc}\nPass the same columns, in the same order, as during fit "
-                    "(for a DataFrame: X[est.feature_names_in_])."
-                ) from None
-            raise
-        if not reset:
-            # Predict-time tables may come with or without names (sklearn warns on a mix);
-            # columns are matched by position once names and counts are validated.
-            df = df.set_axis(self._fit_columns, axis=1)
-        return df, from_numpy
+        return prepare_frame(self, X, reset=reset)
 
     def _check_params(self) -> None:
         if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
@@ -507,6 +479,41 @@ class TabularEstimator(BaseEstimator):
         est.best_epoch_ = fitted["best_epoch"]
         est.n_params_ = sum(p.numel() for p in module.parameters())
         return est
+
+
+def prepare_frame(estimator, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
+    """``X`` as a DataFrame validated against (``reset=False``) or recorded as (``reset=True``)
+    the estimator's features (``n_features_in_``, ``feature_names_in_``); also whether ``X``
+    came without column names. Predict-time columns are renamed to the fitted ones."""
+    from_numpy = not hasattr(X, "columns") and not hasattr(X, "column_names")
+    df = as_dataframe(X)
+    if df.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={df.shape}) while a minimum of 1 is required."
+        )
+    if df.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={df.shape}) while a minimum of 1 is required: "
+            "the table is empty."
+        )
+    if not all(isinstance(c, str) for c in df.columns) and not all(
+        isinstance(c, (int, np.integer)) for c in df.columns
+    ):
+        raise ValueError("Column names must be all strings (or all integers for arrays); got a mix.")
+    try:
+        validate_data(estimator, df, skip_check_array=True, reset=reset)
+    except ValueError as exc:
+        if "feature names" in str(exc):
+            raise ValueError(
+                f"{exc}\nPass the same columns, in the same order, as during fit "
+                "(for a DataFrame: X[est.feature_names_in_])."
+            ) from None
+        raise
+    if not reset:
+        # Predict-time tables may come with or without names (sklearn warns on a mix);
+        # columns are matched by position once names and counts are validated.
+        df = df.set_axis(estimator._fit_columns, axis=1)
+    return df, from_numpy
 
 
 def module_on_cpu(state: dict) -> dict:

@@ -1,0 +1,331 @@
+"""The in-context model: prior, transformer, pre-training and the TabPFN-style estimators."""
+
+import pickle
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+
+import tabular_suite
+from tabular_suite.estimators.persistence import write_model_file
+from tabular_suite.estimators.incontext import TabPFNClassifier, TabPFNRegressor, _code_books
+from tabular_suite.nn.pfn import PFNTransformer, bar_mean, bar_quantile, default_bin_borders
+from tabular_suite.pfn.priors import IGNORE_LABEL, SyntheticPrior
+from tabular_suite.pfn.pretrain import (
+    PretrainConfig,
+    export_weights,
+    load_weights,
+    pretrain,
+    real_data_callback,
+    save_weights,
+)
+
+TINY = dict(max_features=8, max_classes=4, d_model=16, n_heads=2, n_layers=2, d_ffn=32, n_bins=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """Random weights of a tiny model: the estimators' mechanics do not need a trained one."""
+    torch.manual_seed(0)
+    return str(save_weights(PFNTransformer(**TINY), tmp_path_factory.mktemp("w") / "tiny.tsm"))
+
+
+# ----------------------------------------------------------------------------------- prior
+def test_prior_is_seeded_by_step_and_shaped():
+    prior = SyntheticPrior(max_features=30, max_classes=10, seed=3)
+    a, b = prior.sample(5, 6, 128, 90), prior.sample(5, 6, 128, 90)
+    assert torch.equal(torch.nan_to_num(a.x, 7.0), torch.nan_to_num(b.x, 7.0)) and torch.equal(a.y, b.y)
+    c = prior.sample(6, 6, 128, 90)
+    assert not torch.equal(torch.nan_to_num(a.x), torch.nan_to_num(c.x))
+    assert a.x.shape == (6, 128, 30) and a.y.shape == (6, 128)
+    for i in range(6):
+        f, k = int(a.n_features[i]), int(a.n_classes[i])
+        assert 1 <= f <= 30 and 1 <= k <= 10
+        assert torch.all(a.x[i, :, f:] == 0)  # unused feature slots are zero
+        train, test = a.y[i, :90], a.y[i, 90:]
+        assert set(train.unique().long().tolist()) == set(range(k))  # ids 0..k-1, all in context
+        assert set(test.unique().long().tolist()) <= set(range(k)) | {IGNORE_LABEL}
+
+
+def test_prior_draws_varied_datasets_quickly():
+    prior = SyntheticPrior(seed=0)
+    start = time.perf_counter()
+    batches = [prior.sample(s, 8, 256, 128) for s in range(20)]
+    assert (time.perf_counter() - start) / 20 < 0.5
+    feats = torch.cat([b.n_features for b in batches])
+    classes = torch.cat([b.n_classes for b in batches])
+    assert feats.min() <= 3 and feats.max() >= 30  # skewed small, wide ones too
+    assert (classes == 2).any() and (classes > 4).any()
+    assert any(torch.isnan(b.x).any() for b in batches)  # some datasets have missing values
+    # Some features are discretised into a few codes (categorical-like columns).
+    few_values = sum(int(len(torch.unique(b.x[i, :, j])) <= 10)
+                     for b in batches for i in range(8) for j in range(int(b.n_features[i])))
+    assert few_values > 0
+
+
+def test_prior_regression_target_is_standardised_on_training_rows():
+    batch = SyntheticPrior(seed=1).sample(0, 16, 200, 150, task="regression")
+    train = batch.y[:, :150]
+    assert torch.allclose(train.mean(1), torch.zeros(16), atol=1e-4)
+    assert torch.allclose(train.std(1, unbiased=False), torch.ones(16), atol=1e-3)
+    assert batch.task == "regression"
+
+
+def test_prior_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="n_train"):
+        SyntheticPrior().sample(0, 2, 10, 10)
+    with pytest.raises(ValueError, match="task"):
+        SyntheticPrior().sample(0, 2, 10, 5, task="ranking")
+
+
+# ----------------------------------------------------------------------------------- model
+def _model():
+    torch.manual_seed(0)
+    return PFNTransformer(**TINY).eval()
+
+
+def test_test_rows_only_see_training_rows():
+    model = _model()
+    x = torch.randn(2, 30, 5)
+    y = torch.randint(0, 3, (2, 20)).float()
+    n_classes = torch.tensor([3, 3])
+    with torch.no_grad():
+        full = model(x, y, n_classes)
+        ctx = model.context(x[:, :20], y)
+        one_by_one = torch.cat([model.predict(x[:, i:i + 1], ctx, n_classes) for i in range(20, 30)], dim=1)
+        # Changing other test rows never changes a test row's prediction.
+        x2 = x.clone()
+        x2[:, 21:] = torch.randn(2, 9, 5) * 100
+        changed = model(x2, y, n_classes)
+        # Shuffling the training rows does not either (no positional information on rows).
+        perm = torch.randperm(20)
+        shuffled = model(torch.cat([x[:, perm], x[:, 20:]], 1), y[:, perm], n_classes)
+    torch.testing.assert_close(full, one_by_one, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(full[:, 0], changed[:, 0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(full, shuffled, rtol=1e-4, atol=1e-4)
+    assert torch.isinf(full[..., 3:]).all() and torch.isfinite(full[..., :3]).all()
+
+
+def test_padding_and_missing_values():
+    model = _model()
+    x = torch.randn(1, 25, 3)
+    y = torch.randint(0, 2, (1, 15)).float()
+    with torch.no_grad():
+        padded = model(torch.nn.functional.pad(x, (0, 5)), y)
+        plain = model(x, y)
+        x_nan = x.clone()
+        x_nan[0, ::3, 1] = float("nan")
+        with_nan = model(x_nan, y)
+    torch.testing.assert_close(padded, plain)
+    assert torch.isfinite(with_nan[..., :2]).all()
+    with pytest.raises(ValueError, match="at most 8 features"):
+        model(torch.randn(1, 25, 9), y)
+
+
+def test_bar_distribution_statistics():
+    borders = torch.tensor([0.0, 1.0, 2.0, 4.0])
+    probs = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    assert torch.allclose(bar_mean(probs, borders), torch.tensor([1.0, 3.0]))
+    assert torch.allclose(bar_quantile(probs, borders, 0.5), torch.tensor([1.0, 3.0]))
+    assert torch.allclose(bar_quantile(probs, borders, 0.25), torch.tensor([0.5, 2.5]))
+    b = default_bin_borders(96)
+    assert len(b) == 97 and torch.all(b[1:] > b[:-1])
+
+
+# ------------------------------------------------------------------------------ pretraining
+def _cfg(steps, **kw):
+    base = dict(steps=steps, max_features=8, d_model=16, n_heads=2, n_layers=1, d_ffn=32, n_bins=16,
+                tokens_per_step=256, min_rows=64, max_rows=96, warmup_steps=2, eval_every=2, eval_batches=1,
+                checkpoint_every=1, device="cpu", num_threads=1)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_pretraining_resumes_exactly(tmp_path):
+    straight = tmp_path / "straight.pt"
+    history = pretrain(_cfg(4), straight, log=lambda m: None)
+    assert [s[0] for s in history["steps"]] == [1, 2, 3, 4]
+    assert {"eval_classification_loss", "eval_regression_loss", "eval_accuracy"} <= set(history["evals"][-1])
+    split = tmp_path / "split.pt"
+    pretrain(_cfg(4), split, log=lambda m: None, time_limit=0.0)  # stops after its first step
+    assert torch.load(split, weights_only=True)["step"] == 1
+    messages = []
+    resumed = pretrain(_cfg(4), split, log=messages.append)
+    assert any("resumed" in m for m in messages)
+    a = torch.load(straight, weights_only=True)["model"]
+    b = torch.load(split, weights_only=True)["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    assert [s[3] for s in resumed["steps"]] == [s[3] for s in history["steps"]]
+
+
+def test_pretraining_refuses_a_different_model(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    pretrain(_cfg(1), ckpt, log=lambda m: None)
+    with pytest.raises(ValueError, match="different model"):
+        pretrain(_cfg(2, d_model=32), ckpt, log=lambda m: None)
+
+
+def test_export_and_real_data_callback(tmp_path, mixed_frame):
+    ckpt = tmp_path / "run.pt"
+    df, y_cls, _ = mixed_frame
+    callback = real_data_callback([("mixed", df, y_cls)], max_train_rows=60)
+    history = pretrain(_cfg(2), ckpt, log=lambda m: None, callbacks=(callback,))
+    figures = history["evals"][-1]
+    assert 0 <= figures["auc_mixed"] <= 1 and figures["real_auc_mean"] == figures["auc_mixed"]
+    path = export_weights(ckpt, tmp_path / "w.tsm")
+    model, config = load_weights(path)
+    assert config["step"] == 2 and model.config["d_model"] == 16
+    assert next(model.parameters()).dtype == torch.float32
+    write_model_file(tmp_path / "other.tsm", {"estimator": "MLPRegressor"}, {})
+    with pytest.raises(ValueError, match="not a PFN weights file"):
+        load_weights(tmp_path / "other.tsm")
+
+
+# ------------------------------------------------------------------------------- estimators
+def test_classifier_on_mixed_table(tiny_weights, mixed_frame):
+    df, y, _ = mixed_frame
+    clf = TabPFNClassifier(weights=tiny_weights, num_threads=1, random_state=0).fit(df[:160], y[:160])
+    proba = clf.predict_proba(df[160:])
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1)
+    assert set(clf.predict(df[160:])) <= {"no", "yes"}
+    unseen = df[160:].copy()
+    unseen["color"] = "purple"  # unseen categories count as missing
+    assert np.isfinite(clf.predict_proba(unseen)).all()
+    # Chunking test rows changes nothing.
+    small = clone(clf).set_params(batch_rows=7).fit(df[:160], y[:160])
+    np.testing.assert_allclose(small.predict_proba(df[160:]), proba, rtol=1e-5, atol=1e-6)
+
+
+def test_classifier_views_subsample_large_contexts(tiny_weights):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(900, 4))
+    y = np.where(X[:, 0] > 1.5, "rare", "common")
+    clf = TabPFNClassifier(weights=tiny_weights, max_context_rows=100, n_estimators=3, num_threads=1,
+                           random_state=0).fit(X, y)
+    rows = [v.rows for v in clf._views]
+    assert all(len(r) == 100 for r in rows)
+    assert all((y[r] == "rare").any() for r in rows)  # stratified: the rare class is kept
+    assert len({tuple(r) for r in rows}) == 3  # each view its own subsample
+    assert clf.predict_proba(X[:10]).shape == (10, 2)
+
+
+def test_classifier_views_cover_wide_tables(tiny_weights):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 20))
+    y = (X[:, 19] > 0).astype(int)
+    clf = TabPFNClassifier(weights=tiny_weights, n_estimators=2, num_threads=1, random_state=0).fit(X, y)
+    assert clf.n_views_ >= 3  # 20 columns over 8 slots
+    assert all(len(v.columns) == 8 for v in clf._views)
+    assert set(np.concatenate([v.columns for v in clf._views])) == set(range(20))
+    assert clf.predict_proba(X).shape == (60, 2)
+
+
+def test_classifier_with_more_classes_than_the_model(tiny_weights):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(180, 3))
+    y = np.repeat(np.arange(9), 20)
+    clf = TabPFNClassifier(weights=tiny_weights, num_threads=1, random_state=0).fit(X, y)
+    books = np.stack([v.label_map for v in clf._views])
+    assert books.max() < 4
+    separated = (books[:, :, None] != books[:, None, :]).any(0)
+    assert separated[~np.eye(9, dtype=bool)].all()  # every pair of classes told apart
+    proba = clf.predict_proba(X[:5])
+    assert proba.shape == (5, 9) and np.allclose(proba.sum(1), 1)
+
+
+def test_code_books_are_balanced():
+    books = _code_books(np.random.default_rng(0), 25, 10, 4)
+    assert len(books) >= 4
+    for book in books:
+        assert np.bincount(book, minlength=10).max() - np.bincount(book, minlength=10).min() <= 1
+
+
+def test_classifier_errors(tiny_weights):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="only one class"):
+        TabPFNClassifier(weights=tiny_weights).fit(X, np.zeros(20))
+    with pytest.raises(ValueError, match="rows"):
+        TabPFNClassifier(weights=tiny_weights).fit(X, np.arange(19) % 2)
+    X_inf = X.copy()
+    X_inf[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        TabPFNClassifier(weights=tiny_weights).fit(X_inf, np.arange(20) % 2)
+    with pytest.raises(ValueError, match="does not exist"):
+        TabPFNClassifier(weights="/nonexistent/w.tsm").fit(X, np.arange(20) % 2)
+    with pytest.raises(ValueError, match="n_estimators"):
+        TabPFNClassifier(weights=tiny_weights, n_estimators=0).fit(X, np.arange(20) % 2)
+    clf = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X, np.arange(20) % 2)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :2])
+
+
+def test_save_load_and_pickle(tiny_weights, mixed_frame, tmp_path):
+    df, y, y_reg = mixed_frame
+    clf = TabPFNClassifier(weights=tiny_weights, num_threads=1, random_state=0).fit(df, y)
+    path = tmp_path / "clf.tsm"
+    clf.save(path)
+    loaded = tabular_suite.load(path)
+    assert isinstance(loaded, TabPFNClassifier)
+    np.testing.assert_array_equal(loaded.predict_proba(df), clf.predict_proba(df))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(df), clf.predict_proba(df))
+    reg = TabPFNRegressor(weights=tiny_weights, num_threads=1, random_state=0).fit(df, y_reg)
+    reg.save(tmp_path / "reg.tsm")
+    np.testing.assert_array_equal(tabular_suite.load(tmp_path / "reg.tsm").predict(df), reg.predict(df))
+
+
+def test_regressor_quantiles(tiny_weights, mixed_frame):
+    df, _, y = mixed_frame
+    reg = TabPFNRegressor(weights=tiny_weights, num_threads=1, random_state=0).fit(df[:160], y[:160])
+    q = reg.predict_quantiles(df[160:], [0.1, 0.5, 0.9])
+    assert q.shape == (80, 3) and np.all(np.diff(q, axis=1) >= 0)
+    mean = reg.predict(df[160:])
+    assert mean.shape == (80,) and np.isfinite(mean).all()
+    assert y.min() - 10 * y.std() < mean.min() and mean.max() < y.max() + 10 * y.std()
+    with pytest.raises(ValueError, match="quantiles"):
+        reg.predict_quantiles(df[:2], [0.5, 1.0])
+
+
+# ---------------------------------------------------------------------- the shipped weights
+def test_shipped_weights_classify_a_real_table():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import roc_auc_score
+
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = TabPFNClassifier(num_threads=1, random_state=0).fit(X[::2], y[::2])
+    assert roc_auc_score(y[1::2], clf.predict_proba(X[1::2])[:, 1]) > 0.97
+
+
+def test_shipped_weights_fit_predict_speed():
+    """1,000 x 100 table: fit + predict of 1,000 rows, default ensemble, one thread."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 100)).astype(np.float32)
+    y = (X[:, :5].sum(1) > 0).astype(int)
+    clf = TabPFNClassifier(num_threads=1, random_state=0)
+    clf.fit(X[:1000], y[:1000]).predict_proba(X[1000:])  # warm-up (weights loaded once)
+    start = time.perf_counter()
+    clf.fit(X[:1000], y[:1000]).predict_proba(X[1000:])
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, elapsed  # the 1-second target is measured in benchmarks/pfn.py
+
+
+def test_compact_weights_are_a_byte_per_parameter_and_close():
+    from tabular_suite.pfn.pretrain import compact_tensors, model_from_tensors
+
+    torch.manual_seed(0)
+    model = PFNTransformer(max_features=16, d_model=64, n_heads=4, n_layers=2, d_ffn=128).eval()
+    tensors = compact_tensors(model)
+    n_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_bytes < 1.2 * n_params
+    restored = model_from_tensors(model.config, tensors)
+    x, y = torch.randn(2, 50, 16), torch.randint(0, 3, (2, 40)).float()
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x, y, torch.tensor([3, 3])), model(x, y, torch.tensor([3, 3])),
+                                   rtol=0.05, atol=0.05)
+    # Compacting already-compact weights changes nothing (saved estimators reload exactly).
+    again = compact_tensors(restored)
+    assert all(torch.equal(again[k], tensors[k]) for k in tensors)
