@@ -224,6 +224,10 @@ class TablePreprocessor:
             if has_missing:
                 indicators.append(missing.astype(np.float64))
         x_num = np.stack(num_cols + indicators, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
+        return PreparedTable(x_num, self.category_codes(df))
+
+    def category_codes(self, df: pd.DataFrame) -> np.ndarray:
+        """The categorical columns as int64 codes (n, n_cat): ``>= 2`` seen, 0 missing, 1 unseen."""
         cat_cols = []
         if self.__dict__.get("_indexes") is None or len(self._indexes) != len(self.categories):
             # Hash tables over the categories, built once (10^6-id fields take a second).
@@ -234,8 +238,7 @@ class TablePreprocessor:
             codes[codes == _N_RESERVED - 1] = UNKNOWN_ID
             codes[missing] = MISSING_ID
             cat_cols.append(codes)
-        x_cat = np.stack(cat_cols, axis=1) if cat_cols else np.zeros((n, 0), np.int64)
-        return PreparedTable(x_num, x_cat)
+        return np.stack(cat_cols, axis=1) if cat_cols else np.zeros((df.shape[0], 0), np.int64)
 
     def fit_transform(self, df: pd.DataFrame, *, from_numpy: bool = False) -> PreparedTable:
         return self.fit(df, from_numpy=from_numpy).transform(df)

@@ -26,7 +26,8 @@ from ..training.device import default_num_threads
 from ..training.engine import ChunkedData, Objective, TrainConfig, fit_module, predict_module, seeded
 from .persistence import read_model_file, write_model_file
 
-__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load", "prepare_frame"]
+__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load", "prepare_frame",
+           "prepare_fit", "table_tags"]
 
 # Fewer rows than this: no validation split (nothing meaningful to early-stop on).
 _MIN_ROWS_FOR_VALIDATION = 20
@@ -106,12 +107,7 @@ class TabularEstimator(BaseEstimator):
 
     # ----------------------------------------------------------- sklearn tags
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.categorical = True
-        tags.input_tags.string = True
-        tags.non_deterministic = False
-        return tags
+        return table_tags(super().__sklearn_tags__())
 
     # ------------------------------------------------------------- validation
     def _prepare_frame(self, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
@@ -176,16 +172,7 @@ class TabularEstimator(BaseEstimator):
 
     def _fit(self, X, y, eval_set, extra_callbacks: tuple):
         self._check_params()
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        df, from_numpy = self._prepare_frame(X, reset=True)
-        y = as_1d_array(y)
-        if y.shape[0] != df.shape[0]:
-            raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
-        if df.shape[0] < 2:
-            raise ValueError(
-                f"Found n_samples=1 while at least 2 samples are required to train {type(self).__name__}."
-            )
+        df, from_numpy, y = prepare_fit(self, X, y)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         self._fit_columns = list(df.columns)
@@ -479,6 +466,30 @@ class TabularEstimator(BaseEstimator):
         est.best_epoch_ = fitted["best_epoch"]
         est.n_params_ = sum(p.numel() for p in module.parameters())
         return est
+
+
+def table_tags(tags):
+    """sklearn tags of an estimator that takes raw tables: NaN, categorical and string columns."""
+    tags.input_tags.allow_nan = True
+    tags.input_tags.categorical = True
+    tags.input_tags.string = True
+    tags.non_deterministic = False
+    return tags
+
+
+def prepare_fit(estimator, X, y) -> tuple[pd.DataFrame, bool, np.ndarray]:
+    """:func:`prepare_frame` for fit, plus ``y`` as a 1-d array with as many rows (at least 2)."""
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+    df, from_numpy = prepare_frame(estimator, X, reset=True)
+    y = as_1d_array(y)
+    if y.shape[0] != df.shape[0]:
+        raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
+    if df.shape[0] < 2:
+        raise ValueError(
+            f"Found n_samples=1 while at least 2 samples are required to fit {type(estimator).__name__}."
+        )
+    return df, from_numpy, y
 
 
 def prepare_frame(estimator, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:

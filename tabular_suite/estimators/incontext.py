@@ -39,11 +39,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
-from ..data.io import as_1d_array
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler, _numeric_values
 from ..nn.pfn import PFNTransformer, bar_mean, bar_quantile
 from ..training.device import autocast_dtype, default_num_threads, resolve_device, thread_limit
-from .base import json_params, prepare_frame
+from .base import json_params, prepare_fit, prepare_frame, table_tags
 from .persistence import write_model_file
 
 __all__ = ["TabPFNClassifier", "TabPFNRegressor", "DEFAULT_WEIGHTS"]
@@ -162,12 +161,7 @@ class _InContextEstimator(BaseEstimator):
     _regression: ClassVar[bool] = False
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.categorical = True
-        tags.input_tags.string = True
-        tags.non_deterministic = False
-        return tags
+        return table_tags(super().__sklearn_tags__())
 
     def _pfn(self) -> tuple[PFNTransformer, str]:
         """The model and its weights' digest: restored with the estimator, or from ``weights``."""
@@ -186,14 +180,7 @@ class _InContextEstimator(BaseEstimator):
     def fit(self, X, y):
         """Store ``(X, y)`` as the context and prepare the ensemble views (no training)."""
         self._check_params()
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        df, from_numpy = prepare_frame(self, X, reset=True)
-        y = as_1d_array(y)
-        if y.shape[0] != df.shape[0]:
-            raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
-        if df.shape[0] < 2:
-            raise ValueError(f"Found n_samples=1 while at least 2 samples are required to fit {type(self).__name__}.")
+        df, from_numpy, y = prepare_fit(self, X, y)
         self._fit_columns = list(df.columns)
         self.preprocessor_ = TablePreprocessor(self.categorical_features, numeric_scaling="none").fit(df, from_numpy=from_numpy)
         target = self._fit_target(y)
@@ -210,7 +197,7 @@ class _InContextEstimator(BaseEstimator):
             pre._check_finite(values, name)
             cols.append(values)
         if pre.schema.categorical:
-            codes = pre.transform(df[list(pre.schema.numeric) + list(pre.schema.categorical)]).x_cat
+            codes = pre.category_codes(df)
             for j in range(codes.shape[1]):
                 col = codes[:, j].astype(np.float64) - 2  # 0 = missing, 1 = unseen -> below 0
                 col[col < 0] = np.nan

@@ -70,7 +70,7 @@ class PretrainConfig:
     grad_clip: float = 1.0
     tokens_per_step: int = 8192
     min_rows: int = 128
-    max_rows: int = 1024
+    max_rows: int = 1200
     curriculum: float = 0.4
     regression_fraction: float = 0.2
     eval_every: int = 250
