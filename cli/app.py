@@ -584,6 +584,9 @@ def pfn_pretrain(
     device: str = typer.Option("auto", help="auto = cuda > mps > cpu."),
     num_threads: Optional[int] = typer.Option(1, help="Torch CPU threads."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of continuing an existing checkpoint."),
+    init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Start a new run from this weights file (e.g. the shipped one) instead of a random initialisation."),
+    warmup_steps: int = typer.Option(300, help="Linear warm-up steps before the cosine decay."),
+    curriculum: float = typer.Option(0.4, help="Fraction of the steps over which rows per dataset grow from 128 to --max-rows."),
 ):
     """Pre-train the in-context transformer on synthetic datasets (resumable).
 
@@ -595,10 +598,13 @@ def pfn_pretrain(
 
         cfg = PretrainConfig(steps=steps, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ffn=d_ffn,
                              max_rows=max_rows, tokens_per_step=tokens_per_step, lr=lr, eval_every=eval_every,
-                             seed=seed, device=device, num_threads=num_threads)
+                             seed=seed, device=device, num_threads=num_threads, warmup_steps=warmup_steps,
+                             curriculum=curriculum)
+        if init_weights is not None and not init_weights.exists():
+            raise ValueError(f"--init-weights {init_weights} does not exist.")
         tables = _eval_tables(eval_data, eval_bundled)
         callbacks = (real_data_callback(tables),) if tables else ()
-        history = pretrain(cfg, checkpoint, resume=not fresh, time_limit=time_limit,
+        history = pretrain(cfg, checkpoint, resume=not fresh, time_limit=time_limit, init_weights=init_weights,
                            log=lambda msg: console.print(msg, markup=False, highlight=False), callbacks=callbacks)
         done = history["steps"][-1][0] if history["steps"] else 0
         console.print(f"checkpoint {checkpoint}: step {done:,} of {steps:,}")

@@ -169,6 +169,21 @@ def test_pretraining_refuses_a_different_model(tmp_path):
         pretrain(_cfg(2, d_model=32), ckpt, log=lambda m: None)
 
 
+def test_pretraining_starts_from_given_weights(tmp_path):
+    first = tmp_path / "first.pt"
+    pretrain(_cfg(2), first, log=lambda m: None)
+    weights = export_weights(first, tmp_path / "w.tsm")
+    init_model, _ = load_weights(weights)
+    second = tmp_path / "second.pt"
+    history = pretrain(_cfg(1, lr=0.0), second, log=lambda m: None, init_weights=weights)
+    assert history["init_weights"]["step"] == 2 and history["evals"][0]["step"] == 0
+    trained = torch.load(second, weights_only=True)["model"]
+    for name, t in init_model.state_dict().items():  # lr 0: still exactly the initial weights
+        torch.testing.assert_close(trained[name], t, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="different model"):
+        pretrain(_cfg(1, d_model=32), tmp_path / "third.pt", log=lambda m: None, init_weights=weights)
+
+
 def test_export_and_real_data_callback(tmp_path, mixed_frame):
     ckpt = tmp_path / "run.pt"
     df, y_cls, _ = mixed_frame

@@ -164,14 +164,18 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, cfg: PretrainConfi
 
 def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool = True,
              log: Callable[[str], None] = print, time_limit: float | None = None,
-             callbacks: tuple[Callable[[int, PFNTransformer], dict], ...] = ()) -> dict:
+             callbacks: tuple[Callable[[int, PFNTransformer], dict], ...] = (),
+             init_weights: str | os.PathLike | None = None) -> dict:
     """Pre-train (or continue pre-training) a :class:`PFNTransformer`; returns the history.
 
     ``checkpoint`` is written every ``cfg.checkpoint_every`` steps and at the end; with
     ``resume=True`` an existing checkpoint is continued (its config must match ``cfg``'s
     model). ``time_limit`` (seconds) stops early after a checkpoint, for runs split over
     sessions. ``callbacks`` are called at every evaluation with ``(step, model)`` and return
-    extra figures for the history (e.g. accuracy on real datasets).
+    extra figures for the history (e.g. accuracy on real datasets). ``init_weights`` (a
+    :func:`save_weights` file, e.g. the shipped one) starts a new run from those weights instead
+    of a random initialisation: a second warm-up + cosine cycle (the optimizer starts fresh); it
+    is ignored when an existing checkpoint is continued.
     """
     checkpoint = Path(checkpoint)
     device = resolve_device(cfg.device)
@@ -193,6 +197,19 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
             optimizer.load_state_dict(state["optimizer"])
             step, history = int(state["step"]), json.loads(state["history"])
             log(f"resumed {checkpoint} at step {step}")
+        elif init_weights is not None:
+            init_model, info = load_weights(init_weights)
+            mismatch = {k: (init_model.config[k], getattr(cfg, k)) for k in _MODEL_KEYS
+                        if init_model.config[k] != getattr(cfg, k)}
+            if mismatch:
+                raise ValueError(f"{init_weights} has a different model (saved, requested): {mismatch}.")
+            model.load_state_dict(init_model.state_dict())
+            history["init_weights"] = {"path": str(init_weights), "step": info.get("step"),
+                                       "pretrain": info.get("pretrain")}
+            log(f"initialised from {init_weights} (pre-trained for {info.get('step')} steps)")
+            if cfg.eval_every:  # where the new cycle starts from, on this run's held-out batches
+                history["evals"].append({"step": 0, **_evaluate(model, cfg, device, amp)})
+                log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in history["evals"][-1].items()}))
         prior = SyntheticPrior(cfg.max_features, cfg.max_classes, seed=cfg.seed)
         model.train()
         window: list[float] = []
