@@ -110,10 +110,9 @@ def write_results(rows: list[dict]) -> None:
         "(ours from a DataFrame including preprocessing, pytorch-frame from its materialized TensorFrame). "
         "Config `bf16` = our `precision=\"bf16\"` (CPU autocast for the linear layers; our CPU attention "
         "kernel computes in fp32 either way); `auto` = fp32 on CPU; pytorch-frame always fp32. "
-        "Rows measured with the chunked CPU attention kernel + fp32 GLU tanh (commit f98cee2); California "
-        "re-measured at a9c397e (kernel with fewer copies) while another 1-thread job ran on the second core "
-        "(the f98cee2 run gave 1.88x); earlier rows (SDPA attention) are in git history. The issue's protocol covers California, "
-        "Adult, higgs_7k5 and covertype_75k: configs missing below have not been run yet.",
+        "Rows measured with the second core idle, after the attention kernel took q/k/v as strided token-major "
+        "views (heads reordered as 16-byte elements), held (heads, head_dim, tokens) operands for rows of 16+ "
+        "tokens, byte dropout masks, and the GLU's tanh as 2 sigmoid(2x) - 1 (fp32); earlier rows are in git history.",
         "", "| dataset | config | library | metric | test | s/epoch | predict rows/s | params | speed-up (epoch / predict) | machine |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

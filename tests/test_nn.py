@@ -85,13 +85,15 @@ from tabular_suite.nn.blocks import causal_attention  # noqa: E402
 
 
 def _reference_attention(q, k, v, drop=None, scale=1.0):
+    """Token-major (batch, tokens, heads, dim) in and out, as causal_attention."""
+    q, k, v = (x.transpose(1, 2) for x in (q, k, v))
     t = q.shape[-2]
     scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
     scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
     probs = torch.softmax(scores, -1)
     if drop is not None:
         probs = probs.masked_fill(drop, 0) * scale
-    return probs @ v
+    return (probs @ v).transpose(1, 2)
 
 
 # short rows (explicit softmax), long rows (PyTorch's kernel), several chunks, recomputed probs
@@ -103,7 +105,7 @@ def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chu
     monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", chunk)
     monkeypatch.setattr(blocks, "_CPU_KEEP_PROBS_ELEMENTS", keep)
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(3, 2, tokens, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    q, k, v = (torch.randn(3, tokens, 2, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
     torch.testing.assert_close(causal_attention(q, k, v), _reference_attention(q, k, v))
     assert torch.autograd.gradcheck(causal_attention, (q, k, v))
 
@@ -120,29 +122,68 @@ def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chu
     torch.testing.assert_close(with_dropout(q, k, v), _reference_attention(q, k, v, drop, 256 / 179))
 
 
+def test_causal_attention_takes_slices_of_a_fused_projection():
+    """Strided q/k/v views of one (n, t, 3, h, d) tensor, in bf16 and fp32 (the wide-element reordering)."""
+    torch.manual_seed(0)
+    for dtype, dim in ((torch.bfloat16, 8), (torch.float32, 8), (torch.float32, 3), (torch.bfloat16, 5)):
+        qkv = torch.randn(4, 6, 3, 2, dim).to(dtype).requires_grad_()
+        q, k, v = qkv.unbind(2)
+        out = causal_attention(q, k, v)
+        assert out.dtype == dtype and out.shape == (4, 6, 2, dim) and out.is_contiguous()
+        ref = _reference_attention(*(x.double() for x in (q, k, v)))
+        torch.testing.assert_close(out.double(), ref, atol=0.02 if dtype == torch.bfloat16 else 1e-5, rtol=0.02)
+        out.double().pow(2).sum().backward()
+        ref_qkv = qkv.detach().double().requires_grad_()
+        _reference_attention(*ref_qkv.unbind(2)).pow(2).sum().backward()
+        torch.testing.assert_close(qkv.grad.double(), ref_qkv.grad, atol=0.05 if dtype == torch.bfloat16 else 1e-4, rtol=0.05)
+
+
+def test_softmax_rows_survives_large_and_tiny_scores():
+    for scores in (torch.tensor([[1000.0, 999.0, float("-inf")]]), torch.tensor([[-1000.0, -1001.0, -1002.0]]),
+                   torch.randn(50, 7)):
+        torch.testing.assert_close(blocks._softmax_rows(scores.clone()), torch.softmax(scores, -1))
+
+
 def test_causal_attention_dropout_rate_and_expectation():
     threshold, scale = blocks._dropout_threshold(0.3)
     assert threshold / 256 == pytest.approx(0.3, abs=1 / 512) and scale == 256 / (256 - threshold)
     torch.manual_seed(0)
-    q, k = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6)
-    exact = causal_attention(q, k, torch.eye(6).view(1, 1, 6, 6))  # v = I: the output is the probabilities
-    batch = [x.expand(20000, 1, 6, 6) for x in (q, k, torch.eye(6).view(1, 1, 6, 6))]
-    probs = causal_attention(*batch, 0.3)
+    q, k = torch.randn(1, 6, 1, 6), torch.randn(1, 6, 1, 6)
+    eye = torch.eye(6).view(1, 6, 1, 6)
+    exact = causal_attention(q, k, eye)  # v = I: the output is the probabilities
+    batch = [x.expand(20000, 6, 1, 6) for x in (q, k, eye)]
+    probs = causal_attention(*batch, 0.3)[:, :, 0]
     lower = torch.ones(6, 6).tril().bool()
     assert (probs[..., ~lower] == 0).all()
     assert (probs[..., lower] == 0).float().mean().item() == pytest.approx(threshold / 256, abs=0.005)
-    torch.testing.assert_close(probs.mean(0), exact[0], atol=0.01, rtol=0)
+    torch.testing.assert_close(probs.mean(0), exact[0, :, 0], atol=0.01, rtol=0)
 
 
 def test_causal_attention_keeps_dtype_and_matches_fp32_under_bf16():
     torch.manual_seed(0)
-    q, k, v = (torch.randn(4, 2, 9, 8) for _ in range(3))
+    q, k, v = (torch.randn(4, 9, 2, 8) for _ in range(3))
     out = causal_attention(*(x.bfloat16() for x in (q, k, v)))
     assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=0.05, rtol=0.02)
+    ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, k, v)), is_causal=True).transpose(1, 2)
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.02)
     narrow_v = v[..., :3].contiguous().double().requires_grad_()
     q64, k64 = q.double().requires_grad_(), k.double().requires_grad_()
     assert torch.autograd.gradcheck(lambda q, k, v: causal_attention(q, k, v, 0.0), (q64[:1], k64[:1], narrow_v[:1]))
+
+
+def test_tanh32_matches_tanh_with_gradients():
+    x = torch.linspace(-12, 12, 2001, requires_grad=True)
+    y = blocks.tanh32(x)
+    torch.testing.assert_close(y, torch.tanh(x.detach()), atol=2e-7, rtol=0)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, 1 - torch.tanh(x.detach()) ** 2, atol=5e-7, rtol=0)
+    xb = x.detach().bfloat16().requires_grad_()
+    yb = blocks.tanh32(xb)
+    assert yb.dtype == torch.float32
+    yb.sum().backward()
+    assert xb.grad.dtype == torch.bfloat16
+    x64 = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    assert blocks.tanh32(x64).dtype == torch.float64 and torch.autograd.gradcheck(blocks.tanh32, (x64,))
 
 
 @pytest.mark.parametrize("tokens", [5, 16, 40])

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MultiheadAttention", "ReGLU", "TransformerBlock", "causal_attention", "make_activation"]
+__all__ = ["MultiheadAttention", "ReGLU", "TransformerBlock", "causal_attention", "make_activation", "tanh32"]
 
 
 def make_activation(name: str) -> nn.Module:
@@ -23,23 +23,70 @@ def make_activation(name: str) -> nn.Module:
 # score elements, so each chunk's scores, probabilities and masks stay in the L2 cache
 # instead of streaming tens of MB (through freshly mmap'd pages) several times per layer.
 _CPU_CHUNK_ELEMENTS = 2**18
-# Up to this many score elements in all, the forward pass keeps the probabilities for the
-# backward pass; above it they are recomputed chunk by chunk (cheaper than the memory traffic).
-_CPU_KEEP_PROBS_ELEMENTS = 2**22
+# Up to this many score elements in all (64 MB of fp32), the forward pass keeps the probabilities
+# for the backward pass; above it they are recomputed chunk by chunk.
+_CPU_KEEP_PROBS_ELEMENTS = 2**24
 
 
 def _softmax_rows(scores: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis; PyTorch's CPU kernel does not vectorise rows under 16 floats."""
+    """Softmax over the last axis; PyTorch's CPU kernel does not vectorise rows under 16 floats.
+
+    Short rows skip the max-subtraction pass whenever every row's sum of exponentials stays
+    well inside the float range (the usual case: attention scores of a few units); otherwise
+    the max-shifted formula is used. Both give the same probabilities up to rounding.
+    """
     if scores.shape[-1] >= 16:
         return torch.softmax(scores, -1)
-    scores = (scores - scores.amax(-1, keepdim=True)).exp_()
-    return scores.div_(scores.sum(-1, keepdim=True))
+    probs = scores.exp()
+    sums = probs.sum(-1, keepdim=True)
+    low, high = torch.aminmax(sums)
+    if not (low.item() > 1e-30 and high.item() < 1e30):  # overflow, underflow or NaN: shift by the row max
+        probs = (scores - scores.amax(-1, keepdim=True)).exp_()
+        sums = probs.sum(-1, keepdim=True)
+    return probs.div_(sums)
 
 
-def _softmax_rows_backward(grad: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-    if probs.shape[-1] >= 16:
-        return torch._softmax_backward_data(grad, probs, -1, probs.dtype)
-    return (grad - (grad * probs).sum(-1, keepdim=True)).mul_(probs)
+def _softmax_rows_backward(grad: torch.Tensor, probs: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Gradient of the scores from ``grad`` = d loss / d ``kept``, where ``kept`` = ``probs``
+    times a 0/1 dropout mask (``probs`` itself without dropout): ``kept*grad - probs * sum(kept*grad)``."""
+    weighted = kept * grad
+    return torch.addcmul(weighted, probs, weighted.sum(-1, keepdim=True), value=-1)
+
+
+class _Tanh32(torch.autograd.Function):
+    """fp32 ``tanh`` computed as ``2 sigmoid(2x) - 1`` (absolute error ~1e-7)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        torch.mul(x, 2.0, out=y)
+        y = torch.sigmoid_(y).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        ctx.dtype = x.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y).to(ctx.dtype)
+
+
+def tanh32(x: torch.Tensor) -> torch.Tensor:
+    """``tanh(x)`` in fp32 (fp64 stays fp64), for gates such as ExcelFormer's ``a * tanh(b)``.
+
+    On CPU PyTorch's fp32 ``tanh`` costs about 3 ns per element (and its bf16 one more);
+    ``2 sigmoid(2x) - 1`` in place costs a third of that. Elsewhere ``torch.tanh``.
+
+    Examples
+    --------
+    >>> x = torch.linspace(-20, 20, 101, dtype=torch.bfloat16)
+    >>> bool((tanh32(x) - torch.tanh(x.float())).abs().max() < 1e-6), tanh32(x).dtype
+    (True, torch.float32)
+    """
+    if x.device.type != "cpu" or x.dtype == torch.float64:
+        return torch.tanh(x.to(torch.promote_types(x.dtype, torch.float32)))
+    with torch.autocast("cpu", enabled=False):
+        return _Tanh32.apply(x)
 
 
 def _dropout_threshold(p: float) -> tuple[int, float]:
@@ -69,14 +116,43 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     return x * keep.to(x.dtype).mul_(scale)
 
 
-def _as_rows(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``(n, h, t, d)`` (any strides) as contiguous ``(n * h, t, d)`` of ``dtype``, in one copy."""
-    n, h, t, d = x.shape
-    if x.dtype == dtype and x.is_contiguous():
-        return x.view(n * h, t, d)
-    out = torch.empty((n, h, t, d), dtype=dtype, device=x.device)
-    out.copy_(x)
-    return out.view(n * h, t, d)
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """``x`` viewed with the widest element type (up to 16 bytes) its last axis and strides allow.
+
+    A permuting copy moves whole elements: moving a head's ``dim`` values as one or two
+    16-byte elements instead of ``dim`` 2- or 4-byte ones makes the head<->token reordering of
+    attention several times faster. Bits are copied unchanged; view the result back with ``dtype``.
+    """
+    if x.stride(-1) != 1 and x.shape[-1] > 1:
+        return x
+    nbytes = x.element_size()
+    for wide in (torch.complex128, torch.int64, torch.int32):
+        w = wide.itemsize
+        if w > nbytes and x.shape[-1] * nbytes % w == 0 and x.storage_offset() * nbytes % w == 0 and all(
+                s * nbytes % w == 0 for size, s in zip(x.shape[:-1], x.stride()[:-1]) if size > 1):
+            return x.view(wide)
+    return x
+
+
+def _to_heads(x: torch.Tensor, dtype: torch.dtype, transpose: bool = False) -> torch.Tensor:
+    """Token-major ``(n, t, h, d)`` (any strides) as contiguous head rows ``(n * h, t, d)`` of
+    ``dtype``, or ``(n * h, d, t)`` with ``transpose``."""
+    n, t, h, d = x.shape
+    rows = _wide(x).permute(0, 2, 1, 3).contiguous().view(x.dtype).view(n * h, t, d)
+    if transpose:
+        return torch.empty((n * h, d, t), dtype=dtype, device=x.device).copy_(rows.transpose(1, 2))
+    return rows.to(dtype)
+
+
+def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transposed: bool = False) -> torch.Tensor:
+    """Head rows ``(n * h, t, d)`` (``(n * h, d, t)`` if ``transposed``) back to a contiguous
+    token-major ``(n, t, h, d)`` of ``dtype``."""
+    if transposed:
+        rows = torch.empty((rows.shape[0], rows.shape[2], rows.shape[1]), dtype=dtype,
+                           device=rows.device).copy_(rows.transpose(1, 2))
+    _, t, d = rows.shape
+    rows = rows.to(dtype).view(n, h, t, d)
+    return _wide(rows).permute(0, 2, 1, 3).contiguous().view(dtype)
 
 
 class _CausalAttentionCPU(torch.autograd.Function):
@@ -90,80 +166,95 @@ class _CausalAttentionCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, dropout_p: float):
-        n, h, t, dh = q.shape
+        n, t, h, dh = q.shape
         dtype, compute = q.dtype, torch.promote_types(q.dtype, torch.float32)
-        q, k, v = (_as_rows(x, compute) for x in (q, k, v))
+        # With rows much longer than the head, q/k/v/out are held as (rows, head_dim, tokens):
+        # MKL's batched GEMM of tiny matrices is 2-3x faster with the tokens as the output width.
+        flip = t >= 2 * dh
+        q, k, v = (_to_heads(x, compute, flip) for x in (q, k, v))
         rows = n * h
         threshold, scale = _dropout_threshold(dropout_p)
-        drop_bytes = None
-        if dropout_p > 0:
+        keep = None
+        if dropout_p > 0:  # a 0/1 byte per probability (multiplying by bytes is ~10x faster than masked_fill)
             numel = rows * t * t
             draws = torch.randint(-(2**63), 2**63 - 1, ((numel + 7) // 8,), dtype=torch.int64, device=q.device)
-            drop_bytes = draws.view(torch.uint8)[:numel].view(rows, t, t)
+            keep = (draws.view(torch.uint8)[:numel] >= threshold).view(torch.uint8).view(rows, t, t)
         ctx.step = max(1, _CPU_CHUNK_ELEMENTS // (t * t))
         keep_probs = any(ctx.needs_input_grad) and rows * t * t <= _CPU_KEEP_PROBS_ELEMENTS
         ctx.kept_probs = [] if keep_probs else None
-        out = q.new_empty((rows, t, v.shape[-1]))
+        out = torch.empty_like(v)
         for i in range(0, rows, ctx.step):
             j = min(rows, i + ctx.step)
-            probs = _CausalAttentionCPU._probs(q[i:j], k[i:j])
+            probs = _CausalAttentionCPU._probs(q[i:j], k[i:j], flip)
             if ctx.kept_probs is not None:
                 ctx.kept_probs.append(probs)
-            if drop_bytes is not None:
-                probs = probs * (drop_bytes[i:j] >= threshold)
-            torch.bmm(probs, v[i:j], out=out[i:j])
-        if drop_bytes is not None:
+            kept = probs if keep is None else probs * keep[i:j]
+            if flip:
+                torch.bmm(v[i:j], kept.transpose(1, 2), out=out[i:j])
+            else:
+                torch.bmm(kept, v[i:j], out=out[i:j])
+        if keep is not None:
             out.mul_(scale)
-        ctx.save_for_backward(q, k, v, drop_bytes)
-        ctx.config = (n, h, t, dh, dtype, threshold, scale)
-        return out.view(n, h, t, -1).to(dtype)
+        ctx.save_for_backward(q, k, v, keep)
+        ctx.config = (n, h, t, dh, dtype, scale, flip)
+        return _to_tokens(out, dtype, n, h, flip)
 
     @staticmethod
-    def _probs(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        t = q.shape[1]
+    def _probs(q: torch.Tensor, k: torch.Tensor, flip: bool) -> torch.Tensor:
+        t = q.shape[2] if flip else q.shape[1]
         bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
-        return _softmax_rows(torch.baddbmm(bias, q, k.transpose(1, 2), alpha=q.shape[-1] ** -0.5))
+        q, k = (q.transpose(1, 2), k) if flip else (q, k.transpose(1, 2))
+        return _softmax_rows(torch.baddbmm(bias, q, k, alpha=q.shape[-1] ** -0.5))
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, drop_bytes = ctx.saved_tensors
-        n, h, t, dh, dtype, threshold, scale = ctx.config
-        grad_out = _as_rows(grad_out, q.dtype)
-        if drop_bytes is not None:
+        q, k, v, keep = ctx.saved_tensors
+        n, h, t, dh, dtype, scale, flip = ctx.config
+        grad_out = _to_heads(grad_out, q.dtype, flip)
+        if keep is not None:
             grad_out = grad_out * scale
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for chunk, i in enumerate(range(0, n * h, ctx.step)):
             j = min(n * h, i + ctx.step)
-            probs = ctx.kept_probs[chunk] if ctx.kept_probs is not None else _CausalAttentionCPU._probs(q[i:j], k[i:j])
-            d_probs = torch.bmm(grad_out[i:j], v[i:j].transpose(1, 2))
-            if drop_bytes is not None:
-                keep = (drop_bytes[i:j] >= threshold).to(q.dtype)
-                torch.bmm((probs * keep).transpose(1, 2), grad_out[i:j], out=dv[i:j])
-                d_probs.mul_(keep)
+            probs = ctx.kept_probs[chunk] if ctx.kept_probs is not None else _CausalAttentionCPU._probs(q[i:j], k[i:j], flip)
+            kept = probs if keep is None else probs * keep[i:j]
+            g = grad_out[i:j]
+            if flip:  # the same products on transposed operands: dv^T = g^T kept, dq^T = k^T dS^T, dk^T = q^T dS
+                torch.bmm(g, kept, out=dv[i:j])
+                d_kept = torch.bmm(g.transpose(1, 2), v[i:j])
             else:
-                torch.bmm(probs.transpose(1, 2), grad_out[i:j], out=dv[i:j])
-            d_scores = _softmax_rows_backward(d_probs, probs).mul_(dh**-0.5)
-            torch.bmm(d_scores, k[i:j], out=dq[i:j])
-            torch.bmm(d_scores.transpose(1, 2), q[i:j], out=dk[i:j])
+                torch.bmm(kept.transpose(1, 2), g, out=dv[i:j])
+                d_kept = torch.bmm(g, v[i:j].transpose(1, 2))
+            d_scores = _softmax_rows_backward(d_kept, probs, kept).mul_(dh**-0.5)
+            if flip:
+                torch.bmm(k[i:j], d_scores.transpose(1, 2), out=dq[i:j])
+                torch.bmm(q[i:j], d_scores, out=dk[i:j])
+            else:
+                torch.bmm(d_scores, k[i:j], out=dq[i:j])
+                torch.bmm(d_scores.transpose(1, 2), q[i:j], out=dk[i:j])
         ctx.kept_probs = None
-        return (*(g.view(n, h, t, -1).to(dtype) for g in (dq, dk, dv)), None)
+        return (*(_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv)), None)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d) + causal mask)``, dropout on the probabilities, times ``v``.
 
-    Shapes ``(batch, heads, tokens, head_dim)``. On CPU a chunked fp32 kernel is used
-    (several times faster than SDPA here once dropout is on or rows are short; its
+    Token-major shapes ``(batch, tokens, heads, head_dim)`` in and out: a projection's output
+    viewed per head, any strides (e.g. slices of one fused QKV projection), and the output
+    reshapes to ``(batch, tokens, heads * head_dim)`` for free. On CPU a chunked fp32 kernel is
+    used (several times faster than SDPA here once dropout is on or rows are short; its
     dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
 
     Examples
     --------
-    >>> q = torch.randn(2, 1, 3, 4)
-    >>> torch.allclose(causal_attention(q, q, q), F.scaled_dot_product_attention(q, q, q, is_causal=True), atol=1e-6)
+    >>> q = torch.randn(2, 3, 1, 4)
+    >>> ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, q, q)), is_causal=True)
+    >>> torch.allclose(causal_attention(q, q, q), ref.transpose(1, 2), atol=1e-6)
     True
     """
     if q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True).transpose(1, 2)
     with torch.autocast("cpu", enabled=False):
         return _CausalAttentionCPU.apply(q, k, v, dropout_p)
 

@@ -76,7 +76,7 @@ class FeatureTokenizer(nn.Module):
             parts.append(self.numeric(x_num))
         if self.categorical is not None:
             parts.append(self.categorical(x_cat))
-        return torch.cat(parts, dim=1)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 class FlatInput(nn.Module):
@@ -125,7 +125,7 @@ class FieldEmbedding(nn.Module):
             parts.append(x_num.unsqueeze(-1) * self.numeric)
         if self.categorical is not None:
             parts.append(self.categorical(x_cat))
-        return torch.cat(parts, dim=1)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def tables(self) -> list[torch.Tensor]:
         """The embedding parameters (for FuxiCTR-style embedding L2 regularisation)."""

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import causal_attention
+from .blocks import causal_attention, tanh32
 from .embeddings import FeatureTokenizer
 
 __all__ = ["ExcelFormer", "attenuated_kaiming_uniform_", "feat_mix", "hidden_mix"]
@@ -47,7 +47,7 @@ class _GatedNumericTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(-1)
-        return torch.addcmul(self.bias1, x, self.weight1) * torch.tanh(torch.addcmul(self.bias2, x, self.weight2))
+        return torch.addcmul(self.bias1, x, self.weight1) * tanh32(torch.addcmul(self.bias2, x, self.weight2))
 
 
 class _SemiPermeableAttention(nn.Module):
@@ -69,10 +69,9 @@ class _SemiPermeableAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape
-        q, k, v = self.W_qkv(x).view(n, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self.W_qkv(x).view(n, t, 3, self.n_heads, d // self.n_heads).unbind(2)
         # The semi-permeable mask is exactly a causal mask over the MI-sorted tokens.
-        out = causal_attention(q, k, v, self.dropout if self.training else 0.0)
-        out = out.transpose(1, 2).reshape(n, t, d)
+        out = causal_attention(q, k, v, self.dropout if self.training else 0.0).reshape(n, t, d)
         return out if self.W_out is None else self.W_out(out)
 
 
@@ -91,9 +90,7 @@ class _Block(nn.Module):
         h = x if self.attention_norm is None else self.attention_norm(x)
         x = x + F.dropout(self.attention(h), self.residual_dropout, self.training)
         a, b = self.ffn(self.ffn_norm(x)).chunk(2, dim=-1)
-        if b.device.type == "cpu":
-            b = b.float()  # CPU tanh has no vectorised bf16 kernel: about 5x slower than in fp32
-        h = F.dropout(a * torch.tanh(b), self.ffn_dropout, self.training)
+        h = F.dropout(a * tanh32(b), self.ffn_dropout, self.training)
         return x + F.dropout(h, self.residual_dropout, self.training)
 
 
@@ -151,7 +148,7 @@ class ExcelFormer(nn.Module):
 
     def embed(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """Tokens (n, n_tokens, d) in mutual-information order."""
-        return self.tokenizer(x_num, x_cat)[:, self.feature_order]
+        return self.tokenizer(x_num, x_cat).index_select(1, self.feature_order)  # backward: index_add, 2x faster than x[:, idx]
 
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.blocks(tokens)

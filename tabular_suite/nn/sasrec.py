@@ -42,11 +42,11 @@ class SASRecBlock(nn.Module):
     def _attention(self, x_q: torch.Tensor, x_kv: torch.Tensor) -> torch.Tensor:
         n, t, d = x_q.shape
         h = self.n_heads
-        q = self.q(x_q).view(n, t, h, d // h).transpose(1, 2)
-        k, v = self.kv(x_kv).view(n, t, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        q = self.q(x_q).view(n, t, h, d // h)
+        k, v = self.kv(x_kv).view(n, t, 2, h, d // h).unbind(2)
         p = self.dropout if self.training else 0.0
         # Dropout on the attention probabilities only, as torch's MultiheadAttention in the port.
-        return self.out(causal_attention(q, k, v, p).transpose(1, 2).reshape(n, t, d))
+        return self.out(causal_attention(q, k, v, p).reshape(n, t, d))
 
     def ffn(self, x: torch.Tensor) -> torch.Tensor:
         """Point-wise FFN (the official conv1d pair): linear, dropout, ReLU, linear, dropout."""
