@@ -128,6 +128,24 @@ def test_one_failing_model_never_stops_the_others(monkeypatch):
     assert set(result.best_model_.weights) == {"linear"}
 
 
+def test_scikit_learn_models_keep_to_num_threads(monkeypatch):
+    """HistGradientBoosting has no n_jobs: its OpenMP pool is capped to num_threads during fits and refits."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = HistGradientBoostingClassifier.fit
+
+    def fit(self, X, y, **kw):
+        seen.append([p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"])
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", fit)
+    X, y = _table(120)
+    tabular_suite.compare(X, y, models=["hist_gradient_boosting"], cv=2, **FAST)
+    assert len(seen) == 3 and all(pools and set(pools) == {1} for pools in seen)  # 2 folds + the refit
+
+
 def test_time_limits_mark_models_instead_of_dropping_them():
     X, y = _table(200)
     # Per model: the MLP is stopped at the end of the epoch that crosses its fold budget.

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import infer_schema, infer_task
@@ -59,6 +60,13 @@ class FoldResult:
 def _run_fold(candidate, ctx: BuildContext, X: pd.DataFrame, y: np.ndarray, train_idx, valid_idx,
               fold: int, budget: float | None, n_classes: int) -> FoldResult:
     """Fit ``candidate`` on the training rows and predict the validation rows (never raises)."""
+    # OpenMP / BLAS pools too (HistGradientBoosting has no n_jobs): with another process busy,
+    # a pool wider than num_threads made its fits 50x slower on a 2-core machine.
+    with threadpool_limits(limits=ctx.num_threads):
+        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes)
+
+
+def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes) -> FoldResult:
     import torch
 
     result = FoldResult(candidate.name, fold, "ok")
@@ -440,7 +448,8 @@ def _refit(board: pd.DataFrame, weights: dict, candidates, ctx, df, y_raw, class
     chosen = weights if best == ENSEMBLE else {best: 1.0}
     by_name = {c.name: c for c in candidates}
     members = {}
-    for name in chosen:
-        members[name] = by_name[name].make(ctx).fit(df, y_raw)
+    with threadpool_limits(limits=ctx.num_threads):
+        for name in chosen:
+            members[name] = by_name[name].make(ctx).fit(df, y_raw)
     names = list(df.columns) if all(isinstance(c, str) for c in df.columns) else None
     return EnsembleModel(members, chosen, task=ctx.task, classes=classes, feature_names=names)
