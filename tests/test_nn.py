@@ -114,6 +114,8 @@ def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chu
         return causal_attention(q, k, v, 0.3)
 
     assert torch.autograd.gradcheck(with_dropout, (q, k, v))
+    torch.manual_seed(1)
+    assert torch.autograd.gradcheck(lambda q, k, v: (torch.manual_seed(1), blocks.attention(q, k, v, 0.3, 0.7))[1], (q, k, v))
     # The dropout mask is the one the threshold rule defines: a byte below 77 drops.
     torch.manual_seed(1)
     rows = 3 * 2 * tokens * tokens
@@ -171,6 +173,24 @@ def test_causal_attention_keeps_dtype_and_matches_fp32_under_bf16():
     assert torch.autograd.gradcheck(lambda q, k, v: causal_attention(q, k, v, 0.0), (q64[:1], k64[:1], narrow_v[:1]))
 
 
+def test_attention_with_bf16_products_matches_fp32():
+    """bf16 inputs (autocast): bf16 products, fp32 softmax; output and gradients close to fp32."""
+    from tabular_suite.nn.blocks import attention
+
+    torch.manual_seed(0)
+    for tokens in (7, 40):  # short rows (explicit softmax) and long rows
+        q, k, v = (torch.randn(6, tokens, 2, 16) for _ in range(3))
+        ref_in = [x.clone().requires_grad_() for x in (q, k, v)]
+        low_in = [x.bfloat16().requires_grad_() for x in (q, k, v)]
+        ref, low = attention(*ref_in, scale=0.5), attention(*low_in, scale=0.5)
+        assert low.dtype == torch.bfloat16
+        torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
+        ref.pow(2).sum().backward()
+        low.float().pow(2).sum().backward()
+        for a, b in zip(low_in, ref_in):  # bf16 rounding: within 3% of the largest gradient
+            assert (a.grad.float() - b.grad).abs().max() < 0.03 * b.grad.abs().max()
+
+
 def test_tanh32_matches_tanh_with_gradients():
     x = torch.linspace(-12, 12, 2001, requires_grad=True)
     y = blocks.tanh32(x)
@@ -191,10 +211,10 @@ def test_cpu_attention_matches_sdpa_with_gradients(tokens):
     from tabular_suite.nn.blocks import attention
 
     torch.manual_seed(0)
-    q, k, v = (torch.randn(3, 2, tokens, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    q, k, v = (torch.randn(3, tokens, 2, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
     for scale in (None, 1.0):
         ours = attention(q, k, v, scale=scale)
-        ref = F.scaled_dot_product_attention(q, k, v, scale=scale)
+        ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, k, v)), scale=scale).transpose(1, 2)
         assert torch.allclose(ours, ref, atol=1e-10)
         g_ours = torch.autograd.grad(ours.sum(), (q, k, v))
         g_ref = torch.autograd.grad(ref.sum(), (q, k, v))

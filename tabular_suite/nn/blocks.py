@@ -134,6 +134,10 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _to_heads(x: torch.Tensor, dtype: torch.dtype, transpose: bool = False) -> torch.Tensor:
     """Token-major ``(n, t, h, d)`` (any strides) as contiguous head rows ``(n * h, t, d)`` of
     ``dtype``, or ``(n * h, d, t)`` with ``transpose``."""
@@ -155,8 +159,9 @@ def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transpose
     return _wide(rows).permute(0, 2, 1, 3).contiguous().view(dtype)
 
 
-class _CausalAttentionCPU(torch.autograd.Function):
-    """Causal attention with dropout on the probabilities, in fp32 chunks of rows.
+class _AttentionCPU(torch.autograd.Function):
+    """(Causal) attention with dropout on the probabilities, in chunks of rows: products in fp32
+    (``fp32_products``) or in the inputs' dtype, softmax and its gradient always in fp32.
 
     SDPA on CPU falls back to its unfused math path whenever dropout is on (a
     ``bernoulli_`` per probability and full-size temporaries) and is slow for short rows.
@@ -165,15 +170,18 @@ class _CausalAttentionCPU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, dropout_p: float):
+    def forward(ctx, q, k, v, dropout_p: float, causal: bool, scale: float, fp32_products: bool):
         n, t, h, dh = q.shape
-        dtype, compute = q.dtype, torch.promote_types(q.dtype, torch.float32)
-        # With rows much longer than the head, q/k/v/out are held as (rows, head_dim, tokens):
+        dtype = q.dtype
+        # Products in fp32 (MKL), or in the inputs' dtype (bf16: oneDNN, much faster for tiny
+        # matrices); probabilities always in fp32.
+        compute = torch.promote_types(dtype, torch.float32) if fp32_products else dtype
+        # With rows much longer than the head, fp32 q/k/v/out are held as (rows, head_dim, tokens):
         # MKL's batched GEMM of tiny matrices is 2-3x faster with the tokens as the output width.
-        flip = t >= 2 * dh
+        flip = t >= 2 * dh and compute != torch.bfloat16
         q, k, v = (_to_heads(x, compute, flip) for x in (q, k, v))
         rows = n * h
-        threshold, scale = _dropout_threshold(dropout_p)
+        threshold, drop_scale = _dropout_threshold(dropout_p)
         keep = None
         if dropout_p > 0:  # a 0/1 byte per probability (multiplying by bytes is ~10x faster than masked_fill)
             numel = rows * t * t
@@ -185,39 +193,49 @@ class _CausalAttentionCPU(torch.autograd.Function):
         out = torch.empty_like(v)
         for i in range(0, rows, ctx.step):
             j = min(rows, i + ctx.step)
-            probs = _CausalAttentionCPU._probs(q[i:j], k[i:j], flip)
+            probs = _AttentionCPU._probs(q[i:j], k[i:j], flip, causal, scale)
             if ctx.kept_probs is not None:
                 ctx.kept_probs.append(probs)
             kept = probs if keep is None else probs * keep[i:j]
+            kept = kept.to(compute)
             if flip:
                 torch.bmm(v[i:j], kept.transpose(1, 2), out=out[i:j])
             else:
                 torch.bmm(kept, v[i:j], out=out[i:j])
         if keep is not None:
-            out.mul_(scale)
+            out.mul_(drop_scale)
         ctx.save_for_backward(q, k, v, keep)
-        ctx.config = (n, h, t, dh, dtype, scale, flip)
+        ctx.config = (n, h, t, dtype, drop_scale, flip, causal, scale)
         return _to_tokens(out, dtype, n, h, flip)
 
     @staticmethod
-    def _probs(q: torch.Tensor, k: torch.Tensor, flip: bool) -> torch.Tensor:
-        t = q.shape[2] if flip else q.shape[1]
-        bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+    def _probs(q: torch.Tensor, k: torch.Tensor, flip: bool, causal: bool, scale: float) -> torch.Tensor:
         q, k = (q.transpose(1, 2), k) if flip else (q, k.transpose(1, 2))
-        return _softmax_rows(torch.baddbmm(bias, q, k, alpha=q.shape[-1] ** -0.5))
+        t = q.shape[1]
+        if causal:
+            bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+            scores = torch.baddbmm(bias, q, k, alpha=scale)
+        else:
+            scores = _at_least_fp32(torch.bmm(q, k))
+            if scale != 1.0:
+                scores.mul_(scale)
+        return _softmax_rows(_at_least_fp32(scores))
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, keep = ctx.saved_tensors
-        n, h, t, dh, dtype, scale, flip = ctx.config
+        n, h, t, dtype, drop_scale, flip, causal, scale = ctx.config
         grad_out = _to_heads(grad_out, q.dtype, flip)
         if keep is not None:
-            grad_out = grad_out * scale
+            grad_out = grad_out * drop_scale
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for chunk, i in enumerate(range(0, n * h, ctx.step)):
             j = min(n * h, i + ctx.step)
-            probs = ctx.kept_probs[chunk] if ctx.kept_probs is not None else _CausalAttentionCPU._probs(q[i:j], k[i:j], flip)
-            kept = probs if keep is None else probs * keep[i:j]
+            if ctx.kept_probs is not None:
+                probs = ctx.kept_probs[chunk]
+            else:
+                probs = _AttentionCPU._probs(q[i:j], k[i:j], flip, causal, scale)
+            kept = (probs if keep is None else probs * keep[i:j]).to(q.dtype)
             g = grad_out[i:j]
             if flip:  # the same products on transposed operands: dv^T = g^T kept, dq^T = k^T dS^T, dk^T = q^T dS
                 torch.bmm(g, kept, out=dv[i:j])
@@ -225,7 +243,10 @@ class _CausalAttentionCPU(torch.autograd.Function):
             else:
                 torch.bmm(kept.transpose(1, 2), g, out=dv[i:j])
                 d_kept = torch.bmm(g, v[i:j].transpose(1, 2))
-            d_scores = _softmax_rows_backward(d_kept, probs, kept).mul_(dh**-0.5)
+            d_scores = _softmax_rows_backward(_at_least_fp32(d_kept), probs, _at_least_fp32(kept))
+            if scale != 1.0:
+                d_scores.mul_(scale)
+            d_scores = d_scores.to(q.dtype)
             if flip:
                 torch.bmm(k[i:j], d_scores.transpose(1, 2), out=dq[i:j])
                 torch.bmm(q[i:j], d_scores, out=dk[i:j])
@@ -233,7 +254,7 @@ class _CausalAttentionCPU(torch.autograd.Function):
                 torch.bmm(d_scores, k[i:j], out=dq[i:j])
                 torch.bmm(d_scores.transpose(1, 2), q[i:j], out=dk[i:j])
         ctx.kept_probs = None
-        return (*(_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv)), None)
+        return (*(_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv)), None, None, None, None)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
@@ -256,36 +277,31 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         q, k, v = (x.transpose(1, 2) for x in (q, k, v))
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True).transpose(1, 2)
     with torch.autocast("cpu", enabled=False):
-        return _CausalAttentionCPU.apply(q, k, v, dropout_p)
+        return _AttentionCPU.apply(q, k, v, dropout_p, True, q.shape[-1] ** -0.5, True)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
               scale: float | None = None) -> torch.Tensor:
-    """``softmax(scale q k^T) v`` with dropout on the probabilities; shapes ``(batch, heads, tokens, dim)``.
+    """``softmax(scale q k^T) v`` with dropout on the probabilities (every token sees every token).
 
-    ``scale`` defaults to ``1/sqrt(dim)``. On CPU the few-token attention of tabular models
-    runs as two batched matmuls (PyTorch's CPU flash kernel takes several times longer for
-    8-50 tokens, its backward most of a training step); elsewhere fused SDPA.
+    Token-major shapes ``(batch, tokens, heads, dim)`` in and out, as :func:`causal_attention`
+    (the same CPU kernel without the mask, except that bf16 inputs keep bf16 products, as
+    autocast's matmuls: oneDNN's batched bf16 GEMM is several times faster than fp32 for the
+    tiny per-head matrices of AutoInt; the softmax stays fp32); ``scale`` defaults to
+    ``1/sqrt(dim)``. Elsewhere PyTorch's fused SDPA.
 
     Examples
     --------
-    >>> q = torch.randn(2, 3, 5, 4)
-    >>> torch.allclose(attention(q, q, q), F.scaled_dot_product_attention(q, q, q), atol=1e-6)
+    >>> q = torch.randn(2, 5, 3, 4)
+    >>> ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, q, q))).transpose(1, 2)
+    >>> torch.allclose(attention(q, q, q), ref, atol=1e-6)
     True
     """
     if q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    scores = torch.matmul(q, k.transpose(-1, -2))
-    if scale != 1.0:
-        scores = scores * scale
-    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))  # bf16 scores: softmax in fp32
-    if scores.shape[-1] >= 16:
-        probs = torch.softmax(scores, -1)
-    else:  # out of place (autograd); PyTorch's kernel does not vectorise rows under 16 floats
-        probs = (scores - scores.amax(-1, keepdim=True).detach()).exp()
-        probs = probs / probs.sum(-1, keepdim=True)
-    return torch.matmul(dropout(probs, dropout_p).to(v.dtype), v)
+        q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
+    with torch.autocast("cpu", enabled=False):
+        return _AttentionCPU.apply(q, k, v, dropout_p, False, q.shape[-1] ** -0.5 if scale is None else scale, False)
 
 
 class MultiheadAttention(nn.Module):
