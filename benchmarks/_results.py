@@ -22,9 +22,21 @@ def append_row(log: Path, row: dict) -> None:
 
 
 def machine() -> str:
+    """Architecture, CPU model and its bf16 matrix support (AMX / AVX512-BF16), cores, torch version."""
     import torch
 
-    return f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}"
+    cpu, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not cpu:
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    bf16 = "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else ""
+    cpu = f"{cpu} ({bf16})" if cpu and bf16 else cpu or platform.processor()
+    return f"{platform.machine()} {cpu + ' ' if cpu else ''}{os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def write_section(lines: list[str]) -> None:
