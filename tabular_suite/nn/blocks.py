@@ -95,6 +95,14 @@ def _dropout_threshold(p: float) -> tuple[int, float]:
     return threshold, 256.0 / (256 - threshold)
 
 
+def _keep_bytes(numel: int, p: float, device) -> tuple[torch.Tensor, float]:
+    """A flat 0/1 uint8 keep mask at rate ``round(256 p) / 256`` (one random byte per entry, from
+    64-bit draws) and the inverted-dropout scale."""
+    threshold, scale = _dropout_threshold(p)
+    draws = torch.randint(-(2**63), 2**63 - 1, ((numel + 7) // 8,), dtype=torch.int64, device=device)
+    return (draws.view(torch.uint8)[:numel] >= threshold).view(torch.uint8), scale
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Inverted dropout; on CPU from random bytes (4x faster than ``bernoulli_``), at rate
     ``round(256 p) / 256``.
@@ -109,11 +117,8 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
-    threshold, scale = _dropout_threshold(p)
-    n = x.numel()
-    draws = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64)
-    keep = draws.view(torch.uint8)[:n].view(x.shape) >= threshold
-    return x * keep.to(x.dtype).mul_(scale)
+    keep, scale = _keep_bytes(x.numel(), p, x.device)
+    return x * keep.view(x.shape).to(x.dtype).mul_(scale)
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:
@@ -181,12 +186,10 @@ class _AttentionCPU(torch.autograd.Function):
         flip = t >= 2 * dh and compute != torch.bfloat16
         q, k, v = (_to_heads(x, compute, flip) for x in (q, k, v))
         rows = n * h
-        threshold, drop_scale = _dropout_threshold(dropout_p)
-        keep = None
+        keep, drop_scale = None, 1.0
         if dropout_p > 0:  # a 0/1 byte per probability (multiplying by bytes is ~10x faster than masked_fill)
-            numel = rows * t * t
-            draws = torch.randint(-(2**63), 2**63 - 1, ((numel + 7) // 8,), dtype=torch.int64, device=q.device)
-            keep = (draws.view(torch.uint8)[:numel] >= threshold).view(torch.uint8).view(rows, t, t)
+            keep, drop_scale = _keep_bytes(rows * t * t, dropout_p, q.device)
+            keep = keep.view(rows, t, t)
         ctx.step = max(1, _CPU_CHUNK_ELEMENTS // (t * t))
         keep_probs = any(ctx.needs_input_grad) and rows * t * t <= _CPU_KEEP_PROBS_ELEMENTS
         ctx.kept_probs = [] if keep_probs else None
