@@ -217,12 +217,9 @@ class _AttentionCPU(torch.autograd.Function):
         t = q.shape[1]
         if causal:
             bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
-            scores = torch.baddbmm(bias, q, k, alpha=scale)
-        else:
-            scores = _at_least_fp32(torch.bmm(q, k))
-            if scale != 1.0:
-                scores.mul_(scale)
-        return _softmax_rows(_at_least_fp32(scores))
+            return _softmax_rows(_at_least_fp32(torch.baddbmm(bias, q, k, alpha=scale)))
+        scores = _at_least_fp32(torch.bmm(q, k))
+        return _softmax_rows(scores.mul_(scale) if scale != 1.0 else scores)
 
     @staticmethod
     def backward(ctx, grad_out):

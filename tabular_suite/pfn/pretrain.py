@@ -148,6 +148,10 @@ def _evaluate(model, cfg: PretrainConfig, device, amp) -> dict:
     return out
 
 
+def _log_figures(log: Callable[[str], None], figures: dict) -> None:
+    log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
 def _save_checkpoint(path: Path, model, optimizer, step: int, cfg: PretrainConfig, history: dict) -> None:
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                "config": json.dumps(dataclasses.asdict(cfg)), "history": json.dumps(history)}
@@ -209,7 +213,7 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
             log(f"initialised from {init_weights} (pre-trained for {info.get('step')} steps)")
             if cfg.eval_every:  # where the new cycle starts from, on this run's held-out batches
                 history["evals"].append({"step": 0, **_evaluate(model, cfg, device, amp)})
-                log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in history["evals"][-1].items()}))
+                _log_figures(log, history["evals"][-1])
         prior = SyntheticPrior(cfg.max_features, cfg.max_classes, seed=cfg.seed)
         model.train()
         window: list[float] = []
@@ -238,7 +242,7 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
                         figures.update(callback(step, model))
                     model.train()
                 history["evals"].append(figures)
-                log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+                _log_figures(log, figures)
                 window, tick = [], time.perf_counter()
             out_of_time = time_limit is not None and time.perf_counter() - start_time > time_limit
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
