@@ -587,6 +587,7 @@ def pfn_pretrain(
     init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Start a new run from this weights file (e.g. the shipped one) instead of a random initialisation."),
     warmup_steps: int = typer.Option(300, help="Linear warm-up steps before the cosine decay."),
     curriculum: float = typer.Option(0.4, help="Fraction of the steps over which rows per dataset grow from 128 to --max-rows."),
+    discrete_fraction: float = typer.Option(0.15, help="Share of synthetic datasets that are discrete rule tables (logic/genetics-like; 0 = the first two shipped cycles' prior)."),
 ):
     """Pre-train the in-context transformer on synthetic datasets (resumable).
 
@@ -599,7 +600,7 @@ def pfn_pretrain(
         cfg = PretrainConfig(steps=steps, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ffn=d_ffn,
                              max_rows=max_rows, tokens_per_step=tokens_per_step, lr=lr, eval_every=eval_every,
                              seed=seed, device=device, num_threads=num_threads, warmup_steps=warmup_steps,
-                             curriculum=curriculum)
+                             curriculum=curriculum, discrete_fraction=discrete_fraction)
         if init_weights is not None and not init_weights.exists():
             raise ValueError(f"--init-weights {init_weights} does not exist.")
         tables = _eval_tables(eval_data, eval_bundled)

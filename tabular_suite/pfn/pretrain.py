@@ -73,6 +73,7 @@ class PretrainConfig:
     max_rows: int = 1200
     curriculum: float = 0.4
     regression_fraction: float = 0.2
+    discrete_fraction: float = 0.15
     eval_every: int = 250
     eval_batches: int = 8
     checkpoint_every: int = 100
@@ -129,7 +130,8 @@ def _loss(model: PFNTransformer, batch, device, amp) -> tuple[torch.Tensor, floa
 
 def _evaluate(model, cfg: PretrainConfig, device, amp) -> dict:
     """Loss and accuracy on fixed held-out prior batches (a seed no training step uses)."""
-    prior = SyntheticPrior(cfg.max_features, cfg.max_classes, seed=cfg.seed + 1_000_003)
+    prior = SyntheticPrior(cfg.max_features, cfg.max_classes, discrete_fraction=cfg.discrete_fraction,
+                           seed=cfg.seed + 1_000_003)
     out = {}
     model.eval()
     with torch.no_grad():
@@ -214,7 +216,7 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
             if cfg.eval_every:  # where the new cycle starts from, on this run's held-out batches
                 history["evals"].append({"step": 0, **_evaluate(model, cfg, device, amp)})
                 _log_figures(log, history["evals"][-1])
-        prior = SyntheticPrior(cfg.max_features, cfg.max_classes, seed=cfg.seed)
+        prior = SyntheticPrior(cfg.max_features, cfg.max_classes, discrete_fraction=cfg.discrete_fraction, seed=cfg.seed)
         model.train()
         window: list[float] = []
         tick = time.perf_counter()

@@ -11,6 +11,12 @@ The features are then warped (skew, rounding, ordinal categories with permuted c
 some values are removed, and the target is cut into classes at random thresholds with the
 class ids permuted, or standardised for regression.
 
+A ``discrete_fraction`` of the datasets are *discrete rule* tables instead (the logic and
+genetics sets of PMLB: monks, tic-tac-toe, car, parity, epistasis): every feature is a code of
+2-5 levels and the target a sum of a few pure interactions of the relevant codes (random
+look-up tables of 1-4 codes, equality of two codes, parity of binary tests), so that its
+signal may have no marginal effect at all.
+
 Everything is seeded: ``SyntheticPrior(seed).sample(step, ...)`` returns the same batch
 for the same step, so a resumed pre-training run sees the data it would have seen.
 
@@ -92,6 +98,8 @@ class SyntheticPrior:
         Range of the log-uniform noise scale added at every node (nodes have unit variance).
     min_keep : float
         Smallest fraction of nonzero weights in a sparse MLP layer.
+    discrete_fraction : float
+        Probability that a dataset is a discrete rule table (see the module docstring).
     seed : int
         Seeds every batch together with its ``step``.
     """
@@ -99,7 +107,7 @@ class SyntheticPrior:
     def __init__(self, max_features: int = 100, max_classes: int = 10, *, tree_fraction: float = 0.35,
                  mixed_fraction: float = 0.2, causal_fraction: float = 0.75, missing_fraction: float = 0.25,
                  noise_range: tuple[float, float] = (1e-4, 0.3), min_keep: float = 0.1,
-                 seed: int = 0):
+                 discrete_fraction: float = 0.0, seed: int = 0):
         if max_features < 1 or max_classes < 2:
             raise ValueError("max_features must be >= 1 and max_classes >= 2.")
         self.max_features = max_features
@@ -110,6 +118,7 @@ class SyntheticPrior:
         self.missing_fraction = missing_fraction
         self.noise_range = noise_range
         self.min_keep = min_keep
+        self.discrete_fraction = discrete_fraction
         self.seed = seed
 
     # -- public -------------------------------------------------------------------------
@@ -186,6 +195,9 @@ class SyntheticPrior:
         return _standardise(z)
 
     def _dataset(self, rng, n_rows: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+        # (no draw when the fraction is 0: the batches of priors without it stay the same)
+        if self.discrete_fraction and rng.random() < self.discrete_fraction:
+            return self._discrete_dataset(rng, n_rows, n_features)
         causal = rng.random() < self.causal_fraction
         n_layers = int(rng.integers(1, 5))
         width = int(np.exp(rng.uniform(np.log(4), np.log(64))))
@@ -222,6 +234,45 @@ class SyntheticPrior:
             x, target = causes, hidden[-1][:, int(rng.integers(width))]
         return self._warp_features(rng, x), target
 
+    def _discrete_dataset(self, rng, n_rows: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+        u = rng.random()
+        if u < 0.3:
+            levels = np.full(n_features, 2)
+        elif u < 0.5:
+            levels = np.full(n_features, 3)
+        else:
+            levels = rng.integers(2, 6, n_features)
+        alpha = float(np.exp(rng.uniform(np.log(0.5), np.log(20.0))))  # skewed .. near-uniform codes
+        codes = np.empty((n_rows, n_features), dtype=np.int64)
+        for j, k in enumerate(levels):
+            codes[:, j] = rng.choice(k, size=n_rows, p=rng.dirichlet(np.full(k, alpha)))
+        relevant = rng.choice(n_features, size=int(rng.integers(1, min(n_features, 8) + 1)), replace=False)
+        target = np.zeros(n_rows)
+        for _ in range(int(rng.integers(1, 5))):
+            kind = rng.choice(3, p=[0.6, 0.2, 0.2])
+            if kind == 1 and len(relevant) >= 2:  # two codes agree (monks: a1 == a2)
+                a, b = rng.choice(relevant, size=2, replace=False)
+                term = (codes[:, a] == codes[:, b]).astype(np.float64)
+            elif kind == 2:  # parity of binary tests on up to 6 codes
+                feats = rng.choice(relevant, size=int(rng.integers(1, min(len(relevant), 6) + 1)), replace=False)
+                tests = codes[:, feats] >= rng.integers(1, levels[feats])
+                term = tests.sum(1) % 2.0
+            else:  # a random table of 1-4 codes: main effects and interactions of any shape
+                feats = rng.choice(relevant, size=int(rng.integers(1, min(len(relevant), 4) + 1)), replace=False)
+                table = rng.normal(0, 1, int(np.prod(levels[feats])))
+                term = table[np.ravel_multi_index(tuple(codes[:, feats].T), tuple(levels[feats]))]
+            std = term.std()
+            target += np.exp(rng.normal(0, 0.5)) * (term - term.mean()) / (std if std > 1e-8 else 1.0)
+        target += rng.normal(0, 1, n_rows) * float(np.exp(rng.uniform(np.log(1e-3), np.log(1.0))))
+        # codes as most files hold them: 0.., 1.., or spaced; some tables add continuous noise columns
+        x = codes * float(rng.choice([1.0, 1.0, 2.0, 10.0])) + float(rng.integers(0, 2))
+        x = x.astype(np.float64)
+        if rng.random() < 0.2:
+            noise_cols = rng.random(n_features) < rng.uniform(0, 0.5)
+            noise_cols[relevant] = False
+            x[:, noise_cols] = rng.normal(0, 1, (n_rows, int(noise_cols.sum())))
+        return x.astype(np.float32), target
+
     # -- feature and target post-processing ---------------------------------------------
     def _warp_features(self, rng, x: np.ndarray) -> np.ndarray:
         n_rows, n_features = x.shape
@@ -252,7 +303,7 @@ class SyntheticPrior:
         return x.astype(np.float32)
 
     def _classes(self, rng, target: np.ndarray, n_train: int) -> tuple[np.ndarray, int]:
-        n_classes = 2 if rng.random() < 0.5 else int(rng.integers(3, self.max_classes + 1))
+        n_classes = 2 if rng.random() < 0.5 or self.max_classes == 2 else int(rng.integers(3, self.max_classes + 1))
         cuts = np.sort(target[rng.choice(len(target), size=n_classes - 1, replace=False)])
         labels = np.searchsorted(cuts, target)
         labels = rng.permutation(n_classes)[labels]
