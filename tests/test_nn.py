@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from tabular_suite.nn import MLP, FTTransformer, ResNet
-from tabular_suite.nn.blocks import MultiheadAttention, ReGLU, TransformerBlock
+from tabular_suite.nn.blocks import MultiheadAttention, ReGLU, TransformerBlock, full_softmax_cross_entropy
 
 
 def test_mlp_blocks():
@@ -220,3 +220,41 @@ def test_cpu_attention_matches_sdpa_with_gradients(tokens):
         g_ref = torch.autograd.grad(ref.sum(), (q, k, v))
         for a, b in zip(g_ours, g_ref):
             assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_full_softmax_cross_entropy_matches_the_plain_loss(dtype, chunk):
+    torch.manual_seed(0)
+    h = torch.randn(50, 16, dtype=dtype, requires_grad=True)
+    w = torch.randn(300, 16, dtype=dtype, requires_grad=True)
+    t = torch.randint(0, 300, (50,))
+    ours = full_softmax_cross_entropy(h, w, t, chunk=chunk)
+    (ours * 3.0).backward()  # the upstream gradient scales the stored ones
+    gh, gw = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    plain = F.cross_entropy(h @ w.T, t, reduction="sum")
+    (plain * 3.0).backward()
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    assert ours.dtype == dtype
+    torch.testing.assert_close(ours, plain, rtol=tol, atol=tol)
+    torch.testing.assert_close(gh, h.grad, rtol=tol, atol=tol)
+    torch.testing.assert_close(gw, w.grad, rtol=tol, atol=tol)
+
+
+def test_full_softmax_cross_entropy_under_bf16_autocast_is_close_to_fp32():
+    torch.manual_seed(1)
+    h = torch.randn(200, 32, requires_grad=True)
+    w = (0.3 * torch.randn(5000, 32)).requires_grad_()
+    t = torch.randint(0, 5000, (200,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = full_softmax_cross_entropy(h, w, t)
+    ours.backward()
+    assert ours.dtype == torch.float32 and h.grad.dtype == torch.float32 and w.grad.dtype == torch.float32
+    gh, gw = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    F.cross_entropy(h @ w.T, t, reduction="sum").backward()
+    exact = F.cross_entropy(h.detach() @ w.detach().T, t, reduction="sum")
+    assert abs(float(ours - exact)) / float(exact) < 2e-3
+    assert float((gh - h.grad).norm() / h.grad.norm()) < 2e-2
+    assert float((gw - w.grad).norm() / w.grad.norm()) < 2e-2

@@ -86,6 +86,20 @@ def test_norm_layouts_train(norm):
     assert rec.module_.blocks[0].norm == norm and np.isfinite(rec.history_[-1]["train_loss"])
 
 
+def test_init_options():
+    torch.manual_seed(0)
+    xavier, normal = SASRec(20_000, hidden_units=64), SASRec(20_000, hidden_units=64, init="normal")
+    assert abs(float(normal.item_embedding.weight[1:].std()) - 0.02) < 0.001
+    assert float(xavier.item_embedding.weight[1:].std()) < 0.012  # Xavier over 20,001 rows
+    assert float(normal.item_embedding.weight[0].abs().max()) == 0.0  # padding stays zero
+    biases = [p for n, p in normal.named_parameters() if p.ndim == 1 and "norm" not in n]
+    assert biases and all(float(b.abs().max()) == 0.0 for b in biases)
+    rec = small(init="normal", max_epochs=3, validation=False).fit(chain_log())
+    assert np.isfinite(rec.history_[-1]["train_loss"])
+    with pytest.raises(ValueError, match="init"):
+        small(init="kaiming").fit(chain_log())
+
+
 def test_bad_norm_and_heads():
     with pytest.raises(ValueError, match="norm"):
         SASRec(10, norm="sandwich")

@@ -16,6 +16,7 @@ from .blocks import causal_attention, dropout
 __all__ = ["SASRec"]
 
 _NORMS = ("original", "pre", "post")
+_INITS = ("xavier", "normal")
 
 
 class SASRecBlock(nn.Module):
@@ -96,11 +97,13 @@ class SASRec(nn.Module):
 
     def __init__(
         self, n_items: int, maxlen: int = 50, hidden_units: int = 50, num_blocks: int = 2,
-        num_heads: int = 1, dropout: float = 0.5, norm: str = "original",
+        num_heads: int = 1, dropout: float = 0.5, norm: str = "original", init: str = "xavier",
     ):
         super().__init__()
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}.")
+        if init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {init!r}.")
         self.n_items, self.maxlen, self.d = n_items, maxlen, hidden_units
         self.item_embedding = nn.Embedding(n_items + 1, hidden_units, padding_idx=0)
         self.position_embedding = nn.Embedding(maxlen, hidden_units)
@@ -108,9 +111,13 @@ class SASRec(nn.Module):
         self.blocks = nn.ModuleList(SASRecBlock(hidden_units, num_heads, dropout, norm) for _ in range(num_blocks))
         # The official code ends every layout with a LayerNorm; "post" already ends normalised.
         self.final_norm = nn.LayerNorm(hidden_units, eps=1e-8) if norm != "post" else nn.Identity()
-        for name, p in self.named_parameters():  # Xavier as the official PyTorch port
-            if p.ndim > 1 and "norm" not in name:
+        for name, p in self.named_parameters():
+            if "norm" in name:
+                continue
+            if init == "xavier" and p.ndim > 1:  # the official PyTorch port
                 nn.init.xavier_normal_(p)
+            elif init == "normal":  # RecBole / SASRec+: N(0, 0.02) weights, zero biases
+                nn.init.normal_(p, 0.0, 0.02) if p.ndim > 1 else nn.init.zeros_(p)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
