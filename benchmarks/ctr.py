@@ -8,16 +8,18 @@ categorical-heavy bank_marketing (y = yes), adult (class = >50K) and diabetes130
 defaults (AutoInt+: embedding 16, 3 attention layers x 2 heads x 32, DNN 400-400-400;
 FinalMLP: embedding 10, MLPs 400-400-400 / 800, gates 800, 50 fusion heads; Adam lr 1e-3,
 batch 1024, embedding L2 1e-5, clip 10, lr/10 on a stalled validation epoch, early stopping
-after 2 with the best weights). Validation metric: ours the validation log loss, FuxiCTR
-its AUC monitor (its default). Test AUC / log loss at the restored best epoch; seconds per
-epoch exclude the validation pass on both sides; prediction rows/second on the test rows.
+after 2 with the best weights; both monitor validation AUC, FuxiCTR's default). Test AUC /
+log loss at the restored best epoch; seconds per epoch exclude the validation pass on both
+sides; prediction rows/second on the test rows. ``--seeds`` repeats a run with other training
+seeds (initialisation and batch order; the split stays seed 0): the table shows each side's
+mean over the seeds (and the AUC's standard deviation), so the AUC comparison is not one draw.
 FuxiCTR runs in its own virtual environment with its model_zoo extracted at run time from a
 fetched copy of the FuxiCTR repository (``benchmarks/_ctr_peer.py``). ``--datasets frappe_x1``
 (or ``criteo_x1``, about 10 GB and tens of GB of memory) downloads a BARS split with
 ``tabular_suite.datasets.fetch_bars`` and compares with BARS's published AUC.
 
     python -m venv ../peers/fuxictr && ../peers/fuxictr/bin/pip install torch==2.13.0 fuxictr
-    python benchmarks/ctr.py [--precision bf16] [--datasets synthetic bank_marketing ...]
+    python benchmarks/ctr.py [--precision bf16] [--datasets synthetic bank_marketing ...] [--seeds 0 1 2]
     python benchmarks/ctr.py --write
 """
 
@@ -124,7 +126,7 @@ def write_split(data_dir: Path, name: str) -> tuple[Path, list[str]]:
     return path, json.loads(meta.read_text())["categorical"]
 
 
-def run_ours(split: Path, categorical: list[str], model: str, a) -> dict:
+def run_ours(split: Path, categorical: list[str], model: str, a, seed: int) -> dict:
     df = pd.read_parquet(split)
     part = df.pop("__part__").to_numpy()
     y = df.pop("__target__").to_numpy()
@@ -133,7 +135,7 @@ def run_ours(split: Path, categorical: list[str], model: str, a) -> dict:
     name = "autoint" if model == "autoint_plus" else "finalmlp"
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in MODELS[model].items()}
     est = tabular_suite.make_estimator(name, "classification", **params, **COMMON, max_epochs=a.max_epochs,
-                                       categorical_features=categorical, num_threads=THREADS, random_state=SEED,
+                                       categorical_features=categorical, num_threads=THREADS, random_state=seed,
                                        precision=a.precision)
     est.fit(X["train"], Y["train"], eval_set=(X["val"], Y["val"]))
     started = time.perf_counter()
@@ -145,10 +147,10 @@ def run_ours(split: Path, categorical: list[str], model: str, a) -> dict:
             "n_params": est.n_params_}
 
 
-def run_peer(split: Path, categorical: list[str], model: str, a) -> dict:
+def run_peer(split: Path, categorical: list[str], model: str, a, seed: int) -> dict:
     params = {**MODELS[model], **COMMON}
     cmd = [a.peer_python, str(HERE / "_ctr_peer.py"), "--split", str(split), "--model", model,
-           "--params", json.dumps(params), "--threads", str(THREADS), "--seed", str(SEED),
+           "--params", json.dumps(params), "--threads", str(THREADS), "--seed", str(seed),
            "--max-epochs", str(a.max_epochs)]
     if categorical:
         cmd += ["--categorical", ",".join(categorical)]
@@ -165,24 +167,34 @@ def write_results(rows: list[dict]) -> None:
         "Command: `python benchmarks/ctr.py --precision bf16 && python benchmarks/ctr.py --write` (FuxiCTR from "
         "`--peer-python`, default `../peers/fuxictr/bin/python`; `--precision auto` gives our fp32 rows)", "",
         "Same 80/10/10 split, 1 thread each, same hyperparameters and recipe (see the script's docstring); "
-        "test metrics at each side's restored best epoch; s/epoch = training pass only. Config `bf16` = our "
+        "test metrics at each side's restored best epoch, averaged over the training seeds listed (the split is fixed); s/epoch = training pass only. Config `bf16` = our "
         "`precision=\"bf16\"` (CPU autocast); FuxiCTR always fp32. Our prediction rows/s start from a "
         "DataFrame (preprocessing included), FuxiCTR's from its prepared arrays. Bayes AUC of the "
         "synthetic data: the best any model can reach on its test rows. The rows below were measured while "
         "other 1-thread benchmark jobs shared the 2-core machine (timings carry that noise on both sides).", "",
-        "| dataset | model | config | library | test AUC | test logloss | s/epoch | epochs (best) | predict rows/s | "
-        "params | AUC diff | speed-up (epoch / predict) | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | config | seeds | library | test AUC (mean ± sd) | test logloss | s/epoch | "
+        "epochs (best) | predict rows/s | params | AUC diff | speed-up (epoch / predict) | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        o, f = r["ours"], r["fuxictr"]
-        for lib, x in (("ours", o), ("fuxictr", f)):
+        groups.setdefault((r["dataset"], r["model"], r["config"]), []).append(r)
+    for (dataset, model, config), runs in groups.items():
+        mean = {lib: {k: float(np.mean([r[lib][k] for r in runs])) for k in
+                      ("test_auc", "test_logloss", "sec_per_epoch", "epochs", "best_epoch", "predict_rows_per_s")}
+                for lib in ("ours", "fuxictr")}
+        o, f = mean["ours"], mean["fuxictr"]
+        seeds = ",".join(str(r.get("seed", 0)) for r in runs)
+        for lib in ("ours", "fuxictr"):
+            x, aucs = mean[lib], [r[lib]["test_auc"] for r in runs]
+            auc = f"{x['test_auc']:.4f}" + (f" ± {np.std(aucs, ddof=1):.4f}" if len(runs) > 1 else "")
             diff = f"{o['test_auc'] - f['test_auc']:+.4f}" if lib == "ours" else ""
             speed = (f"{f['sec_per_epoch'] / o['sec_per_epoch']:.2f}x / {o['predict_rows_per_s'] / f['predict_rows_per_s']:.2f}x"
                      if lib == "ours" else "")
-            lines.append(f"| {r['dataset']} | {r['model']} | {r['config']} | {lib} | {x['test_auc']:.4f} | "
-                         f"{x['test_logloss']:.4f} | {x['sec_per_epoch']:.1f} | {x['epochs']} ({x['best_epoch']}) | "
-                         f"{x['predict_rows_per_s']:,.0f} | {x['n_params']:,} | {diff} | {speed} | {r['machine']} |")
+            lines.append(f"| {dataset} | {model} | {config} | {seeds} | {lib} | {auc} | {x['test_logloss']:.4f} | "
+                         f"{x['sec_per_epoch']:.1f} | {x['epochs']:.1f} ({x['best_epoch']:.1f}) | "
+                         f"{x['predict_rows_per_s']:,.0f} | {runs[0][lib]['n_params']:,} | {diff} | {speed} | "
+                         f"{runs[-1]['machine']} |")
     bayes = [r for r in rows if r.get("bayes_auc")]
     if bayes:
         lines += ["", f"Synthetic test rows: Bayes-optimal AUC {bayes[0]['bayes_auc']:.4f}."]
@@ -202,6 +214,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
+    p.add_argument("--seeds", nargs="+", type=int, default=[SEED], help="training seeds (the split stays seed 0)")
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
     log = WORK / "ctr.jsonl"
@@ -211,14 +224,13 @@ def main() -> None:
         return
     torch.set_num_threads(THREADS)
     config = f"e{a.max_epochs} {a.precision}"
-    done = {(r["dataset"], r["model"], r["config"]) for r in rows}
-    for name in a.datasets:
+    done = {(r["dataset"], r["model"], r["config"], r.get("seed", SEED)) for r in rows}
+    for name, seed, model in ((n, s, m) for n in a.datasets for s in a.seeds for m in a.models):
         split, categorical = write_split(a.data, name)
-        for model in a.models:
-            if (name, model, config) in done:
-                continue
-            row = {"dataset": name, "model": model, "config": config, "machine": machine(),
-                   "ours": run_ours(split, categorical, model, a), "fuxictr": run_peer(split, categorical, model, a)}
+        if (name, model, config, seed) not in done:
+            row = {"dataset": name, "model": model, "config": config, "seed": seed, "machine": machine(),
+                   "ours": run_ours(split, categorical, model, a, seed),
+                   "fuxictr": run_peer(split, categorical, model, a, seed)}
             if name == "synthetic":
                 data = tabular_suite.datasets.make_ctr(600_000, n_users=100_000, n_items=50_000, seed=SEED)
                 part = pd.read_parquet(split, columns=["__part__"])["__part__"].to_numpy()

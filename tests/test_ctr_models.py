@@ -176,3 +176,18 @@ def test_embedding_l2_is_added_to_the_training_loss():
     assert AutoIntClassifier(embedding_l2=0)._train_loss() is None
     with pytest.raises(ValueError, match="embedding_l2 must be"):
         AutoIntClassifier(embedding_l2=-1).fit(X, y)
+
+
+def test_linears_start_as_fuxictr_initialises_them():
+    # FuxiCTR's reset_parameters: Xavier-normal weights, zero biases; AutoInt's fused
+    # query/key/value matrix as three separate 16 -> 32 projections.
+    torch.manual_seed(0)
+    auto = AutoInt(n_num=2, cardinalities=[50] * 30, d_out=1, dnn_hidden=(400, 400))
+    qkv = auto.interacting[0].W_qkv.weight
+    for third in qkv.chunk(3, dim=0):
+        assert abs(float(third.std()) - (2 / (16 + 32)) ** 0.5) < 0.03
+    assert abs(float(auto.dnn[2].weight.std()) - (2 / 800) ** 0.5) < 0.002
+    final = FinalMLP(n_num=2, cardinalities=[50] * 30, d_out=1)
+    for model in (auto, final):
+        biases = [m.bias for m in model.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None]
+        assert biases and all(float(b.abs().max()) == 0.0 for b in biases)

@@ -15,7 +15,29 @@ from torch import nn
 from .blocks import attention
 from .embeddings import FieldEmbedding
 
-__all__ = ["AutoInt", "InteractingLayer", "ctr_mlp"]
+__all__ = ["AutoInt", "InteractingLayer", "ctr_mlp", "xavier_linears"]
+
+
+def xavier_linears(module: nn.Module) -> nn.Module:
+    """FuxiCTR's default initialisation: every ``nn.Linear`` Xavier-normal, biases zero.
+
+    AutoInt's fused query/key/value projection is initialised as the three separate
+    matrices FuxiCTR has (each third with its own fan-out). Returns ``module``.
+
+    Examples
+    --------
+    >>> layer = xavier_linears(nn.Linear(400, 400))
+    >>> round(float(layer.weight.std()), 2), float(layer.bias.abs().max())
+    (0.05, 0.0)
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            parts = 3 if getattr(m, "_fused_qkv", False) else 1
+            for part in m.weight.data.chunk(parts, dim=0):
+                nn.init.xavier_normal_(part)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def ctr_mlp(d_in: int, hidden: tuple[int, ...], dropout: float = 0.0, d_out: int | None = None,
@@ -57,6 +79,7 @@ class InteractingLayer(nn.Module):
             raise ValueError(f"attention_dim={d_attention} must be divisible by n_heads={n_heads}.")
         self.n_heads, self.dropout, self.use_scale = n_heads, dropout, use_scale
         self.W_qkv = nn.Linear(d_in, 3 * d_attention, bias=False)
+        self.W_qkv._fused_qkv = True  # xavier_linears initialises W_q, W_k, W_v separately
         self.W_res = nn.Linear(d_in, d_attention, bias=False) if use_residual and d_in != d_attention else None
         self.use_residual = use_residual
         self.norm = nn.LayerNorm(d_attention) if layer_norm else None
@@ -103,6 +126,7 @@ class AutoInt(nn.Module):
         d_last = attention_dim if attention_layers else embedding_dim
         self.head = nn.Linear(n_fields * d_last, d_out)
         self.dnn = ctr_mlp(n_fields * embedding_dim, tuple(dnn_hidden), dnn_dropout, d_out, batch_norm) if dnn_hidden else None
+        xavier_linears(self)  # as FuxiCTR's reset_parameters
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         emb = self.embedding(x_num, x_cat)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .autoint import ctr_mlp
+from .autoint import ctr_mlp, xavier_linears
 from .embeddings import FieldEmbedding
 
 __all__ = ["FinalMLP", "FeatureGate", "BilinearFusion"]
@@ -99,6 +99,7 @@ class FinalMLP(nn.Module):
         self.mlp1 = ctr_mlp(d_flat, tuple(mlp1_hidden), mlp1_dropout, batch_norm=batch_norm)
         self.mlp2 = ctr_mlp(d_flat, tuple(mlp2_hidden), mlp2_dropout, batch_norm=batch_norm)
         self.fusion = BilinearFusion(mlp1_hidden[-1], mlp2_hidden[-1], d_out, n_heads)
+        xavier_linears(self)  # as FuxiCTR's reset_parameters (w_xy: Xavier above)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         emb = self.embedding(x_num, x_cat)
