@@ -164,7 +164,7 @@ def run_peer(split: Path, categorical: list[str], model: str, a, seed: int) -> d
 def write_results(rows: list[dict]) -> None:
     lines = [
         HEADER, "",
-        "Command: `python benchmarks/ctr.py --precision bf16 && python benchmarks/ctr.py --write` (FuxiCTR from "
+        "Command: `python benchmarks/ctr.py --precision bf16 --seeds 0 1 2 && python benchmarks/ctr.py --write` (FuxiCTR from "
         "`--peer-python`, default `../peers/fuxictr/bin/python`; `--precision auto` gives our fp32 rows)", "",
         "Same 80/10/10 split, 1 thread each, same hyperparameters and recipe (see the script's docstring); "
         "test metrics at each side's restored best epoch, averaged over the training seeds listed (the split is fixed); s/epoch = training pass only. Config `bf16` = our "

@@ -70,14 +70,15 @@ def test_feature_gates_use_context_fields_or_a_bias():
     torch.testing.assert_close(scale, scale[:1].expand_as(scale))
 
 
-def test_bilinear_fusion_matches_fuxictr_formula():
+@pytest.mark.parametrize("d_out", [1, 2])
+def test_bilinear_fusion_matches_fuxictr_formula(d_out):
     torch.manual_seed(0)
-    fusion = BilinearFusion(6, 4, d_out=2, n_heads=2)
+    fusion = BilinearFusion(6, 4, d_out=d_out, n_heads=2)
     x, y = torch.randn(5, 6), torch.randn(5, 4)
     # FuxiCTR: matmul(matmul(head_x.unsqueeze(2), w_xy.view(h, dx, -1)).view(-1, h, out, dy), head_y.unsqueeze(-1))
-    w = fusion.w_xy.permute(0, 1, 3, 2).reshape(2, 3, 2 * 2)  # (h, dx_h, out*dy_h) as FuxiCTR stores it
+    w = fusion.w_xy.permute(0, 1, 3, 2).reshape(2, 3, d_out * 2)  # (h, dx_h, out*dy_h) as FuxiCTR stores it
     hx, hy = x.view(5, 2, 3), y.view(5, 2, 2)
-    xy = torch.matmul(torch.matmul(hx.unsqueeze(2), w).view(5, 2, 2, 2), hy.unsqueeze(-1)).squeeze(-1).sum(1)
+    xy = torch.matmul(torch.matmul(hx.unsqueeze(2), w).view(5, 2, d_out, 2), hy.unsqueeze(-1)).squeeze(-1).sum(1)
     torch.testing.assert_close(fusion(x, y), fusion.w_x(x) + fusion.w_y(y) + xy)
 
 

@@ -36,10 +36,12 @@ class FeatureGate(nn.Module):
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         if self.context_fields:
-            context = emb[:, self.context_fields].flatten(1)
+            gate = self.mlp(emb[:, self.context_fields].flatten(1))
         else:
-            context = self.bias.expand(emb.shape[0], -1)
-        return emb.flatten(1) * (2 * self.mlp(context))
+            # A bias context is the same for every row: its gate is computed once and broadcast
+            # (FuxiCTR repeats the bias per row; values and gradients are the same).
+            gate = self.mlp(self.bias)
+        return emb.flatten(1) * (2 * gate)
 
 
 class BilinearFusion(nn.Module):
@@ -61,9 +63,17 @@ class BilinearFusion(nn.Module):
         nn.init.xavier_normal_(self.w_xy.view(n_heads * (d_x // n_heads) * (d_y // n_heads), d_out))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        hx = x.view(x.shape[0], self.n_heads, -1)
-        hy = y.view(y.shape[0], self.n_heads, -1)
-        bilinear = torch.einsum("nhi,hijo,nhj->no", hx, self.w_xy, hy)  # summed over heads
+        n, h = x.shape[0], self.n_heads
+        hx = x.view(n, h, -1).transpose(0, 1)  # (h, n, dx_h)
+        # sum_h hx_h^T W_h hy_h: one matrix product per head gives hx_h^T W_h for every row,
+        # laid back out as (n, h * dy_h, out) and dotted with y row by row (no per-row matrix
+        # products: FuxiCTR's and einsum's cost 2-3x more on a CPU core).
+        xw = torch.bmm(hx, self.w_xy.flatten(2).to(hx.dtype))  # (h, n, dy_h * out)
+        xw = xw.view(h, n, -1, self.d_out).transpose(0, 1).reshape(n, -1, self.d_out)
+        if self.d_out == 1:
+            bilinear = (xw.view(n, -1) * y).sum(1, keepdim=True)
+        else:
+            bilinear = (xw * y.unsqueeze(-1)).sum(1)
         return self.w_x(x) + self.w_y(y) + bilinear
 
 
