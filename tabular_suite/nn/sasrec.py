@@ -116,8 +116,10 @@ class SASRec(nn.Module):
                 continue
             if init == "xavier" and p.ndim > 1:  # the official PyTorch port
                 nn.init.xavier_normal_(p)
-            elif init == "normal":  # RecBole / SASRec+: N(0, 0.02) weights, zero biases
-                nn.init.normal_(p, 0.0, 0.02) if p.ndim > 1 else nn.init.zeros_(p)
+            elif init == "normal" and p.ndim > 1:  # RecBole / SASRec+: N(0, 0.02) weights, zero biases
+                nn.init.normal_(p, 0.0, 0.02)
+            elif init == "normal":
+                nn.init.zeros_(p)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
