@@ -78,7 +78,7 @@ def run_ours(log: pd.DataFrame, name: str, a) -> dict:
         time_col="position", loss=s["loss"], hidden_units=s["hidden_units"], dropout=s["dropout"],
         max_epochs=a.epochs, validation_protocol=s["protocol"], validation_users=None, patience=s["patience"],
         init=s["init"], beta2=s["beta2"],
-        num_threads=THREADS, random_state=SEED, precision=a.precision, **COMMON,
+        num_threads=THREADS, random_state=a.seed, precision=a.precision, **COMMON,
     )
     started = time.perf_counter()
     rec.fit(pd.concat([train, valid]), items=log["item_id"].unique())
@@ -88,7 +88,7 @@ def run_ours(log: pd.DataFrame, name: str, a) -> dict:
            "n_params": rec.n_params_, "precision": a.precision}
     for protocol in ("sampled", "full"):
         started = time.perf_counter()
-        result = rec.evaluate(test, protocol=protocol, random_state=SEED)
+        result = rec.evaluate(test, protocol=protocol, random_state=SEED)  # the same sampled negatives for every seed
         out[protocol] = {"HR@10": result["HR@10"], "NDCG@10": result["NDCG@10"], "users": result["users"],
                          "seconds": time.perf_counter() - started}
     return out
@@ -104,7 +104,7 @@ def run_peer(log: pd.DataFrame, name: str, a) -> dict:
            "--epochs", str(a.peer_epochs), "--maxlen", str(COMMON["maxlen"]), "--hidden", str(s["hidden_units"]),
            "--blocks", str(COMMON["num_blocks"]), "--heads", str(COMMON["num_heads"]), "--dropout", str(s["dropout"]),
            "--batch-size", str(COMMON["batch_size"]), "--lr", str(COMMON["lr"]), "--patience", str(s["patience"] or a.peer_epochs),
-           "--eval-step", str(a.peer_epochs), "--threads", str(THREADS), "--seed", str(SEED)]
+           "--eval-step", str(a.peer_epochs), "--threads", str(THREADS), "--seed", str(a.seed)]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=run_dir)  # RecBole logs into cwd
     if proc.returncode:
@@ -181,6 +181,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--peer-epochs", type=int, default=2)
     p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
+    p.add_argument("--seed", type=int, default=SEED, help="training seed (the split and evaluation stay fixed)")
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
     log_file = WORK / "sasrec.jsonl"
@@ -192,6 +193,8 @@ def main() -> None:
     log = load(a.data, a.dataset)
     s = SETTINGS[a.dataset]
     setting = f"max_epochs {a.epochs} patience {s['patience']} init {s['init']} beta2 {s['beta2']} / peer {a.peer_epochs}"
+    if a.seed != SEED:
+        setting += f" seed {a.seed}"
     done = {(r["dataset"], r["setting"], r["library"], r.get("precision")) for r in rows}
     for lib in a.libraries:
         precision = a.precision if lib == "ours" else None
