@@ -121,10 +121,10 @@ def write_results(rows: list[dict]) -> None:
         "Commands: `python benchmarks/sasrec.py --dataset games && python benchmarks/sasrec.py --dataset beauty "
         "&& python benchmarks/sasrec.py --write` (RecBole 1.2.1 from `--peer-python`, default "
         "`../peers/recbole/bin/python`)." if paired else
-        "Ours alone, no peer in these runs (the epoch cap is in the `setting` of each row of "
-        "benchmarks/_work/sasrec.jsonl): `python benchmarks/sasrec.py --dataset beauty --libraries ours "
-        "--epochs 100 && python benchmarks/sasrec.py --write`; the settings are those of the comparison "
-        "with RecBole in the section \"SASRec vs RecBole\".", "",
+        "Ours alone, no peer in these runs: `python benchmarks/sasrec.py --dataset DATASET --libraries ours "
+        "[--epochs N] [--seed S] && python benchmarks/sasrec.py --write` (each row's epoch cap and seed are in "
+        "its `setting` in benchmarks/_work/sasrec.jsonl; Beauty here: `--epochs 100`); the settings are "
+        "those of the comparison with RecBole in the section \"SASRec vs RecBole\".", "",
         "Leave-one-out split, best validation-NDCG@10 epoch restored (Games: 200 epochs as the paper; "
         "Beauty: early stopping after 10 epochs without improvement, as SASRec+), 1 thread each, same model "
         "sizes / maxlen / dropout / batch 128 / lr 1e-3. Games: the paper's setting and BCE loss (RecBole: BPR, "
@@ -154,8 +154,10 @@ def write_results(rows: list[dict]) -> None:
             best = f" ({x['best_epoch']})" if "best_epoch" in x else ""
             patience = setting.split("patience ")[1].split(" ")[0] if "patience" in setting else "10"
             stopping = "fixed epochs" if patience == "None" or lib == "recbole" else f"patience {patience}"
+            seed = setting.split(" seed ")[1] if " seed " in setting else str(SEED)
             lines.append(
-                f"| {dataset} | {loss} | {lib}{' ' + x['precision'] if lib == 'ours' else ''} | {s['protocol']} | {stopping} | "
+                f"| {dataset} | {loss} | {lib}{' ' + x['precision'] if lib == 'ours' else ''}, seed {seed} | "
+                f"{s['protocol']} | {stopping} | "
                 f"{m['HR@10']:.4f} | {m['NDCG@10']:.4f} | {x['epochs']}{best} | {x['sec_per_epoch']:.2f} | {speed} | "
                 f"{x['fit_seconds']:.0f} | {x['n_params']:,} | {r['machine']} |"
             )
