@@ -173,10 +173,13 @@ def test_causal_attention_keeps_dtype_and_matches_fp32_under_bf16():
     assert torch.autograd.gradcheck(lambda q, k, v: causal_attention(q, k, v, 0.0), (q64[:1], k64[:1], narrow_v[:1]))
 
 
-def test_attention_with_bf16_products_matches_fp32():
-    """bf16 inputs (autocast): bf16 products, fp32 softmax; output and gradients close to fp32."""
+@pytest.mark.parametrize("chunk", [2**18, 200])
+def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk):
+    """bf16 inputs (autocast): bf16 products, fp32 softmax; output and gradients close to fp32
+    (in one chunk, and over chunks of one or a few samples)."""
     from tabular_suite.nn.blocks import attention
 
+    monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", chunk)
     torch.manual_seed(0)
     for tokens in (7, 40):  # short rows (explicit softmax) and long rows
         q, k, v = (torch.randn(6, tokens, 2, 16) for _ in range(3))
@@ -189,6 +192,29 @@ def test_attention_with_bf16_products_matches_fp32():
         low.float().pow(2).sum().backward()
         for a, b in zip(low_in, ref_in):  # bf16 rounding: within 3% of the largest gradient
             assert (a.grad.float() - b.grad).abs().max() < 0.03 * b.grad.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_fused_qkv_attention_matches_separate_inputs(monkeypatch, dtype, dropout):
+    """A fused (n, t, 3, h, d) projection gives the output and gradient of its three slices,
+    over several chunks (bf16: written straight into the fused gradient; fp64: head rows)."""
+    from tabular_suite.nn.blocks import attention
+
+    monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", 3 * 9 * 9)  # 3 samples per chunk
+    torch.manual_seed(0)
+    qkv = torch.randn(8, 9, 3, 2, 4, dtype=dtype, requires_grad=True)
+    grad = torch.randn(8, 9, 2, 4, dtype=dtype)
+    torch.manual_seed(1)
+    fused = attention(qkv, dropout_p=dropout, scale=0.7)
+    (g_fused,) = torch.autograd.grad(fused, qkv, grad)
+    torch.manual_seed(1)
+    separate = attention(*qkv.unbind(2), dropout_p=dropout, scale=0.7)
+    (g_separate,) = torch.autograd.grad(separate, qkv, grad)
+    assert fused.dtype == g_fused.dtype == dtype and g_fused.shape == qkv.shape
+    assert torch.equal(fused, separate) and torch.equal(g_fused, g_separate)
+    with pytest.raises(ValueError, match="both k and v"):
+        attention(qkv, qkv)
 
 
 def test_tanh32_matches_tanh_with_gradients():

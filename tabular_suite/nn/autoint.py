@@ -86,10 +86,10 @@ class InteractingLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, f, _ = x.shape
-        q, k, v = self.W_qkv(x).view(n, f, 3, self.n_heads, -1).unbind(2)
+        qkv = self.W_qkv(x).view(n, f, 3, self.n_heads, -1)
         # FuxiCTR scales scores by 1/sqrt(d_head) only with use_scale (None = that default).
         scale = None if self.use_scale else 1.0
-        out = attention(q, k, v, self.dropout if self.training else 0.0, scale=scale).reshape(n, f, -1)
+        out = attention(qkv, dropout_p=self.dropout if self.training else 0.0, scale=scale).reshape(n, f, -1)
         if self.use_residual:
             out = out + (x if self.W_res is None else self.W_res(x))
         if self.norm is not None:

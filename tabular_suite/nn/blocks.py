@@ -208,24 +208,24 @@ def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
 
 
 def _to_heads(x: torch.Tensor, dtype: torch.dtype, transpose: bool = False) -> torch.Tensor:
-    """Token-major ``(n, t, h, d)`` (any strides) as contiguous head rows ``(n * h, t, d)`` of
-    ``dtype``, or ``(n * h, d, t)`` with ``transpose``."""
+    """Token-major ``(n, t, h, d)`` (any strides) as contiguous head rows ``(h * n, t, d)`` of
+    ``dtype`` (heads outermost), or ``(h * n, d, t)`` with ``transpose``."""
     n, t, h, d = x.shape
-    rows = _wide(x).permute(0, 2, 1, 3).contiguous().view(x.dtype).view(n * h, t, d)
+    rows = _wide(x).permute(2, 0, 1, 3).contiguous().view(x.dtype).view(h * n, t, d)
     if transpose:
         return torch.empty((n * h, d, t), dtype=dtype, device=x.device).copy_(rows.transpose(1, 2))
     return rows.to(dtype)
 
 
 def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transposed: bool = False) -> torch.Tensor:
-    """Head rows ``(n * h, t, d)`` (``(n * h, d, t)`` if ``transposed``) back to a contiguous
+    """Head rows ``(h * n, t, d)`` (``(h * n, d, t)`` if ``transposed``) back to a contiguous
     token-major ``(n, t, h, d)`` of ``dtype``."""
     if transposed:
         rows = torch.empty((rows.shape[0], rows.shape[2], rows.shape[1]), dtype=dtype,
                            device=rows.device).copy_(rows.transpose(1, 2))
     _, t, d = rows.shape
-    rows = rows.to(dtype).view(n, h, t, d)
-    return _wide(rows).permute(0, 2, 1, 3).contiguous().view(dtype)
+    rows = rows.to(dtype).view(h, n, t, d)
+    return _wide(rows).permute(1, 2, 0, 3).contiguous().view(dtype)
 
 
 class _AttentionCPU(torch.autograd.Function):
@@ -240,6 +240,9 @@ class _AttentionCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, dropout_p: float, causal: bool, scale: float, fp32_products: bool):
+        ctx.fused = k is None  # q is a fused (n, t, 3, h, dh) projection: one gradient for it, not three stacked
+        if ctx.fused:
+            q, k, v = q.unbind(2)
         n, t, h, dh = q.shape
         dtype = q.dtype
         # Products in fp32 (MKL), or in the inputs' dtype (bf16: oneDNN, much faster for tiny
@@ -249,31 +252,44 @@ class _AttentionCPU(torch.autograd.Function):
         # MKL's batched GEMM of tiny matrices is 2-3x faster with the tokens as the output width.
         flip = t >= 2 * dh and compute != torch.bfloat16
         q, k, v = (_to_heads(x, compute, flip) for x in (q, k, v))
-        rows = n * h
         keep, drop_scale = None, 1.0
         if dropout_p > 0:  # a 0/1 byte per probability (multiplying by bytes is ~10x faster than masked_fill)
-            keep, drop_scale = _keep_bytes(rows * t * t, dropout_p, q.device)
-            keep = keep.view(rows, t, t)
+            keep, drop_scale = _keep_bytes(n * h * t * t, dropout_p, q.device)
+            keep = keep.view(n, h, t, t)  # sample-major, whatever order the chunks take
         ctx.step = max(1, _CPU_CHUNK_ELEMENTS // (t * t))
-        keep_probs = any(ctx.needs_input_grad) and rows * t * t <= _CPU_KEEP_PROBS_ELEMENTS
+        keep_probs = any(ctx.needs_input_grad) and n * h * t * t <= _CPU_KEEP_PROBS_ELEMENTS
         ctx.kept_probs = [] if keep_probs else None
-        out = torch.empty_like(v)
-        for i in range(0, rows, ctx.step):
-            j = min(rows, i + ctx.step)
-            probs = _AttentionCPU._probs(q[i:j], k[i:j], flip, causal, scale)
-            if ctx.kept_probs is not None:
-                ctx.kept_probs.append(probs)
-            kept = probs if keep is None else probs * keep[i:j]
+        # bf16 products (oneDNN; then compute == dtype) go straight into the token-major output
+        # through a strided view per head, which costs its GEMM nothing (a separate head -> token
+        # copy took ~20% of AutoInt's attention); MKL's fp32 GEMM is slower into strided views,
+        # so fp32 fills head rows.
+        direct = compute == torch.bfloat16
+        out = torch.empty((n, t, h, v.shape[-1]), dtype=compute, device=q.device) if direct else torch.empty_like(v)
+        for rows, samples, head in _AttentionCPU._chunks(n, h, ctx.step):
+            probs = _AttentionCPU._probs(q[rows], k[rows], flip, causal, scale)
+            kept = probs if keep is None else probs * keep[samples, head]
             kept = kept.to(compute)
+            if ctx.kept_probs is not None:  # the backward pass needs both (the same tensor in fp32 without dropout)
+                ctx.kept_probs.append((probs, kept))
+            target = out[samples, :, head] if direct else out[rows]
             if flip:
-                torch.bmm(v[i:j], kept.transpose(1, 2), out=out[i:j])
+                torch.bmm(v[rows], kept.transpose(1, 2), out=target)
             else:
-                torch.bmm(kept, v[i:j], out=out[i:j])
+                torch.bmm(kept, v[rows], out=target)
         if keep is not None:
             out.mul_(drop_scale)
         ctx.save_for_backward(q, k, v, keep)
-        ctx.config = (n, h, t, dtype, drop_scale, flip, causal, scale)
-        return _to_tokens(out, dtype, n, h, flip)
+        ctx.config = (n, h, t, dtype, drop_scale, flip, causal, scale, direct)
+        return out if direct else _to_tokens(out, dtype, n, h, flip)
+
+    @staticmethod
+    def _chunks(n: int, h: int, step: int):
+        """(rows of the head-major layout, samples, head) per chunk: heads outermost, so a
+        chunk is one head of a run of samples."""
+        for head in range(h):
+            for i in range(0, n, step):
+                j = min(n, i + step)
+                yield slice(head * n + i, head * n + j), slice(i, j), head
 
     @staticmethod
     def _probs(q: torch.Tensor, k: torch.Tensor, flip: bool, causal: bool, scale: float) -> torch.Tensor:
@@ -288,37 +304,50 @@ class _AttentionCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, keep = ctx.saved_tensors
-        n, h, t, dtype, drop_scale, flip, causal, scale = ctx.config
+        n, h, t, dtype, drop_scale, flip, causal, scale, direct = ctx.config
         grad_out = _to_heads(grad_out, q.dtype, flip)
         if keep is not None:
             grad_out = grad_out * drop_scale
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        for chunk, i in enumerate(range(0, n * h, ctx.step)):
-            j = min(n * h, i + ctx.step)
+        if direct and ctx.fused:  # written per chunk straight into the fused projection's gradient
+            dqkv = torch.empty((n, t, 3, h, q.shape[-1]), dtype=dtype, device=q.device)
+            dq, dk, dv = dqkv.unbind(2)
+        elif direct:  # ... or into token-major gradients
+            dq, dk, dv = (torch.empty((n, t, h, x.shape[-1]), dtype=dtype, device=x.device) for x in (q, k, v))
+        else:
+            dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        for chunk, (rows, samples, head) in enumerate(_AttentionCPU._chunks(n, h, ctx.step)):
             if ctx.kept_probs is not None:
-                probs = ctx.kept_probs[chunk]
+                probs, kept = ctx.kept_probs[chunk]
             else:
-                probs = _AttentionCPU._probs(q[i:j], k[i:j], flip, causal, scale)
-            kept = (probs if keep is None else probs * keep[i:j]).to(q.dtype)
-            g = grad_out[i:j]
+                probs = _AttentionCPU._probs(q[rows], k[rows], flip, causal, scale)
+                kept = None
+            kept32 = probs if keep is None else probs * keep[samples, head]
+            if kept is None:
+                kept = kept32.to(q.dtype)
+            g = grad_out[rows]
+            dq_, dk_, dv_ = (x[samples, :, head] if direct else x[rows] for x in (dq, dk, dv))
             if flip:  # the same products on transposed operands: dv^T = g^T kept, dq^T = k^T dS^T, dk^T = q^T dS
-                torch.bmm(g, kept, out=dv[i:j])
-                d_kept = torch.bmm(g.transpose(1, 2), v[i:j])
+                torch.bmm(g, kept, out=dv_)
+                d_kept = torch.bmm(g.transpose(1, 2), v[rows])
             else:
-                torch.bmm(kept.transpose(1, 2), g, out=dv[i:j])
-                d_kept = torch.bmm(g, v[i:j].transpose(1, 2))
-            d_scores = _softmax_rows_backward(_at_least_fp32(d_kept), probs, _at_least_fp32(kept))
+                torch.bmm(kept.transpose(1, 2), g, out=dv_)
+                d_kept = torch.bmm(g, v[rows].transpose(1, 2))
+            d_scores = _softmax_rows_backward(_at_least_fp32(d_kept), probs, kept32)
             if scale != 1.0:
                 d_scores.mul_(scale)
             d_scores = d_scores.to(q.dtype)
             if flip:
-                torch.bmm(k[i:j], d_scores.transpose(1, 2), out=dq[i:j])
-                torch.bmm(q[i:j], d_scores, out=dk[i:j])
+                torch.bmm(k[rows], d_scores.transpose(1, 2), out=dq_)
+                torch.bmm(q[rows], d_scores, out=dk_)
             else:
-                torch.bmm(d_scores, k[i:j], out=dq[i:j])
-                torch.bmm(d_scores.transpose(1, 2), q[i:j], out=dk[i:j])
+                torch.bmm(d_scores, k[rows], out=dq_)
+                torch.bmm(d_scores.transpose(1, 2), q[rows], out=dk_)
         ctx.kept_probs = None
-        return (*(_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv)), None, None, None, None)
+        if not direct:
+            dq, dk, dv = (_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv))
+        if ctx.fused:
+            return dqkv if direct else torch.stack((dq, dk, dv), 2), None, None, None, None, None, None
+        return dq, dk, dv, None, None, None, None
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
@@ -344,15 +373,17 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         return _AttentionCPU.apply(q, k, v, dropout_p, True, q.shape[-1] ** -0.5, True)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
-              scale: float | None = None) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | None = None,
+              dropout_p: float = 0.0, scale: float | None = None) -> torch.Tensor:
     """``softmax(scale q k^T) v`` with dropout on the probabilities (every token sees every token).
 
     Token-major shapes ``(batch, tokens, heads, dim)`` in and out, as :func:`causal_attention`
     (the same CPU kernel without the mask, except that bf16 inputs keep bf16 products, as
     autocast's matmuls: oneDNN's batched bf16 GEMM is several times faster than fp32 for the
     tiny per-head matrices of AutoInt; the softmax stays fp32); ``scale`` defaults to
-    ``1/sqrt(dim)``. Elsewhere PyTorch's fused SDPA.
+    ``1/sqrt(dim)``. Elsewhere PyTorch's fused SDPA. With ``k`` and ``v`` left out, ``q`` is
+    one fused ``(batch, tokens, 3, heads, dim)`` query/key/value projection (its gradient is
+    then written in place of three that autograd would stack).
 
     Examples
     --------
@@ -360,12 +391,19 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
     >>> ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, q, q))).transpose(1, 2)
     >>> torch.allclose(attention(q, q, q), ref, atol=1e-6)
     True
+    >>> torch.allclose(attention(torch.stack((q, q, q), 2)), ref, atol=1e-6)
+    True
     """
+    if (k is None) != (v is None):
+        raise ValueError("Pass both k and v, or neither (q then holds the fused query/key/value).")
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
     if q.device.type != "cpu":
-        q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+        qkv = q.unbind(2) if k is None else (q, k, v)
+        q, k, v = (x.transpose(1, 2) for x in qkv)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
     with torch.autocast("cpu", enabled=False):
-        return _AttentionCPU.apply(q, k, v, dropout_p, False, q.shape[-1] ** -0.5 if scale is None else scale, False)
+        return _AttentionCPU.apply(q, k, v, dropout_p, False, scale, False)
 
 
 class MultiheadAttention(nn.Module):
