@@ -173,7 +173,12 @@ def test_embedding_l2_is_added_to_the_training_loss():
     target = torch.tensor(y, dtype=torch.float32)
     plain = torch.nn.functional.binary_cross_entropy_with_logits(est.module_(x_num, x_cat)[:, 0], target)
     penalty = sum((t ** 2).sum() for t in est.module_.embedding.tables())
-    torch.testing.assert_close(est._train_loss()(est.module_, [x_num, x_cat], target), plain + 0.25 * penalty)
+    ours = est._train_loss()(est.module_, [x_num, x_cat], target)
+    torch.testing.assert_close(ours, plain + 0.25 * penalty)
+    tables = est.module_.embedding.tables()  # the penalty's gradient: embedding_l2 x table
+    grads = torch.autograd.grad(ours, tables)
+    for table, grad, plain_grad in zip(tables, grads, torch.autograd.grad(plain, tables)):
+        torch.testing.assert_close(grad, plain_grad + 0.5 * table)
     assert AutoIntClassifier(embedding_l2=0)._train_loss() is None
     with pytest.raises(ValueError, match="embedding_l2 must be"):
         AutoIntClassifier(embedding_l2=-1).fit(X, y)

@@ -173,8 +173,9 @@ def test_causal_attention_keeps_dtype_and_matches_fp32_under_bf16():
     assert torch.autograd.gradcheck(lambda q, k, v: causal_attention(q, k, v, 0.0), (q64[:1], k64[:1], narrow_v[:1]))
 
 
+@pytest.mark.parametrize("scale", [0.5, 1.0])
 @pytest.mark.parametrize("chunk", [2**18, 200])
-def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk):
+def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk, scale):
     """bf16 inputs (autocast): bf16 products, fp32 softmax; output and gradients close to fp32
     (in one chunk, and over chunks of one or a few samples)."""
     from tabular_suite.nn.blocks import attention
@@ -183,9 +184,10 @@ def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk):
     torch.manual_seed(0)
     for tokens in (7, 40):  # short rows (explicit softmax) and long rows
         q, k, v = (torch.randn(6, tokens, 2, 16) for _ in range(3))
+        q = q * (0.5 / scale)  # the same scores for both scales (scale 1: the upcast inside the softmax)
         ref_in = [x.clone().requires_grad_() for x in (q, k, v)]
         low_in = [x.bfloat16().requires_grad_() for x in (q, k, v)]
-        ref, low = attention(*ref_in, scale=0.5), attention(*low_in, scale=0.5)
+        ref, low = attention(*ref_in, scale=scale), attention(*low_in, scale=scale)
         assert low.dtype == torch.bfloat16
         torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
         ref.pow(2).sum().backward()

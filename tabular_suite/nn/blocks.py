@@ -47,10 +47,12 @@ def _softmax_rows(scores: torch.Tensor) -> torch.Tensor:
     return probs.div_(sums)
 
 
-def _softmax_rows_backward(grad: torch.Tensor, probs: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """Gradient of the scores from ``grad`` = d loss / d ``kept``, where ``kept`` = ``probs``
-    times a 0/1 dropout mask (``probs`` itself without dropout): ``kept*grad - probs * sum(kept*grad)``."""
-    weighted = kept * grad
+def _softmax_rows_backward(grad: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Gradient of the scores from ``grad`` = d loss / d ``probs``: ``probs * (grad - sum(probs * grad))``.
+    PyTorch's fused kernel from rows of 16 (2-3x faster there; 3-4x slower on shorter rows)."""
+    if probs.shape[-1] >= 16:
+        return torch._softmax_backward_data(grad, probs, -1, probs.dtype)
+    weighted = probs * grad
     return torch.addcmul(weighted, probs, weighted.sum(-1, keepdim=True), value=-1)
 
 
@@ -298,7 +300,7 @@ class _AttentionCPU(torch.autograd.Function):
         if causal:
             bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
             return _softmax_rows(_at_least_fp32(torch.baddbmm(bias, q, k, alpha=scale)))
-        scores = _at_least_fp32(torch.bmm(q, k))
+        scores = _at_least_fp32(torch.bmm(q, k))  # (softmax(bf16, dtype=float32) is 2x slower here)
         return _softmax_rows(scores.mul_(scale) if scale != 1.0 else scores)
 
     @staticmethod
@@ -320,10 +322,7 @@ class _AttentionCPU(torch.autograd.Function):
                 probs, kept = ctx.kept_probs[chunk]
             else:
                 probs = _AttentionCPU._probs(q[rows], k[rows], flip, causal, scale)
-                kept = None
-            kept32 = probs if keep is None else probs * keep[samples, head]
-            if kept is None:
-                kept = kept32.to(q.dtype)
+                kept = (probs if keep is None else probs * keep[samples, head]).to(q.dtype)
             g = grad_out[rows]
             dq_, dk_, dv_ = (x[samples, :, head] if direct else x[rows] for x in (dq, dk, dv))
             if flip:  # the same products on transposed operands: dv^T = g^T kept, dq^T = k^T dS^T, dk^T = q^T dS
@@ -332,7 +331,10 @@ class _AttentionCPU(torch.autograd.Function):
             else:
                 torch.bmm(kept.transpose(1, 2), g, out=dv_)
                 d_kept = torch.bmm(g, v[rows].transpose(1, 2))
-            d_scores = _softmax_rows_backward(_at_least_fp32(d_kept), probs, kept32)
+            d_probs = _at_least_fp32(d_kept)  # d loss / d probs: through the dropout mask
+            if keep is not None:
+                d_probs.mul_(keep[samples, head])
+            d_scores = _softmax_rows_backward(d_probs, probs)
             if scale != 1.0:
                 d_scores.mul_(scale)
             d_scores = d_scores.to(q.dtype)
