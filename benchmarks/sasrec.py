@@ -62,7 +62,6 @@ SETTINGS = {
 }
 COMMON = dict(maxlen=50, num_blocks=2, num_heads=1, batch_size=128, lr=1e-3)
 HEADER = "## SASRec vs RecBole (issue 5)"
-OURS_ONLY_HEADER = "## SASRec accuracy runs without the peer (issue 5)"
 
 
 def load(data_dir: Path, name: str) -> pd.DataFrame:
@@ -113,35 +112,32 @@ def run_peer(log: pd.DataFrame, name: str, a) -> dict:
 
 
 def write_results(rows: list[dict]) -> None:
-    # Rows of ours alone (``--libraries ours``) go to a section of their own, so that writing
-    # them never replaces the comparison with RecBole measured in an earlier run.
-    paired = any(r["library"] == "recbole" for r in rows)
+    # One table from every row in the log: pairs run together (ours then RecBole, same
+    # invocation) share a (dataset, setting) key; runs of ours alone have no peer row.
     lines = [
-        HEADER if paired else OURS_ONLY_HEADER, "",
-        "Commands: `python benchmarks/sasrec.py --dataset games && python benchmarks/sasrec.py --dataset beauty "
-        "&& python benchmarks/sasrec.py --write` (RecBole 1.2.1 from `--peer-python`, default "
-        "`../peers/recbole/bin/python`)." if paired else
-        "Ours alone, no peer in these runs: `python benchmarks/sasrec.py --dataset DATASET --libraries ours "
-        "[--epochs N] [--seed S] && python benchmarks/sasrec.py --write` (each row's epoch cap and seed are in "
-        "its `setting` in benchmarks/_work/sasrec.jsonl; Beauty here: `--epochs 100`); the settings are "
-        "those of the comparison with RecBole in the section \"SASRec vs RecBole\".", "",
+        HEADER, "",
+        "Commands: `python benchmarks/sasrec.py --dataset games` (ours, then RecBole 1.2.1 from `--peer-python`, "
+        "default `../peers/recbole/bin/python`, in the same run), `python benchmarks/sasrec.py --dataset beauty "
+        "--epochs 100 --seed 1`; ours alone: `--libraries ours [--seed S]`; then `python benchmarks/sasrec.py "
+        "--write`. Each row's epoch cap and training seed are in its `setting` in benchmarks/_work/sasrec.jsonl "
+        "(the split and the evaluation negatives are fixed).", "",
         "Leave-one-out split, best validation-NDCG@10 epoch restored (Games: 200 epochs as the paper; "
         "Beauty: early stopping after 10 epochs without improvement, as SASRec+), 1 thread each, same model "
         "sizes / maxlen / dropout / batch 128 / lr 1e-3. Games: the paper's setting and BCE loss (RecBole: BPR, "
         "its nearest loss; it has no BCE), **sampled** protocol (true item + 100 unseen items; paper: HR@10 "
         ".7410, NDCG@10 .5360; ours with Xavier init and Adam beta2 0.98 as the official code). Beauty: SASRec+ "
-        "setting (ours: N(0, 0.02) init and Adam beta2 0.999, as SASRec+ and RecBole), full-softmax CE on both sides, **full ranking** "
-        "over all items with seen items excluded (RecSys'23: NDCG@10 .0327). One epoch = every training "
-        "(prefix -> next item) target once on both sides; s/epoch without validation. RecBole's epochs "
-        "are capped (`epochs run` column) and it validates once at the end: its accuracy is at that budget. "
-        "The runs shared the 2-core machine with other 1-thread jobs.", "",
+        "setting (ours: N(0, 0.02) init and Adam beta2 0.999, as SASRec+ and RecBole), full-softmax CE on both "
+        "sides, **full ranking** over all items with seen items excluded (RecSys'23: NDCG@10 .0327). One epoch = "
+        "every training (prefix -> next item) target once on both sides; s/epoch without validation. RecBole's "
+        "epochs are capped (`epochs run` column) and it validates once at the end: its accuracy is at that "
+        "budget. The runs shared the 2-core machine with other 1-thread jobs.", "",
         "| dataset | loss | library | protocol | stopping | HR@10 | NDCG@10 | epochs run (best) | s/epoch | speed-up | fit s | params | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_key = {}
     for r in rows:
         by_key.setdefault((r["dataset"], r["setting"]), {})[r["library"]] = r
-    for (dataset, setting), libs in by_key.items():
+    for (dataset, setting), libs in sorted(by_key.items()):
         s = SETTINGS[dataset]
         ours, peer = libs.get("ours"), libs.get("recbole")
         for lib, r in (("ours", ours), ("recbole", peer)):
@@ -164,12 +160,13 @@ def write_results(rows: list[dict]) -> None:
     ours_other = [r for r in rows if r["library"] == "ours"]
     if ours_other:
         lines += ["", "Our models under the other protocol (same fits):", "",
-                  "| dataset | loss | protocol | epochs run (best) | HR@10 | NDCG@10 |", "|---|---|---|---|---|---|"]
-        for r in ours_other:
+                  "| dataset | loss | seed | protocol | epochs run (best) | HR@10 | NDCG@10 |", "|---|---|---|---|---|---|---|"]
+        for r in sorted(ours_other, key=lambda r: (r["dataset"], r["setting"])):
             s = SETTINGS[r["dataset"]]
             other = "full" if s["protocol"] == "sampled" else "sampled"
             m, x = r["result"][other], r["result"]
-            lines.append(f"| {r['dataset']} | {s['loss']} | {other} | {x['epochs']} ({x['best_epoch']}) | "
+            seed = r["setting"].split(" seed ")[1] if " seed " in r["setting"] else str(SEED)
+            lines.append(f"| {r['dataset']} | {s['loss']} | {seed} | {other} | {x['epochs']} ({x['best_epoch']}) | "
                          f"{m['HR@10']:.4f} | {m['NDCG@10']:.4f} |")
     write_section(lines)
 
