@@ -184,7 +184,7 @@ def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk, scale):
     torch.manual_seed(0)
     for tokens in (7, 40):  # short rows (explicit softmax) and long rows
         q, k, v = (torch.randn(6, tokens, 2, 16) for _ in range(3))
-        q = q * (0.5 / scale)  # the same scores for both scales (scale 1: the upcast inside the softmax)
+        q = q * (0.5 / scale)  # the same scores for both scales (scale 1 skips the scaling pass)
         ref_in = [x.clone().requires_grad_() for x in (q, k, v)]
         low_in = [x.bfloat16().requires_grad_() for x in (q, k, v)]
         ref, low = attention(*ref_in, scale=scale), attention(*low_in, scale=scale)
