@@ -111,6 +111,11 @@ def run_peer(log: pd.DataFrame, name: str, a) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _seed(setting: str) -> str:
+    """The training seed a row's setting names (runs with the default seed do not name it)."""
+    return setting.split(" seed ")[1] if " seed " in setting else str(SEED)
+
+
 def write_results(rows: list[dict]) -> None:
     # One table from every row in the log: pairs run together (ours then RecBole, same
     # invocation) share a (dataset, setting) key; runs of ours alone have no peer row.
@@ -150,7 +155,7 @@ def write_results(rows: list[dict]) -> None:
             best = f" ({x['best_epoch']})" if "best_epoch" in x else ""
             patience = setting.split("patience ")[1].split(" ")[0] if "patience" in setting else "10"
             stopping = "fixed epochs" if patience == "None" or lib == "recbole" else f"patience {patience}"
-            seed = setting.split(" seed ")[1] if " seed " in setting else str(SEED)
+            seed = _seed(setting)
             lines.append(
                 f"| {dataset} | {loss} | {lib}{' ' + x['precision'] if lib == 'ours' else ''}, seed {seed} | "
                 f"{s['protocol']} | {stopping} | "
@@ -165,7 +170,7 @@ def write_results(rows: list[dict]) -> None:
             s = SETTINGS[r["dataset"]]
             other = "full" if s["protocol"] == "sampled" else "sampled"
             m, x = r["result"][other], r["result"]
-            seed = r["setting"].split(" seed ")[1] if " seed " in r["setting"] else str(SEED)
+            seed = _seed(r["setting"])
             lines.append(f"| {r['dataset']} | {s['loss']} | {seed} | {other} | {x['epochs']} ({x['best_epoch']}) | "
                          f"{m['HR@10']:.4f} | {m['NDCG@10']:.4f} |")
     write_section(lines)
