@@ -11,8 +11,14 @@ from sklearn.base import clone
 
 import tabular_suite
 from tabular_suite.estimators.persistence import write_model_file
-from tabular_suite.estimators.incontext import TabPFNClassifier, TabPFNRegressor, _code_books
-from tabular_suite.nn.pfn import PFNTransformer, bar_mean, bar_quantile, default_bin_borders
+from tabular_suite.estimators.incontext import (
+    TabPFNClassifier,
+    TabPFNRegressor,
+    _code_books,
+    _QuantileNormal,
+    _YeoJohnson,
+)
+from tabular_suite.nn.pfn import PFNTransformer, _row_attention, bar_mean, bar_quantile, default_bin_borders
 from tabular_suite.pfn.priors import IGNORE_LABEL, SyntheticPrior
 from tabular_suite.pfn.pretrain import (
     PretrainConfig,
@@ -155,6 +161,53 @@ def test_padding_and_missing_values():
     assert torch.isfinite(with_nan[..., :2]).all()
     with pytest.raises(ValueError, match="at most 8 features"):
         model(torch.randn(1, 25, 9), y)
+
+
+@pytest.mark.parametrize("kv_rows", [7, 300])
+def test_cpu_bf16_inference_attention_matches_sdpa(kv_rows, monkeypatch):
+    """The chunked bf16 path (chunks forced small) against fp64 SDPA, as close as the fused kernel."""
+    import tabular_suite.nn.pfn as pfn
+
+    monkeypatch.setattr(pfn, "_CPU_SCORE_CHUNK", 2 * 4 * kv_rows + 1)  # 2 query rows per chunk
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 4, n, 16, generator=g) * 1.5 for n in (41, kv_rows, kv_rows))
+    exact = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double()).float()
+    with torch.inference_mode():
+        ours = _row_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
+        fused = torch.nn.functional.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
+    assert ours.shape == exact.shape
+    fused_error = (fused - exact).abs().mean()
+    assert (ours - exact).abs().mean() < 3 * fused_error
+    assert (ours - exact).abs().max() < 0.08
+
+
+def test_quantile_and_power_views_match_scikit_learn():
+    """The ensemble's own transforms (vectorised for speed) against scikit-learn's."""
+    import warnings
+
+    from sklearn.preprocessing import PowerTransformer, QuantileTransformer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    x[:, 1] = np.round(x[:, 1] * 2)  # ties
+    x[:, 2] = np.exp(2 * x[:, 2])  # skewed
+    x[:, 3] = rng.integers(0, 3, 400)  # ties at both ends
+    x[rng.random(400) < 0.2, 4] = np.nan
+    test = rng.normal(size=(50, 5)) * 3
+    test[:3, 4] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = QuantileTransformer(output_distribution="normal", n_quantiles=200).fit(x)
+    ours = _QuantileNormal().fit(x)
+    for data in (x, test):
+        np.testing.assert_allclose(ours.transform(data), reference.transform(data), atol=1e-8)
+    power = _YeoJohnson().fit(x[:, :4])
+    lambdas = PowerTransformer(method="yeo-johnson").fit(x[:, :4]).lambdas_
+    np.testing.assert_allclose(power.lambdas_, lambdas, atol=0.02)  # a grid of step 0.025
+    z = power.transform(x[:, :4])
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-9)
+    assert np.isnan(_YeoJohnson().fit(x).transform(test)[:3, 4]).all()
 
 
 def test_bar_distribution_statistics():

@@ -23,6 +23,28 @@ _N_RESERVED = 2
 _QUANTILE_BOUND = 1e-7  # as sklearn's QuantileTransformer: outputs stay within about +-5.2
 
 
+def _empirical_cdf(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    refs = np.linspace(0.0, 1.0, quantiles.size)
+    # Average of forward and backward interpolation handles repeated quantiles (as sklearn).
+    return 0.5 * (np.interp(values, quantiles, refs) - np.interp(-values, -quantiles[::-1], -refs[::-1]))
+
+
+def quantile_normal(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Map ``values`` through the empirical CDF given by increasing ``quantiles`` (evenly
+    spaced probabilities from 0 to 1) to a standard normal, as scikit-learn's
+    ``QuantileTransformer(output_distribution="normal")``; NaN stays NaN. Values ``(n, c)``
+    with quantiles ``(q, c)`` map each column with its own quantiles.
+
+    >>> quantile_normal(np.array([0.0, 5.0, 10.0]), np.array([0.0, 5.0, 10.0])).round(2)
+    array([-5.2,  0. ,  5.2])
+    """
+    if values.ndim == 2:
+        u = np.stack([_empirical_cdf(values[:, j], quantiles[:, j]) for j in range(values.shape[1])], axis=1)
+    else:
+        u = _empirical_cdf(values, quantiles)
+    return ndtri(np.clip(u, _QUANTILE_BOUND, 1 - _QUANTILE_BOUND))
+
+
 @dataclass
 class PreparedTable:
     """Model-ready arrays: ``x_num`` float32 (n, n_num) and ``x_cat`` int64 (n, n_cat)."""
@@ -205,10 +227,7 @@ class TablePreprocessor:
 
     def _scale(self, values: np.ndarray, params: np.ndarray) -> np.ndarray:
         if self.numeric_scaling == "quantile":
-            refs = np.linspace(0.0, 1.0, params.size)
-            # Average of forward and backward interpolation handles repeated quantiles (as sklearn).
-            u = 0.5 * (np.interp(values, params, refs) - np.interp(-values, -params[::-1], -refs[::-1]))
-            return ndtri(np.clip(u, _QUANTILE_BOUND, 1 - _QUANTILE_BOUND))
+            return quantile_normal(values, params)
         return (values - params[0]) / params[1]
 
     def transform(self, df: pd.DataFrame) -> PreparedTable:
