@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--weights", default=None, help="PFN weights file (default: the shipped ones)")
     parser.add_argument("--tag", default="", help="label for tabpfn rows (e.g. a checkpoint)")
-    parser.add_argument("--n-estimators", type=int, default=4)
+    parser.add_argument("--n-estimators", type=lambda v: v if v == "auto" else int(v), default="auto")
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ from tabular_suite.estimators.incontext import (
     TabPFNRegressor,
     _code_books,
     _QuantileNormal,
+    _Rotation,
     _YeoJohnson,
 )
 from tabular_suite.nn.pfn import PFNTransformer, _row_attention, bar_mean, bar_quantile, default_bin_borders
@@ -210,6 +211,22 @@ def test_quantile_and_power_views_match_scikit_learn():
     assert np.isnan(_YeoJohnson().fit(x).transform(test)[:3, 4]).all()
 
 
+@pytest.mark.parametrize("rows", [200, 6])
+def test_rotation_view_decorrelates_the_context(rows):
+    rng = np.random.default_rng(0)
+    level = rng.normal(size=(rows, 1)) * 100
+    x = level + rng.normal(size=(rows, 10))  # 10 columns sharing one strong factor
+    x[0, 3] = np.nan
+    rotation = _Rotation().fit(x)
+    assert rotation.components_.shape == (10, 10)
+    np.testing.assert_allclose(rotation.components_ @ rotation.components_.T, np.eye(10), atol=1e-8)
+    z = rotation.transform(x)
+    assert np.isfinite(z).all()
+    cov = np.cov(z, rowvar=False)
+    np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0, atol=1e-8)  # uncorrelated on the context
+    assert np.all(np.diff(np.diag(cov)) <= 1e-8)  # the strongest direction first
+
+
 def test_bar_distribution_statistics():
     borders = torch.tensor([0.0, 1.0, 2.0, 4.0])
     probs = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
@@ -313,6 +330,15 @@ def test_classifier_views_subsample_large_contexts(tiny_weights):
     assert clf.predict_proba(X[:10]).shape == (10, 2)
 
 
+@pytest.mark.parametrize("rows, max_context_rows, views", [(60, 1000, 16), (250, 1000, 16), (500, 1000, 8),
+                                                          (1000, 1000, 4), (3000, 1000, 4), (3000, 200, 16)])
+def test_auto_ensemble_spends_a_budget_of_context_rows(tiny_weights, rows, max_context_rows, views):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, 3))
+    clf = TabPFNClassifier(weights=tiny_weights, max_context_rows=max_context_rows, num_threads=1).fit(X, X[:, 0] > 0)
+    assert clf.n_views_ == views
+
+
 def test_classifier_views_cover_wide_tables(tiny_weights):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 20))
@@ -356,8 +382,9 @@ def test_classifier_errors(tiny_weights):
         TabPFNClassifier(weights=tiny_weights).fit(X_inf, np.arange(20) % 2)
     with pytest.raises(ValueError, match="does not exist"):
         TabPFNClassifier(weights="/nonexistent/w.tsm").fit(X, np.arange(20) % 2)
-    with pytest.raises(ValueError, match="n_estimators"):
-        TabPFNClassifier(weights=tiny_weights, n_estimators=0).fit(X, np.arange(20) % 2)
+    for bad in (0, "many", 2.0):
+        with pytest.raises(ValueError, match="n_estimators must be a positive integer or 'auto'"):
+            TabPFNClassifier(weights=tiny_weights, n_estimators=bad).fit(X, np.arange(20) % 2)
     clf = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X, np.arange(20) % 2)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :2])

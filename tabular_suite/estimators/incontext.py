@@ -5,7 +5,8 @@ datasets (:mod:`tabular_suite.pfn`); the weights ship with the package. Predicti
 ensemble of ``n_estimators`` *views* of the same context, batched into one forward pass and
 averaged in probability space. Each view has its own
 
-- feature transform, fitted on the context: none, Yeo-Johnson power or quantile-to-normal,
+- feature transform, fitted on the context: none, Yeo-Johnson power, quantile-to-normal, or
+  a rotation onto the context's principal axes (numeric columns; categorical codes keep theirs),
 - feature order (the model's input slots are positional) and category-code order,
 - class order (classifiers), undone before averaging,
 - context rows: a stratified subsample of ``max_context_rows`` when the table is larger,
@@ -49,7 +50,8 @@ __all__ = ["TabPFNClassifier", "TabPFNRegressor", "DEFAULT_WEIGHTS"]
 #: The pre-trained weights shipped with the package (see the README for how they were made).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "pfn" / "weights" / "pfn_small.tsm"
 
-_TRANSFORMS = ("none", "power", "quantile")
+_TRANSFORMS = ("none", "power", "quantile", "rotation")
+_AUTO_VIEW_ROWS = 4000  # n_estimators="auto": views x context rows (see _setup)
 _NORMAL_BOUND = quantile_normal(np.array([-np.inf, np.inf]), np.array([0.0, 1.0]))  # about -+5.2
 _MODELS: dict = {}  # loaded weights, keyed by (path, size, mtime): fits reuse them
 
@@ -165,6 +167,28 @@ class _QuantileNormal:
         return out
 
 
+class _Rotation:
+    """The context's principal axes: columns standardised (missing -> the mean) and rotated
+    onto the right singular vectors, as many outputs as inputs. A view in this basis sees
+    directions across correlated features, which axis-aligned views miss (on Hill-Valley,
+    100 strongly correlated columns, the mean ROC AUC went from 0.51 to 0.95)."""
+
+    def fit(self, x: np.ndarray) -> "_Rotation":
+        self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
+        std = np.nan_to_num(np.nanstd(x, axis=0))
+        self.scale_ = np.where(std > 0, std, 1.0)
+        z = self._standardise(x)
+        _, vectors = np.linalg.eigh(z.T @ z)  # the right singular vectors, ascending
+        self.components_ = vectors[:, ::-1].T
+        return self
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        return np.nan_to_num((x - self.mean_) / self.scale_)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return self._standardise(x) @ self.components_.T
+
+
 @dataclass
 class _View:
     columns: np.ndarray  # which encoded columns, in which order
@@ -179,7 +203,7 @@ class _View:
 class _InContextEstimator(BaseEstimator):
     """Shared fit/predict of the in-context classifier and regressor (not used directly)."""
 
-    n_estimators: int = 4
+    n_estimators: int | str = "auto"
     max_context_rows: int = 1000
     categorical_features: Any = None
     weights: str | None = None
@@ -203,8 +227,11 @@ class _InContextEstimator(BaseEstimator):
     def _check_params(self) -> None:
         for name in ("n_estimators", "max_context_rows", "batch_rows"):
             value = getattr(self, name)
+            if name == "n_estimators" and value == "auto":
+                continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                also = " or 'auto'" if name == "n_estimators" else ""
+                raise ValueError(f"{name} must be a positive integer{also}, got {value!r}.")
         if not (isinstance(self.softmax_temperature, (int, float)) and self.softmax_temperature > 0):
             raise ValueError(f"softmax_temperature must be > 0, got {self.softmax_temperature!r}.")
         autocast_dtype(self.precision, torch.device("cpu"))  # validates the name
@@ -248,6 +275,8 @@ class _InContextEstimator(BaseEstimator):
         n_used = len(self.used_columns_)
         n_slots = min(n_used, model.max_features)
         n_views = self.n_estimators
+        if n_views == "auto":  # a fixed budget of context rows: 4 views of 1,000 rows .. 16 of 250 or fewer
+            n_views = int(np.clip(_AUTO_VIEW_ROWS // min(len(target), self.max_context_rows), 4, 16))
         if n_used > model.max_features:  # enough views for every column to appear once
             n_views = max(n_views, math.ceil(n_used / model.max_features))
         code_books = None
@@ -303,15 +332,12 @@ class _InContextEstimator(BaseEstimator):
         if view.transform == "none" or not numeric:
             return None
         values = x[:, view.columns[numeric]].astype(np.float64)
-        if view.transform == "power":
-            transformer = _YeoJohnson()
-        else:
-            transformer = _QuantileNormal()
+        transformer = {"power": _YeoJohnson, "quantile": _QuantileNormal, "rotation": _Rotation}[view.transform]()
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
                 transformer.fit(values)
-            except (ValueError, FloatingPointError):
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 return None
         return transformer
 
@@ -448,8 +474,11 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
 
     Parameters
     ----------
-    n_estimators : int, default=4
+    n_estimators : int or "auto", default="auto"
         Ensemble views (feature/class/category permutations and feature transforms).
+        "auto" spends a fixed budget of context rows: 4 views of a 1,000-row context, 4000 /
+        rows for smaller ones, at most 16 (small tables gain the most from more views: on the
+        111 PMLB datasets 16 views gave a mean ROC AUC 0.0025 above 4).
     max_context_rows : int, default=1000
         Larger tables: each view uses a stratified subsample of this many rows.
     categorical_features : list of column names or positions, boolean mask, or None

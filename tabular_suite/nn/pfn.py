@@ -80,7 +80,7 @@ def _row_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
             return F.scaled_dot_product_attention(q, k, v)
         # Query rows in chunks, so the scores of a chunk stay in cache (and memory bounded).
         out = torch.empty_like(q)
-        k_t = k.transpose(-1, -2)
+        k_t, v = k.contiguous().transpose(-1, -2), v.contiguous()  # (once, not per chunk)
         rows = max(1, _CPU_SCORE_CHUNK // max(1, k.shape[-2] * q.shape[1]))
         for b in range(q.shape[0]):
             for start in range(0, q.shape[2], rows):
