@@ -352,6 +352,68 @@ class _AttentionCPU(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
+def _block_diagonal(x: torch.Tensor) -> torch.Tensor:
+    """Token-major ``(n, t, h, d)`` (any strides) as block-diagonal ``(n, h * t, h * d)``
+    matrices: head ``i``'s ``(t, d)`` block at rows ``i t``, columns ``i d``, zeros elsewhere."""
+    n, t, h, d = x.shape
+    out = x.new_zeros(n, h * t, h * d)
+    # All diagonal blocks as one strided view: block i starts i (t h d + d) elements in.
+    out.as_strided((n, h, t, d), (h * t * h * d, t * h * d + d, h * d, 1)).copy_(x.permute(0, 2, 1, 3))
+    return out
+
+
+def _block_transpose(p: torch.Tensor, h: int) -> torch.Tensor:
+    """``(n, t, h t)`` = ``[P_1 | .. | P_h]`` -> ``[P_1^T | .. | P_h^T]`` (contiguous)."""
+    n, t, _ = p.shape
+    return p.view(n, t, h, t).permute(0, 3, 2, 1).reshape(n, t, h * t)
+
+
+class _BlockDiagonalAttention(torch.autograd.Function):
+    """Attention of few tokens and heads (bf16, no dropout) as one batched GEMM per product.
+
+    With token-major ``Q = [Q_1 | Q_2]`` (a projection's output as it is), ``Q @ diag(K_1,
+    K_2)^T = [S_1 | S_2]`` gives every head's scores at once and ``[P_1 | P_2] @ diag(V_1,
+    V_2)`` the token-major output; the backward pass uses the same trick (``dK_i = dS_i^T
+    Q_i`` from ``[dS_1^T | dS_2^T] @ diag(Q_1, Q_2)``). The zero blocks double the
+    arithmetic, but oneDNN's cost for tiny matrices is per matrix: with 8 fields and 2 heads
+    one AutoInt layer's forward + backward took 3.0 instead of 3.7 ms per 1,024 samples
+    (from 16 tokens on the per-head kernel is as fast or faster; measured).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale: float):
+        ctx.fused = k is None
+        if ctx.fused:
+            q, k, v = q.unbind(2)
+        n, t, h, d = q.shape
+        bk, bv = _block_diagonal(k), _block_diagonal(v)
+        scores = _at_least_fp32(torch.bmm(q.reshape(n, t, h * d), bk.transpose(1, 2)))
+        probs = _softmax_rows((scores.mul_(scale) if scale != 1.0 else scores).view(n, t, h, t)).view(n, t, h * t)
+        probs_low = probs.to(q.dtype)
+        out = torch.bmm(probs_low, bv).view(n, t, h, d)
+        ctx.save_for_backward(q, bk, bv, probs, probs_low)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, bk, bv, probs, probs_low = ctx.saved_tensors
+        n, t, h, d = q.shape
+        grads = torch.empty((n, t, 3, h, d), dtype=q.dtype, device=q.device)
+        dq, dk, dv = (g.view(n, t, h * d) for g in grads.unbind(2))  # written in place by the GEMMs
+        d_probs = _at_least_fp32(torch.bmm(grad_out.reshape(n, t, h * d), bv.transpose(1, 2)))
+        d_scores = _softmax_rows_backward(d_probs.view(n, t, h, t), probs.view(n, t, h, t))
+        if ctx.scale != 1.0:
+            d_scores.mul_(ctx.scale)
+        d_scores = d_scores.to(q.dtype).view(n, t, h * t)
+        torch.bmm(d_scores, bk, out=dq)
+        torch.bmm(_block_transpose(d_scores, h), _block_diagonal(q), out=dk)
+        torch.bmm(_block_transpose(probs_low, h), _block_diagonal(grad_out), out=dv)
+        if ctx.fused:
+            return grads, None, None, None
+        return *grads.unbind(2), None
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d) + causal mask)``, dropout on the probabilities, times ``v``.
 
@@ -404,7 +466,10 @@ def attention(q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | 
         qkv = q.unbind(2) if k is None else (q, k, v)
         q, k, v = (x.transpose(1, 2) for x in qkv)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
+    n_tokens, n_heads = q.shape[1], q.shape[-2]
     with torch.autocast("cpu", enabled=False):
+        if q.dtype == torch.bfloat16 and dropout_p == 0 and n_heads <= 2 and n_heads * n_tokens <= 28:
+            return _BlockDiagonalAttention.apply(q, k, v, scale)
         return _AttentionCPU.apply(q, k, v, dropout_p, False, scale, False)
 
 
