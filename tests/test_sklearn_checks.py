@@ -37,9 +37,10 @@ def _instances():
 def _expected_failures(estimator):
     if type(estimator).__name__.startswith("TabPFN"):
         # A row's prediction does not depend on the other test rows (test_pfn.py checks this
-        # to 1e-5), but matrix kernels round differently for different batch sizes: subsets
-        # agree to ~3e-7 relative, above this check's 1e-7 tolerance.
-        return {"check_methods_subset_invariance": "fp32 rounding differs by batch size (~3e-7)"}
+        # to 1e-5), but matrix kernels may round differently for different batch sizes: with
+        # the fused SDPA kernel subsets agreed to ~3e-7 relative, above this check's 1e-7
+        # tolerance (the chunked CPU bf16 attention passes it on the development CPU).
+        return {"check_methods_subset_invariance": "rounding may differ by batch size (~3e-7)"}
     return {}
 
 
