@@ -444,7 +444,9 @@ def attention(q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | 
     Token-major shapes ``(batch, tokens, heads, dim)`` in and out, as :func:`causal_attention`
     (the same CPU kernel without the mask, except that bf16 inputs keep bf16 products, as
     autocast's matmuls: oneDNN's batched bf16 GEMM is several times faster than fp32 for the
-    tiny per-head matrices of AutoInt; the softmax stays fp32); ``scale`` defaults to
+    tiny per-head matrices of AutoInt; the softmax stays fp32; with at most 2 heads, heads x
+    tokens <= 28, bf16 and no dropout, all heads go through one GEMM per product with
+    block-diagonal operands, see :class:`_BlockDiagonalAttention`); ``scale`` defaults to
     ``1/sqrt(dim)``. Elsewhere PyTorch's fused SDPA. With ``k`` and ``v`` left out, ``q`` is
     one fused ``(batch, tokens, 3, heads, dim)`` query/key/value projection (its gradient is
     then written in place of three that autograd would stack).
