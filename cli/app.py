@@ -615,22 +615,25 @@ def pfn_pretrain(
 
 @pfn_app.command("export")
 def pfn_export(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `pfn pretrain`."),
+    checkpoints: list[Path] = typer.Argument(..., help="Checkpoint(s) written by `pfn pretrain`; several "
+                                             "(of one model) are averaged parameter by parameter."),
     out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (int8 matrices, loadable by TabPFNClassifier(weights=...))."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ):
     """Write a pre-training checkpoint's model as a small weights file (int8 matrices, per-row scales).
 
     Example: tabular-suite pfn export runs/pfn.pt --out my_pfn.tsm
+    (or runs/pfn4.pt runs/pfn5.pt: the mean of two cycles' weights)
     """
 
     def run():
         from tabular_suite.pfn.pretrain import export_weights
 
         _check_output(out, force)
-        if not checkpoint.exists():
-            raise ValueError(f"Checkpoint {checkpoint} does not exist.")
-        export_weights(checkpoint, out)
+        for checkpoint in checkpoints:
+            if not checkpoint.exists():
+                raise ValueError(f"Checkpoint {checkpoint} does not exist.")
+        export_weights(checkpoints, out)
         console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
     _run(run)

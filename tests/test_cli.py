@@ -96,3 +96,20 @@ def test_datasets_and_models_commands():
     for command in ("train", "predict", "evaluate", "datasets", "models"):
         r = cli(command, "--help")
         assert r.returncode == 0 and "Example" in r.stdout, command
+
+
+def test_pfn_pretrain_and_export_averaging_two_runs(tmp_path):
+    from tabular_suite.pfn.pretrain import load_weights
+
+    tiny = ["--steps", "1", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ffn", "32",
+            "--max-rows", "160", "--tokens-per-step", "320", "--eval-every", "0", "--no-eval-bundled"]
+    for seed in (0, 1):
+        r = cli("pfn", "pretrain", "--checkpoint", tmp_path / f"run{seed}.pt", "--seed", seed, *tiny)
+        assert r.returncode == 0, r.stderr
+    out = tmp_path / "soup.tsm"
+    r = cli("pfn", "export", tmp_path / "run0.pt", tmp_path / "run1.pt", "--out", out)
+    assert r.returncode == 0, r.stderr
+    model, config = load_weights(out)
+    assert config["step"] == [1, 1] and model.config["d_model"] == 16
+    r = cli("pfn", "export", tmp_path / "run0.pt", tmp_path / "missing.pt", "--out", tmp_path / "x.tsm")
+    assert r.returncode != 0 and "missing.pt does not exist" in r.stderr + r.stdout

@@ -286,6 +286,25 @@ def test_pretraining_starts_from_given_weights(tmp_path):
         pretrain(_cfg(1, d_model=32), tmp_path / "third.pt", log=lambda m: None, init_weights=weights)
 
 
+def test_export_averages_several_checkpoints(tmp_path):
+    first, second, other = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    pretrain(_cfg(2), first, log=lambda m: None)
+    pretrain(_cfg(2, seed=1), second, log=lambda m: None)
+    model, config = load_weights(export_weights([first, second], tmp_path / "soup.tsm"))
+    assert config["step"] == [2, 2]
+    a, b = (torch.load(c, weights_only=True)["model"] for c in (first, second))
+    for name, t in model.state_dict().items():
+        mean = (a[name] + b[name]) / 2
+        if t.is_floating_point():  # int8 storage: within a row's quantisation step
+            assert not torch.equal(a[name], b[name]) or name.endswith("bin_borders")
+            torch.testing.assert_close(t, mean, rtol=0, atol=float(mean.abs().max()) / 100 + 1e-7)
+    pretrain(_cfg(1, d_model=32), other, log=lambda m: None)
+    with pytest.raises(ValueError, match="same model"):
+        export_weights([first, other], tmp_path / "bad.tsm")
+    with pytest.raises(ValueError, match="at least one"):
+        export_weights([], tmp_path / "none.tsm")
+
+
 def test_export_and_real_data_callback(tmp_path, mixed_frame):
     ckpt = tmp_path / "run.pt"
     df, y_cls, _ = mixed_frame

@@ -479,7 +479,7 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
         Ensemble views (feature/class/category permutations and feature transforms).
         "auto" spends a fixed budget of context rows: 4 views of a 1,000-row context, 4000 /
         rows for smaller ones, at most 16 (small tables gain the most from more views: on the
-        111 PMLB datasets the mean ROC AUC is 0.8361 with "auto" and 0.8346 with 4 views).
+        111 PMLB datasets the mean ROC AUC is 0.8364 with "auto" and 0.8351 with 4 views).
     max_context_rows : int, default=1000
         Larger tables: each view uses a stratified subsample of this many rows.
     categorical_features : list of column names or positions, boolean mask, or None
@@ -493,8 +493,8 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
         Test rows per forward chunk (memory grows linearly with it).
     precision : {"bf16", "fp32", "auto"}, default="bf16"
         bf16 autocast also on CPU: on the 21 CC18-style benchmark datasets (benchmarks/pfn.py)
-        the mean ROC AUC matched fp32 (0.8635 both, largest per-split difference 0.0006) in
-        less time for a 1,000 x 100 table (0.86 vs 1.25 s on one core of a CPU with
+        the mean ROC AUC matched fp32 (0.8640 both, largest per-split difference 0.0006) in
+        less time for a 1,000 x 100 table (0.84 vs 1.30 s on one core of a CPU with
         AVX512-BF16, no AMX).
     device, num_threads, random_state
         As for every estimator; ``random_state`` seeds the views.

@@ -305,13 +305,43 @@ def save_weights(model: PFNTransformer, path: str | os.PathLike, *, info: dict |
     return write_model_file(path, config, compact_tensors(model))
 
 
-def export_weights(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write a pre-training checkpoint's model as a small inference file (see :func:`save_weights`)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    cfg = json.loads(state["config"])
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
-    return save_weights(model, path, info={"pretrain": cfg, "step": int(state["step"])})
+def export_weights(checkpoint, path: str | os.PathLike) -> Path:
+    """Write a pre-training checkpoint's model as a small inference file (see :func:`save_weights`).
+
+    Several checkpoints of one model (e.g. successive cycles, each started from the one
+    before) are averaged parameter by parameter, a "model soup": the shipped weights are
+    the mean of the fourth and fifth cycles', better than either on the benchmarks.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> cfg = PretrainConfig(steps=1, max_features=8, d_model=16, n_heads=2, n_layers=1, d_ffn=32, n_bins=16,
+    ...                      tokens_per_step=256, min_rows=64, max_rows=96, eval_every=0, device="cpu")
+    >>> for seed in (0, 1):
+    ...     _ = pretrain(dataclasses.replace(cfg, seed=seed), f"{d}/run{seed}.pt", log=lambda m: None)
+    >>> load_weights(export_weights(f"{d}/run0.pt", f"{d}/one.tsm"))[1]["step"]
+    1
+    >>> load_weights(export_weights([f"{d}/run0.pt", f"{d}/run1.pt"], f"{d}/soup.tsm"))[1]["step"]
+    [1, 1]
+    """
+    checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    if not checkpoints:
+        raise ValueError("Give at least one checkpoint to export.")
+    states = [torch.load(c, map_location="cpu", weights_only=True) for c in checkpoints]
+    configs = [json.loads(state["config"]) for state in states]
+    models = [build_model(cfg) for cfg in configs]
+    if any(m.config != models[0].config for m in models):
+        raise ValueError("Checkpoints to average must hold the same model (sizes differ): "
+                         + ", ".join(str(c) for c in checkpoints))
+    for model, state in zip(models, states):
+        model.load_state_dict(state["model"])
+    model = models[0]
+    if len(models) > 1:
+        with torch.no_grad():
+            for name, param in model.state_dict().items():
+                if param.is_floating_point():
+                    param.copy_(torch.stack([m.state_dict()[name] for m in models]).mean(0))
+    steps = [int(state["step"]) for state in states]
+    return save_weights(model, path, info={"pretrain": configs[-1], "step": steps[0] if len(steps) == 1 else steps})
 
 
 def load_weights(path: str | os.PathLike) -> tuple[PFNTransformer, dict]:
