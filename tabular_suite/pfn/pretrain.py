@@ -336,10 +336,11 @@ def export_weights(checkpoint, path: str | os.PathLike) -> Path:
         model.load_state_dict(state["model"])
     model = models[0]
     if len(models) > 1:
+        tensors = [m.state_dict() for m in models]
         with torch.no_grad():
-            for name, param in model.state_dict().items():
+            for name, param in tensors[0].items():
                 if param.is_floating_point():
-                    param.copy_(torch.stack([m.state_dict()[name] for m in models]).mean(0))
+                    param.copy_(torch.stack([t[name] for t in tensors]).mean(0))
     steps = [int(state["step"]) for state in states]
     return save_weights(model, path, info={"pretrain": configs[-1], "step": steps[0] if len(steps) == 1 else steps})
 
