@@ -186,3 +186,15 @@ def test_eval_set_is_used_for_early_stopping(mixed_frame):
     df, y, _ = mixed_frame
     est = MLPClassifier(**FAST).fit(df.iloc[:200], y[:200], eval_set=(df.iloc[200:], y[200:]))
     assert "val_accuracy" in est.history_[0]
+
+
+def test_plateau_counts_only_strict_improvements_of_negative_criteria():
+    """-AUC a hair below the best (here 0.69995 after 0.70) is no improvement: the lr drops
+    (torch's default relative threshold would take it for one), and never below plateau_min_lr."""
+    criteria = iter([-0.70, -0.69995, -0.71, -0.70, -0.70, -0.70])
+    obj = Objective(nn.functional.mse_loss, lambda o, t: 0.0, "none", evaluate=lambda m: (next(criteria), {}))
+    config = TrainConfig(max_epochs=6, batch_size=8, scheduler="plateau", plateau_factor=0.1, plateau_patience=0,
+                         plateau_min_lr=1e-5, patience=None, lr=1e-3, device="cpu", num_threads=1)
+    state = fit_module(nn.Linear(2, 1), (torch.randn(16, 2), torch.randn(16, 1)), obj, config)
+    lrs = [h["lr"] for h in state.history]
+    assert lrs == pytest.approx([1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5])

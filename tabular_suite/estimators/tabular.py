@@ -350,8 +350,8 @@ class _SquaredNorm(torch.autograd.Function):
 @dataclass(kw_only=True, repr=False, eq=False)
 class _CTRParams(TabularEstimator):
     """FuxiCTR's training recipe: Adam lr 1e-3, embedding L2, gradient clipping at 10, lr / 10
-    on each epoch without validation improvement (AUC for binary targets, else the loss),
-    early stopping after 2 such epochs."""
+    (down to 1e-6) on each epoch without validation improvement (AUC for binary targets, else
+    the loss), early stopping after 2 such epochs."""
 
     embedding_l2: float = 1e-5
     max_epochs: int = 100
@@ -369,7 +369,7 @@ class _CTRParams(TabularEstimator):
 
     def _train_config(self, seed: int, n_train: int):
         config = super()._train_config(seed, n_train)
-        config.plateau_factor, config.plateau_patience = 0.1, 0
+        config.plateau_factor, config.plateau_patience, config.plateau_min_lr = 0.1, 0, 1e-6
         return config
 
     def _field_positions(self, names, argument: str) -> list[int]:
@@ -419,8 +419,8 @@ _CTR_TRAINING_DOC = """
         L2 penalty ``embedding_l2 / 2 * sum ||E||^2`` over the embedding tables, added to the
         training loss at every step (FuxiCTR's embedding regularizer).
     (Training defaults follow FuxiCTR: lr 1e-3 (Adam: no weight decay), batch 1024,
-    gradient-norm clipping at 10, the learning rate divided by 10 after each epoch without a
-    better validation AUC (binary targets; the validation loss otherwise), early stopping after
+    gradient-norm clipping at 10, the learning rate divided by 10 (down to 1e-6) after each
+    epoch without a better validation AUC (binary targets; the validation loss otherwise), early stopping after
     2 such epochs with the best weights restored.)"""
 
 

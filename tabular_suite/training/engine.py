@@ -33,6 +33,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     plateau_factor: float = 0.5  # "plateau": lr multiplier when the validation loss stalls
     plateau_patience: int | None = None  # epochs without improvement first (None: max(2, patience // 4))
+    plateau_min_lr: float = 0.0  # "plateau": the lr is not reduced below this
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2)
     patience: int | None = 16
     grad_clip: float | None = None
@@ -240,7 +241,12 @@ def fit_module(
             state = TrainState(module, optimizer, config)
             if config.scheduler == "plateau":
                 wait = config.plateau_patience if config.plateau_patience is not None else max(2, (config.patience or 16) // 4)
-                state.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor, patience=wait)
+                # Improvement = strictly lower than the best, the early-stopping rule. (The default
+                # relative threshold flips direction for negative criteria such as -AUC: an epoch a
+                # little below the best AUC would count as an improvement.)
+                state.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    optimizer, factor=config.plateau_factor, patience=wait, threshold=0.0, threshold_mode="abs",
+                    min_lr=config.plateau_min_lr)
             else:
                 state.step_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _step_schedule(config, steps_per_epoch))
         optimizer, step_scheduler, plateau = state.optimizer, state.step_scheduler, state.plateau
