@@ -14,6 +14,7 @@ from tabular_suite.estimators.persistence import write_model_file
 from tabular_suite.estimators.incontext import (
     TabPFNClassifier,
     TabPFNRegressor,
+    _TRANSFORMS,
     _code_books,
     _QuantileNormal,
     _Rotation,
@@ -358,6 +359,36 @@ def test_auto_ensemble_spends_a_budget_of_context_rows(tiny_weights, rows, max_c
     assert clf.n_views_ == views
 
 
+@pytest.mark.parametrize("estimator", [TabPFNClassifier, TabPFNRegressor])
+def test_auto_views_share_out_the_transforms_scored_on_the_table(tiny_weights, estimator):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=300)
+    est = estimator(weights=tiny_weights, num_threads=1, random_state=0).fit(X, y > 0 if estimator is TabPFNClassifier else y)
+    weights = est.transform_weights_
+    assert list(weights) == list(_TRANSFORMS) and np.isclose(sum(weights.values()), 1, atol=1e-5)
+    assert len(est.view_transforms_) == est.n_views_ == 13
+    assert [v.transform for v in est._views] == list(est.view_transforms_)
+    for name, w in weights.items():  # about w x n_views views each
+        assert abs(est.view_transforms_.count(name) - w * est.n_views_) <= 1
+    # Its own random stream: the views' permutations and subsamples are those of a cycling ensemble.
+    cycled = estimator(weights=tiny_weights, n_estimators=13, num_threads=1, random_state=0).fit(X, est._context_y)
+    assert cycled.transform_weights_ is None and cycled.view_transforms_ == tuple(_TRANSFORMS * 4)[:13]
+    assert all((a.columns == b.columns).all() for a, b in zip(est._views, cycled._views))
+
+
+def test_transforms_cycle_where_not_scored(tiny_weights):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(900, 3))
+    big = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X, X[:, 0] > 0)  # > 800 rows: 4 views
+    assert big.transform_weights_ is None and big.view_transforms_ == _TRANSFORMS
+    codes = pd.DataFrame({"a": rng.choice(list("xyz"), 90), "b": rng.choice(list("pq"), 90)})
+    only_categorical = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(codes, np.arange(90) % 2)
+    assert only_categorical.transform_weights_ is None  # transforms act on numeric columns only
+    tiny = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X[:20], np.arange(20) % 2)
+    assert tiny.transform_weights_ is None  # too few rows to hold a third out
+
+
 def test_classifier_views_cover_wide_tables(tiny_weights):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 20))
@@ -417,6 +448,7 @@ def test_save_load_and_pickle(tiny_weights, mixed_frame, tmp_path):
     loaded = tabular_suite.load(path)
     assert isinstance(loaded, TabPFNClassifier)
     np.testing.assert_array_equal(loaded.predict_proba(df), clf.predict_proba(df))
+    assert loaded.view_transforms_ == clf.view_transforms_ and loaded.transform_weights_ == clf.transform_weights_
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(df), clf.predict_proba(df))
     reg = TabPFNRegressor(weights=tiny_weights, num_threads=1, random_state=0).fit(df, y_reg)
     reg.save(tmp_path / "reg.tsm")
