@@ -364,7 +364,8 @@ def test_auto_views_share_out_the_transforms_scored_on_the_table(tiny_weights, e
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
     y = X[:, 0] + 0.1 * rng.normal(size=300)
-    est = estimator(weights=tiny_weights, num_threads=1, random_state=0).fit(X, y > 0 if estimator is TabPFNClassifier else y)
+    target = y > 0 if estimator is TabPFNClassifier else y
+    est = estimator(weights=tiny_weights, num_threads=1, random_state=0).fit(X, target)
     weights = est.transform_weights_
     assert list(weights) == list(_TRANSFORMS) and np.isclose(sum(weights.values()), 1, atol=1e-5)
     assert len(est.view_transforms_) == est.n_views_ == 13

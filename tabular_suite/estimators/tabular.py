@@ -420,8 +420,8 @@ _CTR_TRAINING_DOC = """
         training loss at every step (FuxiCTR's embedding regularizer).
     (Training defaults follow FuxiCTR: lr 1e-3 (Adam: no weight decay), batch 1024,
     gradient-norm clipping at 10, the learning rate divided by 10 (down to 1e-6) after each
-    epoch without a better validation AUC (binary targets; the validation loss otherwise), early stopping after
-    2 such epochs with the best weights restored.)"""
+    epoch without a better validation AUC (binary targets; the validation loss otherwise),
+    early stopping after 2 such epochs with the best weights restored.)"""
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
