@@ -359,13 +359,11 @@ def test_auto_ensemble_spends_a_budget_of_context_rows(tiny_weights, rows, max_c
     assert clf.n_views_ == views
 
 
-@pytest.mark.parametrize("estimator", [TabPFNClassifier, TabPFNRegressor])
-def test_auto_views_share_out_the_transforms_scored_on_the_table(tiny_weights, estimator):
+def test_auto_views_share_out_the_transforms_scored_on_the_table(tiny_weights):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
-    y = X[:, 0] + 0.1 * rng.normal(size=300)
-    target = y > 0 if estimator is TabPFNClassifier else y
-    est = estimator(weights=tiny_weights, num_threads=1, random_state=0).fit(X, target)
+    y = X[:, 0] + 0.1 * rng.normal(size=300) > 0
+    est = TabPFNClassifier(weights=tiny_weights, num_threads=1, random_state=0).fit(X, y)
     weights = est.transform_weights_
     assert list(weights) == list(_TRANSFORMS) and np.isclose(sum(weights.values()), 1, atol=1e-5)
     assert len(est.view_transforms_) == est.n_views_ == 13
@@ -373,7 +371,7 @@ def test_auto_views_share_out_the_transforms_scored_on_the_table(tiny_weights, e
     for name, w in weights.items():  # about w x n_views views each
         assert abs(est.view_transforms_.count(name) - w * est.n_views_) <= 1
     # Its own random stream: the views' permutations and subsamples are those of a cycling ensemble.
-    cycled = estimator(weights=tiny_weights, n_estimators=13, num_threads=1, random_state=0).fit(X, est._context_y)
+    cycled = TabPFNClassifier(weights=tiny_weights, n_estimators=13, num_threads=1, random_state=0).fit(X, y)
     assert cycled.transform_weights_ is None and cycled.view_transforms_ == tuple(_TRANSFORMS * 4)[:13]
     assert all((a.columns == b.columns).all() for a, b in zip(est._views, cycled._views))
 
@@ -388,6 +386,8 @@ def test_transforms_cycle_where_not_scored(tiny_weights):
     assert only_categorical.transform_weights_ is None  # transforms act on numeric columns only
     tiny = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X[:20], np.arange(20) % 2)
     assert tiny.transform_weights_ is None  # too few rows to hold a third out
+    regressor = TabPFNRegressor(weights=tiny_weights, num_threads=1).fit(X[:300], X[:300, 0])
+    assert regressor.transform_weights_ is None and regressor.view_transforms_ == tuple(_TRANSFORMS * 4)[:13]
 
 
 def test_classifier_views_cover_wide_tables(tiny_weights):
