@@ -1,6 +1,10 @@
 """Training engine: determinism, early stopping, schedules, callbacks, threads, devices."""
 
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -156,6 +160,37 @@ def test_thread_policy():
     with pytest.raises(ValueError, match="num_threads"):
         with thread_limit(0):
             pass
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from tabular_suite.training.device import settle_heap
+settled = settle_heap() if sys.argv[1] == "settle" else None
+def churn():  # training steps: activations (3 MB tensors) built up, then freed together
+    for _ in range(4):
+        kept = [torch.ones(3 << 18) for _ in range(10)]
+        del kept
+churn()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn()
+print(settled, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap thresholds are glibc's")
+def test_settled_heap_reuses_freed_memory_and_yields_to_the_users_settings():
+    def run(*args, **env):
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "TABULAR_SUITE_SETTLE"))}
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, *args], env={**environ, **env},
+                             capture_output=True, text=True, check=True).stdout.split()
+        return out[0], int(out[1])
+
+    settled, faults = run("settle")
+    _, default_faults = run("default")
+    # glibc's defaults hand the freed 30 MB back to the OS and fault it in again (~750 pages a tensor)
+    assert settled == "True" and default_faults > 40 * 500 and faults < 200
+    assert run("settle", MALLOC_TRIM_THRESHOLD_="131072")[0] == "False"
+    assert run("settle", TABULAR_SUITE_SETTLE_HEAP="0")[0] == "False"
 
 
 def test_device_resolution_and_precision():

@@ -200,7 +200,8 @@ def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk, scale):
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_fused_qkv_attention_matches_separate_inputs(monkeypatch, dtype, dropout):
     """A fused (n, t, 3, h, d) projection gives the output and gradient of its three slices,
-    over several chunks (bf16: written straight into the fused gradient; fp64: head rows)."""
+    over several chunks (bf16: products straight into the token-major output; both: the
+    gradient's head rows to token-major in one copy)."""
     from tabular_suite.nn.blocks import attention
 
     monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", 3 * 9 * 9)  # 3 samples per chunk
@@ -217,6 +218,17 @@ def test_fused_qkv_attention_matches_separate_inputs(monkeypatch, dtype, dropout
     assert torch.equal(fused, separate) and torch.equal(g_fused, g_separate)
     with pytest.raises(ValueError, match="both k and v"):
         attention(qkv, qkv)
+
+
+def test_attention_gradients_with_values_of_another_width():
+    from tabular_suite.nn.blocks import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(3, 5, 2, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    v = torch.randn(3, 5, 2, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, k, v)), scale=0.7).transpose(1, 2)
+    torch.testing.assert_close(attention(q, k, v, scale=0.7), ref)
+    assert torch.autograd.gradcheck(lambda q, k, v: attention(q, k, v, scale=0.7), (q, k, v))
 
 
 @pytest.mark.parametrize("heads", [1, 2])

@@ -219,15 +219,18 @@ def _to_heads(x: torch.Tensor, dtype: torch.dtype, transpose: bool = False) -> t
     return rows.to(dtype)
 
 
-def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transposed: bool = False) -> torch.Tensor:
+def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transposed: bool = False,
+               parts: int = 1) -> torch.Tensor:
     """Head rows ``(h * n, t, d)`` (``(h * n, d, t)`` if ``transposed``) back to a contiguous
-    token-major ``(n, t, h, d)`` of ``dtype``."""
+    token-major ``(n, t, h, d)`` of ``dtype``; with ``parts`` > 1, ``parts`` such blocks one
+    after the other (e.g. the query/key/value gradients) to one ``(n, t, parts, h, d)``."""
     if transposed:
         rows = torch.empty((rows.shape[0], rows.shape[2], rows.shape[1]), dtype=dtype,
                            device=rows.device).copy_(rows.transpose(1, 2))
     _, t, d = rows.shape
-    rows = rows.to(dtype).view(h, n, t, d)
-    return _wide(rows).permute(1, 2, 0, 3).contiguous().view(dtype)
+    rows = rows.to(dtype).view(parts, h, n, t, d)
+    out = _wide(rows).permute(2, 3, 0, 1, 4).contiguous().view(dtype)
+    return out if parts > 1 else out.view(n, t, h, d)
 
 
 class _AttentionCPU(torch.autograd.Function):
@@ -262,8 +265,9 @@ class _AttentionCPU(torch.autograd.Function):
         keep_probs = any(ctx.needs_input_grad) and n * h * t * t <= _CPU_KEEP_PROBS_ELEMENTS
         ctx.kept_probs = [] if keep_probs else None
         # bf16 products (oneDNN; then compute == dtype) go straight into the token-major output
-        # through a strided view per head, which costs its GEMM nothing (a separate head -> token
-        # copy took ~20% of AutoInt's attention); MKL's fp32 GEMM is slower into strided views,
+        # through a strided view per head (rows of h * d), which costs its GEMM nothing (a
+        # separate head -> token copy took ~20% of AutoInt's attention; the backward pass's
+        # 3 h d-wide rows do cost, see there); MKL's fp32 GEMM is slower into strided views,
         # so fp32 fills head rows.
         direct = compute == torch.bfloat16
         out = torch.empty((n, t, h, v.shape[-1]), dtype=compute, device=q.device) if direct else torch.empty_like(v)
@@ -281,7 +285,7 @@ class _AttentionCPU(torch.autograd.Function):
         if keep is not None:
             out.mul_(drop_scale)
         ctx.save_for_backward(q, k, v, keep)
-        ctx.config = (n, h, t, dtype, drop_scale, flip, causal, scale, direct)
+        ctx.config = (n, h, t, dtype, drop_scale, flip, causal, scale)
         return out if direct else _to_tokens(out, dtype, n, h, flip)
 
     @staticmethod
@@ -306,16 +310,16 @@ class _AttentionCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, keep = ctx.saved_tensors
-        n, h, t, dtype, drop_scale, flip, causal, scale, direct = ctx.config
+        n, h, t, dtype, drop_scale, flip, causal, scale = ctx.config
         grad_out = _to_heads(grad_out, q.dtype, flip)
         if keep is not None:
             grad_out = grad_out * drop_scale
-        if direct and ctx.fused:  # written per chunk straight into the fused projection's gradient
-            dqkv = torch.empty((n, t, 3, h, q.shape[-1]), dtype=dtype, device=q.device)
-            dq, dk, dv = dqkv.unbind(2)
-        elif direct:  # ... or into token-major gradients
-            dq, dk, dv = (torch.empty((n, t, h, x.shape[-1]), dtype=dtype, device=x.device) for x in (q, k, v))
-        else:
+        # Head rows, converted to token-major once at the end: oneDNN's GEMMs run ~1.7x slower
+        # into the strided per-head views of a (n, t, 3, h, d) gradient than into contiguous rows.
+        if v.shape == q.shape:
+            grads = torch.empty((3, *q.shape), dtype=q.dtype, device=q.device)
+            dq, dk, dv = grads.unbind(0)
+        else:  # values of another width (never fused)
             dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for chunk, (rows, samples, head) in enumerate(_AttentionCPU._chunks(n, h, ctx.step)):
             if ctx.kept_probs is not None:
@@ -324,7 +328,7 @@ class _AttentionCPU(torch.autograd.Function):
                 probs = _AttentionCPU._probs(q[rows], k[rows], flip, causal, scale)
                 kept = (probs if keep is None else probs * keep[samples, head]).to(q.dtype)
             g = grad_out[rows]
-            dq_, dk_, dv_ = (x[samples, :, head] if direct else x[rows] for x in (dq, dk, dv))
+            dq_, dk_, dv_ = dq[rows], dk[rows], dv[rows]
             if flip:  # the same products on transposed operands: dv^T = g^T kept, dq^T = k^T dS^T, dk^T = q^T dS
                 torch.bmm(g, kept, out=dv_)
                 d_kept = torch.bmm(g.transpose(1, 2), v[rows])
@@ -345,11 +349,9 @@ class _AttentionCPU(torch.autograd.Function):
                 torch.bmm(d_scores, k[rows], out=dq_)
                 torch.bmm(d_scores.transpose(1, 2), q[rows], out=dk_)
         ctx.kept_probs = None
-        if not direct:
-            dq, dk, dv = (_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv))
         if ctx.fused:
-            return dqkv if direct else torch.stack((dq, dk, dv), 2), None, None, None, None, None, None
-        return dq, dk, dv, None, None, None, None
+            return _to_tokens(grads.flatten(0, 1), dtype, n, h, flip, parts=3), None, None, None, None, None, None
+        return *(_to_tokens(g, dtype, n, h, flip) for g in (dq, dk, dv)), None, None, None, None
 
 
 def _block_diagonal(x: torch.Tensor) -> torch.Tensor:
