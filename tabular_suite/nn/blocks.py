@@ -29,20 +29,25 @@ _CPU_CHUNK_ELEMENTS = 2**18
 _CPU_KEEP_PROBS_ELEMENTS = 2**24
 
 
-def _softmax_rows(scores: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis; PyTorch's CPU kernel does not vectorise rows under 16 floats.
+_LOG2_E = math.log2(math.e)
 
-    Short rows skip the max-subtraction pass whenever every row's sum of exponentials stays
-    well inside the float range (the usual case: attention scores of a few units); otherwise
-    the max-shifted formula is used. Both give the same probabilities up to rounding.
+
+def _softmax_rows(scores: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Softmax of ``scale * scores`` over the last axis (``scores`` is overwritten).
+
+    Computed as ``2^(log2(e) scale s) / sum``: PyTorch's CPU ``exp2`` runs ~2.5x faster than
+    its ``exp``, which makes this 1.2-1.6x faster than ``torch.softmax`` for rows of 8-200
+    (whose kernel does not vectorise rows under 16 floats). The max-subtraction pass is
+    skipped whenever every row's sum of exponentials stays well inside the float range (the
+    usual case: attention scores of a few units); otherwise the max-shifted formula is used.
+    Both give the same probabilities up to rounding.
     """
-    if scores.shape[-1] >= 16:
-        return torch.softmax(scores, -1)
-    probs = scores.exp()
+    scores.mul_(scale * _LOG2_E)
+    probs = torch.exp2(scores)
     sums = probs.sum(-1, keepdim=True)
     low, high = torch.aminmax(sums)
     if not (low.item() > 1e-30 and high.item() < 1e30):  # overflow, underflow or NaN: shift by the row max
-        probs = (scores - scores.amax(-1, keepdim=True)).exp_()
+        probs = scores.sub_(scores.amax(-1, keepdim=True)).exp2_()
         sums = probs.sum(-1, keepdim=True)
     return probs.div_(sums)
 
@@ -305,7 +310,7 @@ class _AttentionCPU(torch.autograd.Function):
             bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
             return _softmax_rows(_at_least_fp32(torch.baddbmm(bias, q, k, alpha=scale)))
         scores = _at_least_fp32(torch.bmm(q, k))  # (softmax(bf16, dtype=float32) is 2x slower here)
-        return _softmax_rows(scores.mul_(scale) if scale != 1.0 else scores)
+        return _softmax_rows(scores, scale)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -390,7 +395,7 @@ class _BlockDiagonalAttention(torch.autograd.Function):
         n, t, h, d = q.shape
         bk, bv = _block_diagonal(k), _block_diagonal(v)
         scores = _at_least_fp32(torch.bmm(q.reshape(n, t, h * d), bk.transpose(1, 2)))
-        probs = _softmax_rows((scores.mul_(scale) if scale != 1.0 else scores).view(n, t, h, t)).view(n, t, h * t)
+        probs = _softmax_rows(scores.view(n, t, h, t), scale).view(n, t, h * t)
         probs_low = probs.to(q.dtype)
         out = torch.bmm(probs_low, bv).view(n, t, h, d)
         ctx.save_for_backward(q, bk, bv, probs, probs_low)
