@@ -93,7 +93,7 @@ def test_init_options():
     assert float(xavier.item_embedding.weight.detach()[1:].std()) < 0.012  # Xavier over 20,001 rows
     assert float(normal.item_embedding.weight.detach()[0].abs().max()) == 0.0  # padding stays zero
     biases = [p for n, p in normal.named_parameters() if p.ndim == 1 and "norm" not in n]
-    assert biases and all(float(b.abs().max()) == 0.0 for b in biases)
+    assert biases and all(float(b.detach().abs().max()) == 0.0 for b in biases)
     rec = small(init="normal", max_epochs=3, validation=False).fit(chain_log())
     assert np.isfinite(rec.history_[-1]["train_loss"])
     with pytest.raises(ValueError, match="init"):
