@@ -19,7 +19,7 @@ fetched copy of the FuxiCTR repository (``benchmarks/_ctr_peer.py``). ``--datase
 ``tabular_suite.datasets.fetch_bars`` and compares with BARS's published AUC.
 
     python -m venv ../peers/fuxictr && ../peers/fuxictr/bin/pip install torch==2.13.0 fuxictr
-    python benchmarks/ctr.py [--precision bf16] [--datasets synthetic bank_marketing ...] [--seeds 0 1 2]
+    python benchmarks/ctr.py [--precision bf16] [--datasets synthetic bank_marketing ...] [--seeds 0 1 2] [--peer-heap]
     python benchmarks/ctr.py --write
 """
 
@@ -155,6 +155,8 @@ def run_peer(split: Path, categorical: list[str], model: str, a, seed: int) -> d
     if categorical:
         cmd += ["--categorical", ",".join(categorical)]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    if a.peer_heap:  # glibc's malloc thresholds as tabular_suite settles them in its own process
+        env.update(MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(64 << 20))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"FuxiCTR failed:\n{proc.stderr[-3000:]}")
@@ -167,13 +169,17 @@ def write_results(rows: list[dict]) -> None:
         "Command: `python benchmarks/ctr.py --precision bf16 --seeds 0 1 2 && python benchmarks/ctr.py --write` (FuxiCTR from "
         "`--peer-python`, default `../peers/fuxictr/bin/python`; `--precision auto` gives our fp32 rows); "
         "diabetes130us, whose test AUC moves most between seeds (sd about 0.003 on both sides), with more seeds: "
-        "`--datasets diabetes130us --seeds 0 1 2 3 4 5` (AutoInt+ also 6 7 8 9)", "",
+        "`--datasets diabetes130us --seeds 0 1 2 3 4 5` (AutoInt+ also 6 7 8 9); the `peer-heap` rows: "
+        "`--datasets bank_marketing --models autoint_plus --seeds 0 1 2 --peer-heap`", "",
         "Same 80/10/10 split, 1 thread each, same hyperparameters and recipe (see the script's docstring); "
         "test metrics at each side's restored best epoch, averaged over the training seeds listed (the split is fixed); s/epoch = training pass only. Config `bf16` = our "
         "`precision=\"bf16\"` (CPU autocast); FuxiCTR always fp32. Our prediction rows/s start from a "
         "DataFrame (preprocessing included), FuxiCTR's from its prepared arrays. Bayes AUC of the "
-        "synthetic data: the best any model can reach on its test rows. The rows below were measured while "
-        "other 1-thread benchmark jobs shared the 2-core machine (timings carry that noise on both sides).", "",
+        "synthetic data: the best any model can reach on its test rows. The rows below were measured one run at a "
+        "time with nothing else running (the 2-core machine is a shared VM: the same run's epoch times vary by "
+        "several per cent, on both sides). Our library settles glibc's malloc thresholds in its process (README, "
+        "'Memory allocator'); FuxiCTR runs with glibc's defaults, except in the rows of config `peer-heap` "
+        "(`--peer-heap`: FuxiCTR with the same thresholds, as environment variables).", "",
         "| dataset | model | config | seeds | library | test AUC (mean ± sd) | test logloss | s/epoch | "
         "epochs (best) | predict rows/s | params | AUC diff | speed-up (epoch / predict) | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -217,6 +223,8 @@ def main() -> None:
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
     p.add_argument("--seeds", nargs="+", type=int, default=[SEED], help="training seeds (the split stays seed 0)")
+    p.add_argument("--peer-heap", action="store_true",
+                   help="run FuxiCTR with the malloc thresholds tabular_suite settles for itself (config suffix 'peer-heap')")
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
     log = WORK / "ctr.jsonl"
@@ -225,7 +233,7 @@ def main() -> None:
         write_results(rows)
         return
     torch.set_num_threads(THREADS)
-    config = f"e{a.max_epochs} {a.precision}"
+    config = f"e{a.max_epochs} {a.precision}" + (" peer-heap" if a.peer_heap else "")
     done = {(r["dataset"], r["model"], r["config"], r.get("seed", SEED)) for r in rows}
     for name, seed, model in ((n, s, m) for n in a.datasets for s in a.seeds for m in a.models):
         split, categorical = write_split(a.data, name)

@@ -186,10 +186,12 @@ def test_settled_heap_reuses_freed_memory_and_yields_to_the_users_settings():
         return out[0], int(out[1])
 
     settled, faults = run("settle")
-    _, default_faults = run("default")
-    # glibc's defaults hand the freed 30 MB back to the OS and fault it in again (~750 pages a tensor)
-    assert settled == "True" and default_faults > 40 * 500 and faults < 200
-    assert run("settle", MALLOC_TRIM_THRESHOLD_="131072")[0] == "False"
+    assert settled == "True" and faults < 200
+    # The user's malloc settings win: with glibc's initial thresholds fixed, every 3 MB tensor
+    # is mapped and faulted in afresh (~750 pages each). (glibc's adaptive default varies
+    # from run to run, so it is not the reference here.)
+    user, user_faults = run("settle", MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    assert user == "False" and user_faults > 40 * 500
     assert run("settle", TABULAR_SUITE_SETTLE_HEAP="0")[0] == "False"
 
 

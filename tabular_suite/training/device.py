@@ -83,8 +83,8 @@ def settle_heap() -> bool:
 
     glibc's malloc serves blocks above an adaptive threshold (128 KiB at start) with
     ``mmap`` and returns freed memory above a trim threshold to the OS, so a training loop
-    whose tensors are a few MiB faults the same pages in again at every step (AutoInt+ on a
-    16-field table: ~1,400 page faults a step and ~15% of the epoch). This fixes the two
+    whose tensors are a few MiB can fault the same pages in again at every step (AutoInt+ on
+    a 16-field table: ~1,400 page faults a step and ~15% of the epoch). This fixes the two
     thresholds at the values glibc's own adaptation can reach, ``M_MMAP_THRESHOLD`` 32 MiB
     (its maximum) and ``M_TRIM_THRESHOLD`` 64 MiB. Called by every fit and predict (as part
     of :func:`thread_limit`); does nothing off glibc, when ``MALLOC_MMAP_THRESHOLD_`` or
