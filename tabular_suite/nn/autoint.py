@@ -27,7 +27,7 @@ def xavier_linears(module: nn.Module) -> nn.Module:
     Examples
     --------
     >>> layer = xavier_linears(nn.Linear(400, 400))
-    >>> round(float(layer.weight.std()), 2), float(layer.bias.abs().max())
+    >>> round(float(layer.weight.detach().std()), 2), float(layer.bias.detach().abs().max())
     (0.05, 0.0)
     """
     for m in module.modules():
