@@ -42,6 +42,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
 from _results import append_row, machine, read_rows, write_section  # noqa: E402
+from tabular_suite.training.device import HEAP_THRESHOLDS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -156,7 +157,7 @@ def run_peer(split: Path, categorical: list[str], model: str, a, seed: int) -> d
         cmd += ["--categorical", ",".join(categorical)]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     if a.peer_heap:  # glibc's malloc thresholds as tabular_suite settles them in its own process
-        env.update(MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(64 << 20))
+        env.update({k: str(v) for k, v in HEAP_THRESHOLDS.items()})
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"FuxiCTR failed:\n{proc.stderr[-3000:]}")

@@ -76,6 +76,9 @@ def default_num_threads() -> int:
 
 
 _HEAP_SETTLED = False
+#: The glibc malloc thresholds :func:`settle_heap` fixes, keyed by the environment variables
+#: that set them (``benchmarks/ctr.py --peer-heap`` gives them to FuxiCTR this way).
+HEAP_THRESHOLDS = {"MALLOC_MMAP_THRESHOLD_": 32 << 20, "MALLOC_TRIM_THRESHOLD_": 64 << 20}
 
 
 def settle_heap() -> bool:
@@ -100,14 +103,15 @@ def settle_heap() -> bool:
     if _HEAP_SETTLED:
         return True
     if (os.environ.get("TABULAR_SUITE_SETTLE_HEAP", "1") == "0" or platform.libc_ver()[0] != "glibc"
-            or any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))):
+            or any(k in os.environ for k in HEAP_THRESHOLDS)):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    _HEAP_SETTLED = bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 64 << 20))
+    _HEAP_SETTLED = (bool(mallopt(m_mmap_threshold, HEAP_THRESHOLDS["MALLOC_MMAP_THRESHOLD_"]))
+                     and bool(mallopt(m_trim_threshold, HEAP_THRESHOLDS["MALLOC_TRIM_THRESHOLD_"])))
     return _HEAP_SETTLED
 
 
