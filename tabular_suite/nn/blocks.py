@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import native
 
 __all__ = ["MultiheadAttention", "ReGLU", "TransformerBlock", "causal_attention", "full_softmax_cross_entropy",
            "make_activation", "tanh32"]
@@ -421,6 +424,76 @@ class _BlockDiagonalAttention(torch.autograd.Function):
         return *grads.unbind(2), None
 
 
+def _strides(x: torch.Tensor):
+    return (ctypes.c_int64 * 3)(*x.stride()[:3])
+
+
+class _NativeAttention(torch.autograd.Function):
+    """Attention (no dropout, no mask) through the compiled kernel of :mod:`.native`: each
+    (sample, head)'s scores, softmax and products in fp32 registers, read from and written to
+    the token-major layout (any strides) in one pass; bf16 or fp32 inputs, at most 64 tokens
+    and head dims. On AutoInt's layers (16 tokens, 2 heads of 16, bf16) forward + backward
+    took 3.1 instead of 6.1 ms per 1,024 samples, and it is more exact than the bf16
+    batched-GEMM path (probabilities and their gradients are never rounded to bf16)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale: float):
+        ctx.fused = k is None
+        if ctx.fused:
+            q, k, v = q.unbind(2)
+        n, t, h, d = q.shape
+        lib = native.load()
+        out = torch.empty((n, t, h, d), dtype=q.dtype, device=q.device)
+        needs = any(ctx.needs_input_grad)
+        probs = torch.empty((n, h, t, t), dtype=torch.float32, device=q.device) if needs else None
+        threads = torch.get_num_threads()
+        err = lib.ts_attention_forward(q.dtype == torch.bfloat16, q.data_ptr(), _strides(q), k.data_ptr(),
+                                       _strides(k), v.data_ptr(), _strides(v), out.data_ptr(), _strides(out),
+                                       None if probs is None else probs.data_ptr(), n, h, t, d, scale, threads)
+        if err:
+            raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
+        if needs:
+            ctx.save_for_backward(q, k, v, probs)
+            ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, probs = ctx.saved_tensors
+        n, t, h, d = q.shape
+        grad_out = grad_out.to(q.dtype)
+        if grad_out.stride(-1) != 1:
+            grad_out = grad_out.contiguous()
+        if ctx.fused:  # one (n, t, 3, h, d) gradient, as the fused projection's output
+            grads = torch.empty((n, t, 3, h, d), dtype=q.dtype, device=q.device)
+            dq, dk, dv = grads.unbind(2)
+        else:
+            dq, dk, dv = (torch.empty((n, t, h, d), dtype=q.dtype, device=q.device) for _ in range(3))
+        err = native.load().ts_attention_backward(
+            q.dtype == torch.bfloat16, q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(),
+            _strides(v), grad_out.data_ptr(), _strides(grad_out), probs.data_ptr(), dq.data_ptr(), _strides(dq),
+            dk.data_ptr(), _strides(dk), dv.data_ptr(), _strides(dv), n, h, t, d, ctx.scale,
+            torch.get_num_threads())
+        if err:
+            raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
+        if ctx.fused:
+            return grads, None, None, None
+        return dq, dk, dv, None
+
+
+def _use_native(q: torch.Tensor, k: torch.Tensor | None, v: torch.Tensor | None) -> bool:
+    """Whether :class:`_NativeAttention` takes these inputs (CPU fp32/bf16, <= 64 tokens and
+    head dims, contiguous last axes) and the kernels are built (multi-threaded only with OpenMP)."""
+    xs = q.unbind(2) if k is None else (q, k, v)
+    if not (q.dtype in (torch.float32, torch.bfloat16) and all(x.dtype == q.dtype and x.shape == xs[0].shape
+                                                                 and x.stride(-1) == 1 for x in xs)):
+        return False
+    if not (1 <= xs[0].shape[1] <= 64 and 1 <= xs[0].shape[-1] <= 64 and xs[0].numel()):
+        return False
+    lib = native.load()
+    return lib is not None and (lib.openmp or torch.get_num_threads() == 1)
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d) + causal mask)``, dropout on the probabilities, times ``v``.
 
@@ -477,6 +550,8 @@ def attention(q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | 
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
     n_tokens, n_heads = q.shape[1], q.shape[-2]
     with torch.autocast("cpu", enabled=False):
+        if dropout_p == 0 and _use_native(q, k, v):
+            return _NativeAttention.apply(q, k, v, scale)
         if q.dtype == torch.bfloat16 and dropout_p == 0 and n_heads <= 2 and n_heads * n_tokens <= 28:
             return _BlockDiagonalAttention.apply(q, k, v, scale)
         return _AttentionCPU.apply(q, k, v, dropout_p, False, scale, False)

@@ -1,0 +1,320 @@
+// Attention over few tokens per sample (AutoInt's fields, FT-Transformer's features) on CPU:
+// softmax(scale q k^T) v per (sample, head), forward and backward, in fp32 registers.
+//
+// PyTorch's batched GEMMs cost ~160 ns per 16 x 16 x 16 matrix here and the per-head
+// layout copies, casts and softmax passes around them cost more than the products; this
+// kernel reads the token-major (any strides, last axis contiguous) q/k/v of a projection
+// directly, keeps a (sample, head)'s tiles in registers and writes the token-major output
+// or gradients, one pass. Tokens and head dims are padded to 16-lane vectors (GCC/Clang
+// vector extensions; the compiler maps them to AVX-512, AVX2 pairs or NEON quads).
+// Built on first use by tabular_suite.nn.native (plain C++, no PyTorch headers).
+#include <cstdint>
+#include <cstring>
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+namespace {
+
+constexpr int L = 16;
+
+inline float bf2f(uint16_t x) { uint32_t u = uint32_t(x) << 16; float f; std::memcpy(&f, &u, 4); return f; }
+inline uint16_t f2bf(float f) {  // round to nearest even; NaN stays NaN
+    uint32_t u; std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+}
+
+typedef uint16_t v16h __attribute__((vector_size(32)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+
+inline v16 bf2f(v16h x) { v16u u = __builtin_convertvector(x, v16u) << 16; v16 f; std::memcpy(&f, &u, sizeof(f)); return f; }
+inline v16h f2bf(v16 f) {
+    v16u u; std::memcpy(&u, &f, sizeof(u));
+    v16u r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    r = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;
+    return __builtin_convertvector(r, v16h);
+}
+
+// One row of d values to / from fp32 (whole 16-lane chunks as vectors).
+template <bool BF16> inline void load_row(const void* base, int64_t off, int d, float* dst) {
+    if (!BF16) { std::memcpy(dst, static_cast<const float*>(base) + off, sizeof(float) * d); return; }
+    const uint16_t* p = static_cast<const uint16_t*>(base) + off;
+    int c = 0;
+    for (; c + 16 <= d; c += 16) { v16h x; std::memcpy(&x, p + c, sizeof(x)); v16 f = bf2f(x); std::memcpy(dst + c, &f, sizeof(f)); }
+    for (; c < d; c++) dst[c] = bf2f(p[c]);
+}
+template <bool BF16> inline void store_row(void* base, int64_t off, int d, const float* src) {
+    if (!BF16) { std::memcpy(static_cast<float*>(base) + off, src, sizeof(float) * d); return; }
+    uint16_t* p = static_cast<uint16_t*>(base) + off;
+    int c = 0;
+    for (; c + 16 <= d; c += 16) { v16 f; std::memcpy(&f, src + c, sizeof(f)); v16h x = f2bf(f); std::memcpy(p + c, &x, sizeof(x)); }
+    for (; c < d; c++) p[c] = f2bf(src[c]);
+}
+
+inline v16 splat(float x) { return v16{} + x; }
+inline v16 vload(const float* p) { v16 v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void vstore(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// 2^x for x <= 0 (below -126 taken as -126, i.e. ~1e-38): exponent from the integer part,
+// degree-6 polynomial for the fraction (relative error ~2e-7).
+inline v16 exp2_neg(v16 x) {
+    x = x < -126.0f ? splat(-126.0f) : x;
+    v16 fl = __builtin_convertvector(__builtin_convertvector(x, v16i), v16);  // toward zero
+    fl = fl > x ? fl - 1.0f : fl;                                            // floor
+    v16 f = x - fl;
+    v16 p = splat(1.535336188319500e-4f);
+    p = p * f + 1.339887440266574e-3f;
+    p = p * f + 9.618437357674640e-3f;
+    p = p * f + 5.550332471162809e-2f;
+    p = p * f + 2.402264791363012e-1f;
+    p = p * f + 6.931472028550421e-1f;
+    p = p * f + 1.0f;
+    v16i e = (__builtin_convertvector(fl, v16i) + 127) << 23;
+    v16 s; std::memcpy(&s, &e, sizeof(s));
+    return p * s;
+}
+
+struct View { const void* p; int64_t sn, st, sh; };  // element strides of sample, token, head
+struct Out { void* p; int64_t sn, st, sh; };
+
+// A (sample, head)'s t rows of d values, zero-padded to DC vectors and to TJ * L rows.
+template <bool BF16, int TJ, int DC> inline void load_tile(const View& x, int64_t b, int hh, int t, int d, float* dst) {
+    for (int i = 0; i < t; i++) {
+        float* row = dst + i * DC * L;
+        load_row<BF16>(x.p, b * x.sn + i * x.st + hh * x.sh, d, row);
+        for (int c = d; c < DC * L; c++) row[c] = 0.f;
+    }
+    std::memset(dst + t * DC * L, 0, sizeof(float) * (TJ * L - t) * DC * L);
+}
+
+// out_r = sum_k w[k * ks + r * rs] * rows_k (r < R output rows of DC vectors, k < K): R
+// independent accumulator chains (one FMA chain would wait on its own latency), each row
+// vector loaded once; the weights are broadcast scalars, so w may be either matrix layout.
+template <int R, int DC>
+inline void combine(const float* w, int ks, int rs, const float* rows, int K, v16 (&out)[R][DC]) {
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < DC; c++) out[r][c] = v16{};
+    for (int k = 0; k < K; k++) {
+        v16 x[DC];
+        for (int c = 0; c < DC; c++) x[c] = vload(rows + (k * DC + c) * L);
+        for (int r = 0; r < R; r++) {
+            const v16 a = splat(w[k * ks + r * rs]);
+            for (int c = 0; c < DC; c++) out[r][c] += a * x[c];
+        }
+    }
+}
+// Rows per block in combine: enough independent chains, within the 32 vector registers.
+template <int DC> constexpr int rows_per_block() { return DC == 1 ? 4 : DC == 2 ? 2 : 1; }
+// The same tile transposed: d rows of t values, zero-padded to TJ vectors.
+template <int TJ, int DC> inline void transpose(const float* src, int t, int d, float* dst) {
+    for (int c = 0; c < d; c++) {
+        float* row = dst + c * TJ * L;
+        for (int i = 0; i < t; i++) row[i] = src[i * DC * L + c];
+        for (int i = t; i < TJ * L; i++) row[i] = 0.f;
+    }
+}
+
+// Scores, probabilities and their gradients are kept transposed, (key j) rows of (query i)
+// lanes: the softmax over j is then elementwise across rows (no horizontal reductions), and
+// the products take each query's weight as a broadcast scalar. probs holds P^T per
+// (sample, head): (t keys, t queries), only the backward pass reads it.
+template <bool BF16, int TJ, int DC>
+void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
+    const float l2e = 1.4426950408889634f * scale;
+    constexpr int RS = 4, RD = rows_per_block<DC>();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bh = 0; bh < n * h; bh++) {
+        const int64_t b = bh / h;
+        const int hh = int(bh % h);
+        alignas(64) float Q[TJ * L * DC * L], K[TJ * L * DC * L], V[TJ * L * DC * L], Qt[DC * L * TJ * L];
+        alignas(64) float S[TJ * L * TJ * L], row[DC * L];
+        load_tile<BF16, TJ, DC>(q, b, hh, t, d, Q);
+        load_tile<BF16, TJ, DC>(k, b, hh, t, d, K);
+        load_tile<BF16, TJ, DC>(v, b, hh, t, d, V);
+        transpose<TJ, DC>(Q, t, d, Qt);
+        // S^T_j = sum_c K_jc Q^T_c (key rows j, query lanes), RS rows at a time; running max over real rows
+        v16 m[TJ];
+        for (int j0 = 0; j0 < t; j0 += RS) {
+            v16 acc[RS][TJ];
+            combine<RS, TJ>(K + j0 * DC * L, 1, DC * L, Qt, d, acc);
+            for (int r = 0; r < RS && j0 + r < t; r++)
+                for (int u = 0; u < TJ; u++) {
+                    m[u] = j0 + r ? (acc[r][u] > m[u] ? acc[r][u] : m[u]) : acc[r][u];
+                    vstore(S + ((j0 + r) * TJ + u) * L, acc[r][u]);
+                }
+        }
+        v16 sum[TJ] = {};
+        for (int j = 0; j < t; j++)
+            for (int u = 0; u < TJ; u++) {
+                const v16 e = exp2_neg((vload(S + (j * TJ + u) * L) - m[u]) * l2e);
+                sum[u] += e;
+                vstore(S + (j * TJ + u) * L, e);
+            }
+        for (int u = 0; u < TJ; u++) sum[u] = 1.0f / sum[u];
+        for (int j = 0; j < t; j++) {
+            for (int u = 0; u < TJ; u++) vstore(S + (j * TJ + u) * L, vload(S + (j * TJ + u) * L) * sum[u]);
+            if (probs) std::memcpy(probs + (bh * t + j) * t, S + j * TJ * L, sizeof(float) * t);
+        }
+        // O_i = sum_j P_ij V_j (P_ij = S^T[j][i]), RD query rows at a time
+        for (int i0 = 0; i0 < t; i0 += RD) {
+            v16 acc[RD][DC];
+            combine<RD, DC>(S + i0, TJ * L, 1, V, t, acc);
+            for (int r = 0; r < RD && i0 + r < t; r++) {
+                for (int c = 0; c < DC; c++) vstore(row + c * L, acc[r][c]);
+                store_row<BF16>(o.p, b * o.sn + (i0 + r) * o.st + hh * o.sh, d, row);
+            }
+        }
+    }
+}
+
+template <bool BF16, int TJ, int DC>
+void backward(View q, View k, View v, View go, const float* probs, Out dq, Out dk, Out dv,
+              int64_t n, int h, int t, int d, float scale, int threads) {
+    constexpr int RS = 4, RD = rows_per_block<DC>();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bh = 0; bh < n * h; bh++) {
+        const int64_t b = bh / h;
+        const int hh = int(bh % h);
+        alignas(64) float Q[TJ * L * DC * L], K[TJ * L * DC * L], V[TJ * L * DC * L], G[TJ * L * DC * L];
+        alignas(64) float Gt[DC * L * TJ * L], P[TJ * L * TJ * L], dS[TJ * L * TJ * L], row[DC * L];
+        load_tile<BF16, TJ, DC>(q, b, hh, t, d, Q);
+        load_tile<BF16, TJ, DC>(k, b, hh, t, d, K);
+        load_tile<BF16, TJ, DC>(v, b, hh, t, d, V);
+        load_tile<BF16, TJ, DC>(go, b, hh, t, d, G);
+        transpose<TJ, DC>(G, t, d, Gt);
+        const float* Pg = probs + bh * t * t;
+        for (int j = 0; j < t; j++) {
+            float* pr = P + j * TJ * L;
+            std::memcpy(pr, Pg + j * t, sizeof(float) * t);
+            for (int i = t; i < TJ * L; i++) pr[i] = 0.f;
+        }
+        std::memset(P + t * TJ * L, 0, sizeof(float) * (TJ * L - t) * TJ * L);  // rows a block may read
+        std::memset(dS + t * TJ * L, 0, sizeof(float) * (TJ * L - t) * TJ * L);
+        // dP^T_j = sum_c V_jc dO^T_c; dS^T_j = P^T_j (dP^T_j - sum_j' P^T_j' dP^T_j') scale
+        v16 rs[TJ] = {};
+        for (int j0 = 0; j0 < t; j0 += RS) {
+            v16 acc[RS][TJ];
+            combine<RS, TJ>(V + j0 * DC * L, 1, DC * L, Gt, d, acc);
+            for (int r = 0; r < RS && j0 + r < t; r++)
+                for (int u = 0; u < TJ; u++) {
+                    rs[u] += acc[r][u] * vload(P + ((j0 + r) * TJ + u) * L);
+                    vstore(dS + ((j0 + r) * TJ + u) * L, acc[r][u]);
+                }
+        }
+        for (int j = 0; j < t; j++)
+            for (int u = 0; u < TJ; u++) {
+                float* ds = dS + (j * TJ + u) * L;
+                vstore(ds, vload(P + (j * TJ + u) * L) * (vload(ds) - rs[u]) * scale);
+            }
+        // dV_j = sum_i P_ij dO_i, dK_j = sum_i dS_ij Q_i (P_ij = P^T[j][i])
+        for (int j0 = 0; j0 < t; j0 += RD) {
+            v16 av[RD][DC], ak[RD][DC];
+            combine<RD, DC>(P + j0 * TJ * L, 1, TJ * L, G, t, av);
+            combine<RD, DC>(dS + j0 * TJ * L, 1, TJ * L, Q, t, ak);
+            for (int r = 0; r < RD && j0 + r < t; r++) {
+                for (int c = 0; c < DC; c++) vstore(row + c * L, av[r][c]);
+                store_row<BF16>(dv.p, b * dv.sn + (j0 + r) * dv.st + hh * dv.sh, d, row);
+                for (int c = 0; c < DC; c++) vstore(row + c * L, ak[r][c]);
+                store_row<BF16>(dk.p, b * dk.sn + (j0 + r) * dk.st + hh * dk.sh, d, row);
+            }
+        }
+        // dQ_i = sum_j dS_ij K_j (dS_ij = dS^T[j][i])
+        for (int i0 = 0; i0 < t; i0 += RD) {
+            v16 aq[RD][DC];
+            combine<RD, DC>(dS + i0, TJ * L, 1, K, t, aq);
+            for (int r = 0; r < RD && i0 + r < t; r++) {
+                for (int c = 0; c < DC; c++) vstore(row + c * L, aq[r][c]);
+                store_row<BF16>(dq.p, b * dq.sn + (i0 + r) * dq.st + hh * dq.sh, d, row);
+            }
+        }
+    }
+}
+
+template <bool BF16, int TJ>
+bool forward_dc(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
+    switch ((d + L - 1) / L) {
+        case 1: forward<BF16, TJ, 1>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
+        case 2: forward<BF16, TJ, 2>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
+        case 3: forward<BF16, TJ, 3>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
+        case 4: forward<BF16, TJ, 4>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
+    }
+    return false;
+}
+
+template <bool BF16, int TJ>
+bool backward_dc(View q, View k, View v, View go, const float* probs, Out dq, Out dk, Out dv, int64_t n, int h,
+                 int t, int d, float scale, int threads) {
+    switch ((d + L - 1) / L) {
+        case 1: backward<BF16, TJ, 1>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
+        case 2: backward<BF16, TJ, 2>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
+        case 3: backward<BF16, TJ, 3>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
+        case 4: backward<BF16, TJ, 4>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
+    }
+    return false;
+}
+
+template <bool BF16>
+bool forward_tj(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
+    switch ((t + L - 1) / L) {
+        case 1: return forward_dc<BF16, 1>(q, k, v, o, probs, n, h, t, d, scale, threads);
+        case 2: return forward_dc<BF16, 2>(q, k, v, o, probs, n, h, t, d, scale, threads);
+        case 3: return forward_dc<BF16, 3>(q, k, v, o, probs, n, h, t, d, scale, threads);
+        case 4: return forward_dc<BF16, 4>(q, k, v, o, probs, n, h, t, d, scale, threads);
+    }
+    return false;
+}
+
+template <bool BF16>
+bool backward_tj(View q, View k, View v, View go, const float* probs, Out dq, Out dk, Out dv, int64_t n, int h,
+                 int t, int d, float scale, int threads) {
+    switch ((t + L - 1) / L) {
+        case 1: return backward_dc<BF16, 1>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
+        case 2: return backward_dc<BF16, 2>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
+        case 3: return backward_dc<BF16, 3>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
+        case 4: return backward_dc<BF16, 4>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
+    }
+    return false;
+}
+
+}  // namespace
+
+extern "C" {
+
+// 1 when built with OpenMP (the loops over samples and heads then use `threads` threads).
+int ts_openmp() {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+// Tensors are (sample, token, head, dim) with the given element strides (dim contiguous);
+// probs is a contiguous (n, h, t, t) fp32 buffer for the backward pass (may be null in the
+// forward pass). t, d in 1..64. Returns 0 on success.
+int ts_attention_forward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
+                         const void* v, const int64_t* vs, void* o, const int64_t* os, float* probs,
+                         int64_t n, int h, int t, int d, float scale, int threads) {
+    if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
+    View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]};
+    Out O{o, os[0], os[1], os[2]};
+    bool ok = bf16 ? forward_tj<true>(Q, K, V, O, probs, n, h, t, d, scale, threads)
+                   : forward_tj<false>(Q, K, V, O, probs, n, h, t, d, scale, threads);
+    return ok ? 0 : 1;
+}
+
+int ts_attention_backward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
+                          const void* v, const int64_t* vs, const void* go, const int64_t* gs, const float* probs,
+                          void* dq, const int64_t* dqs, void* dk, const int64_t* dks, void* dv, const int64_t* dvs,
+                          int64_t n, int h, int t, int d, float scale, int threads) {
+    if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
+    View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]}, G{go, gs[0], gs[1], gs[2]};
+    Out dQ{dq, dqs[0], dqs[1], dqs[2]}, dK{dk, dks[0], dks[1], dks[2]}, dV{dv, dvs[0], dvs[1], dvs[2]};
+    bool ok = bf16 ? backward_tj<true>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads)
+                   : backward_tj<false>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads);
+    return ok ? 0 : 1;
+}
+
+}

@@ -1,0 +1,156 @@
+"""Native CPU kernels, compiled on first use with the machine's C++ compiler.
+
+One kernel today: attention over few tokens per sample (``_attention.cpp``; AutoInt's
+interacting layers go through it on CPU). It is plain C++ (no PyTorch headers, ~10 s to
+build), compiled for this CPU (``-march=native``, OpenMP when available) into a cache
+folder and loaded with :mod:`ctypes`; the file name carries a hash of the source, the
+compiler, the flags and the CPU, so a shared home folder never hands one machine another's
+build. Without a compiler, or when the build fails, :func:`load` returns ``None`` and the
+callers use PyTorch ops (same results up to rounding); :func:`status` says why.
+
+Environment: ``TABULAR_SUITE_NATIVE=0`` turns the kernels off; ``TABULAR_SUITE_CACHE``
+moves the cache (default ``$XDG_CACHE_HOME/tabular_suite`` or ``~/.cache/tabular_suite``);
+``CXX`` picks the compiler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["build", "cache_dir", "load", "status"]
+
+SOURCE = Path(__file__).with_name("_attention.cpp")
+_BASE_FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC")
+# Tried in order: the first set that compiles is used.
+_FLAG_SETS = (("-march=native", "-fopenmp"), ("-march=native",), ())
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept.
+
+    Examples
+    --------
+    >>> cache_dir().name
+    'native'
+    """
+    root = os.environ.get("TABULAR_SUITE_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tabular_suite"
+    return Path(root) / "native"
+
+
+def _compiler() -> str | None:
+    cxx = os.environ.get("CXX")
+    if cxx:
+        return cxx
+    return next((found for name in ("c++", "g++", "clang++") if (found := shutil.which(name))), None)
+
+
+def _cpu() -> str:
+    """The CPU's name and feature flags (what ``-march=native`` compiles for)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        lines = [line for line in info.splitlines() if line.startswith(("model name", "flags", "Features"))]
+        return platform.machine() + "\n" + "\n".join(dict.fromkeys(lines))
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    tail = [i64, i32, i32, i32, ctypes.c_float, i32]
+    lib.ts_attention_forward.argtypes = [i32, *[p] * 9, *tail]
+    lib.ts_attention_backward.argtypes = [i32, *[p] * 15, *tail]
+    lib.ts_attention_forward.restype = lib.ts_attention_backward.restype = lib.ts_openmp.restype = i32
+    lib.openmp = bool(lib.ts_openmp())
+    return lib
+
+
+def build(directory: Path | None = None, compiler: str | None = None) -> ctypes.CDLL:
+    """Compile (or find in ``directory``) the kernels and load them; raises ``RuntimeError``
+    with the compiler's message when no flag set compiles.
+
+    Examples
+    --------
+    >>> lib = build()  # doctest: +SKIP
+    >>> lib.openmp  # doctest: +SKIP
+    True
+    """
+    directory = Path(directory) if directory is not None else cache_dir()
+    compiler = compiler or _compiler()
+    if not compiler:
+        raise RuntimeError("no C++ compiler found (set CXX, or install g++ or clang++)")
+    source = SOURCE.read_bytes()
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError(f"the compiler {compiler!r} does not run: {e}") from e
+    errors = []
+    for extra in _FLAG_SETS:
+        flags = (*_BASE_FLAGS, *extra)
+        key = hashlib.sha256(b"\0".join([source, compiler.encode(), version.encode(), " ".join(flags).encode(),
+                                         _cpu().encode()])).hexdigest()[:20]
+        target = directory / f"attention-{key}.so"
+        if not target.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            # Built under a temporary name and renamed: processes building at once never load half a file.
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=directory)
+            os.close(fd)
+            try:
+                proc = subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True,
+                                      timeout=600)
+                if proc.returncode:
+                    errors.append(f"{' '.join(flags)}: {proc.stderr.strip()[-500:]}")
+                    continue
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return _bind(ctypes.CDLL(str(target)))
+    raise RuntimeError("the native kernels did not compile:\n" + "\n".join(errors))
+
+
+def load() -> ctypes.CDLL | None:
+    """The compiled kernels (built on the first call of the process), or ``None`` when they
+    are turned off (``TABULAR_SUITE_NATIVE=0``) or cannot be built.
+
+    Examples
+    --------
+    >>> lib = load()
+    >>> lib is None or hasattr(lib, "ts_attention_forward")
+    True
+    """
+    if os.environ.get("TABULAR_SUITE_NATIVE", "1") == "0":
+        return None
+    with _lock:
+        if "lib" not in _state:
+            try:
+                _state["lib"], _state["error"] = build(), None
+            except (RuntimeError, OSError) as e:
+                _state["lib"], _state["error"] = None, str(e)
+        return _state["lib"]
+
+
+def status() -> str:
+    """One line: whether the native kernels are in use, and why not.
+
+    Examples
+    --------
+    >>> status().startswith(("native kernels", "no native kernels"))
+    True
+    """
+    if os.environ.get("TABULAR_SUITE_NATIVE", "1") == "0":
+        return "no native kernels: turned off by TABULAR_SUITE_NATIVE=0"
+    lib = load()
+    if lib is None:
+        return f"no native kernels: {_state['error']}"
+    return f"native kernels: {lib._name} (OpenMP: {'yes' if lib.openmp else 'no'})"
