@@ -180,6 +180,7 @@ def test_attention_with_bf16_products_matches_fp32(monkeypatch, chunk, scale):
     (in one chunk, and over chunks of one or a few samples)."""
     from tabular_suite.nn.blocks import attention
 
+    monkeypatch.setenv("TABULAR_SUITE_NATIVE", "0")  # the PyTorch path (test_native.py tests the kernel)
     monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", chunk)
     torch.manual_seed(0)
     for tokens in (7, 40):  # short rows (explicit softmax) and long rows
@@ -204,6 +205,7 @@ def test_fused_qkv_attention_matches_separate_inputs(monkeypatch, dtype, dropout
     gradient's head rows to token-major in one copy)."""
     from tabular_suite.nn.blocks import attention
 
+    monkeypatch.setenv("TABULAR_SUITE_NATIVE", "0")  # the PyTorch path (test_native.py tests the kernel)
     monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", 3 * 9 * 9)  # 3 samples per chunk
     torch.manual_seed(0)
     qkv = torch.randn(8, 9, 3, 2, 4, dtype=dtype, requires_grad=True)

@@ -1,15 +1,19 @@
 // Attention over few tokens per sample (AutoInt's fields, FT-Transformer's features) on CPU:
-// softmax(scale q k^T) v per (sample, head), forward and backward, in fp32 registers.
+// softmax(scale q k^T) v per (sample, head), forward and backward, in fp32 (t, d <= 64).
 //
 // PyTorch's batched GEMMs cost ~160 ns per 16 x 16 x 16 matrix here and the per-head
 // layout copies, casts and softmax passes around them cost more than the products; this
 // kernel reads the token-major (any strides, last axis contiguous) q/k/v of a projection
-// directly, keeps a (sample, head)'s tiles in registers and writes the token-major output
-// or gradients, one pass. Tokens and head dims are padded to 16-lane vectors (GCC/Clang
-// vector extensions; the compiler maps them to AVX-512, AVX2 pairs or NEON quads).
+// directly, keeps a (sample, head)'s tiles in small local buffers (L1) and vector registers
+// and writes the token-major output or gradients, one pass. Tokens and head dims are padded
+// to 16-lane vectors (GCC/Clang vector extensions; the compiler maps them to AVX-512, AVX2
+// pairs or NEON quads).
 // Built on first use by tabular_suite.nn.native (plain C++, no PyTorch headers).
 #include <cstdint>
 #include <cstring>
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
@@ -29,12 +33,22 @@ inline uint16_t f2bf(float f) {  // round to nearest even; NaN stays NaN
 typedef uint16_t v16h __attribute__((vector_size(32)));
 typedef uint32_t v16u __attribute__((vector_size(64)));
 
-inline v16 bf2f(v16h x) { v16u u = __builtin_convertvector(x, v16u) << 16; v16 f; std::memcpy(&f, &u, sizeof(f)); return f; }
+inline v16 bf2f(v16h x) {
+    v16u u = __builtin_convertvector(x, v16u) << 16;
+    v16 f; std::memcpy(&f, &u, sizeof(f));
+    return f;
+}
 inline v16h f2bf(v16 f) {
+#ifdef __AVX512BF16__  // one instruction: the same rounding (to nearest even, NaN kept; subnormals to 0)
+    const __m256bh b = _mm512_cvtneps_pbh(__m512(f));
+    v16h y; std::memcpy(&y, &b, sizeof(y));
+    return y;
+#else
     v16u u; std::memcpy(&u, &f, sizeof(u));
     v16u r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
     r = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;
     return __builtin_convertvector(r, v16h);
+#endif
 }
 
 // One row of d values to / from fp32 (whole 16-lane chunks as vectors).
@@ -42,18 +56,24 @@ template <bool BF16> inline void load_row(const void* base, int64_t off, int d, 
     if (!BF16) { std::memcpy(dst, static_cast<const float*>(base) + off, sizeof(float) * d); return; }
     const uint16_t* p = static_cast<const uint16_t*>(base) + off;
     int c = 0;
-    for (; c + 16 <= d; c += 16) { v16h x; std::memcpy(&x, p + c, sizeof(x)); v16 f = bf2f(x); std::memcpy(dst + c, &f, sizeof(f)); }
+    for (; c + L <= d; c += L) {
+        v16h x; std::memcpy(&x, p + c, sizeof(x));
+        v16 f = bf2f(x); std::memcpy(dst + c, &f, sizeof(f));
+    }
     for (; c < d; c++) dst[c] = bf2f(p[c]);
 }
 template <bool BF16> inline void store_row(void* base, int64_t off, int d, const float* src) {
     if (!BF16) { std::memcpy(static_cast<float*>(base) + off, src, sizeof(float) * d); return; }
     uint16_t* p = static_cast<uint16_t*>(base) + off;
     int c = 0;
-    for (; c + 16 <= d; c += 16) { v16 f; std::memcpy(&f, src + c, sizeof(f)); v16h x = f2bf(f); std::memcpy(p + c, &x, sizeof(x)); }
+    for (; c + L <= d; c += L) {
+        v16 f; std::memcpy(&f, src + c, sizeof(f));
+        v16h x = f2bf(f); std::memcpy(p + c, &x, sizeof(x));
+    }
     for (; c < d; c++) p[c] = f2bf(src[c]);
 }
 
-inline v16 splat(float x) { return v16{} + x; }
+inline v16 splat(float x) { return x - v16{}; }  // (x - 0 folds to a broadcast; 0 + x would not)
 inline v16 vload(const float* p) { v16 v; std::memcpy(&v, p, sizeof(v)); return v; }
 inline void vstore(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
@@ -81,12 +101,25 @@ struct Out { void* p; int64_t sn, st, sh; };
 
 // A (sample, head)'s t rows of d values, zero-padded to DC vectors and to TJ * L rows.
 template <bool BF16, int TJ, int DC> inline void load_tile(const View& x, int64_t b, int hh, int t, int d, float* dst) {
-    for (int i = 0; i < t; i++) {
-        float* row = dst + i * DC * L;
-        load_row<BF16>(x.p, b * x.sn + i * x.st + hh * x.sh, d, row);
-        for (int c = d; c < DC * L; c++) row[c] = 0.f;
+    const int64_t base = b * x.sn + hh * x.sh;
+    if (d == DC * L) {  // whole vectors: no tail, no padding columns
+        for (int i = 0; i < t; i++)
+            for (int c = 0; c < DC; c++) {
+                const int64_t off = base + i * x.st + c * L;
+                v16 f;
+                if (BF16) { v16h y; std::memcpy(&y, static_cast<const uint16_t*>(x.p) + off, sizeof(y)); f = bf2f(y); }
+                else std::memcpy(&f, static_cast<const float*>(x.p) + off, sizeof(f));
+                vstore(dst + (i * DC + c) * L, f);
+            }
+    } else {
+        for (int i = 0; i < t; i++) {
+            float* row = dst + i * DC * L;
+            load_row<BF16>(x.p, base + i * x.st, d, row);
+            for (int c = d; c < DC * L; c++) row[c] = 0.f;
+        }
     }
-    std::memset(dst + t * DC * L, 0, sizeof(float) * (TJ * L - t) * DC * L);
+    for (int i = t; i < TJ * L; i++)
+        for (int c = 0; c < DC; c++) vstore(dst + (i * DC + c) * L, v16{});
 }
 
 // out_r = sum_k w[k * ks + r * rs] * rows_k (r < R output rows of DC vectors, k < K): R
@@ -107,19 +140,43 @@ inline void combine(const float* w, int ks, int rs, const float* rows, int K, v1
 }
 // Rows per block in combine: enough independent chains, within the 32 vector registers.
 template <int DC> constexpr int rows_per_block() { return DC == 1 ? 4 : DC == 2 ? 2 : 1; }
-// The same tile transposed: d rows of t values, zero-padded to TJ vectors.
-template <int TJ, int DC> inline void transpose(const float* src, int t, int d, float* dst) {
-    for (int c = 0; c < d; c++) {
-        float* row = dst + c * TJ * L;
-        for (int i = 0; i < t; i++) row[i] = src[i * DC * L + c];
-        for (int i = t; i < TJ * L; i++) row[i] = 0.f;
-    }
+#define TS_L(...) __VA_ARGS__
+// 16 x 16 transpose in registers: swap the off-diagonal blocks of 8, then of 4, 2 and 1
+// lanes within each block (2 shuffles per pair of rows per stage).
+#define TS_SWAP(S, A0, B0)                                                                  \
+    for (int i = 0; i < L; i++)                                                              \
+        if (!(i & S)) {                                                                      \
+            const v16 a = m[i], b = m[i + S];                                                \
+            m[i] = __builtin_shufflevector(a, b, A0);                                        \
+            m[i + S] = __builtin_shufflevector(a, b, B0);                                    \
+        }
+inline void transpose16(v16 (&m)[L]) {
+    TS_SWAP(8, TS_L(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+            TS_L(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+    TS_SWAP(4, TS_L(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+            TS_L(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+    TS_SWAP(2, TS_L(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+            TS_L(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+    TS_SWAP(1, TS_L(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+            TS_L(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+}
+#undef TS_SWAP
+
+// A loaded (TJ * L rows, DC vectors) tile transposed: DC * L rows of TJ vectors (zero padding included).
+template <int TJ, int DC> inline void transpose(const float* src, float* dst) {
+    for (int rb = 0; rb < TJ; rb++)
+        for (int cb = 0; cb < DC; cb++) {
+            v16 m[L];
+            for (int r = 0; r < L; r++) m[r] = vload(src + ((rb * L + r) * DC + cb) * L);
+            transpose16(m);
+            for (int r = 0; r < L; r++) vstore(dst + ((cb * L + r) * TJ + rb) * L, m[r]);
+        }
 }
 
 // Scores, probabilities and their gradients are kept transposed, (key j) rows of (query i)
 // lanes: the softmax over j is then elementwise across rows (no horizontal reductions), and
 // the products take each query's weight as a broadcast scalar. probs holds P^T per
-// (sample, head): (t keys, t queries), only the backward pass reads it.
+// (sample, head): (t keys, t queries padded to whole vectors), only the backward pass reads it.
 template <bool BF16, int TJ, int DC>
 void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
     const float l2e = 1.4426950408889634f * scale;
@@ -133,7 +190,7 @@ void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int 
         load_tile<BF16, TJ, DC>(q, b, hh, t, d, Q);
         load_tile<BF16, TJ, DC>(k, b, hh, t, d, K);
         load_tile<BF16, TJ, DC>(v, b, hh, t, d, V);
-        transpose<TJ, DC>(Q, t, d, Qt);
+        transpose<TJ, DC>(Q, Qt);
         // S^T_j = sum_c K_jc Q^T_c (key rows j, query lanes), RS rows at a time; running max over real rows
         v16 m[TJ];
         for (int j0 = 0; j0 < t; j0 += RS) {
@@ -155,7 +212,8 @@ void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int 
         for (int u = 0; u < TJ; u++) sum[u] = 1.0f / sum[u];
         for (int j = 0; j < t; j++) {
             for (int u = 0; u < TJ; u++) vstore(S + (j * TJ + u) * L, vload(S + (j * TJ + u) * L) * sum[u]);
-            if (probs) std::memcpy(probs + (bh * t + j) * t, S + j * TJ * L, sizeof(float) * t);
+            if (probs)
+                for (int u = 0; u < TJ; u++) vstore(probs + ((bh * t + j) * TJ + u) * L, vload(S + (j * TJ + u) * L));
         }
         // O_i = sum_j P_ij V_j (P_ij = S^T[j][i]), RD query rows at a time
         for (int i0 = 0; i0 < t; i0 += RD) {
@@ -183,15 +241,15 @@ void backward(View q, View k, View v, View go, const float* probs, Out dq, Out d
         load_tile<BF16, TJ, DC>(k, b, hh, t, d, K);
         load_tile<BF16, TJ, DC>(v, b, hh, t, d, V);
         load_tile<BF16, TJ, DC>(go, b, hh, t, d, G);
-        transpose<TJ, DC>(G, t, d, Gt);
-        const float* Pg = probs + bh * t * t;
-        for (int j = 0; j < t; j++) {
-            float* pr = P + j * TJ * L;
-            std::memcpy(pr, Pg + j * t, sizeof(float) * t);
-            for (int i = t; i < TJ * L; i++) pr[i] = 0.f;
-        }
-        std::memset(P + t * TJ * L, 0, sizeof(float) * (TJ * L - t) * TJ * L);  // rows a block may read
-        std::memset(dS + t * TJ * L, 0, sizeof(float) * (TJ * L - t) * TJ * L);
+        transpose<TJ, DC>(G, Gt);
+        // P^T rows as stored (their padded query lanes are finite and never reach a result);
+        // rows past t zero, as a block of RD rows may read them
+        const float* Pg = probs + bh * t * TJ * L;
+        for (int j = 0; j < TJ * L; j++)
+            for (int u = 0; u < TJ; u++) {
+                vstore(P + (j * TJ + u) * L, j < t ? vload(Pg + (j * TJ + u) * L) : v16{});
+                if (j >= t) vstore(dS + (j * TJ + u) * L, v16{});
+            }
         // dP^T_j = sum_c V_jc dO^T_c; dS^T_j = P^T_j (dP^T_j - sum_j' P^T_j' dP^T_j') scale
         v16 rs[TJ] = {};
         for (int j0 = 0; j0 < t; j0 += RS) {
@@ -292,8 +350,8 @@ int ts_openmp() {
 }
 
 // Tensors are (sample, token, head, dim) with the given element strides (dim contiguous);
-// probs is a contiguous (n, h, t, t) fp32 buffer for the backward pass (may be null in the
-// forward pass). t, d in 1..64. Returns 0 on success.
+// probs is a contiguous (n, h, t, 16 * ceil(t / 16)) fp32 buffer for the backward pass (may be
+// null in the forward pass). t, d in 1..64. Returns 0 on success.
 int ts_attention_forward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
                          const void* v, const int64_t* vs, void* o, const int64_t* os, float* probs,
                          int64_t n, int h, int t, int d, float scale, int threads) {

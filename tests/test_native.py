@@ -1,0 +1,120 @@
+"""The compiled attention kernel (tabular_suite.nn.native) and its fallback."""
+
+import os
+import stat
+
+import pytest
+import torch
+
+from tabular_suite.nn import blocks, native
+from tabular_suite.nn.blocks import attention
+
+
+def _reference(qkv: torch.Tensor, scale: float) -> torch.Tensor:
+    q, k, v = qkv.unbind(2)
+    probs = torch.softmax(torch.einsum("nihd,njhd->nhij", q, k) * scale, -1)
+    return torch.einsum("nhij,njhd->nihd", probs, v)
+
+
+def test_the_kernels_build_where_there_is_a_compiler():
+    """With a C++ compiler (as here) the kernels build and are used; without one, load()
+    gives None and status() says why (the PyTorch path then runs, see below)."""
+    if native._compiler() is None:
+        assert native.load() is None and "no C++ compiler" in native.status()
+    else:
+        lib = native.load()
+        assert lib is not None, native.status()
+        assert native.status().startswith("native kernels: ") and str(native.cache_dir()) in native.status()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(37, 16, 2, 16), (13, 5, 3, 7), (9, 33, 1, 20), (5, 64, 2, 64), (6, 17, 4, 40)])
+def test_attention_matches_fp64_with_gradients(monkeypatch, dtype, shape):
+    """Output and gradients of the fused (n, t, 3, h, d) and of separate inputs against fp64
+    einsum attention: token counts and head dims on and off the 16-lane padding."""
+    calls = []
+    apply = blocks._NativeAttention.apply
+    monkeypatch.setattr(blocks._NativeAttention, "apply", lambda *a: calls.append(1) or apply(*a))
+    torch.manual_seed(0)
+    n, t, h, d = shape
+    qkv = torch.randn(n, t, 3, h, d).to(dtype)
+    grad = torch.randn(n, t, h, d).to(dtype)
+    exact = qkv.double().requires_grad_()
+    ref = _reference(exact, 0.7)
+    (ref_grad,) = torch.autograd.grad(ref, exact, grad.double())
+    # fp32 math in the kernel: bf16 adds only the output's and gradient's own rounding (the
+    # PyTorch path, without a compiler, also rounds products and probabilities to bf16)
+    tol = 1e-5 if dtype == torch.float32 else 1e-2 if native.load() is not None else 3e-2
+    for inputs in ((qkv.clone().requires_grad_(),), None):
+        if inputs is None:  # separate q, k, v (strided slices of one tensor)
+            fused = qkv.clone().requires_grad_()
+            out = attention(*fused.unbind(2), scale=0.7)
+            (g,) = torch.autograd.grad(out, fused, grad)
+        else:
+            out = attention(inputs[0], scale=0.7)
+            (g,) = torch.autograd.grad(out, inputs[0], grad)
+        assert out.dtype == g.dtype == dtype and out.shape == (n, t, h, d) and g.shape == qkv.shape
+        assert (out.double() - ref).abs().max() <= tol * ref.abs().max()
+        assert (g.double() - ref_grad).abs().max() <= tol * ref_grad.abs().max()
+    with torch.no_grad():  # inference keeps no probabilities: the same output
+        assert torch.equal(attention(qkv, scale=0.7), out.detach())
+    assert len(calls) == (3 if native.load() is not None else 0)
+
+
+def test_threads_give_the_same_result():
+    torch.manual_seed(0)
+    qkv = torch.randn(64, 16, 3, 2, 16).bfloat16().requires_grad_()
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = attention(qkv, scale=1.0)
+            results.append((out, *torch.autograd.grad(out.float().pow(2).sum(), qkv)))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+def test_the_pytorch_path_when_turned_off(monkeypatch):
+    """TABULAR_SUITE_NATIVE=0: no kernels, the batched-GEMM path, the same results up to bf16 rounding."""
+    torch.manual_seed(0)
+    qkv = torch.randn(32, 16, 3, 2, 16).bfloat16()
+    native_out = attention(qkv, scale=1.0)
+    monkeypatch.setenv("TABULAR_SUITE_NATIVE", "0")
+    assert native.load() is None and "TABULAR_SUITE_NATIVE=0" in native.status()
+    assert not blocks._use_native(qkv, None, None)
+    torch_out = attention(qkv, scale=1.0)
+    ref = _reference(qkv.double(), 1.0)
+    for out in (native_out, torch_out):
+        assert (out.double() - ref).abs().max() < 0.02 * ref.abs().max()
+
+
+def test_large_or_fp64_inputs_use_the_pytorch_path():
+    q = torch.randn(2, 65, 3, 1, 8)
+    assert not blocks._use_native(q, None, None)  # more than 64 tokens
+    assert not blocks._use_native(q[:, :8].double(), None, None)
+    v = torch.randn(2, 8, 1, 6)
+    assert not blocks._use_native(q[:, :8, 0], q[:, :8, 1], v)  # values of another width
+
+
+def test_build_caches_and_reports_compiler_errors(tmp_path):
+    """A build lands in the cache folder under a hashed name and is reused; a compiler that
+    fails gives a RuntimeError with its message, never a half-written file."""
+    compiler = native._compiler()
+    broken = tmp_path / "broken-cxx"
+    broken.write_text("#!/bin/sh\necho 'cc: out of luck' >&2\nexit 1\n")
+    broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(RuntimeError, match="out of luck"):
+        native.build(tmp_path / "broken", compiler=str(broken))
+    assert not any((tmp_path / "broken").iterdir())
+    with pytest.raises(RuntimeError, match="no C++ compiler|does not run"):
+        native.build(tmp_path / "none", compiler=str(tmp_path / "missing-cxx"))
+    if compiler is None:
+        return
+    lib = native.build(tmp_path / "cache", compiler=compiler)
+    (built,) = (tmp_path / "cache").glob("attention-*.so")
+    assert lib._name == str(built)
+    mtime = os.stat(built).st_mtime_ns
+    assert native.build(tmp_path / "cache", compiler=compiler)._name == str(built)
+    assert os.stat(built).st_mtime_ns == mtime  # reused, not rebuilt
