@@ -118,3 +118,9 @@ def test_build_caches_and_reports_compiler_errors(tmp_path):
     mtime = os.stat(built).st_mtime_ns
     assert native.build(tmp_path / "cache", compiler=compiler)._name == str(built)
     assert os.stat(built).st_mtime_ns == mtime  # reused, not rebuilt
+
+
+def test_a_negative_scale_is_handled_by_the_pytorch_path():
+    torch.manual_seed(0)
+    qkv = torch.randn(4, 6, 3, 2, 8)
+    torch.testing.assert_close(attention(qkv, scale=-0.5), _reference(qkv.double(), -0.5).float(), rtol=1e-5, atol=1e-5)

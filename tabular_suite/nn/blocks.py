@@ -553,7 +553,7 @@ def attention(q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | 
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
     n_tokens, n_heads = q.shape[1], q.shape[-2]
     with torch.autocast("cpu", enabled=False):
-        if dropout_p == 0 and _use_native(q, k, v):
+        if dropout_p == 0 and scale > 0 and _use_native(q, k, v):  # (the kernel shifts by the unscaled max)
             return _NativeAttention.apply(q, k, v, scale)
         if q.dtype == torch.bfloat16 and dropout_p == 0 and n_heads <= 2 and n_heads * n_tokens <= 28:
             return _BlockDiagonalAttention.apply(q, k, v, scale)
