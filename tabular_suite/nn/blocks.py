@@ -241,6 +241,13 @@ def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transpose
     return out if parts > 1 else out.view(n, t, h, d)
 
 
+def _unfuse(ctx, q: torch.Tensor, k: torch.Tensor | None, v: torch.Tensor | None):
+    """``(q, k, v)``; with ``k`` None, ``q`` is a fused ``(n, t, 3, h, d)`` projection, split
+    into views (``ctx.fused`` then tells backward to return one gradient for it, not three stacked)."""
+    ctx.fused = k is None
+    return q.unbind(2) if ctx.fused else (q, k, v)
+
+
 class _AttentionCPU(torch.autograd.Function):
     """(Causal) attention with dropout on the probabilities, in chunks of rows: products in fp32
     (``fp32_products``) or in the inputs' dtype, softmax and its gradient always in fp32.
@@ -253,9 +260,7 @@ class _AttentionCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, dropout_p: float, causal: bool, scale: float, fp32_products: bool):
-        ctx.fused = k is None  # q is a fused (n, t, 3, h, dh) projection: one gradient for it, not three stacked
-        if ctx.fused:
-            q, k, v = q.unbind(2)
+        q, k, v = _unfuse(ctx, q, k, v)
         n, t, h, dh = q.shape
         dtype = q.dtype
         # Products in fp32 (MKL), or in the inputs' dtype (bf16: oneDNN, much faster for tiny
@@ -392,9 +397,7 @@ class _BlockDiagonalAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, scale: float):
-        ctx.fused = k is None
-        if ctx.fused:
-            q, k, v = q.unbind(2)
+        q, k, v = _unfuse(ctx, q, k, v)
         n, t, h, d = q.shape
         bk, bv = _block_diagonal(k), _block_diagonal(v)
         scores = _at_least_fp32(torch.bmm(q.reshape(n, t, h * d), bk.transpose(1, 2)))
@@ -438,9 +441,7 @@ class _NativeAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, scale: float):
-        ctx.fused = k is None
-        if ctx.fused:
-            q, k, v = q.unbind(2)
+        q, k, v = _unfuse(ctx, q, k, v)
         n, t, h, d = q.shape
         lib = native.load()
         out = torch.empty((n, t, h, d), dtype=q.dtype, device=q.device)
