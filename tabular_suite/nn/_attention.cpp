@@ -11,6 +11,7 @@
 // Built on first use by tabular_suite.nn.native (plain C++, no PyTorch headers).
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #ifdef __AVX512BF16__
 #include <immintrin.h>
 #endif
@@ -210,11 +211,12 @@ void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int 
                 vstore(S + (j * TJ + u) * L, e);
             }
         for (int u = 0; u < TJ; u++) sum[u] = 1.0f / sum[u];
-        for (int j = 0; j < t; j++) {
-            for (int u = 0; u < TJ; u++) vstore(S + (j * TJ + u) * L, vload(S + (j * TJ + u) * L) * sum[u]);
-            if (probs)
-                for (int u = 0; u < TJ; u++) vstore(probs + ((bh * t + j) * TJ + u) * L, vload(S + (j * TJ + u) * L));
-        }
+        for (int j = 0; j < t; j++)
+            for (int u = 0; u < TJ; u++) {
+                const v16 p = vload(S + (j * TJ + u) * L) * sum[u];
+                vstore(S + (j * TJ + u) * L, p);
+                if (probs) vstore(probs + ((bh * t + j) * TJ + u) * L, p);
+            }
         // O_i = sum_j P_ij V_j (P_ij = S^T[j][i]), RD query rows at a time
         for (int i0 = 0; i0 < t; i0 += RD) {
             v16 acc[RD][DC];
@@ -290,50 +292,23 @@ void backward(View q, View k, View v, View go, const float* probs, Out dq, Out d
     }
 }
 
-template <bool BF16, int TJ>
-bool forward_dc(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
+// Calls f(TJ, DC) with the template sizes for t tokens and d head dims (both 1..64), as
+// std::integral_constant values.
+template <int TJ, class F> void with_dc(int d, F&& f) {
     switch ((d + L - 1) / L) {
-        case 1: forward<BF16, TJ, 1>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
-        case 2: forward<BF16, TJ, 2>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
-        case 3: forward<BF16, TJ, 3>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
-        case 4: forward<BF16, TJ, 4>(q, k, v, o, probs, n, h, t, d, scale, threads); return true;
+        case 1: f(std::integral_constant<int, TJ>{}, std::integral_constant<int, 1>{}); break;
+        case 2: f(std::integral_constant<int, TJ>{}, std::integral_constant<int, 2>{}); break;
+        case 3: f(std::integral_constant<int, TJ>{}, std::integral_constant<int, 3>{}); break;
+        default: f(std::integral_constant<int, TJ>{}, std::integral_constant<int, 4>{});
     }
-    return false;
 }
-
-template <bool BF16, int TJ>
-bool backward_dc(View q, View k, View v, View go, const float* probs, Out dq, Out dk, Out dv, int64_t n, int h,
-                 int t, int d, float scale, int threads) {
-    switch ((d + L - 1) / L) {
-        case 1: backward<BF16, TJ, 1>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
-        case 2: backward<BF16, TJ, 2>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
-        case 3: backward<BF16, TJ, 3>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
-        case 4: backward<BF16, TJ, 4>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads); return true;
-    }
-    return false;
-}
-
-template <bool BF16>
-bool forward_tj(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
+template <class F> void with_sizes(int t, int d, F&& f) {
     switch ((t + L - 1) / L) {
-        case 1: return forward_dc<BF16, 1>(q, k, v, o, probs, n, h, t, d, scale, threads);
-        case 2: return forward_dc<BF16, 2>(q, k, v, o, probs, n, h, t, d, scale, threads);
-        case 3: return forward_dc<BF16, 3>(q, k, v, o, probs, n, h, t, d, scale, threads);
-        case 4: return forward_dc<BF16, 4>(q, k, v, o, probs, n, h, t, d, scale, threads);
+        case 1: with_dc<1>(d, f); break;
+        case 2: with_dc<2>(d, f); break;
+        case 3: with_dc<3>(d, f); break;
+        default: with_dc<4>(d, f);
     }
-    return false;
-}
-
-template <bool BF16>
-bool backward_tj(View q, View k, View v, View go, const float* probs, Out dq, Out dk, Out dv, int64_t n, int h,
-                 int t, int d, float scale, int threads) {
-    switch ((t + L - 1) / L) {
-        case 1: return backward_dc<BF16, 1>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
-        case 2: return backward_dc<BF16, 2>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
-        case 3: return backward_dc<BF16, 3>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
-        case 4: return backward_dc<BF16, 4>(q, k, v, go, probs, dq, dk, dv, n, h, t, d, scale, threads);
-    }
-    return false;
 }
 
 }  // namespace
@@ -358,9 +333,12 @@ int ts_attention_forward(int bf16, const void* q, const int64_t* qs, const void*
     if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
     View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]};
     Out O{o, os[0], os[1], os[2]};
-    bool ok = bf16 ? forward_tj<true>(Q, K, V, O, probs, n, h, t, d, scale, threads)
-                   : forward_tj<false>(Q, K, V, O, probs, n, h, t, d, scale, threads);
-    return ok ? 0 : 1;
+    with_sizes(t, d, [&](auto tj, auto dc) {
+        constexpr int TJ = decltype(tj)::value, DC = decltype(dc)::value;
+        if (bf16) forward<true, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, threads);
+        else forward<false, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, threads);
+    });
+    return 0;
 }
 
 int ts_attention_backward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
@@ -370,9 +348,12 @@ int ts_attention_backward(int bf16, const void* q, const int64_t* qs, const void
     if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
     View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]}, G{go, gs[0], gs[1], gs[2]};
     Out dQ{dq, dqs[0], dqs[1], dqs[2]}, dK{dk, dks[0], dks[1], dks[2]}, dV{dv, dvs[0], dvs[1], dvs[2]};
-    bool ok = bf16 ? backward_tj<true>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads)
-                   : backward_tj<false>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads);
-    return ok ? 0 : 1;
+    with_sizes(t, d, [&](auto tj, auto dc) {
+        constexpr int TJ = decltype(tj)::value, DC = decltype(dc)::value;
+        if (bf16) backward<true, TJ, DC>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads);
+        else backward<false, TJ, DC>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads);
+    });
+    return 0;
 }
 
 }
