@@ -29,7 +29,7 @@ early stopping after ``early_stop_patience`` such validations in a row, then the
 checkpoint is reloaded. Checkpoints, feature map and data go to a temporary directory.
 
 Hyperparameters (--params, JSON). FuxiCTR's own names are accepted as they are; our
-estimators' names (tabular_suite.estimators.tabular, _CTRParams and subclasses) are
+estimators' names (tabular_suite.tabular.models, _CTRParams and subclasses) are
 translated:
 
     ours (tabular_suite)         FuxiCTR
@@ -100,35 +100,83 @@ MODELS = {
 }
 
 COMMON_DEFAULTS = {
-    "batch_size": 1024, "learning_rate": 1e-3, "optimizer": "adam", "loss": "binary_crossentropy",
-    "metrics": ["logloss", "AUC"], "monitor": "AUC", "monitor_mode": "max", "embedding_regularizer": 1e-5,
-    "net_regularizer": 0, "early_stop_patience": 2, "epochs": 100, "shuffle": True, "gpu": -1,
-    "task": "binary_classification", "max_gradient_norm": 10.0,
+    "batch_size": 1024,
+    "learning_rate": 1e-3,
+    "optimizer": "adam",
+    "loss": "binary_crossentropy",
+    "metrics": ["logloss", "AUC"],
+    "monitor": "AUC",
+    "monitor_mode": "max",
+    "embedding_regularizer": 1e-5,
+    "net_regularizer": 0,
+    "early_stop_patience": 2,
+    "epochs": 100,
+    "shuffle": True,
+    "gpu": -1,
+    "task": "binary_classification",
+    "max_gradient_norm": 10.0,
 }
 MODEL_DEFAULTS = {
     "autoint_plus": {
-        "embedding_dim": 16, "attention_layers": 3, "num_heads": 2, "attention_dim": 32, "use_residual": True,
-        "use_scale": False, "layer_norm": False, "dnn_hidden_units": [400, 400, 400], "dnn_activations": "ReLU",
-        "net_dropout": 0, "batch_norm": False, "use_wide": False,
+        "embedding_dim": 16,
+        "attention_layers": 3,
+        "num_heads": 2,
+        "attention_dim": 32,
+        "use_residual": True,
+        "use_scale": False,
+        "layer_norm": False,
+        "dnn_hidden_units": [400, 400, 400],
+        "dnn_activations": "ReLU",
+        "net_dropout": 0,
+        "batch_norm": False,
+        "use_wide": False,
     },
     "finalmlp": {
-        "embedding_dim": 10, "mlp1_hidden_units": [400, 400, 400], "mlp1_hidden_activations": "ReLU",
-        "mlp1_dropout": 0, "mlp1_batch_norm": False, "mlp2_hidden_units": [800], "mlp2_hidden_activations": "ReLU",
-        "mlp2_dropout": 0, "mlp2_batch_norm": False, "use_fs": True, "fs_hidden_units": [800], "fs1_context": [],
-        "fs2_context": [], "num_heads": 50,
+        "embedding_dim": 10,
+        "mlp1_hidden_units": [400, 400, 400],
+        "mlp1_hidden_activations": "ReLU",
+        "mlp1_dropout": 0,
+        "mlp1_batch_norm": False,
+        "mlp2_hidden_units": [800],
+        "mlp2_hidden_activations": "ReLU",
+        "mlp2_dropout": 0,
+        "mlp2_batch_norm": False,
+        "use_fs": True,
+        "fs_hidden_units": [800],
+        "fs1_context": [],
+        "fs2_context": [],
+        "num_heads": 50,
     },
 }
 # ours -> FuxiCTR (one-to-one renames)
-COMMON_RENAMES = {"lr": "learning_rate", "embedding_l2": "embedding_regularizer", "max_epochs": "epochs",
-                  "patience": "early_stop_patience", "grad_clip": "max_gradient_norm"}
+COMMON_RENAMES = {
+    "lr": "learning_rate",
+    "embedding_l2": "embedding_regularizer",
+    "max_epochs": "epochs",
+    "patience": "early_stop_patience",
+    "grad_clip": "max_gradient_norm",
+}
 MODEL_RENAMES = {
     "autoint_plus": {"n_heads": "num_heads", "dnn_hidden": "dnn_hidden_units"},
-    "finalmlp": {"n_heads": "num_heads", "mlp1_hidden": "mlp1_hidden_units", "mlp2_hidden": "mlp2_hidden_units",
-                 "use_gates": "use_fs", "gate_hidden": "fs_hidden_units", "gate_features_1": "fs1_context",
-                 "gate_features_2": "fs2_context"},
+    "finalmlp": {
+        "n_heads": "num_heads",
+        "mlp1_hidden": "mlp1_hidden_units",
+        "mlp2_hidden": "mlp2_hidden_units",
+        "use_gates": "use_fs",
+        "gate_hidden": "fs_hidden_units",
+        "gate_features_1": "fs1_context",
+        "gate_features_2": "fs2_context",
+    },
 }
-LIST_KEYS = {"dnn_hidden_units", "mlp1_hidden_units", "mlp2_hidden_units", "fs_hidden_units", "fs1_context",
-             "fs2_context", "metrics"}
+LIST_KEYS = {
+    "dnn_hidden_units",
+    "mlp1_hidden_units",
+    "mlp2_hidden_units",
+    "fs_hidden_units",
+    "fs1_context",
+    "fs2_context",
+    "metrics",
+}
 
 
 def log(msg):
@@ -142,14 +190,20 @@ def translate_params(model, raw, threads, seed):
     known = set(p) | set(COMMON_RENAMES) | set(MODEL_RENAMES[model])
     raw = dict(raw)
     # keys that only make sense at FuxiCTR's (fixed) setting
-    for key, ok in (("weight_decay", lambda v: not v), ("scheduler", lambda v: v in (None, "plateau")),
-                    ("num_threads", lambda v: v in (None, threads)), ("random_state", lambda v: v in (None, seed)),
-                    ("seed", lambda v: v in (None, seed))):
+    for key, ok in (
+        ("weight_decay", lambda v: not v),
+        ("scheduler", lambda v: v in (None, "plateau")),
+        ("num_threads", lambda v: v in (None, threads)),
+        ("random_state", lambda v: v in (None, seed)),
+        ("seed", lambda v: v in (None, seed)),
+    ):
         if key in raw:
             value = raw.pop(key)
             if not ok(value):
-                raise SystemExit(f"--params {key}={value!r}: FuxiCTR's recipe cannot do that "
-                                 f"(allowed: FuxiCTR's behaviour; threads/seed come from --threads/--seed)")
+                raise SystemExit(
+                    f"--params {key}={value!r}: FuxiCTR's recipe cannot do that "
+                    f"(allowed: FuxiCTR's behaviour; threads/seed come from --threads/--seed)"
+                )
     if model == "autoint_plus":
         use_dnn = raw.pop("use_dnn", True)
         drops = {k: raw.pop(k) for k in ("attention_dropout", "dnn_dropout") if k in raw}
@@ -187,6 +241,7 @@ def translate_params(model, raw, threads, seed):
 
 
 # ---------------------------------------------------------------------------- model_zoo
+
 
 def _git(repo, *args):
     return subprocess.run(["git", f"--git-dir={repo}", *args], check=True, capture_output=True, text=True).stdout
@@ -234,8 +289,11 @@ def load_model_class(repo, model, installed, workdir):
     zoo = f"model_zoo/{folder}"
     tar_path = Path(workdir) / "zoo.tar"
     with open(tar_path, "wb") as fh:
-        subprocess.run(["git", f"--git-dir={repo}", "archive", "--format=tar", commit, f"{zoo}/src",
-                        f"{zoo}/fuxictr_version.py"], check=True, stdout=fh)
+        subprocess.run(
+            ["git", f"--git-dir={repo}", "archive", "--format=tar", commit, f"{zoo}/src", f"{zoo}/fuxictr_version.py"],
+            check=True,
+            stdout=fh,
+        )
     with tarfile.open(tar_path) as tar:
         tar.extractall(Path(workdir) / "zoo", filter="data")
     root = Path(workdir) / "zoo" / zoo
@@ -246,9 +304,11 @@ def load_model_class(repo, model, installed, workdir):
         if not {">=": a >= b, "==": a == b, "<=": a <= b, ">": a > b, "<": a < b}[op]:
             raise SystemExit(f"{zoo} at {commit[:10]} requires fuxictr {op} {need}; installed {installed}")
     import importlib.util
+
     pkg_name = f"_fuxictr_zoo_{folder}"
-    spec = importlib.util.spec_from_file_location(pkg_name, root / "src" / "__init__.py",
-                                                  submodule_search_locations=[str(root / "src")])
+    spec = importlib.util.spec_from_file_location(
+        pkg_name, root / "src" / "__init__.py", submodule_search_locations=[str(root / "src")]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[pkg_name] = module
     spec.loader.exec_module(module)
@@ -256,6 +316,7 @@ def load_model_class(repo, model, installed, workdir):
 
 
 # ---------------------------------------------------------------------------- data
+
 
 def prepare_data(args, params, workdir):
     """FuxiCTR FeatureProcessor on the split -> npz files + FeatureMap (fit on train only)."""
@@ -278,6 +339,7 @@ def prepare_data(args, params, workdir):
     written = {}
     try:
         import pyarrow.parquet as pq
+
         meta = (pq.read_schema(args.split).metadata or {}).get(b"pandas")
         if meta:
             written = {col["name"]: col.get("pandas_type") for col in json.loads(meta)["columns"]}
@@ -286,9 +348,14 @@ def prepare_data(args, params, workdir):
     numeric, categorical = [], []
     for c in features:
         dt = df[c].dtype
-        is_cat = (c in forced or pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt)
-                  or isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dt)
-                  or written.get(c) in ("categorical", "unicode", "string", "bytes", "bool", "mixed"))
+        is_cat = (
+            c in forced
+            or pd.api.types.is_object_dtype(dt)
+            or pd.api.types.is_string_dtype(dt)
+            or isinstance(dt, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(dt)
+            or written.get(c) in ("categorical", "unicode", "string", "bytes", "bool", "mixed")
+        )
         (categorical if is_cat else numeric).append(c)
     # hand FuxiCTR plain strings / floats (missing values stay null: FuxiCTR's fill_na applies)
     frame = {}
@@ -313,18 +380,30 @@ def prepare_data(args, params, workdir):
 
     feature_cols = []
     if numeric:
-        feature_cols.append({"name": numeric, "active": True, "dtype": "float", "type": "numeric",
-                             "fill_na": 0, "normalizer": "StandardScaler"})
+        feature_cols.append(
+            {
+                "name": numeric,
+                "active": True,
+                "dtype": "float",
+                "type": "numeric",
+                "fill_na": 0,
+                "normalizer": "StandardScaler",
+            }
+        )
     if categorical:
-        feature_cols.append({"name": categorical, "active": True, "dtype": "str", "type": "categorical",
-                             "min_categr_count": 1})
+        feature_cols.append(
+            {"name": categorical, "active": True, "dtype": "str", "type": "categorical", "min_categr_count": 1}
+        )
     label_col = {"name": "__target__", "dtype": "float"}
     dataset_id = "bench"
     data_root = str(Path(workdir) / "data")
-    encoder = FeatureProcessor(feature_cols=feature_cols, label_col=label_col, dataset_id=dataset_id,
-                               data_root=data_root)
-    ddfs = {part: encoder.preprocess(encoder.read_data(str(raw_dir / f"{part}.parquet"), data_format="parquet"))
-            for part in ("train", "val", "test")}
+    encoder = FeatureProcessor(
+        feature_cols=feature_cols, label_col=label_col, dataset_id=dataset_id, data_root=data_root
+    )
+    ddfs = {
+        part: encoder.preprocess(encoder.read_data(str(raw_dir / f"{part}.parquet"), data_format="parquet"))
+        for part in ("train", "val", "test")
+    }
     encoder.fit(ddfs["train"], min_categr_count=1)
     # FuxiCTR 2.3.10's build_dataset runs this same encoder.transform over numpy batches
     # inside Ray workers; here it runs in-process on the whole part (same result, no Ray).
@@ -343,6 +422,7 @@ def prepare_data(args, params, workdir):
 
 # ---------------------------------------------------------------------------- main
 
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", required=True)
@@ -360,6 +440,7 @@ def main():
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
         os.environ[var] = str(args.threads)
     import torch
+
     torch.set_num_threads(args.threads)
     try:
         torch.set_num_interop_threads(args.threads)
@@ -374,6 +455,7 @@ def main():
     finally:
         if not args.keep_workdir:
             import shutil
+
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"workdir kept: {workdir}")
@@ -382,8 +464,9 @@ def main():
 
 def run(args, workdir):
     import logging
+
     import numpy as np
-    import torch
+
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import fuxictr
     from fuxictr.pytorch.dataloaders import RankDataLoader
@@ -397,11 +480,24 @@ def run(args, workdir):
     log(f"fuxictr {installed}; model_zoo from {commit} (mirror fuxictr/version.py {mirror_version})")
 
     feature_map, files, n_rows, dataset_id, data_root = prepare_data(args, params, workdir)
-    params.update({"model_root": str(Path(workdir) / "checkpoints"), "verbose": 0, "dataset_id": dataset_id,
-                   "data_root": data_root, "data_format": "npz", "train_data": files["train"],
-                   "valid_data": files["val"], "test_data": files["test"], "num_workers": args.num_workers,
-                   "save_best_only": True, "eval_steps": None})
-    log("params: " + json.dumps({k: v for k, v in params.items() if k not in ("train_data", "valid_data", "test_data")}))
+    params.update(
+        {
+            "model_root": str(Path(workdir) / "checkpoints"),
+            "verbose": 0,
+            "dataset_id": dataset_id,
+            "data_root": data_root,
+            "data_format": "npz",
+            "train_data": files["train"],
+            "valid_data": files["val"],
+            "test_data": files["test"],
+            "num_workers": args.num_workers,
+            "save_best_only": True,
+            "eval_steps": None,
+        }
+    )
+    log(
+        "params: " + json.dumps({k: v for k, v in params.items() if k not in ("train_data", "valid_data", "test_data")})
+    )
 
     seed_everything(seed=args.seed)
     model = model_cls(feature_map, model_id=model_cls.__name__, **{k: v for k, v in params.items() if k != "model_id"})
@@ -434,10 +530,12 @@ def run(args, workdir):
     model.train_epoch, model.eval_step, model.save_weights = timed_train_epoch, timed_eval_step, tracked_save_weights
 
     loader_kw = {k: params[k] for k in ("batch_size", "shuffle", "num_workers")}
-    train_gen, valid_gen = RankDataLoader(feature_map, stage="train", train_data=files["train"],
-                                          valid_data=files["val"], data_format="npz", **loader_kw)
-    model.fit(train_gen, epochs=params["epochs"], validation_data=valid_gen,
-              max_gradient_norm=params["max_gradient_norm"])
+    train_gen, valid_gen = RankDataLoader(
+        feature_map, stage="train", train_data=files["train"], valid_data=files["val"], data_format="npz", **loader_kw
+    )
+    model.fit(
+        train_gen, epochs=params["epochs"], validation_data=valid_gen, max_gradient_norm=params["max_gradient_norm"]
+    )
 
     test_gen = RankDataLoader(feature_map, stage="test", test_data=files["test"], data_format="npz", **loader_kw)
     logging.info("******** Test evaluation ********")

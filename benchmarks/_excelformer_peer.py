@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
 import torch_frame
 from torch_frame.data import DataLoader, Dataset
 from torch_frame.nn import ExcelFormer
@@ -41,8 +40,11 @@ def main():
     part = df.pop("__part__").to_numpy()
     target = "__target__"
     classification = a.task == "classification"
-    stypes = {c: (torch_frame.numerical if pd.api.types.is_numeric_dtype(df[c]) else torch_frame.categorical)
-              for c in df.columns if c != target}
+    stypes = {
+        c: (torch_frame.numerical if pd.api.types.is_numeric_dtype(df[c]) else torch_frame.categorical)
+        for c in df.columns
+        if c != target
+    }
     stypes[target] = torch_frame.categorical if classification else torch_frame.numerical
     if classification:
         df[target] = df[target].astype(str)
@@ -59,9 +61,15 @@ def main():
 
     out_channels = dataset.num_classes if classification else 1
     model = ExcelFormer(
-        in_channels=a.d_token, out_channels=out_channels, num_layers=a.n_blocks,
-        num_cols=frames["train"].num_cols, num_heads=a.n_heads, residual_dropout=0.0,
-        diam_dropout=0.3, aium_dropout=0.0, col_stats=mis.transformed_stats,
+        in_channels=a.d_token,
+        out_channels=out_channels,
+        num_layers=a.n_blocks,
+        num_cols=frames["train"].num_cols,
+        num_heads=a.n_heads,
+        residual_dropout=0.0,
+        diam_dropout=0.3,
+        aium_dropout=0.0,
+        col_stats=mis.transformed_stats,
         col_names_dict=frames["train"].col_names_dict,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
@@ -97,8 +105,17 @@ def main():
     started = time.perf_counter()
     predict(frames["test"])
     rows_per_second = len(frames["test"].y) / (time.perf_counter() - started)
-    print(json.dumps({"test": best_test, "val": best_val, "sec_per_epoch": float(np.mean(epoch_seconds)),
-                      "predict_rows_per_s": rows_per_second, "n_params": sum(p.numel() for p in model.parameters())}))
+    print(
+        json.dumps(
+            {
+                "test": best_test,
+                "val": best_val,
+                "sec_per_epoch": float(np.mean(epoch_seconds)),
+                "predict_rows_per_s": rows_per_second,
+                "n_params": sum(p.numel() for p in model.parameters()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

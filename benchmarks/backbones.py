@@ -26,12 +26,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # noqa: E402
 from sklearn.metrics import accuracy_score, mean_squared_error  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
-from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -51,7 +51,9 @@ def load(data_dir: Path, name: str):
         df = pd.read_csv(data_dir / "adult.csv.gz")
         y = df.pop("class").to_numpy()
         X_train, y_train, X_test, y_test = df.iloc[:32561], y[:32561], df.iloc[32561:], y[32561:]
-        X_tr, X_val, y_tr, y_val = train_test_split(X_train, y_train, test_size=0.2, random_state=SEED, stratify=y_train)
+        X_tr, X_val, y_tr, y_val = train_test_split(
+            X_train, y_train, test_size=0.2, random_state=SEED, stratify=y_train
+        )
         return "classification", (X_tr, y_tr), (X_val, y_val), (X_test, y_test)
     raise ValueError(name)
 
@@ -65,8 +67,12 @@ def run_one(task, train, valid, test, model: str) -> dict:
         cats = {c: "category" for c in X_tr.columns if not pd.api.types.is_numeric_dtype(X_tr[c])}
         X_all = pd.concat([X_tr, X_val]).astype(cats)
         cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
-        est = cls(random_state=SEED, categorical_features="from_dtype", early_stopping=True,
-                  validation_fraction=len(X_val) / len(X_all))
+        est = cls(
+            random_state=SEED,
+            categorical_features="from_dtype",
+            early_stopping=True,
+            validation_fraction=len(X_val) / len(X_all),
+        )
         est.fit(X_all, np.concatenate([y_tr, y_val]))
         X_te = X_te.astype(cats)
         best_epoch = int(est.n_iter_)
@@ -132,4 +138,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # As the CLI does: this process trains, so it opts in to the settled heap (the library never
+    # changes the allocator by itself); peers run in their own processes with glibc's defaults.
+    from tabular_suite.training.device import settle_heap
+
+    settle_heap()
     main()

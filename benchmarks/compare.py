@@ -19,9 +19,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 import tabular_suite  # noqa: E402
-from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -41,23 +41,33 @@ def run(data_dir: Path, name: str, cv: int, time_limit: float) -> dict:
     if name == "california_housing":
         y = y / 100_000  # RMSE in $100k, as in the other benchmarks
     start = time.perf_counter()
-    result = tabular_suite.compare(df, y, cv=cv, preset="fast", time_limit=time_limit, random_state=0,
-                                   num_threads=1, tracking=False, refit=False)
+    result = tabular_suite.compare(
+        df, y, cv=cv, preset="fast", time_limit=time_limit, random_state=0, num_threads=1, tracking=False, refit=False
+    )
     wall = time.perf_counter() - start
     board = result.leaderboard[COLUMNS].replace({np.nan: None})
-    return {"dataset": name, "rows": len(df), "metric": result.metric.name,
-            "direction": "higher" if result.metric.greater_is_better else "lower", "cv": cv,
-            "time_limit": time_limit, "wall_seconds": wall, "machine": machine(),
-            "leaderboard": board.to_dict("records")}
+    return {
+        "dataset": name,
+        "rows": len(df),
+        "metric": result.metric.name,
+        "direction": "higher" if result.metric.greater_is_better else "lower",
+        "cv": cv,
+        "time_limit": time_limit,
+        "wall_seconds": wall,
+        "machine": machine(),
+        "leaderboard": board.to_dict("records"),
+    }
 
 
 def write_results(rows: list[dict]) -> None:
     lines = [
-        HEADER, "",
+        HEADER,
+        "",
         "Command: `python benchmarks/compare.py && python benchmarks/compare.py --write` "
         "(preset fast, 5-fold CV, seed 0, 1 thread, no refit). Score = mean ± std of the metric over folds; "
         "the ensemble (Caruana selection on the out-of-fold predictions) is scored on the same predictions "
-        "its weights were chosen on. Fit seconds are per fold.", "",
+        "its weights were chosen on. Fit seconds are per fold.",
+        "",
     ]
     for r in rows:
         board = r["leaderboard"]
@@ -65,19 +75,33 @@ def write_results(rows: list[dict]) -> None:
         ensemble = next((b for b in board if b["model"] == "ensemble"), None)
         verdict = ""
         if ensemble:
-            better = ensemble["mean"] >= best_single["mean"] if r["direction"] == "higher" else ensemble["mean"] <= best_single["mean"]
-            verdict = (f" Ensemble {ensemble['mean']:.4f} vs best single model ({best_single['model']}) "
-                       f"{best_single['mean']:.4f}: {'at least as good' if better else 'worse'}.")
-        lines += [f"### {r['dataset']} ({r['rows']:,} rows, {r['metric']}, {r['direction']} is better)", "",
-                  f"Wall time {r['wall_seconds']:.0f} s with a {r['time_limit']:.0f} s limit on {r['machine']}.{verdict}", "",
-                  "| model | status | score ± std | fit s/fold | predict rows/s | best epoch | ensemble weight |",
-                  "|---|---|---|---|---|---|---|"]
+            better = (
+                ensemble["mean"] >= best_single["mean"]
+                if r["direction"] == "higher"
+                else ensemble["mean"] <= best_single["mean"]
+            )
+            verdict = (
+                f" Ensemble {ensemble['mean']:.4f} vs best single model ({best_single['model']}) "
+                f"{best_single['mean']:.4f}: {'at least as good' if better else 'worse'}."
+            )
+        lines += [
+            f"### {r['dataset']} ({r['rows']:,} rows, {r['metric']}, {r['direction']} is better)",
+            "",
+            f"Wall time {r['wall_seconds']:.0f} s with a {r['time_limit']:.0f} s limit on {r['machine']}.{verdict}",
+            "",
+            "| model | status | score ± std | fit s/fold | predict rows/s | best epoch | ensemble weight |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for b in board:
+
             def f(v, spec):
                 return "" if v is None else format(v, spec)
-            lines.append(f"| {b['model']} | {b['status']} | {f(b['mean'], '.4f')} ± {f(b['std'], '.4f')} | "
-                         f"{f(b['fit_seconds'], '.1f')} | {f(b['predict_rows_per_s'], ',.0f')} | "
-                         f"{f(b['best_epoch'], '.0f')} | {f(b['ensemble_weight'], '.2f')} |")
+
+            lines.append(
+                f"| {b['model']} | {b['status']} | {f(b['mean'], '.4f')} ± {f(b['std'], '.4f')} | "
+                f"{f(b['fit_seconds'], '.1f')} | {f(b['predict_rows_per_s'], ',.0f')} | "
+                f"{f(b['best_epoch'], '.0f')} | {f(b['ensemble_weight'], '.2f')} |"
+            )
         lines.append("")
     write_section(lines)
 
@@ -102,4 +126,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # As the CLI does: this process trains, so it opts in to the settled heap (the library never
+    # changes the allocator by itself); peers run in their own processes with glibc's defaults.
+    from tabular_suite.training.device import settle_heap
+
+    settle_heap()
     main()

@@ -34,7 +34,6 @@ HEADER = "## Out-of-core CTR training: 10M rows from Parquet (issue 4)"
 
 
 def write_data() -> None:
-    import pandas as pd
 
     from tabular_suite.datasets import expected_auc, iter_ctr
 
@@ -56,7 +55,6 @@ def write_data() -> None:
 
 def child(model: str) -> None:
     """Runs in a fresh process: train, then print one JSON line with memory and speed."""
-    import numpy as np
     import pandas as pd
     import torch
     from sklearn.metrics import log_loss, roc_auc_score
@@ -65,8 +63,11 @@ def child(model: str) -> None:
 
     torch.set_num_threads(1)
     params = dict(max_epochs=1, num_threads=1, random_state=0)
-    est = (tabular_suite.AutoIntClassifier(use_dnn=True, **params) if model == "autoint_plus"
-           else tabular_suite.FinalMLPClassifier(**params))
+    est = (
+        tabular_suite.AutoIntClassifier(use_dnn=True, **params)
+        if model == "autoint_plus"
+        else tabular_suite.FinalMLPClassifier(**params)
+    )
     started = time.perf_counter()
     est.fit_parquet(DATA / "train", "click", batch_rows=262_144, validation_rows=100_000)
     fit_seconds = time.perf_counter() - started
@@ -76,13 +77,22 @@ def child(model: str) -> None:
     started = time.perf_counter()
     p = est.predict_proba(test)[:, 1]
     predict_seconds = time.perf_counter() - started
-    print(json.dumps({
-        "model": model, "fit_seconds": fit_seconds, "epoch_seconds": est.history_[0]["seconds"],
-        "rows_per_s": est.history_[0]["rows_per_s"], "peak_rss_mb_after_fit": peak_train,
-        "test_auc": float(roc_auc_score(y, p)), "test_logloss": float(log_loss(y, p)),
-        "predict_rows_per_s": len(y) / predict_seconds, "n_params": est.n_params_,
-        "vocabulary": [len(c) for c in est.preprocessor_.categories],
-    }))
+    print(
+        json.dumps(
+            {
+                "model": model,
+                "fit_seconds": fit_seconds,
+                "epoch_seconds": est.history_[0]["seconds"],
+                "rows_per_s": est.history_[0]["rows_per_s"],
+                "peak_rss_mb_after_fit": peak_train,
+                "test_auc": float(roc_auc_score(y, p)),
+                "test_logloss": float(log_loss(y, p)),
+                "predict_rows_per_s": len(y) / predict_seconds,
+                "n_params": est.n_params_,
+                "vocabulary": [len(c) for c in est.preprocessor_.categories],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -101,21 +111,26 @@ def main() -> None:
     rows = read_rows(log)
     if a.write:
         lines = [
-            HEADER, "",
-            "Command: `python benchmarks/ctr_stream.py && python benchmarks/ctr_stream.py --write`", "",
+            HEADER,
+            "",
+            "Command: `python benchmarks/ctr_stream.py && python benchmarks/ctr_stream.py --write`",
+            "",
             "10,000,000 training rows (10 Parquet files, 8 categorical fields, 1M users, 200k items) read in "
             "batches of 262,144 rows; one epoch with FuxiCTR's defaults (batch 1024, Adam lr 1e-3, embedding "
             "dim 16); 100k rows held out for validation; 1 thread. Peak RSS is the training process's "
             "maximum resident memory (Python, torch, the model with its 1.2M-row embedding tables, one batch, "
             "the validation rows). For scale: the training table alone takes "
-            f"{N_ROWS * 9 * 8 / 2**20:,.0f} MB in memory as int64 columns.", "",
+            f"{N_ROWS * 9 * 8 / 2**20:,.0f} MB in memory as int64 columns.",
+            "",
             "| model | rows/s (training epoch) | epoch s | peak RSS MB | test AUC | Bayes AUC | test logloss | params | machine |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             x = r["result"]
-            lines.append(f"| {x['model']} | {x['rows_per_s']:,.0f} | {x['epoch_seconds']:.0f} | {x['peak_rss_mb_after_fit']:,.0f} | "
-                         f"{x['test_auc']:.4f} | {r['bayes_auc']:.4f} | {x['test_logloss']:.4f} | {x['n_params']:,} | {r['machine']} |")
+            lines.append(
+                f"| {x['model']} | {x['rows_per_s']:,.0f} | {x['epoch_seconds']:.0f} | {x['peak_rss_mb_after_fit']:,.0f} | "
+                f"{x['test_auc']:.4f} | {r['bayes_auc']:.4f} | {x['test_logloss']:.4f} | {x['n_params']:,} | {r['machine']} |"
+            )
         write_section(lines)
         return
     write_data()
@@ -130,4 +145,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # As the CLI does: this process trains, so it opts in to the settled heap (the library never
+    # changes the allocator by itself); peers run in their own processes with glibc's defaults.
+    from tabular_suite.training.device import settle_heap
+
+    settle_heap()
     main()

@@ -29,10 +29,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import tabular_suite  # noqa: E402
-from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -57,7 +57,9 @@ def write_split(data_dir: Path, name: str) -> tuple[Path, str]:
         idx = np.arange(len(df))
         strat = y if task == "classification" else None
         rest, test = train_test_split(idx, test_size=0.2, random_state=SEED, stratify=strat)
-        train, val = train_test_split(rest, test_size=0.2, random_state=SEED, stratify=None if strat is None else y.iloc[rest])
+        train, val = train_test_split(
+            rest, test_size=0.2, random_state=SEED, stratify=None if strat is None else y.iloc[rest]
+        )
         part = np.empty(len(df), dtype=object)
         part[train], part[val], part[test] = "train", "val", "test"
         df["__target__"] = y.to_numpy()
@@ -73,9 +75,19 @@ def run_ours(split: Path, task: str, a) -> dict:
     X = {k: df[part == k] for k in ("train", "val", "test")}
     Y = {k: y[part == k] for k in ("train", "val", "test")}
     est = tabular_suite.make_estimator(
-        "excelformer", task, d_token=a.d_token, n_heads=a.n_heads, n_blocks=a.n_blocks, batch_size=a.batch_size,
-        max_epochs=a.epochs, patience=None, lr=a.lr, warmup_epochs=min(10, a.epochs // 5), num_threads=THREADS,
-        random_state=SEED, precision=a.precision,
+        "excelformer",
+        task,
+        d_token=a.d_token,
+        n_heads=a.n_heads,
+        n_blocks=a.n_blocks,
+        batch_size=a.batch_size,
+        max_epochs=a.epochs,
+        patience=None,
+        lr=a.lr,
+        warmup_epochs=min(10, a.epochs // 5),
+        num_threads=THREADS,
+        random_state=SEED,
+        precision=a.precision,
     )
     est.fit(X["train"], Y["train"], eval_set=(X["val"], Y["val"]))
     started = time.perf_counter()
@@ -85,14 +97,38 @@ def run_ours(split: Path, task: str, a) -> dict:
         test = float(np.mean(pred == Y["test"]))
     else:
         test = float(np.sqrt(np.mean((pred - Y["test"]) ** 2)))
-    return {"test": test, "sec_per_epoch": float(np.mean([h["seconds"] for h in est.history_])),
-            "predict_rows_per_s": rows_per_second, "n_params": est.n_params_, "best_epoch": est.best_epoch_}
+    return {
+        "test": test,
+        "sec_per_epoch": float(np.mean([h["seconds"] for h in est.history_])),
+        "predict_rows_per_s": rows_per_second,
+        "n_params": est.n_params_,
+        "best_epoch": est.best_epoch_,
+    }
 
 
 def run_peer(split: Path, task: str, a) -> dict:
-    cmd = [a.peer_python, str(HERE / "_excelformer_peer.py"), "--split", str(split), "--task", task,
-           "--epochs", str(a.epochs), "--batch-size", str(a.batch_size), "--d-token", str(a.d_token),
-           "--n-heads", str(a.n_heads), "--n-blocks", str(a.n_blocks), "--lr", str(a.lr), "--threads", str(THREADS)]
+    cmd = [
+        a.peer_python,
+        str(HERE / "_excelformer_peer.py"),
+        "--split",
+        str(split),
+        "--task",
+        task,
+        "--epochs",
+        str(a.epochs),
+        "--batch-size",
+        str(a.batch_size),
+        "--d-token",
+        str(a.d_token),
+        "--n-heads",
+        str(a.n_heads),
+        "--n-blocks",
+        str(a.n_blocks),
+        "--lr",
+        str(a.lr),
+        "--threads",
+        str(THREADS),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -100,30 +136,41 @@ def run_peer(split: Path, task: str, a) -> dict:
 
 def write_results(rows: list[dict]) -> None:
     lines = [
-        HEADER, "",
+        HEADER,
+        "",
         "Command: `python benchmarks/excelformer.py --epochs 5 --precision bf16 && "
         "python benchmarks/excelformer.py --write` (pytorch-frame from `--peer-python`, default "
-        "`../peers/frame/bin/python`; `--precision auto` gives the fp32 rows)", "",
+        "`../peers/frame/bin/python`; `--precision auto` gives the fp32 rows)",
+        "",
         "Same split (64/16/20, seed 0), 1 thread each, same d_token / layers / heads / batch size / epochs, "
         "no mixup; test metric at the best validation epoch (RMSE in $100k for California, accuracy "
         "otherwise). Seconds per epoch include the validation pass; prediction rows/s on the test rows "
         "(ours from a DataFrame including preprocessing, pytorch-frame from its materialized TensorFrame). "
-        "Config `bf16` = our `precision=\"bf16\"` (CPU autocast for the linear layers; our CPU attention "
+        'Config `bf16` = our `precision="bf16"` (CPU autocast for the linear layers; our CPU attention '
         "kernel computes in fp32 either way); `auto` = fp32 on CPU; pytorch-frame always fp32. "
         "Rows measured with the second core idle, after the attention kernel took q/k/v as strided token-major "
         "views (heads reordered as 16-byte elements), held (heads, head_dim, tokens) operands for rows of 16+ "
         "tokens, byte dropout masks, and the GLU's tanh as 2 sigmoid(2x) - 1 (fp32); earlier rows are in git history.",
-        "", "| dataset | config | library | metric | test | s/epoch | predict rows/s | params | speed-up (epoch / predict) | machine |",
+        "",
+        "| dataset | config | library | metric | test | s/epoch | predict rows/s | params | speed-up (epoch / predict) | machine |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         metric = "rmse" if r["dataset"] == "california" else "accuracy"
         for lib in ("ours", "pytorch_frame"):
             x = r[lib]
-            speed = (f"{r['pytorch_frame']['sec_per_epoch'] / r['ours']['sec_per_epoch']:.2f}x / "
-                     f"{r['ours']['predict_rows_per_s'] / r['pytorch_frame']['predict_rows_per_s']:.2f}x") if lib == "ours" else ""
-            lines.append(f"| {r['dataset']} | {r['config']} | {lib} | {metric} | {x['test']:.4f} | "
-                         f"{x['sec_per_epoch']:.2f} | {x['predict_rows_per_s']:,.0f} | {x['n_params']:,} | {speed} | {r['machine']} |")
+            speed = (
+                (
+                    f"{r['pytorch_frame']['sec_per_epoch'] / r['ours']['sec_per_epoch']:.2f}x / "
+                    f"{r['ours']['predict_rows_per_s'] / r['pytorch_frame']['predict_rows_per_s']:.2f}x"
+                )
+                if lib == "ours"
+                else ""
+            )
+            lines.append(
+                f"| {r['dataset']} | {r['config']} | {lib} | {metric} | {x['test']:.4f} | "
+                f"{x['sec_per_epoch']:.2f} | {x['predict_rows_per_s']:,.0f} | {x['n_params']:,} | {speed} | {r['machine']} |"
+            )
     write_section(lines)
 
 
@@ -153,10 +200,20 @@ def main() -> None:
         if (name, config) in done:
             continue
         split, task = write_split(a.data, name)
-        row = {"dataset": name, "config": config, "machine": machine(),
-               "ours": run_ours(split, task, a), "pytorch_frame": run_peer(split, task, a)}
+        row = {
+            "dataset": name,
+            "config": config,
+            "machine": machine(),
+            "ours": run_ours(split, task, a),
+            "pytorch_frame": run_peer(split, task, a),
+        }
         append_row(log, row)
 
 
 if __name__ == "__main__":
+    # As the CLI does: this process trains, so it opts in to the settled heap (the library never
+    # changes the allocator by itself); peers run in their own processes with glibc's defaults.
+    from tabular_suite.training.device import settle_heap
+
+    settle_heap()
     main()

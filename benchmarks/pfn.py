@@ -40,7 +40,7 @@ from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 from tabular_suite.compare.candidates import BASELINES, BuildContext  # noqa: E402
 from tabular_suite.data.schema import infer_schema  # noqa: E402
-from tabular_suite.estimators.incontext import TabPFNClassifier  # noqa: E402
+from tabular_suite.incontext.estimator import TabPFNClassifier  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tabular"
 LOG = Path(__file__).resolve().parent / "_work" / "pfn.jsonl"
@@ -84,8 +84,13 @@ def _stratifiable(y):
 
 def make_model(name: str, X: pd.DataFrame, seed: int, args):
     if name == "tabpfn":
-        return TabPFNClassifier(weights=args.weights, n_estimators=args.n_estimators, precision=args.precision,
-                                num_threads=1, random_state=seed)
+        return TabPFNClassifier(
+            weights=args.weights,
+            n_estimators=args.n_estimators,
+            precision=args.precision,
+            num_threads=1,
+            random_state=seed,
+        )
     schema = infer_schema(X, None)
     n_unique = {c: int(X[c].nunique()) for c in schema.categorical}
     ctx = BuildContext("classification", schema, n_unique, seed, 1, "cpu")
@@ -107,8 +112,11 @@ def score(model, X_tr, y_tr, X_te, y_te) -> dict:
         present = np.isin(classes, np.unique(y_te))
         p = proba[:, present]
         p = p / p.sum(1, keepdims=True).clip(min=1e-12)
-        auc = roc_auc_score(y_te, p, multi_class="ovo", labels=classes[present]) if present.sum() > 2 else \
-            roc_auc_score(y_te == classes[present][1], p[:, 1])
+        auc = (
+            roc_auc_score(y_te, p, multi_class="ovo", labels=classes[present])
+            if present.sum() > 2
+            else roc_auc_score(y_te == classes[present][1], p[:, 1])
+        )
     return {"auc": float(auc), "accuracy": float(accuracy_score(y_te, classes[proba.argmax(1)])), "seconds": seconds}
 
 
@@ -126,7 +134,9 @@ def run(args) -> None:
                 if not todo:
                     continue
                 X, y = load(file, target, cats, drop, seed)
-                X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, stratify=_stratifiable(y), random_state=seed)
+                X_tr, X_te, y_tr, y_te = train_test_split(
+                    X, y, test_size=0.5, stratify=_stratifiable(y), random_state=seed
+                )
                 if len(np.unique(y_tr)) < 2:
                     continue
                 for m in todo:
@@ -135,8 +145,19 @@ def run(args) -> None:
                         figures = score(make_model(m, X_tr, seed, args), X_tr, y_tr, X_te, y_te)
                     except Exception as exc:  # recorded, so a broken model shows up in the table
                         figures = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-                    append_row(LOG, {"suite": suite, "dataset": name, "seed": seed, "model": _label(m, args),
-                                     "rows": len(y), "features": X.shape[1], "classes": len(np.unique(y)), **figures})
+                    append_row(
+                        LOG,
+                        {
+                            "suite": suite,
+                            "dataset": name,
+                            "seed": seed,
+                            "model": _label(m, args),
+                            "rows": len(y),
+                            "features": X.shape[1],
+                            "classes": len(np.unique(y)),
+                            **figures,
+                        },
+                    )
     if not args.models or "tabpfn" in args.models:
         timing(args)
 
@@ -156,27 +177,41 @@ def timing(args) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 100)).astype(np.float32)
     y = (X[:, :10].sum(1) + rng.normal(size=2000) > 0).astype(int)
-    clf = TabPFNClassifier(weights=args.weights, n_estimators=args.n_estimators, precision=args.precision,
-                           num_threads=1, random_state=0)
+    clf = TabPFNClassifier(
+        weights=args.weights, n_estimators=args.n_estimators, precision=args.precision, num_threads=1, random_state=0
+    )
     clf.fit(X[:1000], y[:1000]).predict_proba(X[1000:])  # loads the weights once
     times = []
     for _ in range(3):
         start = time.perf_counter()
         clf.fit(X[:1000], y[:1000]).predict_proba(X[1000:])
         times.append(time.perf_counter() - start)
-    append_row(LOG, {"timing": "1000x100", "model": _label("tabpfn", args), "precision": args.precision,
-                     "n_estimators": args.n_estimators, "seconds": min(times), "machine": machine()})
+    append_row(
+        LOG,
+        {
+            "timing": "1000x100",
+            "model": _label("tabpfn", args),
+            "precision": args.precision,
+            "n_estimators": args.n_estimators,
+            "seconds": min(times),
+            "machine": machine(),
+        },
+    )
 
 
 def write(args) -> None:
     rows = [r for r in read_rows(LOG) if "dataset" in r and "error" not in r]
     df = pd.DataFrame(rows)
-    lines = ["## TabPFNClassifier vs scikit-learn on small classification datasets", "",
-             f"Machine: {machine()}; one thread per model. Command: `python benchmarks/pfn.py` "
-             f"(then `--write`); rows in benchmarks/_work/pfn.jsonl. 50/50 splits (datasets over "
-             f"{MAX_ROWS:,} rows drawn down to {MAX_ROWS:,} first, so at most 1,000 training rows), "
-             f"seeds 0..{df.seed.max()}. AUC: ROC AUC, one-vs-one for multiclass. Rank: mean rank of the "
-             "per-dataset mean AUC (1 = best). Seconds: fit + predict per split.", ""]
+    lines = [
+        "## TabPFNClassifier vs scikit-learn on small classification datasets",
+        "",
+        f"Machine: {machine()}; one thread per model. Command: `python benchmarks/pfn.py` "
+        f"(then `--write`); rows in benchmarks/_work/pfn.jsonl. 50/50 splits (datasets over "
+        f"{MAX_ROWS:,} rows drawn down to {MAX_ROWS:,} first, so at most 1,000 training rows), "
+        f"seeds 0..{df.seed.max()}. AUC: ROC AUC, one-vs-one for multiclass. Rank: mean rank of the "
+        "per-dataset mean AUC (1 = best). Seconds: fit + predict per split.",
+        "",
+    ]
     tagged = df[df.model.str.startswith("tabpfn[")]
     df = df[~df.model.str.startswith("tabpfn[")]
     for suite in ("cc18", "pmlb"):
@@ -191,20 +226,31 @@ def write(args) -> None:
         ranks = per_dataset.pivot(index="dataset", columns="model", values="auc").rank(axis=1, ascending=False).mean()
         summary = per_dataset.groupby("model")[["auc", "accuracy", "seconds"]].mean()
         summary["rank"] = ranks
-        lines += [f"### {suite}: {part.dataset.nunique()} datasets x {part.seed.nunique()} seeds", "",
-                  "| model | mean AUC | mean accuracy | mean rank | fit+predict s |", "|---|---|---|---|---|"]
+        lines += [
+            f"### {suite}: {part.dataset.nunique()} datasets x {part.seed.nunique()} seeds",
+            "",
+            "| model | mean AUC | mean accuracy | mean rank | fit+predict s |",
+            "|---|---|---|---|---|",
+        ]
         for model, r in summary.sort_values("auc", ascending=False).iterrows():
             lines.append(f"| {model} | {r.auc:.4f} | {r.accuracy:.4f} | {r['rank']:.2f} | {r.seconds:.3f} |")
         lines.append("")
     for tag, rows in tagged.groupby("model"):
         both = rows.merge(df[df.model == "tabpfn"], on=["suite", "dataset", "seed"], suffixes=("", "_default"))
         if len(both):
-            lines += [f"{tag} on the same {len(both)} splits: mean AUC {both.auc.mean():.4f} vs {both.auc_default.mean():.4f} "
-                      f"(default), largest difference {(both.auc - both.auc_default).abs().max():.4f}.", ""]
+            lines += [
+                f"{tag} on the same {len(both)} splits: mean AUC {both.auc.mean():.4f} vs {both.auc_default.mean():.4f} "
+                f"(default), largest difference {(both.auc - both.auc_default).abs().max():.4f}.",
+                "",
+            ]
     timings = [r for r in read_rows(LOG) if r.get("timing") == "1000x100"]
     if timings:
-        lines += ["### Fit + predict of a 1,000 x 100 table (1,000 test rows), one thread, best of 3", "",
-                  "| model | precision | n_estimators | seconds |", "|---|---|---|---|"]
+        lines += [
+            "### Fit + predict of a 1,000 x 100 table (1,000 test rows), one thread, best of 3",
+            "",
+            "| model | precision | n_estimators | seconds |",
+            "|---|---|---|---|",
+        ]
         latest = {}
         for r in timings:
             latest[(r["model"], r["precision"], r["n_estimators"])] = r
@@ -235,4 +281,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # As the CLI does: this process trains, so it opts in to the settled heap (the library never
+    # changes the allocator by itself); peers run in their own processes with glibc's defaults.
+    from tabular_suite.training.device import settle_heap
+
+    settle_heap()
     main()

@@ -42,10 +42,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
 from _results import append_row, machine, read_rows, write_section  # noqa: E402
+
 from tabular_suite import SASRecRecommender  # noqa: E402
-from tabular_suite.metrics import leave_one_out_split  # noqa: E402
+from tabular_suite.recsys.metrics import leave_one_out_split  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -55,10 +55,26 @@ SETTINGS = {
     # stops after 10 epochs without a better validation NDCG@10.
     # Games: the official PyTorch port's Xavier init and the paper's Adam beta2 0.98; Beauty:
     # SASRec+'s N(0, 0.02) init (as RecBole's) and Adam's default beta2 0.999.
-    "games": dict(file="games_video.txt.gz", loss="bce", protocol="sampled", hidden_units=50, dropout=0.5, patience=None,
-                  init="xavier", beta2=0.98),
-    "beauty": dict(file="beauty_bert4rec.txt.gz", loss="ce", protocol="full", hidden_units=64, dropout=0.1, patience=10,
-                   init="normal", beta2=0.999),
+    "games": dict(
+        file="games_video.txt.gz",
+        loss="bce",
+        protocol="sampled",
+        hidden_units=50,
+        dropout=0.5,
+        patience=None,
+        init="xavier",
+        beta2=0.98,
+    ),
+    "beauty": dict(
+        file="beauty_bert4rec.txt.gz",
+        loss="ce",
+        protocol="full",
+        hidden_units=64,
+        dropout=0.1,
+        patience=10,
+        init="normal",
+        beta2=0.999,
+    ),
 }
 COMMON = dict(maxlen=50, num_blocks=2, num_heads=1, batch_size=128, lr=1e-3)
 HEADER = "## SASRec vs RecBole (issue 5)"
@@ -74,22 +90,41 @@ def run_ours(log: pd.DataFrame, name: str, a) -> dict:
     s = SETTINGS[name]
     train, valid, test = leave_one_out_split(log, time_col="position")
     rec = SASRecRecommender(
-        time_col="position", loss=s["loss"], hidden_units=s["hidden_units"], dropout=s["dropout"],
-        max_epochs=a.epochs, validation_protocol=s["protocol"], validation_users=None, patience=s["patience"],
-        init=s["init"], beta2=s["beta2"],
-        num_threads=THREADS, random_state=a.seed, precision=a.precision, **COMMON,
+        time_col="position",
+        loss=s["loss"],
+        hidden_units=s["hidden_units"],
+        dropout=s["dropout"],
+        max_epochs=a.epochs,
+        validation_protocol=s["protocol"],
+        validation_users=None,
+        patience=s["patience"],
+        init=s["init"],
+        beta2=s["beta2"],
+        num_threads=THREADS,
+        random_state=a.seed,
+        precision=a.precision,
+        **COMMON,
     )
     started = time.perf_counter()
     rec.fit(pd.concat([train, valid]), items=log["item_id"].unique())
     fit_seconds = time.perf_counter() - started
-    out = {"fit_seconds": fit_seconds, "epochs": len(rec.history_), "best_epoch": rec.best_epoch_,
-           "sec_per_epoch": float(np.mean([h["seconds"] - h["val_seconds"] for h in rec.history_])),
-           "n_params": rec.n_params_, "precision": a.precision}
+    out = {
+        "fit_seconds": fit_seconds,
+        "epochs": len(rec.history_),
+        "best_epoch": rec.best_epoch_,
+        "sec_per_epoch": float(np.mean([h["seconds"] - h["val_seconds"] for h in rec.history_])),
+        "n_params": rec.n_params_,
+        "precision": a.precision,
+    }
     for protocol in ("sampled", "full"):
         started = time.perf_counter()
         result = rec.evaluate(test, protocol=protocol, random_state=SEED)  # the same sampled negatives for every seed
-        out[protocol] = {"HR@10": result["HR@10"], "NDCG@10": result["NDCG@10"], "users": result["users"],
-                         "seconds": time.perf_counter() - started}
+        out[protocol] = {
+            "HR@10": result["HR@10"],
+            "NDCG@10": result["NDCG@10"],
+            "users": result["users"],
+            "seconds": time.perf_counter() - started,
+        }
     return out
 
 
@@ -98,12 +133,40 @@ def run_peer(log: pd.DataFrame, name: str, a) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="sasrec_peer_"))
     data = run_dir / "log.csv"
     log.to_csv(data, index=False)
-    cmd = [a.peer_python, str(HERE / "_sasrec_peer.py"), "--data", str(data),
-           "--loss", "CE" if s["loss"] == "ce" else "BPR", "--protocol", s["protocol"],
-           "--epochs", str(a.peer_epochs), "--maxlen", str(COMMON["maxlen"]), "--hidden", str(s["hidden_units"]),
-           "--blocks", str(COMMON["num_blocks"]), "--heads", str(COMMON["num_heads"]), "--dropout", str(s["dropout"]),
-           "--batch-size", str(COMMON["batch_size"]), "--lr", str(COMMON["lr"]), "--patience", str(s["patience"] or a.peer_epochs),
-           "--eval-step", str(a.peer_epochs), "--threads", str(THREADS), "--seed", str(a.seed)]
+    cmd = [
+        a.peer_python,
+        str(HERE / "_sasrec_peer.py"),
+        "--data",
+        str(data),
+        "--loss",
+        "CE" if s["loss"] == "ce" else "BPR",
+        "--protocol",
+        s["protocol"],
+        "--epochs",
+        str(a.peer_epochs),
+        "--maxlen",
+        str(COMMON["maxlen"]),
+        "--hidden",
+        str(s["hidden_units"]),
+        "--blocks",
+        str(COMMON["num_blocks"]),
+        "--heads",
+        str(COMMON["num_heads"]),
+        "--dropout",
+        str(s["dropout"]),
+        "--batch-size",
+        str(COMMON["batch_size"]),
+        "--lr",
+        str(COMMON["lr"]),
+        "--patience",
+        str(s["patience"] or a.peer_epochs),
+        "--eval-step",
+        str(a.peer_epochs),
+        "--threads",
+        str(THREADS),
+        "--seed",
+        str(a.seed),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=run_dir)  # RecBole logs into cwd
     if proc.returncode:
@@ -120,12 +183,14 @@ def write_results(rows: list[dict]) -> None:
     # One table from every row in the log: pairs run together (ours then RecBole, same
     # invocation) share a (dataset, setting) key; runs of ours alone have no peer row.
     lines = [
-        HEADER, "",
+        HEADER,
+        "",
         "Commands: `python benchmarks/sasrec.py --dataset games` (ours, then RecBole 1.2.1 from `--peer-python`, "
         "default `../peers/recbole/bin/python`, in the same run), `python benchmarks/sasrec.py --dataset beauty "
         "--epochs 100 --seed 1`; ours alone: `--libraries ours [--seed S]`; then `python benchmarks/sasrec.py "
         "--write`. Each row's epoch cap and training seed are in its `setting` in benchmarks/_work/sasrec.jsonl "
-        "(the split and the evaluation negatives are fixed).", "",
+        "(the split and the evaluation negatives are fixed).",
+        "",
         "Leave-one-out split, best validation-NDCG@10 epoch restored (Games: 200 epochs as the paper; "
         "Beauty: early stopping after 10 epochs without improvement, as SASRec+), 1 thread each, same model "
         "sizes / maxlen / dropout / batch 128 / lr 1e-3. Games: the paper's setting and BCE loss (RecBole: BPR, "
@@ -135,7 +200,8 @@ def write_results(rows: list[dict]) -> None:
         "sides, **full ranking** over all items with seen items excluded (RecSys'23: NDCG@10 .0327). One epoch = "
         "every training (prefix -> next item) target once on both sides; s/epoch without validation. RecBole's "
         "epochs are capped (`epochs run` column) and it validates once at the end: its accuracy is at that "
-        "budget. The runs shared the 2-core machine with other 1-thread jobs.", "",
+        "budget. The runs shared the 2-core machine with other 1-thread jobs.",
+        "",
         "| dataset | loss | library | protocol | stopping | HR@10 | NDCG@10 | epochs run (best) | s/epoch | speed-up | fit s | params | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -164,15 +230,22 @@ def write_results(rows: list[dict]) -> None:
             )
     ours_other = [r for r in rows if r["library"] == "ours"]
     if ours_other:
-        lines += ["", "Our models under the other protocol (same fits):", "",
-                  "| dataset | loss | seed | protocol | epochs run (best) | HR@10 | NDCG@10 |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Our models under the other protocol (same fits):",
+            "",
+            "| dataset | loss | seed | protocol | epochs run (best) | HR@10 | NDCG@10 |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in sorted(ours_other, key=lambda r: (r["dataset"], r["setting"])):
             s = SETTINGS[r["dataset"]]
             other = "full" if s["protocol"] == "sampled" else "sampled"
             m, x = r["result"][other], r["result"]
             seed = _seed(r["setting"])
-            lines.append(f"| {r['dataset']} | {s['loss']} | {seed} | {other} | {x['epochs']} ({x['best_epoch']}) | "
-                         f"{m['HR@10']:.4f} | {m['NDCG@10']:.4f} |")
+            lines.append(
+                f"| {r['dataset']} | {s['loss']} | {seed} | {other} | {x['epochs']} ({x['best_epoch']}) | "
+                f"{m['HR@10']:.4f} | {m['NDCG@10']:.4f} |"
+            )
     write_section(lines)
 
 
@@ -196,7 +269,9 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     log = load(a.data, a.dataset)
     s = SETTINGS[a.dataset]
-    setting = f"max_epochs {a.epochs} patience {s['patience']} init {s['init']} beta2 {s['beta2']} / peer {a.peer_epochs}"
+    setting = (
+        f"max_epochs {a.epochs} patience {s['patience']} init {s['init']} beta2 {s['beta2']} / peer {a.peer_epochs}"
+    )
     if a.seed != SEED:
         setting += f" seed {a.seed}"
     done = {(r["dataset"], r["setting"], r["library"], r.get("precision")) for r in rows}
@@ -205,9 +280,23 @@ def main() -> None:
         if (a.dataset, setting, lib, precision) in done:
             continue
         result = run_ours(log, a.dataset, a) if lib == "ours" else run_peer(log, a.dataset, a)
-        append_row(log_file, {"dataset": a.dataset, "setting": setting, "library": lib, "precision": precision,
-                              "machine": machine(), "result": result})
+        append_row(
+            log_file,
+            {
+                "dataset": a.dataset,
+                "setting": setting,
+                "library": lib,
+                "precision": precision,
+                "machine": machine(),
+                "result": result,
+            },
+        )
 
 
 if __name__ == "__main__":
+    # As the CLI does: this process trains, so it opts in to the settled heap (the library never
+    # changes the allocator by itself); peers run in their own processes with glibc's defaults.
+    from tabular_suite.training.device import settle_heap
+
+    settle_heap()
     main()

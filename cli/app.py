@@ -1,20 +1,38 @@
 """``tabular-suite``: train, predict and evaluate tabular models on CSV/Parquet files.
 
-Thin by design: parse arguments, call the library, print the result. Errors in the user's
-input become one red line and exit code 1 (``--debug`` shows the traceback).
+Thin by design: parse arguments, call the library, print the result.
+
+Exit codes: 0 on success; 1 for an error in the user's input (the library's ``ValueError``, a
+missing or unreadable file, a missing optional dependency), printed as one red line; 2 for a
+command line click rejects (unknown option, missing argument); 3 for any other exception, which
+is likely a bug in tabular-suite: one red line asking to rerun with ``--debug``, which shows the
+traceback.
+
+At start-up (:func:`main`: the ``tabular-suite`` script and ``python -m tabular_suite.cli.app``)
+the CLI calls :func:`tabular_suite.training.device.settle_heap`: it is a process that trains, so
+it opts in to keeping freed tensor memory in the heap (the library never changes the allocator by
+itself; ``TABULAR_SUITE_SETTLE_HEAP=0`` turns it off). Running ``app`` inside another process
+(e.g. typer's CliRunner) leaves that process's allocator alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import sys
+import typing
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+# typer builds every command's options when the app starts, and `pfn pretrain`'s come from this dataclass.
+from tabular_suite.incontext.pretrain import PretrainConfig
+from tabular_suite.training.device import settle_heap
 
 app = typer.Typer(
     help="Deep learning on tables: train, predict and evaluate models on CSV/Parquet files.",
@@ -27,22 +45,55 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 _state = {"debug": False}
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
+#: Exceptions that mean the input is wrong, not the program: the library raises ValueError for bad
+#: data and arguments (its convention), the OS the rest. See also :func:`_is_user_error`.
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    typer.BadParameter,
+)
+EXIT_USER_ERROR = 1
+EXIT_UNEXPECTED_ERROR = 3  # 2 is click's exit code for a rejected command line
+
+
+def _fail(message: str, code: int = EXIT_USER_ERROR) -> None:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(exc).__name__
+
+
+def _is_user_error(exc: Exception) -> bool:
+    """A :data:`USER_ERRORS` exception, or a missing optional dependency (an ImportError not about our own modules)."""
+    if isinstance(exc, ImportError):
+        return not (exc.name or "").startswith("tabular_suite")
+    return isinstance(exc, USER_ERRORS)
 
 
 def _run(fn):
-    """Run ``fn`` turning expected errors into one clean line."""
+    """Run a command's body: user errors become one red line, anything else one line pointing to ``--debug``.
+
+    With ``--debug`` every exception propagates with its traceback.
+    """
     try:
         return fn()
     except typer.Exit:
         raise
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
+    except Exception as exc:
         if _state["debug"]:
             raise
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        _fail(" ".join(lines) if lines else type(exc).__name__)
+        if _is_user_error(exc):
+            _fail(_one_line(exc))
+        what = type(exc).__name__ + (f": {_one_line(exc)}" if str(exc).strip() else "")
+        _fail(
+            f"unexpected {what} (a bug in tabular-suite?); rerun with --debug for the traceback", EXIT_UNEXPECTED_ERROR
+        )
 
 
 def _parse_params(params: list[str]) -> dict:
@@ -62,6 +113,8 @@ _TRUST_HELP = "Allow a compare ensemble with scikit-learn/GBDT members (stored w
 
 
 def _check_output(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the name of the file to write.")
     if path.exists() and not force:
         raise ValueError(f"{path} already exists; pass --force to overwrite it.")
 
@@ -88,7 +141,9 @@ def _model_columns(est, X, data: Path):
 
 def _split_target(df, target: str):
     if target not in df.columns:
-        raise ValueError(f"Target column {target!r} is not in the file (columns: {', '.join(map(str, df.columns[:20]))}).")
+        raise ValueError(
+            f"Target column {target!r} is not in the file (columns: {', '.join(map(str, df.columns[:20]))})."
+        )
     return df.drop(columns=[target]), df[target].to_numpy()
 
 
@@ -116,7 +171,11 @@ def _evaluate(est, X, y) -> dict:
         return out
     pred = est.predict(X)
     y = np.asarray(y, dtype=float)
-    return {"rmse": float(np.sqrt(skm.mean_squared_error(y, pred))), "mae": skm.mean_absolute_error(y, pred), "r2": skm.r2_score(y, pred)}
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
+        "mae": skm.mean_absolute_error(y, pred),
+        "r2": skm.r2_score(y, pred),
+    }
 
 
 @app.callback()
@@ -146,23 +205,27 @@ def _quiet_libraries() -> None:
 
 @app.command()
 def models():
-    """List the registered models and their tasks.
+    """List the registered models: their family (tabular, in-context, recommendation), tasks and description.
 
     Example: tabular-suite models
     """
-    import tabular_suite
 
-    table = Table(title="tabular_suite models")
-    for col in ("name", "tasks", "description"):
-        table.add_column(col)
-    for name in tabular_suite.list_models():
-        spec = tabular_suite.get_model(name)
-        table.add_row(name, ", ".join(spec.tasks), spec.description)
-    console.print(table)
+    def run():
+        import tabular_suite
+
+        table = Table(title="tabular_suite models")
+        for col in ("name", "family", "tasks", "description"):
+            table.add_column(col)
+        for name in tabular_suite.list_models():
+            spec = tabular_suite.get_model(name)
+            table.add_row(name, spec.family, ", ".join(spec.tasks), spec.description)
+        console.print(table)
+
+    _run(run)
 
 
 @app.command("datasets")
-def datasets_command(name: Optional[str] = typer.Argument(None, help="Show one dataset in detail.")):
+def datasets_command(name: str | None = typer.Argument(None, help="Show one dataset in detail.")):
     """List the bundled datasets, or show one (its source, licence and first rows).
 
     Example: tabular-suite datasets adult
@@ -195,15 +258,16 @@ def train(
     target: str = typer.Option(..., "--target", "-t", help="Name of the target column."),
     model: str = typer.Option("mlp", "--model", "-m", help="Registered model name (see `models`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted model (.tsm)."),
-    task: Optional[str] = typer.Option(None, help="classification or regression (default: inferred from the target)."),
+    task: str | None = typer.Option(None, help="classification or regression (default: inferred from the target)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Estimator parameter key=value (repeatable)."),
     holdout: float = typer.Option(0.0, help="Share of rows held out to report test metrics (0 = none)."),
     seed: int = typer.Option(0, help="random_state for the split and the model."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
     track: bool = typer.Option(False, "--track/--no-track", help="Log the run to MLflow."),
-    tracking_uri: Optional[str] = typer.Option(
-        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
 ):
     """Train a model on DATA (a file or a bundled dataset name) and save it.
@@ -221,19 +285,26 @@ def train(
         df = _read_data(data)
         X, y = _split_target(df, target)
         chosen = task or infer_task(y)
-        params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
+        params = {"random_state": seed, **_parse_params(param)}
+        est = tabular_suite.make_estimator(model, chosen, **params)
+        trained_by_the_engine = "verbose" in est.get_params()  # an in-context model has no training loop
+        if trained_by_the_engine and "verbose" not in params:
+            est.set_params(verbose=int(verbose))
         if track:
             from tabular_suite import tracking
 
+            if "tracking" not in est.get_params():
+                raise ValueError(f"--track logs a training run; {model!r} ({type(est).__name__}) has none to log.")
             tracking.autolog(tracking_uri=tracking_uri, experiment_name=experiment)
-            params.setdefault("tracking", True)
-        est = tabular_suite.make_estimator(model, chosen, **params)
+            if "tracking" not in params:
+                est.set_params(tracking=True)
         if holdout > 0:
             strat = y if chosen == "classification" else None
             X, X_test, y, y_test = train_test_split(X, y, test_size=holdout, random_state=seed, stratify=strat)
         est.fit(X, y)
         est.save(out)
-        console.print(f"saved {type(est).__name__} ({est.n_params_:,} parameters, best epoch {est.best_epoch_}) to {out}")
+        summary = f" ({est.n_params_:,} parameters, best epoch {est.best_epoch_})" if trained_by_the_engine else ""
+        console.print(f"saved {type(est).__name__}{summary} to {out}")
         if holdout > 0:
             metrics = _evaluate(est, X_test, y_test)
             console.print(_metrics_table(f"{model} on {data.name}: {len(y_test)} held-out rows", metrics))
@@ -311,24 +382,32 @@ def evaluate(
 @app.command("compare")
 def compare_command(
     data: Path = typer.Argument(..., help="CSV or Parquet file, or a bundled dataset name."),
-    target: Optional[str] = typer.Option(None, "--target", "-t", help="Target column (default for a bundled dataset: its target)."),
-    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: the preset's)."),
+    target: str | None = typer.Option(
+        None, "--target", "-t", help="Target column (default for a bundled dataset: its target)."
+    ),
+    models: str | None = typer.Option(None, "--models", help="Comma-separated model names (default: the preset's)."),
     cv: int = typer.Option(5, help="Cross-validation folds."),
-    metric: Optional[str] = typer.Option(None, help="accuracy, roc_auc, log_loss, f1_macro, balanced_accuracy | rmse, mae, r2."),
+    metric: str | None = typer.Option(
+        None, help="accuracy, roc_auc, log_loss, f1_macro, balanced_accuracy | rmse, mae, r2."
+    ),
     preset: str = typer.Option("fast", help="fast (small deep models, <= 40 epochs) or best (paper defaults)."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds for the whole comparison."),
-    model_time_limit: Optional[float] = typer.Option(None, "--model-time-limit", help="Seconds per model (all folds)."),
-    task: Optional[str] = typer.Option(None, help="classification or regression (default: inferred)."),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for the whole comparison."),
+    model_time_limit: float | None = typer.Option(None, "--model-time-limit", help="Seconds per model (all folds)."),
+    task: str | None = typer.Option(None, help="classification or regression (default: inferred)."),
     seed: int = typer.Option(0, help="random_state for folds and models."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the HTML report here."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the refitted best model/ensemble here (.tsm)."),
+    report: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save the refitted best model/ensemble here (.tsm)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --report/--out if they exist."),
-    track: bool = typer.Option(False, "--track/--no-track", help="Log to MLflow: a parent run, one nested run per model."),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    track: bool = typer.Option(
+        False, "--track/--no-track", help="Log to MLflow: a parent run, one nested run per model."
+    ),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
     backend: str = typer.Option("local", help="local, or ray (each model x fold a Ray task)."),
-    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (backend ray; default: start a local Ray)."),
-    num_threads: Optional[int] = typer.Option(None, help="Threads per model (default: all cores but one)."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster address (backend ray; default: start a local Ray)."),
+    num_threads: int | None = typer.Option(None, help="Threads per model (default: all cores but one)."),
 ):
     """Rank models on DATA by cross-validation; print the leaderboard, optionally report and save the best.
 
@@ -349,16 +428,30 @@ def compare_command(
             column = datasets.dataset_info(str(data))["target"]
         X, y = _split_target(_read_data(data), column)
         result = tabular_suite.compare(
-            X, y, models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
-            task=task or "auto", cv=cv, metric=metric, preset=preset, time_limit=time_limit,
-            model_time_limit=model_time_limit, random_state=seed, tracking=track,
-            experiment=experiment if track else None, backend=backend, ray_address=ray_address,
-            num_threads=num_threads, refit=out is not None or track, tracking_uri=tracking_uri,
+            X,
+            y,
+            models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
+            task=task or "auto",
+            cv=cv,
+            metric=metric,
+            preset=preset,
+            time_limit=time_limit,
+            model_time_limit=model_time_limit,
+            random_state=seed,
+            tracking=track,
+            experiment=experiment if track else None,
+            backend=backend,
+            ray_address=ray_address,
+            num_threads=num_threads,
+            refit=out is not None or track,
+            tracking_uri=tracking_uri,
         )
         console.print(_leaderboard_table(result, data))
         for _, row in result.leaderboard.iterrows():
             if row["status"] != "ok" and isinstance(row["error"], str):
-                console.print(f"[yellow]{row['model']}[/]: {row['status']}: {row['error']}", highlight=False, soft_wrap=True)
+                console.print(
+                    f"[yellow]{row['model']}[/]: {row['status']}: {row['error']}", highlight=False, soft_wrap=True
+                )
         if out is not None:
             result.save(out)
             console.print(f"saved the refitted {result.best_model_!r} to {out}")
@@ -373,7 +466,8 @@ def compare_command(
 
 
 recommend_app = typer.Typer(
-    help="Next-item recommendation (SASRec) from interaction logs: fit, predict, evaluate.", no_args_is_help=True,
+    help="Next-item recommendation (SASRec) from interaction logs: fit, predict, evaluate.",
+    no_args_is_help=True,
 )
 app.add_typer(recommend_app, name="recommend")
 
@@ -401,7 +495,9 @@ def _evaluation_table(title: str, results: list[dict]) -> Table:
     for col in ("protocol", "users", *[k for k in results[0] if k not in ("protocol", "users")]):
         table.add_column(col, justify="left" if col == "protocol" else "right")
     for r in results:
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()])
+        table.add_row(
+            *[f"{v:.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()]
+        )
     return table
 
 
@@ -420,27 +516,28 @@ def recommend_fit(
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted recommender (.tsm)."),
     user_col: str = typer.Option("user_id", "--user-col", help="User column."),
     item_col: str = typer.Option("item_id", "--item-col", help="Item column."),
-    time_col: Optional[str] = typer.Option(None, "--time-col", help="Timestamp column (default: row order)."),
+    time_col: str | None = typer.Option(None, "--time-col", help="Timestamp column (default: row order)."),
     param: list[str] = typer.Option([], "--param", "-p", help="SASRecRecommender parameter key=value (repeatable)."),
     test_last: bool = typer.Option(False, "--test-last", help="Hold out each user's last item and report HR/NDCG@10."),
     seed: int = typer.Option(0, help="random_state of the model."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
     track: bool = typer.Option(False, "--track/--no-track", help="Log the run to MLflow."),
-    tracking_uri: Optional[str] = typer.Option(
-        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
 ):
     """Fit SASRec on an interaction log and save it.
 
-    Example: tabular-suite recommend fit ratings.csv --user-col user --item-col movie --time-col ts --out rec.tsm --test-last
+    Example: tabular-suite recommend fit ratings.csv --user-col user --item-col movie -o rec.tsm --test-last
     """
 
     def run():
         import pandas as pd
 
         from tabular_suite import SASRecRecommender
-        from tabular_suite.metrics import leave_one_out_split
+        from tabular_suite.recsys.metrics import leave_one_out_split
 
         _check_output(out, force)
         log = _read_data(data)
@@ -475,8 +572,10 @@ def recommend_fit(
 def recommend_predict(
     model: Path = typer.Argument(..., help="Recommender saved by `recommend fit`."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv or .parquet): user, item, score, rank."),
-    users: Optional[str] = typer.Option(None, "--users", help="Comma-separated users (default: every user in the model)."),
-    users_file: Optional[Path] = typer.Option(None, "--users-file", help="CSV/Parquet file whose user column lists the users."),
+    users: str | None = typer.Option(None, "--users", help="Comma-separated users (default: every user in the model)."),
+    users_file: Path | None = typer.Option(
+        None, "--users-file", help="CSV/Parquet file whose user column lists the users."
+    ),
     k: int = typer.Option(10, "-k", help="Recommendations per user."),
     include_seen: bool = typer.Option(False, "--include-seen", help="Allow items the user already interacted with."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
@@ -536,14 +635,15 @@ def recommend_evaluate(
 
 
 pfn_app = typer.Typer(
-    help="The in-context model (TabPFN-style): pre-train it on the synthetic prior, export weights.", no_args_is_help=True,
+    help="The in-context model (TabPFN-style): pre-train it on the synthetic prior, export weights.",
+    no_args_is_help=True,
 )
 app.add_typer(pfn_app, name="pfn")
 
 
 def _eval_tables(specs: list[str], bundled: bool) -> list:
     """(name, X, y) classification tables: ``file:target`` specs and/or the bundled ones."""
-    import tabular_suite
+    from tabular_suite import datasets
 
     tables = []
     for spec in specs:
@@ -554,70 +654,115 @@ def _eval_tables(specs: list[str], bundled: bool) -> list:
         X, y = _split_target(df, target)
         tables.append((Path(path).name.split(".")[0], X, y))
     if bundled:
-        for name in tabular_suite.list_datasets():
-            ds = tabular_suite.load_dataset(name)
-            if ds.task != "regression":
-                X, y = ds.X.drop(columns=[ds.target]), ds.X[ds.target]
-                if len(X) > 2000:  # a 2,000-row sample keeps the evaluation to seconds
-                    keep = np.random.default_rng(0).choice(len(X), 2000, replace=False)
-                    X, y = X.iloc[keep], y.iloc[keep]
-                tables.append((name, X, y))
+        for name in datasets.list_datasets():
+            if datasets.dataset_info(name)["task"] == "regression":
+                continue
+            ds = datasets.load_dataset(name)
+            X, y = ds.X, ds.y
+            if len(X) > 2000:  # a 2,000-row sample keeps the evaluation to seconds
+                keep = np.random.default_rng(0).choice(len(X), 2000, replace=False)
+                X, y = X.iloc[keep], y.iloc[keep]
+            tables.append((name, X, y))
     return tables
 
 
+def _field_default(field: dataclasses.Field):
+    """The field's default; ``...`` (a required option) for a field without one."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return ... if field.default is dataclasses.MISSING else field.default
+
+
+def _options_from(config_class):
+    """Give a command one ``--field-name`` option per field of the dataclass ``config_class``.
+
+    The option's default is the field's default and its help the field's ``metadata["doc"]`` (see
+    :func:`tabular_suite.core.params.param`), so the dataclass is the one source of both. The
+    command collects the values in ``**config``; typer reads the options from
+    ``inspect.signature(command)``, so they are appended to it as keyword-only parameters.
+    """
+    hints = typing.get_type_hints(config_class)
+
+    def decorate(command):
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        fields = [
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=hints[f.name],
+                default=typer.Option(_field_default(f), help=f.metadata.get("doc", "")),
+            )
+            for f in dataclasses.fields(config_class)
+        ]
+        command.__signature__ = signature.replace(parameters=own + fields)
+        return command
+
+    return decorate
+
+
 @pfn_app.command("pretrain")
+@_options_from(PretrainConfig)
 def pfn_pretrain(
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Checkpoint file: written regularly, continued if it exists."),
-    steps: int = typer.Option(16_000, help="Total optimizer steps (the cosine schedule spans them)."),
-    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (after a checkpoint); rerun to continue."),
-    d_model: int = typer.Option(256, help="Transformer width."),
-    n_layers: int = typer.Option(6, help="Transformer layers."),
-    n_heads: int = typer.Option(4, help="Attention heads."),
-    d_ffn: int = typer.Option(512, help="Feed-forward width."),
-    max_rows: int = typer.Option(1200, help="Rows per synthetic dataset at the end of the curriculum."),
-    tokens_per_step: int = typer.Option(8192, help="Rows (tokens) per optimizer step."),
-    lr: float = typer.Option(5e-4, help="Peak AdamW learning rate."),
-    eval_every: int = typer.Option(250, help="Steps between evaluations (held-out prior batches + real tables)."),
-    eval_data: list[str] = typer.Option([], "--eval-data", help="FILE:TARGET classification table to evaluate on (repeatable)."),
-    eval_bundled: bool = typer.Option(True, "--eval-bundled/--no-eval-bundled", help="Also evaluate on the bundled classification datasets."),
-    seed: int = typer.Option(0, help="Seeds the prior and the initialisation."),
-    device: str = typer.Option("auto", help="auto = cuda > mps > cpu."),
-    num_threads: Optional[int] = typer.Option(1, help="Torch CPU threads."),
+    checkpoint: Path = typer.Option(
+        ..., "--checkpoint", "-c", help="Checkpoint file: written regularly, continued if it exists."
+    ),
+    time_limit: float | None = typer.Option(
+        None, help="Stop after this many seconds (after a checkpoint); rerun to continue."
+    ),
+    eval_data: list[str] = typer.Option(
+        [], "--eval-data", help="FILE:TARGET classification table to evaluate on (repeatable)."
+    ),
+    eval_bundled: bool = typer.Option(
+        True, "--eval-bundled/--no-eval-bundled", help="Also evaluate on the bundled classification datasets."
+    ),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of continuing an existing checkpoint."),
-    init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Start a new run from this weights file (e.g. the shipped one) instead of a random initialisation."),
-    warmup_steps: int = typer.Option(300, help="Linear warm-up steps before the cosine decay."),
-    curriculum: float = typer.Option(0.4, help="Fraction of the steps over which rows per dataset grow from 128 to --max-rows."),
-    discrete_fraction: float = typer.Option(0.15, help="Share of synthetic datasets that are discrete rule tables (logic/genetics-like; 0 = the first two shipped cycles' prior)."),
+    init_weights: Path | None = typer.Option(
+        None,
+        "--init-weights",
+        help="Start a new run from this weights file (e.g. the shipped one) instead of a random initialisation.",
+    ),
+    **config,
 ):
     """Pre-train the in-context transformer on synthetic datasets (resumable).
+
+    The options after --init-weights are the fields of PretrainConfig (tabular_suite.incontext.pretrain).
 
     Example: tabular-suite pfn pretrain --checkpoint runs/pfn.pt --time-limit 9000
     """
 
     def run():
-        from tabular_suite.pfn.pretrain import PretrainConfig, pretrain, real_data_callback
+        from tabular_suite.incontext.evaluation import real_data_callback
+        from tabular_suite.incontext.pretrain import pretrain
 
-        cfg = PretrainConfig(steps=steps, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ffn=d_ffn,
-                             max_rows=max_rows, tokens_per_step=tokens_per_step, lr=lr, eval_every=eval_every,
-                             seed=seed, device=device, num_threads=num_threads, warmup_steps=warmup_steps,
-                             curriculum=curriculum, discrete_fraction=discrete_fraction)
+        cfg = PretrainConfig(**config)
         if init_weights is not None and not init_weights.exists():
             raise ValueError(f"--init-weights {init_weights} does not exist.")
         tables = _eval_tables(eval_data, eval_bundled)
         callbacks = (real_data_callback(tables),) if tables else ()
-        history = pretrain(cfg, checkpoint, resume=not fresh, time_limit=time_limit, init_weights=init_weights,
-                           log=lambda msg: console.print(msg, markup=False, highlight=False), callbacks=callbacks)
+        history = pretrain(
+            cfg,
+            checkpoint,
+            resume=not fresh,
+            time_limit=time_limit,
+            init_weights=init_weights,
+            log=lambda msg: console.print(msg, markup=False, highlight=False),
+            callbacks=callbacks,
+        )
         done = history["steps"][-1][0] if history["steps"] else 0
-        console.print(f"checkpoint {checkpoint}: step {done:,} of {steps:,}")
+        console.print(f"checkpoint {checkpoint}: step {done:,} of {cfg.steps:,}")
 
     _run(run)
 
 
 @pfn_app.command("export")
 def pfn_export(
-    checkpoints: list[Path] = typer.Argument(..., help="Checkpoint(s) written by `pfn pretrain`; several "
-                                             "(of one model) are averaged parameter by parameter."),
-    out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (int8 matrices, loadable by TabPFNClassifier(weights=...))."),
+    checkpoints: list[Path] = typer.Argument(
+        ..., help="Checkpoint(s) written by `pfn pretrain`; several (of one model) are averaged parameter by parameter."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Weights file to write (int8 matrices, loadable by TabPFNClassifier(weights=...))."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ):
     """Write a pre-training checkpoint's model as a small weights file (int8 matrices, per-row scales).
@@ -627,7 +772,7 @@ def pfn_export(
     """
 
     def run():
-        from tabular_suite.pfn.pretrain import export_weights
+        from tabular_suite.incontext.pretrain import export_weights
 
         _check_output(out, force)
         for checkpoint in checkpoints:
@@ -642,12 +787,21 @@ def pfn_export(
 def _leaderboard_table(result, data: Path) -> Table:
     board = result.leaderboard
     metric = result.metric
-    title = (f"{data.name}: {metric.name} ({'higher' if metric.greater_is_better else 'lower'} is better), "
-             f"{result.data_summary['rows']:,} rows, {board['folds'].max()}-fold CV, {result.wall_seconds:.0f} s")
+    title = (
+        f"{data.name}: {metric.name} ({'higher' if metric.greater_is_better else 'lower'} is better), "
+        f"{result.data_summary['rows']:,} rows, {board['folds'].max()}-fold CV, {result.wall_seconds:.0f} s"
+    )
     table = Table(title=title, title_justify="left")
-    for col, justify in (("model", "left"), ("status", "left"), (f"{metric.name} ± std", "right"),
-                         ("fit s/fold", "right"), ("predict rows/s", "right"), ("best epoch", "right"),
-                         ("params", "right"), ("weight", "right")):
+    for col, justify in (
+        ("model", "left"),
+        ("status", "left"),
+        (f"{metric.name} ± std", "right"),
+        ("fit s/fold", "right"),
+        ("predict rows/s", "right"),
+        ("best epoch", "right"),
+        ("params", "right"),
+        ("weight", "right"),
+    ):
         table.add_column(col, justify=justify)
 
     def fmt(value, spec):
@@ -655,12 +809,22 @@ def _leaderboard_table(result, data: Path) -> Table:
 
     for _, row in board.iterrows():
         score = f"{fmt(row['mean'], '.4f')} ± {fmt(row['std'], '.4f')}" if np.isfinite(row["mean"]) else ""
-        table.add_row(row["model"], row["status"], score, fmt(row["fit_seconds"], ".1f"), fmt(row["predict_rows_per_s"], ",.0f"),
-                      fmt(row["best_epoch"], ".0f"), fmt(row["n_params"], ",.0f"), fmt(row.get("ensemble_weight"), ".2f"))
+        table.add_row(
+            row["model"],
+            row["status"],
+            score,
+            fmt(row["fit_seconds"], ".1f"),
+            fmt(row["predict_rows_per_s"], ",.0f"),
+            fmt(row["best_epoch"], ".0f"),
+            fmt(row["n_params"], ",.0f"),
+            fmt(row.get("ensemble_weight"), ".2f"),
+        )
     return table
 
 
-def main() -> None:  # console-script entry point
+def main() -> None:
+    """The console-script entry point: this process trains, so it keeps freed tensor memory in the heap."""
+    settle_heap()
     app()
 
 

@@ -10,11 +10,27 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-__all__ = ["Dataset", "list_datasets", "dataset_info", "dataset_path", "load_dataset", "CTRData", "make_ctr",
-           "iter_ctr", "expected_auc", "fetch_movielens", "data_home"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "Dataset",
+    "list_datasets",
+    "dataset_info",
+    "dataset_path",
+    "load_dataset",
+    "CTRData",
+    "make_ctr",
+    "iter_ctr",
+    "expected_auc",
+    "fetch_movielens",
+    "fetch_bars",
+    "data_home",
+]
 
 
 def _manifest() -> dict[str, dict]:
@@ -89,6 +105,7 @@ def load_dataset(name: str) -> Dataset:
 # Synthetic CTR data with a known ground truth
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class CTRData:
     """A synthetic click log: features ``X``, clicks ``y``, and the true click probability.
@@ -98,8 +115,8 @@ class CTRData:
     """
 
     X: pd.DataFrame
-    y: "np.ndarray"
-    probability: "np.ndarray"
+    y: np.ndarray
+    probability: np.ndarray
 
     @property
     def bayes_auc(self) -> float:
@@ -140,9 +157,14 @@ class _CTRField:
 
 def _ctr_fields(n_users: int, n_items: int) -> tuple:
     return (
-        _CTRField("user", n_users, 1.05), _CTRField("item", n_items, 1.15),
-        _CTRField("category", 200, 1.0), _CTRField("hour", 24, 0.3), _CTRField("weekday", 7, 0.1),
-        _CTRField("device", 5, 1.5), _CTRField("site", 5_000, 1.1), _CTRField("position", 10, 1.2),
+        _CTRField("user", n_users, 1.05),
+        _CTRField("item", n_items, 1.15),
+        _CTRField("category", 200, 1.0),
+        _CTRField("hour", 24, 0.3),
+        _CTRField("weekday", 7, 0.1),
+        _CTRField("device", 5, 1.5),
+        _CTRField("site", 5_000, 1.1),
+        _CTRField("position", 10, 1.2),
     )
 
 
@@ -184,15 +206,18 @@ class _CTRModel:
         logit += 4.0 * np.einsum("nd,nd,nd->n", a, b, c)
         probability = 1.0 / (1.0 + np.exp(-logit))
         y = (rng.random(n) < probability).astype(np.int8)
-        X = pd.DataFrame({
-            f.name: pd.Categorical.from_codes(codes[f.name].astype(np.int32), categories=range(f.cardinality))
-            for f in self.fields
-        })
+        X = pd.DataFrame(
+            {
+                f.name: pd.Categorical.from_codes(codes[f.name].astype(np.int32), categories=range(f.cardinality))
+                for f in self.fields
+            }
+        )
         return X, y, probability
 
 
-def make_ctr(n_rows: int = 100_000, *, n_users: int = 100_000, n_items: int = 50_000, embedding_dim: int = 8,
-             seed: int = 0) -> CTRData:
+def make_ctr(
+    n_rows: int = 100_000, *, n_users: int = 100_000, n_items: int = 50_000, embedding_dim: int = 8, seed: int = 0
+) -> CTRData:
     """A synthetic click log whose true click probability (and Bayes-optimal AUC) is known.
 
     Eight categorical fields (user, item, category, hour, weekday, device, site, position)
@@ -210,12 +235,20 @@ def make_ctr(n_rows: int = 100_000, *, n_users: int = 100_000, n_items: int = 50
     >>> 0.5 < data.bayes_auc < 1.0
     True
     """
-    return next(iter_ctr(n_rows, chunk_rows=n_rows, n_users=n_users, n_items=n_items,
-                         embedding_dim=embedding_dim, seed=seed))
+    return next(
+        iter_ctr(n_rows, chunk_rows=n_rows, n_users=n_users, n_items=n_items, embedding_dim=embedding_dim, seed=seed)
+    )
 
 
-def iter_ctr(n_rows: int, *, chunk_rows: int = 1_000_000, n_users: int = 100_000, n_items: int = 50_000,
-             embedding_dim: int = 8, seed: int = 0):
+def iter_ctr(
+    n_rows: int,
+    *,
+    chunk_rows: int = 1_000_000,
+    n_users: int = 100_000,
+    n_items: int = 50_000,
+    embedding_dim: int = 8,
+    seed: int = 0,
+):
     """Yield :class:`CTRData` chunks of ``chunk_rows`` (the last may be shorter) from one model.
 
     Memory stays at one chunk: suitable for writing tens of millions of rows to Parquet.
@@ -287,8 +320,14 @@ def _download(url: str, target: Path, checksum: str | None, timeout: float) -> N
         tmp.unlink(missing_ok=True)
 
 
-def fetch_movielens(variant: str = "1m", *, data_home_path=None, base_url: str = MOVIELENS_URL,
-                    checksum: str | None = None, timeout: float = 60.0) -> pd.DataFrame:
+def fetch_movielens(
+    variant: str = "1m",
+    *,
+    data_home_path=None,
+    base_url: str = MOVIELENS_URL,
+    checksum: str | None = None,
+    timeout: float = 60.0,
+) -> pd.DataFrame:
     """MovieLens ratings as a DataFrame with columns user, item, rating, timestamp.
 
     The archive is downloaded from GroupLens on first use, verified against its published
@@ -339,8 +378,14 @@ _BARS = {"frappe_x1": "Frappe_x1", "criteo_x1": "Criteo_x1"}
 BARS_SPLITS = ("train", "valid", "test")
 
 
-def fetch_bars(name: str = "frappe_x1", *, data_home_path=None, base_url: str | None = None,
-               checksums: dict | None = None, timeout: float = 600.0) -> dict[str, Path]:
+def fetch_bars(
+    name: str = "frappe_x1",
+    *,
+    data_home_path=None,
+    base_url: str | None = None,
+    checksums: dict | None = None,
+    timeout: float = 600.0,
+) -> dict[str, Path]:
     """Download a BARS CTR benchmark's fixed split and return ``{"train"|"valid"|"test": Parquet path}``.
 
     BARS (reczoo) publishes Frappe_x1 and Criteo_x1 as ``train.csv``, ``valid.csv`` and
@@ -368,7 +413,11 @@ def fetch_bars(name: str = "frappe_x1", *, data_home_path=None, base_url: str | 
     folder = data_home(data_home_path) / "bars" / name
     out = {}
     for split in BARS_SPLITS:
-        csv_path, parquet_path, recorded = folder / f"{split}.csv", folder / f"{split}.parquet", folder / f"{split}.csv.md5"
+        csv_path, parquet_path, recorded = (
+            folder / f"{split}.csv",
+            folder / f"{split}.parquet",
+            folder / f"{split}.csv.md5",
+        )
         expected = (checksums or {}).get(split) or (recorded.read_text().strip() if recorded.exists() else None)
         if not (csv_path.exists() and (expected is None or _md5(csv_path) == expected)):
             parquet_path.unlink(missing_ok=True)

@@ -1,5 +1,7 @@
-"""The command line through a real subprocess: train -> predict -> evaluate, and clean errors."""
+"""The command line: train -> predict -> evaluate and clean errors through a real subprocess; option
+generation, error classes and the PFN pre-training command in this process (``invoke``)."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -7,19 +9,64 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import typer
+from typer.testing import CliRunner
 
-from tabular_suite.estimators.persistence import MODEL_FILE_MAGIC
+import tabular_suite
+from tabular_suite.cli import app as cli_app
+from tabular_suite.core.model_file import MODEL_FILE_MAGIC
+from tabular_suite.incontext.pretrain import PretrainConfig
 
 ENV = {**os.environ, "TABULAR_SUITE_NUM_THREADS": "1", "COLUMNS": "120"}
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "tabular_suite.cli.app", *map(str, args)],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tabular_suite.cli.app", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+
+
+def cli_all(*calls):
+    """Independent CLI calls, two processes at a time (start-up dominates each, on one thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda args: cli(*args), calls))
+
+
+@pytest.fixture
+def invoke():
+    """Run the CLI in this process (``app``, not ``main``: this process's allocator is left alone)."""
+    runner = CliRunner()
+    return lambda *args, env=None: runner.invoke(cli_app.app, [str(a) for a in args], env=env)
+
+
+TINY_PFN = [
+    "--steps",
+    "1",
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--n-heads",
+    "2",
+    "--d-ffn",
+    "32",
+    "--max-rows",
+    "160",
+    "--tokens-per-step",
+    "320",
+]
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, ):
+def files(
+    tmp_path_factory,
+):
     d = tmp_path_factory.mktemp("cli")
     rng = np.random.default_rng(0)
     n = 200
@@ -33,8 +80,21 @@ def files(tmp_path_factory, ):
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
 def test_train_predict_evaluate_round_trip(files, ext):
     data, model = files / f"train.{ext}", files / f"m_{ext}.tsm"
-    r = cli("train", data, "--target", "label", "--model", "mlp", "--out", model, "--holdout", "0.25",
-            "--param", "max_epochs=15", "--quiet")
+    r = cli(
+        "train",
+        data,
+        "--target",
+        "label",
+        "--model",
+        "mlp",
+        "--out",
+        model,
+        "--holdout",
+        "0.25",
+        "--param",
+        "max_epochs=15",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and model.read_bytes().startswith(MODEL_FILE_MAGIC)
     preds = files / f"pred_{ext}.{ext}"
@@ -44,6 +104,29 @@ def test_train_predict_evaluate_round_trip(files, ext):
     assert list(out.columns) == ["proba_neg", "proba_pos"] and len(out) == 200
     r = cli("evaluate", model, data, "--target", "label")
     assert r.returncode == 0 and "roc_auc" in r.stdout
+
+
+def test_train_an_in_context_model(invoke, files, tmp_path):
+    """tabpfn has no training loop: no progress bar, epochs or MLflow run to pass on."""
+    r = invoke(
+        "train",
+        files / "train.csv",
+        "--target",
+        "label",
+        "--model",
+        "tabpfn",
+        "--out",
+        tmp_path / "pfn.tsm",
+        "--holdout",
+        "0.25",
+        "--param",
+        "n_estimators=1",
+    )
+    assert r.exit_code == 0 and "saved TabPFNClassifier to" in r.stdout and "roc_auc" in r.stdout, r.output
+    r = invoke(
+        "train", files / "train.csv", "--target", "label", "--model", "tabpfn", "--out", tmp_path / "x.tsm", "--track"
+    )
+    assert r.exit_code == 1 and "--track logs a training run" in r.stderr and not (tmp_path / "x.tsm").exists()
 
 
 def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
@@ -56,8 +139,12 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
     latin.write_bytes("a,label\n1,caf\xe9\n2,th\xe9\n".encode("latin-1"))
     one_class = tmp_path / "one_class.csv"
     pd.DataFrame({"a": [1.0, 2.0, 3.0], "label": ["x", "x", "x"]}).to_csv(one_class, index=False)
-    assert cli("train", data, "--target", "label", "--out", tmp_path / "good.tsm", "--param", "max_epochs=2",
-               "--quiet").returncode == 0
+    assert (
+        cli(
+            "train", data, "--target", "label", "--out", tmp_path / "good.tsm", "--param", "max_epochs=2", "--quiet"
+        ).returncode
+        == 0
+    )
     tampered = tmp_path / "tampered.tsm"
     raw = bytearray((tmp_path / "good.tsm").read_bytes())
     raw[-50] ^= 0x01
@@ -72,37 +159,42 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
         (("train", one_class, "--target", "label", "--out", tmp_path / "x.tsm"), "only one class"),
         (("predict", tampered, data, "--out", tmp_path / "p.csv"), "corrupted or was modified"),
         (("predict", tmp_path / "missing.tsm", data, "--out", tmp_path / "p.csv"), "not found"),
-        (("evaluate", tmp_path / "good.tsm", one_class, "--target", "label"), "lacks columns the model was trained on: b"),
-        (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"),
-         "key=value"),
+        (
+            ("evaluate", tmp_path / "good.tsm", one_class, "--target", "label"),
+            "lacks columns the model was trained on: b",
+        ),
+        (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"), "key=value"),
     ]
-    for args, message in cases:
-        r = cli(*args)
+    *results, r = cli_all(
+        *(args for args, _ in cases), ("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm")
+    )
+    assert r.returncode != 0 and "Traceback" in r.stderr
+    for (args, message), r in zip(cases, results):
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x.tsm").exists() and not (tmp_path / "p.csv").exists()
-    r = cli("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm")
-    assert r.returncode != 0 and "Traceback" in r.stderr
 
 
-def test_datasets_and_models_commands():
-    r = cli("datasets")
-    assert r.returncode == 0 and "adult" in r.stdout and "california_housing" in r.stdout
-    r = cli("datasets", "adult")
-    assert r.returncode == 0 and "CC BY 4.0" in r.stdout and "workclass" in r.stdout
-    r = cli("models")
-    assert r.returncode == 0 and "ft_transformer" in r.stdout
-    for command in ("train", "predict", "evaluate", "datasets", "models"):
-        r = cli(command, "--help")
-        assert r.returncode == 0 and "Example" in r.stdout, command
+def test_datasets_and_models_commands(invoke):
+    r = invoke("datasets")
+    assert r.exit_code == 0 and "adult" in r.stdout and "california_housing" in r.stdout
+    r = invoke("datasets", "adult")
+    assert r.exit_code == 0 and "CC BY 4.0" in r.stdout and "workclass" in r.stdout
+    r = invoke("models")
+    assert r.exit_code == 0 and "family" in r.stdout
+    for name in tabular_suite.list_models():
+        family = tabular_suite.get_model(name).family
+        assert any(f" {name} " in line and f" {family} " in line for line in r.stdout.splitlines()), (name, r.stdout)
+    for command in (["train"], ["predict"], ["evaluate"], ["datasets"], ["models"], ["pfn", "pretrain"]):
+        r = invoke(*command, "--help")
+        assert r.exit_code == 0 and "Example" in r.stdout, command
 
 
 def test_pfn_pretrain_and_export_averaging_two_runs(tmp_path):
-    from tabular_suite.pfn.pretrain import load_weights
+    from tabular_suite.incontext.weights import load_weights
 
-    tiny = ["--steps", "1", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ffn", "32",
-            "--max-rows", "160", "--tokens-per-step", "320", "--eval-every", "0", "--no-eval-bundled"]
+    tiny = [*TINY_PFN, "--eval-every", "0", "--no-eval-bundled"]
     for seed in (0, 1):
         r = cli("pfn", "pretrain", "--checkpoint", tmp_path / f"run{seed}.pt", "--seed", seed, *tiny)
         assert r.returncode == 0, r.stderr
@@ -113,3 +205,79 @@ def test_pfn_pretrain_and_export_averaging_two_runs(tmp_path):
     assert config["step"] == [1, 1] and model.config["d_model"] == 16
     r = cli("pfn", "export", tmp_path / "run0.pt", tmp_path / "missing.pt", "--out", tmp_path / "x.tsm")
     assert r.returncode != 0 and "missing.pt does not exist" in r.stderr + r.stdout
+
+
+def test_pfn_pretrain_evaluates_on_the_bundled_datasets_by_default(invoke, tmp_path):
+    r = invoke("pfn", "pretrain", "--checkpoint", tmp_path / "run.pt", *TINY_PFN, "--eval-every", "1")
+    assert r.exit_code == 0, r.output
+    for figure in ("eval_accuracy", "auc_adult", "auc_credit_g", "real_auc_mean"):
+        assert f'"{figure}"' in r.stdout, r.stdout
+    assert "auc_california_housing" not in r.stdout  # a regression table
+
+
+def test_pfn_pretrain_options_are_the_config_fields(invoke, monkeypatch, tmp_path):
+    pretrain = typer.main.get_command(cli_app.app).commands["pfn"].commands["pretrain"]
+    options = {option.name: option for option in pretrain.params}
+    help_lines = invoke("pfn", "pretrain", "--help", env={"COLUMNS": "300"}).stdout.splitlines()
+    for field in dataclasses.fields(PretrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        option = options[field.name]
+        assert option.opts == [flag] and option.default == field.default and option.help == field.metadata["doc"]
+        [line] = [line for line in help_lines if f" {flag} " in line]
+        assert f"[default: {field.default}]" in line, line
+
+    seen = []
+    module = sys.modules[PretrainConfig.__module__]  # the package's `pretrain` attribute is the function
+    monkeypatch.setattr(module, "pretrain", lambda cfg, *args, **kwargs: seen.append(cfg) or {"steps": []})
+    r = invoke(
+        "pfn",
+        "pretrain",
+        "-c",
+        tmp_path / "x.pt",
+        "--no-eval-bundled",
+        "--d-model",
+        16,
+        "--lr",
+        "0.001",
+        "--precision",
+        "fp32",
+    )
+    assert r.exit_code == 0, r.output
+    assert seen == [PretrainConfig(d_model=16, lr=0.001, precision="fp32")]
+
+
+def test_user_error_is_one_line_and_exit_1(invoke, tmp_path):
+    r = invoke("train", tmp_path / "missing.csv", "--target", "y", "--out", tmp_path / "m.tsm")
+    assert r.exit_code == 1 and r.stderr.strip().splitlines() == [f"error: File not found: {tmp_path / 'missing.csv'}"]
+    assert "Traceback" not in r.output and isinstance(r.exception, SystemExit)
+
+
+def test_unexpected_error_points_to_debug(invoke, monkeypatch):
+    import tabular_suite.datasets
+
+    monkeypatch.setattr(tabular_suite.datasets, "list_datasets", lambda: {}["x"])
+    r = invoke("datasets")
+    assert r.exit_code == cli_app.EXIT_UNEXPECTED_ERROR == 3
+    assert r.stderr.strip().splitlines() == [
+        "error: unexpected KeyError: 'x' (a bug in tabular-suite?); rerun with --debug for the traceback"
+    ]
+    assert "Traceback" not in r.output
+    # --debug: the exception leaves the CLI, and Python prints its traceback
+    code = (
+        "import sys, tabular_suite.datasets as d; d.list_datasets = lambda: {}['x']; "
+        "from tabular_suite.cli.app import main; sys.argv[0] = 'tabular-suite'; main()"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "--debug", "datasets"], capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert r.returncode != 0 and "Traceback" in r.stderr and "KeyError: 'x'" in r.stderr, r.stderr
+
+
+def test_cli_settles_the_heap_at_start_up(invoke, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli_app, "settle_heap", lambda: calls.append(1) or True)
+    assert invoke("models").exit_code == 0 and calls == []  # the app inside another process: not its allocator
+    monkeypatch.setattr(sys, "argv", ["tabular-suite", "models"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_app.main()
+    assert exit_info.value.code == 0 and calls == [1]

@@ -49,8 +49,16 @@ def test_interacting_layer_matches_reference(use_scale, layer_norm, d_in):
 
 def test_autoint_plus_adds_the_parallel_mlp():
     torch.manual_seed(0)
-    m = AutoInt(n_num=1, cardinalities=[7, 3], d_out=1, embedding_dim=4, attention_layers=2, n_heads=2,
-                attention_dim=8, dnn_hidden=(16,)).eval()
+    m = AutoInt(
+        n_num=1,
+        cardinalities=[7, 3],
+        d_out=1,
+        embedding_dim=4,
+        attention_layers=2,
+        n_heads=2,
+        attention_dim=8,
+        dnn_hidden=(16,),
+    ).eval()
     x_num, x_cat = torch.randn(6, 1), torch.randint(0, 3, (6, 2))
     emb = m.embedding(x_num, x_cat)
     expected = m.head(m.interacting(emb).flatten(1)) + m.dnn(emb.flatten(1))
@@ -84,14 +92,25 @@ def test_bilinear_fusion_matches_fuxictr_formula(d_out):
 
 def test_finalmlp_streams_and_fusion():
     torch.manual_seed(0)
-    m = FinalMLP(n_num=0, cardinalities=[20, 5, 9], d_out=1, embedding_dim=4, mlp1_hidden=(8, 8), mlp2_hidden=(6,),
-                 gate_hidden=(10,), gate_fields_1=[0], n_heads=2).eval()
+    m = FinalMLP(
+        n_num=0,
+        cardinalities=[20, 5, 9],
+        d_out=1,
+        embedding_dim=4,
+        mlp1_hidden=(8, 8),
+        mlp2_hidden=(6,),
+        gate_hidden=(10,),
+        gate_fields_1=[0],
+        n_heads=2,
+    ).eval()
     x_num, x_cat = torch.zeros(3, 0), torch.randint(0, 5, (3, 3))
     emb = m.embedding(x_num, x_cat)
     expected = m.fusion(m.mlp1(m.gates[0](emb)), m.mlp2(m.gates[1](emb)))
     torch.testing.assert_close(m(x_num, x_cat), expected)
     assert m.gates[0].context_fields == [0] and m.gates[1].bias is not None
-    plain = FinalMLP(n_num=1, cardinalities=[3], d_out=1, use_gates=False, mlp1_hidden=(4,), mlp2_hidden=(4,), n_heads=1)
+    plain = FinalMLP(
+        n_num=1, cardinalities=[3], d_out=1, use_gates=False, mlp1_hidden=(4,), mlp2_hidden=(4,), n_heads=1
+    )
     assert plain.gates is None and plain(torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.long)).shape == (2, 1)
     with pytest.raises(ValueError, match="must divide both stream widths"):
         BilinearFusion(6, 4, n_heads=4)
@@ -112,11 +131,23 @@ def ctr_split():
     return train, test
 
 
-@pytest.mark.parametrize("make", [
-    lambda: AutoIntClassifier(use_dnn=True, dnn_hidden=(64, 64), random_state=0, num_threads=1),
-    lambda: FinalMLPClassifier(mlp1_hidden=(64, 64), mlp2_hidden=(64,), gate_hidden=(64,), n_heads=8,
-                               gate_features_1=["user"], gate_features_2=["item"], random_state=0, num_threads=1),
-], ids=["autoint+", "finalmlp"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AutoIntClassifier(use_dnn=True, dnn_hidden=(64, 64), random_state=0, num_threads=1),
+        lambda: FinalMLPClassifier(
+            mlp1_hidden=(64, 64),
+            mlp2_hidden=(64,),
+            gate_hidden=(64,),
+            n_heads=8,
+            gate_features_1=["user"],
+            gate_features_2=["item"],
+            random_state=0,
+            num_threads=1,
+        ),
+    ],
+    ids=["autoint+", "finalmlp"],
+)
 def test_ctr_models_train_with_fuxictr_recipe(ctr_split, make):
     """Held-out AUC at least that of smoothed per-value click rates, below the Bayes bound.
 
@@ -129,7 +160,11 @@ def test_ctr_models_train_with_fuxictr_recipe(ctr_split, make):
     first_order = roc_auc_score(test.y, _first_order_scores(train, test))
     assert first_order - 0.02 < auc <= test.bayes_auc + 0.01, (first_order, auc, test.bayes_auc)
     lrs = [h["lr"] for h in est.history_]
-    stalls = [i for i in range(1, len(est.history_)) if est.history_[i]["val_auc"] <= max(h["val_auc"] for h in est.history_[:i])]
+    stalls = [
+        i
+        for i in range(1, len(est.history_))
+        if est.history_[i]["val_auc"] <= max(h["val_auc"] for h in est.history_[:i])
+    ]
     for i in stalls:  # FuxiCTR: lr / 10 after every epoch without a higher validation AUC
         assert lrs[i] == pytest.approx(lrs[i - 1] / 10) or i == len(lrs) - 1
     assert len(est.history_) - est.best_epoch_ <= 2  # stopped after 2 stalled epochs (or max_epochs)
@@ -140,7 +175,7 @@ def _first_order_scores(train, test):
     logit = np.zeros(len(test.y))
     base = train.y.mean()
     for col in train.X.columns:
-        rates = (train.X.assign(y=train.y).groupby(col, observed=True)["y"].agg(["sum", "count"]))
+        rates = train.X.assign(y=train.y).groupby(col, observed=True)["y"].agg(["sum", "count"])
         smoothed = (rates["sum"] + 20 * base) / (rates["count"] + 20)
         p = test.X[col].map(smoothed).astype(float).fillna(base).to_numpy()
         logit += np.log(p / (1 - p)) - np.log(base / (1 - base))
@@ -149,11 +184,21 @@ def _first_order_scores(train, test):
 
 def test_gate_features_are_named_columns(tmp_path):
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"num": rng.normal(size=300), "user": rng.choice(list("abcdefgh"), 300),
-                      "item": rng.choice(list("xyz"), 300)})
+    X = pd.DataFrame(
+        {"num": rng.normal(size=300), "user": rng.choice(list("abcdefgh"), 300), "item": rng.choice(list("xyz"), 300)}
+    )
     y = (X["num"] > 0).astype(int)
-    est = FinalMLPClassifier(mlp1_hidden=(16,), mlp2_hidden=(16,), gate_hidden=(16,), n_heads=4, max_epochs=3,
-                             gate_features_1=["user"], gate_features_2=["user", "item"], num_threads=1, random_state=0)
+    est = FinalMLPClassifier(
+        mlp1_hidden=(16,),
+        mlp2_hidden=(16,),
+        gate_hidden=(16,),
+        n_heads=4,
+        max_epochs=3,
+        gate_features_1=["user"],
+        gate_features_2=["user", "item"],
+        num_threads=1,
+        random_state=0,
+    )
     est.fit(X, y)
     fields = list(est.preprocessor_.output_feature_names)
     assert est.module_.gates[0].context_fields == [fields.index("user")]
@@ -172,7 +217,7 @@ def test_embedding_l2_is_added_to_the_training_loss():
     x_num, x_cat = est._tensors(est.preprocessor_.transform(X))
     target = torch.tensor(y, dtype=torch.float32)
     plain = torch.nn.functional.binary_cross_entropy_with_logits(est.module_(x_num, x_cat)[:, 0], target)
-    penalty = sum((t ** 2).sum() for t in est.module_.embedding.tables())
+    penalty = sum((t**2).sum() for t in est.module_.embedding.tables())
     ours = est._train_loss()(est.module_, [x_num, x_cat], target)
     torch.testing.assert_close(ours, plain + 0.25 * penalty)
     tables = est.module_.embedding.tables()  # the penalty's gradient: embedding_l2 x table

@@ -31,10 +31,16 @@ def test_all_table_types_give_identical_predictions(mixed_frame):
 
 
 def test_schema_inference_and_override():
-    df = pd.DataFrame({
-        "num": [1.0, 2.0], "int": [1, 2], "obj": ["a", "b"], "cat": pd.Categorical(["x", "y"]),
-        "flag": [True, False], "s": pd.Series(["u", "v"], dtype="string"),
-    })
+    df = pd.DataFrame(
+        {
+            "num": [1.0, 2.0],
+            "int": [1, 2],
+            "obj": ["a", "b"],
+            "cat": pd.Categorical(["x", "y"]),
+            "flag": [True, False],
+            "s": pd.Series(["u", "v"], dtype="string"),
+        }
+    )
     schema = infer_schema(df)
     assert schema.numeric == ("num", "int")
     assert schema.categorical == ("obj", "cat", "flag", "s")
@@ -85,11 +91,22 @@ def test_unseen_category_at_predict_never_crashes(mixed_frame):
     new = df.head(5).copy()
     new["color"] = ["purple", "red", None, "teal", "blue"]
     assert est.predict_proba(new).shape == (5, 2)
+    # every unseen category is the reserved unknown code: a row predicts alike whichever it is
+    row = df.head(1)
+    proba = [est.predict_proba(row.assign(color=c))[0] for c in ("purple", "teal", "red")]
+    np.testing.assert_array_equal(proba[0], proba[1])
+    assert not np.array_equal(proba[0], proba[2])
 
 
-@pytest.mark.parametrize("labels", [
-    np.array(["cat", "dog"]), np.array([3, 7]), np.array([True, False]), np.array([0.0, 2.0]),
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array(["cat", "dog"]),
+        np.array([3, 7]),
+        np.array([True, False]),
+        np.array([0.0, 2.0]),
+    ],
+)
 def test_labels_of_any_dtype_round_trip(labels):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))

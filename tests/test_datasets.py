@@ -77,8 +77,14 @@ from tabular_suite.datasets import fetch_movielens  # noqa: E402
 
 def _synthetic_ml1m() -> tuple[bytes, pd.DataFrame]:
     rng = np.random.default_rng(0)
-    rows = pd.DataFrame({"user": rng.integers(1, 50, 300), "item": rng.integers(1, 400, 300),
-                         "rating": rng.integers(1, 6, 300), "timestamp": rng.integers(9e8, 1e9, 300)})
+    rows = pd.DataFrame(
+        {
+            "user": rng.integers(1, 50, 300),
+            "item": rng.integers(1, 400, 300),
+            "rating": rng.integers(1, 6, 300),
+            "timestamp": rng.integers(9e8, 1e9, 300),
+        }
+    )
     text = "\n".join("::".join(map(str, r)) for r in rows.itertuples(index=False)) + "\n"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
@@ -110,7 +116,12 @@ def movielens_server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/movielens/", hashlib.md5(payload).hexdigest(), rows, requests
+        yield (
+            f"http://127.0.0.1:{server.server_address[1]}/movielens/",
+            hashlib.md5(payload).hexdigest(),
+            rows,
+            requests,
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -154,8 +165,14 @@ def bars_server():
     rng = np.random.default_rng(0)
     files = {}
     for split, n in (("train", 300), ("valid", 50), ("test", 60)):
-        df = pd.DataFrame({"label": rng.integers(0, 2, n), "user": rng.integers(0, 50, n),
-                           "item": rng.integers(0, 80, n), "daytime": rng.choice(["morning", "night"], n)})
+        df = pd.DataFrame(
+            {
+                "label": rng.integers(0, 2, n),
+                "user": rng.integers(0, 50, n),
+                "item": rng.integers(0, 80, n),
+                "daytime": rng.choice(["morning", "night"], n),
+            }
+        )
         files[f"/frappe/{split}.csv"] = df.to_csv(index=False).encode()
     requests = []
 

@@ -1,5 +1,6 @@
 """Training engine: determinism, early stopping, schedules, callbacks, threads, devices."""
 
+import ast
 import math
 import os
 import platform
@@ -13,8 +14,9 @@ from torch import nn
 
 from conftest import FAST
 from tabular_suite import FTTransformerRegressor, MLPClassifier, MLPRegressor, ResNetRegressor
+from tabular_suite.core.sklearn_glue import resolve_num_threads
 from tabular_suite.training import Callback, Objective, TrainConfig, fit_module, resolve_device, thread_limit
-from tabular_suite.training.device import autocast_dtype, default_num_threads
+from tabular_suite.training.device import autocast_dtype
 
 
 def _regression_data(n=300, seed=0):
@@ -72,11 +74,28 @@ def test_validation_fraction_zero_trains_all_epochs():
     assert len(est.history_) == 6 and "val_loss" not in est.history_[0]
 
 
-def _lrs(scheduler, **kw):
+def _history(scheduler, **kw):
     X, y = _regression_data(256)
-    est = MLPRegressor(max_epochs=10, batch_size=64, scheduler=scheduler, patience=None, lr=1e-3,
-                       num_threads=1, random_state=0, **kw).fit(X, y)
-    return [h["lr"] for h in est.history_]
+    est = MLPRegressor(
+        max_epochs=10, batch_size=64, scheduler=scheduler, patience=None, lr=1e-3, num_threads=1, random_state=0, **kw
+    ).fit(X, y)
+    return est.history_
+
+
+def _lrs(scheduler, **kw):
+    return [h["lr"] for h in _history(scheduler, **kw)]
+
+
+def _plateau_rule(val_losses, lr, wait, factor=0.5):
+    """The lr the plateau schedule should log after each epoch: multiplied by ``factor`` once more
+    than ``wait`` epochs in a row brought no strict improvement of the validation loss."""
+    best, bad, lrs = math.inf, 0, []
+    for loss in val_losses:
+        best, bad = (loss, 0) if loss < best else (best, bad + 1)
+        if bad > wait:
+            lr, bad = lr * factor, 0
+        lrs.append(lr)
+    return lrs
 
 
 def test_schedules():
@@ -85,7 +104,9 @@ def test_schedules():
     assert cosine[0] < cosine[1] <= 1e-3  # warm-up
     assert all(a > b for a, b in zip(cosine[2:], cosine[3:]))  # then decays
     assert cosine[-1] < 1e-5
-    assert len(_lrs("plateau")) == 10
+    # plateau (patience None: waits max(2, 16 // 4) = 4 epochs) follows the validation loss
+    plateau = _history("plateau")
+    assert [h["lr"] for h in plateau] == pytest.approx(_plateau_rule([h["val_loss"] for h in plateau], 1e-3, 4))
     with pytest.raises(ValueError, match="scheduler"):
         _lrs("linear")
 
@@ -93,9 +114,12 @@ def test_schedules():
 def test_plateau_reduces_lr_when_validation_stalls():
     X, y = _regression_data(200)
     noise_y = np.random.default_rng(0).normal(size=200)  # nothing to learn: val loss stalls
-    est = MLPRegressor(max_epochs=30, scheduler="plateau", patience=None, lr=1e-2, num_threads=1,
-                       random_state=0).fit(X, noise_y)
-    assert est.history_[-1]["lr"] < 1e-2
+    est = MLPRegressor(max_epochs=30, scheduler="plateau", patience=None, lr=1e-2, num_threads=1, random_state=0).fit(
+        X, noise_y
+    )
+    lrs = [h["lr"] for h in est.history_]
+    assert lrs == pytest.approx(_plateau_rule([h["val_loss"] for h in est.history_], 1e-2, 4))
+    assert lrs[-1] < 1e-2
 
 
 def test_grad_clip_bounds_the_update():
@@ -104,7 +128,9 @@ def test_grad_clip_bounds_the_update():
     X, y = torch.randn(32, 3) * 1000, torch.randn(32, 1) * 1000
     before = [p.detach().clone() for p in model.parameters()]
     obj = Objective(nn.functional.mse_loss, lambda o, t: 0.0, "none")
-    config = TrainConfig(max_epochs=1, batch_size=32, lr=1.0, weight_decay=0.0, grad_clip=1e-3, device="cpu", num_threads=1)
+    config = TrainConfig(
+        max_epochs=1, batch_size=32, lr=1.0, weight_decay=0.0, grad_clip=1e-3, device="cpu", num_threads=1
+    )
     fit_module(model, (X, y), obj, config)
     # Adam's first step moves each weight by ~lr whatever the gradient scale, so check the
     # clipping through the gradient norm the optimizer saw instead.
@@ -152,7 +178,10 @@ def test_batches_are_index_slices_without_a_dataloader(monkeypatch):
 
 
 def test_thread_policy():
-    assert default_num_threads() == 1  # TABULAR_SUITE_NUM_THREADS=1 in conftest
+    assert resolve_num_threads() == 1  # TABULAR_SUITE_NUM_THREADS=1 in conftest
+    assert resolve_num_threads(3) == 3
+    with pytest.raises(ValueError, match="num_threads"):
+        resolve_num_threads(0)
     before = torch.get_num_threads()
     with thread_limit(2) as n:
         assert n == 2 and torch.get_num_threads() == 2
@@ -162,37 +191,72 @@ def test_thread_policy():
             pass
 
 
-_FAULTS_SCRIPT = """
-import resource, sys, torch
+_LIBC, _LIBC_VERSION = platform.libc_ver()
+
+# Observes glibc's malloc through mallinfo2: `hblks` counts the blocks served by their own mmap,
+# `arena` the heap obtained with brk (it shrinks when freed memory above the trim threshold goes
+# back to the OS). The process first fixes both thresholds at 128 KiB, as a user's MALLOC_*_THRESHOLD_
+# variables or own mallopt calls would (a fixed value also stops glibc's adaptation), so each
+# 20 MiB block is mapped until something changes the thresholds.
+_HEAP_SCRIPT = """
+import ctypes, os
+libc = ctypes.CDLL(None)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks "
+                                                "fordblks keepcost").split()]
+libc.mallinfo2.restype = Info
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+def mapped(mib):  # is a block of `mib` MiB given its own mmap?
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(mib << 20)
+    after = libc.mallinfo2().hblks
+    libc.free(block)
+    return after - before == 1
+def kept(mib):  # is a freed heap block of `mib` MiB kept for reuse (not trimmed)?
+    block = libc.malloc(mib << 20)
+    held = libc.mallinfo2().arena
+    libc.free(block)
+    return libc.mallinfo2().arena == held
+assert libc.mallopt(M_MMAP_THRESHOLD, 128 << 10) and libc.mallopt(M_TRIM_THRESHOLD, 128 << 10)
+import numpy as np
+from tabular_suite import MLPRegressor
 from tabular_suite.training.device import settle_heap
-settled = settle_heap() if sys.argv[1] == "settle" else None
-def churn():  # training steps: activations (3 MB tensors) built up, then freed together
-    for _ in range(4):
-        kept = [torch.ones(3 << 18) for _ in range(10)]
-        del kept
-churn()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-churn()
-print(settled, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+out = {}
+X = np.random.default_rng(0).normal(size=(64, 3))
+MLPRegressor(max_epochs=2, num_threads=1, random_state=0).fit(X, X[:, 0]).predict(X)
+out["fit"] = mapped(20)
+# settle_heap reads the environment when called: set here, the variables stand for a user's
+# (glibc itself reads them at start-up, which the thresholds fixed above stand for).
+for env in ({"TABULAR_SUITE_SETTLE_HEAP": "0"}, {"MALLOC_MMAP_THRESHOLD_": "131072"},
+            {"MALLOC_TRIM_THRESHOLD_": "131072"}, {}):
+    os.environ.update(env)
+    out[",".join(env) or "settle"] = (settle_heap(), mapped(20), mapped(33))
+    for key in env:
+        del os.environ[key]
+out["kept"] = kept(20)
+print(out)
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap thresholds are glibc's")
+@pytest.mark.skipif(
+    _LIBC != "glibc" or tuple(map(int, _LIBC_VERSION.split(".")[:2])) < (2, 33),
+    reason="settle_heap acts on glibc's malloc only; mallinfo2 is glibc >= 2.33",
+)
 def test_settled_heap_reuses_freed_memory_and_yields_to_the_users_settings():
-    def run(*args, **env):
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "TABULAR_SUITE_SETTLE"))}
-        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, *args], env={**environ, **env},
-                             capture_output=True, text=True, check=True).stdout.split()
-        return out[0], int(out[1])
-
-    settled, faults = run("settle")
-    assert settled == "True" and faults < 200
-    # The user's malloc settings win: with glibc's initial thresholds fixed, every 3 MB tensor
-    # is mapped and faulted in afresh (~750 pages each). (glibc's adaptive default varies
-    # from run to run, so it is not the reference here.)
-    user, user_faults = run("settle", MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    assert user == "False" and user_faults > 40 * 500
-    assert run("settle", TABULAR_SUITE_SETTLE_HEAP="0")[0] == "False"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "TABULAR_SUITE_SETTLE"))}
+    out = subprocess.run(
+        [sys.executable, "-c", _HEAP_SCRIPT], env=environ, capture_output=True, text=True, check=True
+    ).stdout
+    out = ast.literal_eval(out.strip().splitlines()[-1])
+    # A fit leaves the allocator alone (settle_heap is an explicit opt-in) ...
+    assert out["fit"] is True
+    # ... and so does settle_heap with the opt-out or when the user set a threshold: the user's settings win.
+    for name in ("TABULAR_SUITE_SETTLE_HEAP", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        assert out[name] == (False, True, True), name
+    # Otherwise it fixes the mmap threshold at 32 MiB (20 MiB blocks come from the heap, 33 MiB ones are
+    # mapped) and the trim threshold above 20 MiB (a freed 20 MiB block stays for the next step's tensors).
+    assert out["settle"] == (True, False, True) and out["kept"] is True
 
 
 def test_device_resolution_and_precision():
@@ -220,9 +284,17 @@ def test_divergence_is_reported():
 
 
 def test_eval_set_is_used_for_early_stopping(mixed_frame):
+    """The validation figures are the eval_set's (not those of a split of the training rows), and
+    early stopping restores the epoch with the lowest eval_set loss."""
     df, y, _ = mixed_frame
-    est = MLPClassifier(**FAST).fit(df.iloc[:200], y[:200], eval_set=(df.iloc[200:], y[200:]))
-    assert "val_accuracy" in est.history_[0]
+    X_val, y_val = df.iloc[200:], y[200:]
+    est = MLPClassifier(**FAST).fit(df.iloc[:200], y[:200], eval_set=(X_val, y_val))
+    losses = [h["val_loss"] for h in est.history_]
+    assert est.best_epoch_ == int(np.argmin(losses)) + 1
+    p_yes = est.predict_proba(X_val)[:, list(est.classes_).index("yes")]
+    log_loss = -np.mean(np.where(y_val == "yes", np.log(p_yes), np.log(1 - p_yes)))
+    assert math.isclose(log_loss, min(losses), rel_tol=1e-4)
+    assert est.history_[est.best_epoch_ - 1]["val_accuracy"] == pytest.approx(np.mean(est.predict(X_val) == y_val))
 
 
 def test_plateau_counts_only_strict_improvements_of_negative_criteria():
@@ -230,8 +302,18 @@ def test_plateau_counts_only_strict_improvements_of_negative_criteria():
     (torch's default relative threshold would take it for one), and never below plateau_min_lr."""
     criteria = iter([-0.70, -0.69995, -0.71, -0.70, -0.70, -0.70])
     obj = Objective(nn.functional.mse_loss, lambda o, t: 0.0, "none", evaluate=lambda m: (next(criteria), {}))
-    config = TrainConfig(max_epochs=6, batch_size=8, scheduler="plateau", plateau_factor=0.1, plateau_patience=0,
-                         plateau_min_lr=1e-5, patience=None, lr=1e-3, device="cpu", num_threads=1)
+    config = TrainConfig(
+        max_epochs=6,
+        batch_size=8,
+        scheduler="plateau",
+        plateau_factor=0.1,
+        plateau_patience=0,
+        plateau_min_lr=1e-5,
+        patience=None,
+        lr=1e-3,
+        device="cpu",
+        num_threads=1,
+    )
     state = fit_module(nn.Linear(2, 1), (torch.randn(16, 2), torch.randn(16, 1)), obj, config)
     lrs = [h["lr"] for h in state.history]
     assert lrs == pytest.approx([1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5])

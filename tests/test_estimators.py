@@ -14,18 +14,30 @@ import tabular_suite
 from conftest import FAST
 from tabular_suite import FTTransformerClassifier, MLPClassifier, MLPRegressor, ResNetClassifier, load
 
-ALL_CLASSES = [
-    tabular_suite.get_model(n).classifier for n in tabular_suite.list_models()
-] + [tabular_suite.get_model(n).regressor for n in tabular_suite.list_models()]
+TABULAR = tabular_suite.list_models(family="tabular")
+ALL_CLASSES = [tabular_suite.get_model(n).classifier for n in TABULAR] + [
+    tabular_suite.get_model(n).regressor for n in TABULAR
+]
 SMALL = dict(d_token=16, n_heads=2, n_blocks=1)
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
-    ["mps"] if torch.backends.mps.is_available() else []
+DEVICES = (
+    ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if torch.backends.mps.is_available() else [])
 )
 
 
 def test_registry():
-    assert tabular_suite.list_models() == ["autoint", "excelformer", "finalmlp", "ft_transformer", "mlp", "resnet"]
-    assert tabular_suite.list_models("regression") == tabular_suite.list_models()
+    assert tabular_suite.list_models() == [
+        "autoint",
+        "excelformer",
+        "finalmlp",
+        "ft_transformer",
+        "mlp",
+        "resnet",
+        "sasrec",
+        "tabpfn",
+    ]
+    assert tabular_suite.list_models("regression") == TABULAR + ["tabpfn"]
+    assert tabular_suite.list_models("recommendation") == ["sasrec"]
+    assert tabular_suite.list_models(family="in-context") == ["tabpfn"]
     est = tabular_suite.make_estimator("resnet", "classification", max_epochs=3)
     assert isinstance(est, ResNetClassifier) and est.max_epochs == 3
     assert isinstance(tabular_suite.make_estimator("MLP", "regression"), MLPRegressor)
@@ -57,9 +69,14 @@ def test_pipeline_cross_val_and_grid_search(mixed_frame):
     pipe = make_pipeline(FunctionTransformer(lambda d: d.assign(x3=d["x1"] * 2)), MLPClassifier(**FAST))
     scores = cross_val_score(pipe, df, y, cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.7
-    grid = GridSearchCV(MLPClassifier(**FAST), {"d_block": [16, 32]}, cv=2).fit(df, y)
-    assert grid.best_params_["d_block"] in (16, 32)
-    assert grid.predict(df).shape == (len(df),)
+    # The searched parameter reaches each fit: a learning rate too small to learn anything in 8
+    # epochs scores clearly below a working one (listed second, so a search whose candidates were
+    # all alike would pick the first), and the refitted best model is built with the grid's d_block.
+    grid = GridSearchCV(MLPClassifier(**FAST), {"lr": [1e-7, 3e-3], "d_block": [128]}, cv=2).fit(df, y)
+    bad, good = grid.cv_results_["mean_test_score"]
+    assert good > bad + 0.2 and grid.best_params_ == {"lr": 3e-3, "d_block": 128}
+    assert grid.best_estimator_.lr == 3e-3 and grid.best_estimator_.module_.blocks[0].out_features == 128
+    np.testing.assert_array_equal(grid.predict(df), grid.best_estimator_.predict(df))
 
 
 def test_clone_and_pickle(mixed_frame):
@@ -140,7 +157,7 @@ def test_loading_never_unpickles_code(tmp_path):
     import hashlib
     import io
 
-    from tabular_suite.estimators.persistence import MODEL_FILE_MAGIC
+    from tabular_suite.core.model_file import MODEL_FILE_MAGIC
 
     class Evil:
         def __reduce__(self):
@@ -206,3 +223,168 @@ def test_predict_before_fit():
 
     with pytest.raises(NotFittedError):
         MLPClassifier().predict(np.zeros((2, 2)))
+
+
+# ------------------------------------------------------------- one source of defaults
+import dataclasses  # noqa: E402
+import re  # noqa: E402
+
+from tabular_suite.core.params import param, params_doc  # noqa: E402
+from tabular_suite.training.engine import TrainConfig, TrainingParams  # noqa: E402
+
+#: A valid value other than the default for every architecture field (a new field must be added here).
+NON_DEFAULT = {
+    "mlp": dict(n_blocks=2, d_block=16, dropout=0.2, activation="gelu", cat_embedding_dim=4),
+    "resnet": dict(n_blocks=2, d_block=16, d_hidden_multiplier=1.5, dropout1=0.1, dropout2=0.05, cat_embedding_dim=4),
+    "ft_transformer": dict(
+        n_blocks=2,
+        d_token=16,
+        n_heads=2,
+        attention_dropout=0.1,
+        ffn_d_hidden_multiplier=2.0,
+        ffn_dropout=0.2,
+        residual_dropout=0.05,
+    ),
+    "excelformer": dict(
+        n_blocks=2, d_token=16, n_heads=4, attention_dropout=0.1, ffn_dropout=0.1, residual_dropout=0.1, init_scale=0.5
+    ),
+    "autoint": dict(
+        embedding_dim=8,
+        attention_layers=2,
+        n_heads=4,
+        attention_dim=16,
+        use_residual=False,
+        use_scale=True,
+        layer_norm=True,
+        attention_dropout=0.1,
+        dnn_hidden=(8, 4),
+        dnn_dropout=0.1,
+        batch_norm=True,
+    ),
+    "finalmlp": dict(
+        embedding_dim=4,
+        mlp1_hidden=(8, 8),
+        mlp2_hidden=(4,),
+        mlp1_dropout=0.1,
+        mlp2_dropout=0.2,
+        batch_norm=True,
+        use_gates=False,
+        gate_hidden=(6,),
+        n_heads=2,
+    ),
+    "sasrec": dict(maxlen=8, hidden_units=16, num_blocks=1, num_heads=2, dropout=0.1, norm="pre", init="normal"),
+}
+#: Estimator fields mapped onto the module rather than passed as they are: AutoInt+'s widths
+#: (the estimator keeps FuxiCTR's 3 x 400 behind use_dnn; the module's () means plain AutoInt).
+MAPPED = {("autoint", "dnn_hidden")}
+ESTIMATORS = [(n, getattr(tabular_suite.get_model(n), kind)) for n in TABULAR for kind in ("classifier", "regressor")]
+ESTIMATORS.append(("sasrec", tabular_suite.SASRecRecommender))
+
+
+def _module(est, name):
+    if name == "sasrec":
+        return est._build_module(20)
+    return est._build_module(2, [3], 1)
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=lambda v: getattr(v, "__name__", v))
+def test_architecture_defaults_have_one_source(name, cls):
+    config = (cls._module_cls if name != "sasrec" else tabular_suite.nn.sasrec.SASRec).config_class
+    assert issubclass(cls, config)
+    est = cls()
+    names = [f.name for f in dataclasses.fields(config)]
+    assert sorted(NON_DEFAULT[name]) == sorted(names)
+    for f in dataclasses.fields(config):
+        if (name, f.name) not in MAPPED:
+            assert getattr(est, f.name) == f.default, f.name
+            assert NON_DEFAULT[name][f.name] != f.default, f.name
+    # The module the estimator builds gets the estimator's values of every config field.
+    plain_autoint = {"dnn_hidden": ()} if name == "autoint" else {}  # use_dnn=False
+    assert _module(est, name).config == {**dataclasses.asdict(config()), **plain_autoint}
+    extra = {"use_dnn": True} if name == "autoint" else {}
+    assert _module(cls(**NON_DEFAULT[name], **extra), name).config == NON_DEFAULT[name]
+
+
+def test_autoint_plus_widths_reach_the_module_only_with_use_dnn():
+    est = tabular_suite.AutoIntClassifier(dnn_hidden=(8,))
+    assert est.dnn_hidden == (8,) and _module(est, "autoint").dnn is None
+    est.set_params(use_dnn=True)
+    assert _module(est, "autoint").config["dnn_hidden"] == (8,)
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=lambda v: getattr(v, "__name__", v))
+def test_training_defaults_have_one_source(name, cls):
+    est = cls()
+    overridden = {f.name for f in dataclasses.fields(TrainingParams) if getattr(est, f.name) != f.default}
+    recipes = {  # a model's own recipe: declared once, in its estimator class
+        "ft_transformer": {"lr"},
+        "excelformer": {"max_epochs", "batch_size", "lr", "weight_decay", "scheduler", "warmup_epochs", "patience"},
+        "autoint": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
+        "finalmlp": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
+        "sasrec": {"max_epochs", "batch_size", "weight_decay", "patience"},
+    }
+    assert overridden == recipes.get(name, set())
+    assert TrainingParams().max_epochs == TrainConfig().max_epochs == MLPClassifier().max_epochs == 300
+    if name != "sasrec":  # the engine gets the estimator's values
+        config = cls(num_threads=1, lr=0.05, max_epochs=7, batch_size=64)._train_config(seed=0, n_train=1000)
+        assert (config.lr, config.max_epochs, config.batch_size) == (0.05, 7, 64)
+        assert (config.patience, config.scheduler, config.grad_clip) == (est.patience, est.scheduler, est.grad_clip)
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=lambda v: getattr(v, "__name__", v))
+def test_every_parameter_is_documented_with_its_default(name, cls):
+    doc = cls.__doc__
+    for param_name in cls().get_params(deep=False):
+        assert re.search(rf"^    {param_name} : .+\n        \S", doc, re.M), f"{param_name} is not documented"
+    assert len(re.findall(r"^    \w+ : ", doc, re.M)) == len(cls().get_params(deep=False))  # once each
+    assert ">>>" in doc.split("    Examples\n    --------\n")[1]
+
+
+def test_docs_show_each_models_own_defaults():
+    assert "    max_epochs : int, default=500\n" in tabular_suite.ExcelFormerClassifier.__doc__
+    assert '    batch_size : int or "auto", default="auto"\n' in tabular_suite.ExcelFormerRegressor.__doc__
+    assert "    lr : float, default=0.0001\n" in FTTransformerClassifier.__doc__
+    assert "    dnn_hidden : tuple of int, default=(400, 400, 400)\n" in tabular_suite.AutoIntClassifier.__doc__
+    assert "    max_epochs : int, default=300\n" in MLPClassifier.__doc__
+
+
+def test_params_doc_renders_an_overriding_default_with_the_base_description():
+    @dataclasses.dataclass(kw_only=True, eq=False)
+    class Base:
+        width: int = param(8, "Width of  every\n layer.")
+        rate: float | None = param(1e-5, "A rate.")
+        mode: str = param("a", "The mode.", type='{"a", "b"}')
+
+    @dataclasses.dataclass(kw_only=True, eq=False)
+    class Child(Base):
+        width: int = 16
+        extra: tuple = param((1, 2), "Added by the child.")
+
+    assert params_doc(Base) == (
+        "    width : int, default=8\n        Width of every layer.\n"
+        "    rate : float or None, default=1e-5\n        A rate.\n"
+        '    mode : {"a", "b"}, default="a"\n        The mode.'
+    )
+    assert params_doc(Child, skip=["rate"]).splitlines() == [
+        "    width : int, default=16",
+        "        Width of every layer.",
+        '    mode : {"a", "b"}, default="a"',
+        "        The mode.",
+        "    extra : tuple, default=(1, 2)",
+        "        Added by the child.",
+    ]
+    assert params_doc(Base, Child).count("width") == 1  # no duplicates: the first class renders it
+
+    @dataclasses.dataclass
+    class Undocumented:
+        x: int = 1
+
+    with pytest.raises(ValueError, match="Undocumented.x has no description"):
+        params_doc(Undocumented)
+
+
+def test_estimators_stay_hashable_and_compare_by_identity():
+    # The config dataclasses use eq=False: an estimator inheriting them keeps object equality.
+    a, b = MLPClassifier(), MLPClassifier()
+    assert a != b and len({a, b}) == 2 and a == a
+    assert repr(MLPClassifier(d_block=16, max_epochs=3)) == "MLPClassifier(d_block=16, max_epochs=3)"

@@ -110,7 +110,10 @@ def test_mixed_losses_are_the_papers(mix_type):
     clf = ExcelFormerClassifier(**SMALL, **FAST, mix_type=mix_type).fit(X, (X[:, 0] > 0).astype(int))
     reg = ExcelFormerRegressor(**SMALL, **FAST, mix_type=mix_type).fit(X, X[:, 0] * 3)
     inputs = [torch.from_numpy(X.astype(np.float32)), torch.zeros(100, 0, dtype=torch.long)]
-    for est, y in ((clf, torch.from_numpy((X[:, 0] > 0).astype(np.float32))), (reg, torch.from_numpy(X[:, 0].astype(np.float32)))):
+    for est, y in (
+        (clf, torch.from_numpy((X[:, 0] > 0).astype(np.float32))),
+        (reg, torch.from_numpy(X[:, 0].astype(np.float32))),
+    ):
         module = est.module_.eval()
         torch.manual_seed(1)
         loss = est._train_loss()(module, inputs, y)
@@ -120,8 +123,8 @@ def test_mixed_losses_are_the_papers(mix_type):
         mixed, lam, perm = mix
         out = module.forward_tokens(mixed)[:, 0]
         if est is clf:
-            bce = lambda target: F.binary_cross_entropy_with_logits(out, target, reduction="none")  # noqa: E731
-            expected = (lam * bce(y) + (1 - lam) * bce(y[perm])).mean()
+            losses = [F.binary_cross_entropy_with_logits(out, target, reduction="none") for target in (y, y[perm])]
+            expected = (lam * losses[0] + (1 - lam) * losses[1]).mean()
         else:
             expected = ((out - (lam * y + (1 - lam) * y[perm])) ** 2).mean()
         torch.testing.assert_close(loss, expected)

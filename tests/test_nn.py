@@ -115,7 +115,9 @@ def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chu
 
     assert torch.autograd.gradcheck(with_dropout, (q, k, v))
     torch.manual_seed(1)
-    assert torch.autograd.gradcheck(lambda q, k, v: (torch.manual_seed(1), blocks.attention(q, k, v, 0.3, 0.7))[1], (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: (torch.manual_seed(1), blocks.attention(q, k, v, 0.3, 0.7))[1], (q, k, v)
+    )
     # The dropout mask is the one the threshold rule defines: a byte below 77 drops.
     torch.manual_seed(1)
     rows = 3 * 2 * tokens * tokens
@@ -137,12 +139,17 @@ def test_causal_attention_takes_slices_of_a_fused_projection():
         out.double().pow(2).sum().backward()
         ref_qkv = qkv.detach().double().requires_grad_()
         _reference_attention(*ref_qkv.unbind(2)).pow(2).sum().backward()
-        torch.testing.assert_close(qkv.grad.double(), ref_qkv.grad, atol=0.05 if dtype == torch.bfloat16 else 1e-4, rtol=0.05)
+        torch.testing.assert_close(
+            qkv.grad.double(), ref_qkv.grad, atol=0.05 if dtype == torch.bfloat16 else 1e-4, rtol=0.05
+        )
 
 
 def test_softmax_rows_survives_large_and_tiny_scores():
-    for scores in (torch.tensor([[1000.0, 999.0, float("-inf")]]), torch.tensor([[-1000.0, -1001.0, -1002.0]]),
-                   torch.randn(50, 7)):
+    for scores in (
+        torch.tensor([[1000.0, 999.0, float("-inf")]]),
+        torch.tensor([[-1000.0, -1001.0, -1002.0]]),
+        torch.randn(50, 7),
+    ):
         torch.testing.assert_close(blocks._softmax_rows(scores.clone()), torch.softmax(scores, -1))
 
 
@@ -322,3 +329,55 @@ def test_full_softmax_cross_entropy_under_bf16_autocast_is_close_to_fp32():
     assert abs(float((ours - exact).detach())) / float(exact) < 2e-3
     assert float((gh - h.grad).norm() / h.grad.norm()) < 2e-2
     assert float((gw - w.grad).norm() / w.grad.norm()) < 2e-2
+
+
+# --- one config dataclass per architecture -----------------------------------------------------
+
+import dataclasses  # noqa: E402
+import inspect  # noqa: E402
+
+from tabular_suite.nn.autoint import AutoInt  # noqa: E402
+from tabular_suite.nn.excelformer import ExcelFormer  # noqa: E402
+from tabular_suite.nn.finalmlp import FinalMLP  # noqa: E402
+from tabular_suite.nn.pfn import PFNConfig, PFNTransformer  # noqa: E402
+from tabular_suite.nn.sasrec import SASRec  # noqa: E402
+
+_TABULAR_MODULES = [MLP, ResNet, FTTransformer, ExcelFormer, AutoInt, FinalMLP]
+#: Constructor arguments that describe the data, not hyperparameters (no config field).
+_DATA_ARGUMENTS = {"self", "n_num", "cardinalities", "d_out", "n_items", "gate_fields_1", "gate_fields_2", "config"}
+
+
+def _build(cls, **config):
+    if cls is SASRec:
+        return cls(20, **config)
+    if cls is PFNTransformer:
+        return cls(**config)
+    return cls(n_num=2, cardinalities=[3], d_out=1, **config)
+
+
+@pytest.mark.parametrize("cls", _TABULAR_MODULES + [SASRec, PFNTransformer], ids=lambda c: c.__name__)
+def test_every_module_takes_its_hyperparameters_from_its_config(cls):
+    config = cls.config_class
+    # The defaults live in the config only: the constructor declares none of its own.
+    hyper = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name not in _DATA_ARGUMENTS]
+    assert hyper == [], f"{cls.__name__} declares hyperparameters outside {config.__name__}: {hyper}"
+    assert all(f.metadata.get("doc") for f in dataclasses.fields(config))
+    small = {ExcelFormer: {"d_token": 16, "n_heads": 2}, PFNTransformer: {"d_model": 16, "d_ffn": 16}}.get(cls, {})
+    module = _build(cls, **small)
+    assert module.config == dataclasses.asdict(config(**small))
+    with pytest.raises(TypeError, match="no_such_field"):
+        _build(cls, no_such_field=1)
+
+
+def test_pfn_config_dict_is_the_one_weights_files_store():
+    model = PFNTransformer(max_features=4, d_model=8, n_heads=2, n_layers=1, d_ffn=16)
+    assert model.config == {
+        "max_features": 4,
+        "max_classes": 10,
+        "d_model": 8,
+        "n_heads": 2,
+        "n_layers": 1,
+        "d_ffn": 16,
+        "n_bins": 96,
+    }
+    assert list(model.config) == [f.name for f in dataclasses.fields(PFNConfig)]

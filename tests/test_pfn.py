@@ -1,7 +1,6 @@
 """The in-context model: prior, transformer, pre-training and the TabPFN-style estimators."""
 
 import pickle
-import time
 
 import numpy as np
 import pandas as pd
@@ -10,26 +9,14 @@ import torch
 from sklearn.base import clone
 
 import tabular_suite
-from tabular_suite.estimators.persistence import write_model_file
-from tabular_suite.estimators.incontext import (
-    TabPFNClassifier,
-    TabPFNRegressor,
-    _TRANSFORMS,
-    _code_books,
-    _QuantileNormal,
-    _Rotation,
-    _YeoJohnson,
-)
+from tabular_suite.core.model_file import write_model_file
+from tabular_suite.incontext.estimator import TabPFNClassifier, TabPFNRegressor, _code_books
+from tabular_suite.incontext.evaluation import real_data_callback
+from tabular_suite.incontext.pretrain import PretrainConfig, export_weights, pretrain
+from tabular_suite.incontext.prior import IGNORE_LABEL, SyntheticPrior
+from tabular_suite.incontext.transforms import TRANSFORMS, QuantileNormal, Rotation, YeoJohnson
+from tabular_suite.incontext.weights import load_weights, save_weights
 from tabular_suite.nn.pfn import PFNTransformer, _row_attention, bar_mean, bar_quantile, default_bin_borders
-from tabular_suite.pfn.priors import IGNORE_LABEL, SyntheticPrior
-from tabular_suite.pfn.pretrain import (
-    PretrainConfig,
-    export_weights,
-    load_weights,
-    pretrain,
-    real_data_callback,
-    save_weights,
-)
 
 TINY = dict(max_features=8, max_classes=4, d_model=16, n_heads=2, n_layers=2, d_ffn=32, n_bins=16)
 
@@ -58,19 +45,22 @@ def test_prior_is_seeded_by_step_and_shaped():
         assert set(test.unique().long().tolist()) <= set(range(k)) | {IGNORE_LABEL}
 
 
-def test_prior_draws_varied_datasets_quickly():
+def test_prior_draws_varied_datasets():
+    # (Its speed, once a bound here, is measured by benchmarks/suite_timings.py.)
     prior = SyntheticPrior(seed=0)
-    start = time.perf_counter()
     batches = [prior.sample(s, 8, 256, 128) for s in range(20)]
-    assert (time.perf_counter() - start) / 20 < 0.5
     feats = torch.cat([b.n_features for b in batches])
     classes = torch.cat([b.n_classes for b in batches])
     assert feats.min() <= 3 and feats.max() >= 30  # skewed small, wide ones too
     assert (classes == 2).any() and (classes > 4).any()
     assert any(torch.isnan(b.x).any() for b in batches)  # some datasets have missing values
     # Some features are discretised into a few codes (categorical-like columns).
-    few_values = sum(int(len(torch.unique(b.x[i, :, j])) <= 10)
-                     for b in batches for i in range(8) for j in range(int(b.n_features[i])))
+    few_values = sum(
+        int(len(torch.unique(b.x[i, :, j])) <= 10)
+        for b in batches
+        for i in range(8)
+        for j in range(int(b.n_features[i]))
+    )
     assert few_values > 0
 
 
@@ -135,7 +125,7 @@ def test_test_rows_only_see_training_rows():
     with torch.no_grad():
         full = model(x, y, n_classes)
         ctx = model.context(x[:, :20], y)
-        one_by_one = torch.cat([model.predict(x[:, i:i + 1], ctx, n_classes) for i in range(20, 30)], dim=1)
+        one_by_one = torch.cat([model.predict(x[:, i : i + 1], ctx, n_classes) for i in range(20, 30)], dim=1)
         # Changing other test rows never changes a test row's prediction.
         x2 = x.clone()
         x2[:, 21:] = torch.randn(2, 9, 5) * 100
@@ -200,16 +190,16 @@ def test_quantile_and_power_views_match_scikit_learn():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = QuantileTransformer(output_distribution="normal", n_quantiles=200).fit(x)
-    ours = _QuantileNormal().fit(x)
+    ours = QuantileNormal().fit(x)
     for data in (x, test):
         np.testing.assert_allclose(ours.transform(data), reference.transform(data), atol=1e-8)
-    power = _YeoJohnson().fit(x[:, :4])
+    power = YeoJohnson().fit(x[:, :4])
     lambdas = PowerTransformer(method="yeo-johnson").fit(x[:, :4]).lambdas_
     np.testing.assert_allclose(power.lambdas_, lambdas, atol=0.02)  # a grid of step 0.025
     z = power.transform(x[:, :4])
     np.testing.assert_allclose(z.mean(0), 0, atol=1e-9)
     np.testing.assert_allclose(z.std(0), 1, atol=1e-9)
-    assert np.isnan(_YeoJohnson().fit(x).transform(test)[:3, 4]).all()
+    assert np.isnan(YeoJohnson().fit(x).transform(test)[:3, 4]).all()
 
 
 @pytest.mark.parametrize("rows", [200, 6])
@@ -218,7 +208,7 @@ def test_rotation_view_decorrelates_the_context(rows):
     level = rng.normal(size=(rows, 1)) * 100
     x = level + rng.normal(size=(rows, 10))  # 10 columns sharing one strong factor
     x[0, 3] = np.nan
-    rotation = _Rotation().fit(x)
+    rotation = Rotation().fit(x)
     assert rotation.components_.shape == (10, 10)
     np.testing.assert_allclose(rotation.components_ @ rotation.components_.T, np.eye(10), atol=1e-8)
     z = rotation.transform(x)
@@ -240,9 +230,24 @@ def test_bar_distribution_statistics():
 
 # ------------------------------------------------------------------------------ pretraining
 def _cfg(steps, **kw):
-    base = dict(steps=steps, max_features=8, d_model=16, n_heads=2, n_layers=1, d_ffn=32, n_bins=16,
-                tokens_per_step=256, min_rows=64, max_rows=96, warmup_steps=2, eval_every=2, eval_batches=1,
-                checkpoint_every=1, device="cpu", num_threads=1)
+    base = dict(
+        steps=steps,
+        max_features=8,
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        d_ffn=32,
+        n_bins=16,
+        tokens_per_step=256,
+        min_rows=64,
+        max_rows=96,
+        warmup_steps=2,
+        eval_every=2,
+        eval_batches=1,
+        checkpoint_every=1,
+        device="cpu",
+        num_threads=1,
+    )
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -312,7 +317,24 @@ def test_export_and_real_data_callback(tmp_path, mixed_frame):
     callback = real_data_callback([("mixed", df, y_cls)], max_train_rows=60)
     history = pretrain(_cfg(2), ckpt, log=lambda m: None, callbacks=(callback,))
     figures = history["evals"][-1]
-    assert 0 <= figures["auc_mixed"] <= 1 and figures["real_auc_mean"] == figures["auc_mixed"]
+    # The figures are the ROC AUC of the model as it stands at that step, on the callback's split
+    # (stratified halves, 60 context rows), recomputed here from the checkpoint written at step 2.
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from tabular_suite.incontext.weights import build_model
+
+    state = torch.load(ckpt, weights_only=True)
+    model = build_model(_cfg(2).model_config()).eval()
+    model.load_state_dict(state["model"])
+    X_tr, X_te, y_tr, y_te = train_test_split(df, y_cls, test_size=0.5, stratify=y_cls, random_state=0)
+    X_tr, _, y_tr, _ = train_test_split(X_tr, y_tr, train_size=60, stratify=y_tr, random_state=0)
+    clf = TabPFNClassifier(weights=model, n_estimators=1, random_state=0, device="cpu").fit(X_tr, y_tr)
+    expected = roc_auc_score(y_te, clf.predict_proba(X_te)[:, 1])
+    assert figures["step"] == state["step"] == 2
+    assert (
+        figures["auc_mixed"] == pytest.approx(expected, abs=1e-6) and figures["real_auc_mean"] == figures["auc_mixed"]
+    )
     path = export_weights(ckpt, tmp_path / "w.tsm")
     model, config = load_weights(path)
     assert config["step"] == 2 and model.config["d_model"] == 16
@@ -328,10 +350,10 @@ def test_classifier_on_mixed_table(tiny_weights, mixed_frame):
     clf = TabPFNClassifier(weights=tiny_weights, num_threads=1, random_state=0).fit(df[:160], y[:160])
     proba = clf.predict_proba(df[160:])
     assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1)
-    assert set(clf.predict(df[160:])) <= {"no", "yes"}
-    unseen = df[160:].copy()
-    unseen["color"] = "purple"  # unseen categories count as missing
-    assert np.isfinite(clf.predict_proba(unseen)).all()
+    np.testing.assert_array_equal(clf.predict(df[160:]), clf.classes_[proba.argmax(1)])
+    unseen = df[160:].assign(color="purple")  # unseen categories count as missing
+    np.testing.assert_array_equal(clf.predict_proba(unseen), clf.predict_proba(df[160:].assign(color=None)))
+    assert not np.allclose(clf.predict_proba(unseen), proba)
     # Chunking test rows changes nothing.
     small = clone(clf).set_params(batch_rows=7).fit(df[:160], y[:160])
     np.testing.assert_allclose(small.predict_proba(df[160:]), proba, rtol=1e-5, atol=1e-6)
@@ -341,8 +363,9 @@ def test_classifier_views_subsample_large_contexts(tiny_weights):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(900, 4))
     y = np.where(X[:, 0] > 1.5, "rare", "common")
-    clf = TabPFNClassifier(weights=tiny_weights, max_context_rows=100, n_estimators=3, num_threads=1,
-                           random_state=0).fit(X, y)
+    clf = TabPFNClassifier(
+        weights=tiny_weights, max_context_rows=100, n_estimators=3, num_threads=1, random_state=0
+    ).fit(X, y)
     rows = [v.rows for v in clf._views]
     assert all(len(r) == 100 for r in rows)
     assert all((y[r] == "rare").any() for r in rows)  # stratified: the rare class is kept
@@ -350,8 +373,10 @@ def test_classifier_views_subsample_large_contexts(tiny_weights):
     assert clf.predict_proba(X[:10]).shape == (10, 2)
 
 
-@pytest.mark.parametrize("rows, max_context_rows, views", [(60, 1000, 16), (250, 1000, 16), (500, 1000, 8),
-                                                          (1000, 1000, 4), (3000, 1000, 4), (3000, 200, 16)])
+@pytest.mark.parametrize(
+    "rows, max_context_rows, views",
+    [(60, 1000, 16), (250, 1000, 16), (500, 1000, 8), (1000, 1000, 4), (3000, 1000, 4), (3000, 200, 16)],
+)
 def test_auto_ensemble_spends_a_budget_of_context_rows(tiny_weights, rows, max_context_rows, views):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(rows, 3))
@@ -365,14 +390,14 @@ def test_auto_views_share_out_the_transforms_scored_on_the_table(tiny_weights):
     y = X[:, 0] + 0.1 * rng.normal(size=300) > 0
     est = TabPFNClassifier(weights=tiny_weights, num_threads=1, random_state=0).fit(X, y)
     weights = est.transform_weights_
-    assert list(weights) == list(_TRANSFORMS) and np.isclose(sum(weights.values()), 1, atol=1e-5)
+    assert list(weights) == list(TRANSFORMS) and np.isclose(sum(weights.values()), 1, atol=1e-5)
     assert len(est.view_transforms_) == est.n_views_ == 13
     assert [v.transform for v in est._views] == list(est.view_transforms_)
     for name, w in weights.items():  # about w x n_views views each
         assert abs(est.view_transforms_.count(name) - w * est.n_views_) <= 1
     # Its own random stream: the views' permutations and subsamples are those of a cycling ensemble.
     cycled = TabPFNClassifier(weights=tiny_weights, n_estimators=13, num_threads=1, random_state=0).fit(X, y)
-    assert cycled.transform_weights_ is None and cycled.view_transforms_ == tuple(_TRANSFORMS * 4)[:13]
+    assert cycled.transform_weights_ is None and cycled.view_transforms_ == tuple(TRANSFORMS * 4)[:13]
     assert all((a.columns == b.columns).all() for a, b in zip(est._views, cycled._views))
 
 
@@ -380,14 +405,14 @@ def test_transforms_cycle_where_not_scored(tiny_weights):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(900, 3))
     big = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X, X[:, 0] > 0)  # > 800 rows: 4 views
-    assert big.transform_weights_ is None and big.view_transforms_ == _TRANSFORMS
+    assert big.transform_weights_ is None and big.view_transforms_ == TRANSFORMS
     codes = pd.DataFrame({"a": rng.choice(list("xyz"), 90), "b": rng.choice(list("pq"), 90)})
     only_categorical = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(codes, np.arange(90) % 2)
     assert only_categorical.transform_weights_ is None  # transforms act on numeric columns only
     tiny = TabPFNClassifier(weights=tiny_weights, num_threads=1).fit(X[:20], np.arange(20) % 2)
     assert tiny.transform_weights_ is None  # too few rows to hold a third out
     regressor = TabPFNRegressor(weights=tiny_weights, num_threads=1).fit(X[:300], X[:300, 0])
-    assert regressor.transform_weights_ is None and regressor.view_transforms_ == tuple(_TRANSFORMS * 4)[:13]
+    assert regressor.transform_weights_ is None and regressor.view_transforms_ == tuple(TRANSFORMS * 4)[:13]
 
 
 def test_classifier_views_cover_wide_tables(tiny_weights):
@@ -463,7 +488,12 @@ def test_regressor_quantiles(tiny_weights, mixed_frame):
     assert q.shape == (80, 3) and np.all(np.diff(q, axis=1) >= 0)
     mean = reg.predict(df[160:])
     assert mean.shape == (80,) and np.isfinite(mean).all()
-    assert y.min() - 10 * y.std() < mean.min() and mean.max() < y.max() + 10 * y.std()
+    # The target is standardised inside: a target in other units gives the same predictions in those units.
+    rescaled = TabPFNRegressor(weights=tiny_weights, num_threads=1, random_state=0).fit(df[:160], 0.01 * y[:160] - 7)
+    np.testing.assert_allclose(rescaled.predict(df[160:]), 0.01 * mean - 7, rtol=1e-4, atol=1e-4 * y.std() * 0.01)
+    np.testing.assert_allclose(
+        rescaled.predict_quantiles(df[160:], [0.1, 0.5, 0.9]), 0.01 * q - 7, rtol=1e-4, atol=1e-4 * y.std() * 0.01
+    )
     with pytest.raises(ValueError, match="quantiles"):
         reg.predict_quantiles(df[:2], [0.5, 1.0])
 
@@ -478,21 +508,22 @@ def test_shipped_weights_classify_a_real_table():
     assert roc_auc_score(y[1::2], clf.predict_proba(X[1::2])[:, 1]) > 0.97
 
 
-def test_shipped_weights_fit_predict_speed():
-    """1,000 x 100 table: fit + predict of 1,000 rows, default ensemble, one thread."""
+def test_shipped_weights_on_a_wide_table():
+    """1,000 x 100 table, 1,000 test rows, default ensemble, one thread: 4 views of every column,
+    the transforms in turn. (Its fit + predict time is measured in benchmarks/pfn.py.)"""
+    from sklearn.metrics import roc_auc_score
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 100)).astype(np.float32)
     y = (X[:, :5].sum(1) > 0).astype(int)
-    clf = TabPFNClassifier(num_threads=1, random_state=0)
-    clf.fit(X[:1000], y[:1000]).predict_proba(X[1000:])  # warm-up (weights loaded once)
-    start = time.perf_counter()
-    clf.fit(X[:1000], y[:1000]).predict_proba(X[1000:])
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, elapsed  # the 1-second target is measured in benchmarks/pfn.py
+    clf = TabPFNClassifier(num_threads=1, random_state=0).fit(X[:1000], y[:1000])
+    assert clf.n_views_ == 4 and clf.view_transforms_ == TRANSFORMS
+    assert all(len(v.columns) == 100 for v in clf._views)
+    assert roc_auc_score(y[1000:], clf.predict_proba(X[1000:])[:, 1]) > 0.85  # 0.88 measured; chance is 0.5
 
 
 def test_compact_weights_are_a_byte_per_parameter_and_close():
-    from tabular_suite.pfn.pretrain import compact_tensors, model_from_tensors
+    from tabular_suite.incontext.weights import compact_tensors, model_from_tensors
 
     torch.manual_seed(0)
     model = PFNTransformer(max_features=16, d_model=64, n_heads=4, n_layers=2, d_ffn=128).eval()
@@ -503,8 +534,9 @@ def test_compact_weights_are_a_byte_per_parameter_and_close():
     restored = model_from_tensors(model.config, tensors)
     x, y = torch.randn(2, 50, 16), torch.randint(0, 3, (2, 40)).float()
     with torch.no_grad():
-        torch.testing.assert_close(restored(x, y, torch.tensor([3, 3])), model(x, y, torch.tensor([3, 3])),
-                                   rtol=0.05, atol=0.05)
+        torch.testing.assert_close(
+            restored(x, y, torch.tensor([3, 3])), model(x, y, torch.tensor([3, 3])), rtol=0.05, atol=0.05
+        )
     # Compacting already-compact weights changes nothing (saved estimators reload exactly).
     again = compact_tensors(restored)
     assert all(torch.equal(again[k], tensors[k]) for k in tensors)

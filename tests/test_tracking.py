@@ -25,8 +25,9 @@ FIT = dict(max_epochs=4, num_threads=1, random_state=0)
 @pytest.fixture
 def data():
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"age": rng.integers(18, 80, 150), "x": rng.normal(size=150),
-                      "city": rng.choice(["a", "b", "c"], 150)})
+    X = pd.DataFrame(
+        {"age": rng.integers(18, 80, 150), "x": rng.normal(size=150), "city": rng.choice(["a", "b", "c"], 150)}
+    )
     y = np.where(X["x"] + (X["city"] == "a") > 0.2, "yes", "no")
     return X, y
 
@@ -93,7 +94,7 @@ def test_tracking_argument_logs_to_sqlite(data, sqlite_uri):
     assert "MLFLOW_TRACKING_URI" not in os.environ
     _check_run(sqlite_uri, est.mlflow_run_id_, X, est)
     exp = MlflowClient(tracking_uri=sqlite_uri).get_experiment_by_name("tests")
-    assert exp is not None
+    assert MlflowClient(tracking_uri=sqlite_uri).get_run(est.mlflow_run_id_).info.experiment_id == exp.experiment_id
 
 
 def test_tracking_false_overrides_autolog_and_default_is_off(data, sqlite_uri):
@@ -133,9 +134,23 @@ def mlflow_server(tmp_path_factory):
     d = tmp_path_factory.mktemp("server")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{d / 'server.db'}", "--artifacts-destination", str(d / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{d / 'server.db'}",
+            "--artifacts-destination",
+            str(d / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")
@@ -162,10 +177,31 @@ def test_cli_track_flag(tmp_path, data):
     uri = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {**os.environ, "TABULAR_SUITE_NUM_THREADS": "1", "COLUMNS": "200"}
     r = subprocess.run(
-        [sys.executable, "-m", "tabular_suite.cli.app", "train", str(csv), "--target", "label", "--out",
-         str(tmp_path / "m.tsm"), "--track", "--tracking-uri", uri, "--experiment", "cli", "--quiet",
-         "--holdout", "0.2", "--param", "max_epochs=3"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tabular_suite.cli.app",
+            "train",
+            str(csv),
+            "--target",
+            "label",
+            "--out",
+            str(tmp_path / "m.tsm"),
+            "--track",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "cli",
+            "--quiet",
+            "--holdout",
+            "0.2",
+            "--param",
+            "max_epochs=3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     run_id = r.stdout.split("MLflow run ")[1].split()[0]
@@ -183,15 +219,32 @@ def test_mlflow_models_serve_answers_invocations(data, sqlite_uri, tmp_path):
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_uri, "PATH": path}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{est.mlflow_run_id_}/model",
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{est.mlflow_run_id_}/model",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/ping", timeout=180)
         body = json.dumps({"dataframe_split": json.loads(X.to_json(orient="split", index=False))}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             predictions = json.loads(response.read())["predictions"]
     finally:

@@ -1,10 +1,12 @@
-"""What a comparison can run: our registered deep models and classical baselines, by preset."""
+"""What a comparison can run: the registered tabular and in-context models and classical
+baselines, by preset. Which registered models a preset takes, and the "fast" settings of each,
+come from the registry (:func:`tabular_suite.core.registry.register_model`)."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
@@ -19,19 +21,18 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from ..core.registry import get_model, model_specs
 from ..data.schema import Schema
-from ..estimators.registry import get_model, list_models
 
-__all__ = ["BuildContext", "Candidate", "PRESETS", "resolve_candidates", "BASELINES"]
+__all__ = ["BuildContext", "Candidate", "PRESETS", "preset_models", "resolve_candidates", "BASELINES"]
 
-# Deep-model settings per preset. "fast" trades accuracy for minutes on a laptop CPU;
-# "best" keeps each model's paper defaults (only the epoch budget is left to the time limit).
+# Deep-model settings per preset. "fast" trades accuracy for minutes on a laptop CPU (then each
+# model's registered fast_params); "best" keeps each model's paper defaults (only the epoch
+# budget is left to the time limit).
 _DEEP_FAST = {"max_epochs": 40, "patience": 6}
-_DEEP_FAST_ARCH = {
-    "ft_transformer": {"d_token": 64, "n_blocks": 2, "n_heads": 8},
-    "excelformer": {"d_token": 64, "n_blocks": 2, "n_heads": 8, "max_epochs": 40, "patience": 6,
-                    "warmup_epochs": 2.0, "lr": 1e-3},
-}
+#: The presets, and the model families that take part in a tabular comparison.
+PRESETS = ("fast", "best")
+_COMPARED_FAMILIES = ("tabular", "in-context")
 
 
 @dataclass(frozen=True)
@@ -56,18 +57,24 @@ class Candidate:
     tasks: tuple = ("classification", "regression")
 
 
-def _deep(name: str, preset: str) -> Candidate:
+def _registered(name: str, preset: str) -> Candidate:
+    """A registered model: "deep" (trained by the engine) or, for the in-context family, "baseline"."""
     spec = get_model(name)
+    if spec.family not in _COMPARED_FAMILIES:
+        raise ValueError(f"Model {name!r} is a {spec.family} model; a comparison fits tabular models.")
 
     def make(ctx: BuildContext):
-        cls = spec.classifier if ctx.task == "classification" else spec.regressor
-        params = {"random_state": ctx.seed, "num_threads": ctx.num_threads, "device": ctx.device, "tracking": False}
+        cls = spec.estimator_class(ctx.task)
+        params = {"random_state": ctx.seed, "num_threads": ctx.num_threads, "device": ctx.device}
+        if spec.family == "tabular":
+            params["tracking"] = False
+            if preset == "fast":
+                params.update(_DEEP_FAST)
         if preset == "fast":
-            params.update(_DEEP_FAST)
-            params.update(_DEEP_FAST_ARCH.get(name, {}))
+            params.update(spec.fast_params)
         return cls(**params)
 
-    return Candidate(name, "deep", make, spec.tasks)
+    return Candidate(name, "deep" if spec.family == "tabular" else "baseline", make, spec.tasks)
 
 
 def _as_str(X):
@@ -78,11 +85,24 @@ def _one_hot_linear(schema: Schema, model):
     """Scaled numbers with missing indicators + one-hot categories (rare ones pooled)."""
     parts = []
     if schema.numeric:
-        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), list(schema.numeric)))
+        parts.append(
+            (
+                "num",
+                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                list(schema.numeric),
+            )
+        )
     if schema.categorical:
-        parts.append(("cat", make_pipeline(FunctionTransformer(_as_str, feature_names_out="one-to-one"),
-                                           OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=64)),
-                      list(schema.categorical)))
+        parts.append(
+            (
+                "cat",
+                make_pipeline(
+                    FunctionTransformer(_as_str, feature_names_out="one-to-one"),
+                    OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=64),
+                ),
+                list(schema.categorical),
+            )
+        )
     return make_pipeline(ColumnTransformer(parts), model)
 
 
@@ -97,10 +117,18 @@ def _ordinal(ctx: BuildContext, model_for_mask: Callable):
     if schema.numeric:
         parts.append(("num", "passthrough", list(schema.numeric)))
     if schema.categorical:
-        parts.append(("cat", make_pipeline(
-            FunctionTransformer(_as_str, feature_names_out="one-to-one"),
-            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
-        ), list(schema.categorical)))
+        parts.append(
+            (
+                "cat",
+                make_pipeline(
+                    FunctionTransformer(_as_str, feature_names_out="one-to-one"),
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
+                    ),
+                ),
+                list(schema.categorical),
+            )
+        )
     mask = [False] * len(schema.numeric) + [ctx.n_unique.get(c, 0) <= 255 for c in schema.categorical]
     return make_pipeline(ColumnTransformer(parts), model_for_mask(mask))
 
@@ -124,35 +152,38 @@ def _lightgbm(ctx: BuildContext):
     import lightgbm
 
     cls = lightgbm.LGBMClassifier if ctx.task == "classification" else lightgbm.LGBMRegressor
-    return _ordinal(ctx, lambda mask: cls(n_estimators=500, learning_rate=0.05, n_jobs=ctx.num_threads,
-                                          random_state=ctx.seed, verbose=-1))
+    return _ordinal(
+        ctx,
+        lambda mask: cls(
+            n_estimators=500, learning_rate=0.05, n_jobs=ctx.num_threads, random_state=ctx.seed, verbose=-1
+        ),
+    )
 
 
 def _xgboost(ctx: BuildContext):
     import xgboost
 
     cls = xgboost.XGBClassifier if ctx.task == "classification" else xgboost.XGBRegressor
-    return _ordinal(ctx, lambda mask: cls(n_estimators=500, learning_rate=0.05, n_jobs=ctx.num_threads, random_state=ctx.seed))
+    return _ordinal(
+        ctx, lambda mask: cls(n_estimators=500, learning_rate=0.05, n_jobs=ctx.num_threads, random_state=ctx.seed)
+    )
 
 
 def _catboost(ctx: BuildContext):
     import catboost
 
     cls = catboost.CatBoostClassifier if ctx.task == "classification" else catboost.CatBoostRegressor
-    return _ordinal(ctx, lambda mask: cls(iterations=500, thread_count=ctx.num_threads, random_seed=ctx.seed, verbose=False))
+    # allow_writing_files=False: CatBoost would otherwise write a catboost_info/ folder into the working directory.
+    return _ordinal(
+        ctx,
+        lambda mask: cls(
+            iterations=500, thread_count=ctx.num_threads, random_seed=ctx.seed, verbose=False, allow_writing_files=False
+        ),
+    )
 
 
-def _tabpfn(ctx: BuildContext):
-    from ..estimators.incontext import TabPFNClassifier, TabPFNRegressor
-
-    cls = TabPFNClassifier if ctx.task == "classification" else TabPFNRegressor
-    return cls(random_state=ctx.seed, num_threads=ctx.num_threads, device=ctx.device)
-
-
-#: name -> (builder, pip package it needs or None). Not trained by our engine: scikit-learn
-#: and GBDT models, and the pre-trained in-context model (tabpfn).
+#: name -> (builder, pip package it needs or None): scikit-learn and GBDT models, in every preset.
 BASELINES = {
-    "tabpfn": (_tabpfn, None),
     "hist_gradient_boosting": (_hgb, None),
     "random_forest": (_rf, None),
     "linear": (_linear, None),
@@ -161,13 +192,25 @@ BASELINES = {
     "catboost": (_catboost, "catboost"),
 }
 
-#: preset -> (deep models or "all" registered ones, baselines). "fast" takes the general
-#: backbones; the CTR models (autoint, finalmlp) join by name or with "best".
-PRESETS = {
-    "fast": (("mlp", "resnet", "ft_transformer", "excelformer"),
-             ("tabpfn", "hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
-    "best": ("all", ("tabpfn", "hist_gradient_boosting", "linear", "random_forest", "lightgbm", "xgboost", "catboost")),
-}
+
+def preset_models(preset: str, task: str) -> list[str]:
+    """The registered models in ``preset`` that support ``task``, in the order they run: tabular
+    models, then the in-context model, each in the order of registration.
+
+    Examples
+    --------
+    >>> import tabular_suite
+    >>> preset_models("fast", "classification")
+    ['mlp', 'resnet', 'ft_transformer', 'excelformer', 'tabpfn']
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    return [
+        spec.name
+        for family in _COMPARED_FAMILIES
+        for spec in model_specs()
+        if spec.family == family and preset in spec.presets and task in spec.tasks
+    ]
 
 
 def _installed(package: str | None) -> bool:
@@ -179,18 +222,13 @@ def resolve_candidates(models, preset: str, task: str) -> list[Candidate]:
 
     A named GBDT library that is not installed is an error; in a preset it is left out.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    deep_names, baseline_names = PRESETS[preset]
-    explicit = models is not None
-    if explicit:
+    registered = preset_models(preset, task)
+    if models is not None:
         names = [models] if isinstance(models, str) else list(models)
         if not names:
             raise ValueError("models is empty: name at least one model, or pass None for the preset's.")
     else:
-        names = (list_models(task) if deep_names == "all" else [m for m in deep_names if m in list_models(task)]) + [
-            b for b in baseline_names if _installed(BASELINES[b][1])
-        ]
+        names = registered + [b for b, (_, package) in BASELINES.items() if _installed(package)]
     out, seen = [], set()
     for name in names:
         key = str(name).lower()
@@ -204,9 +242,9 @@ def resolve_candidates(models, preset: str, task: str) -> list[Candidate]:
             out.append(Candidate(key, "baseline", builder))
         else:
             try:
-                candidate = _deep(key, preset)
+                candidate = _registered(key, preset)
             except ValueError:
-                known = list_models() + list(BASELINES)
+                known = [*preset_models("best", task), *BASELINES]
                 raise ValueError(f"Unknown model {name!r}; available: {', '.join(known)}.") from None
             if task not in candidate.tasks:
                 raise ValueError(f"Model {key!r} does not support {task}.")

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..estimators.persistence import read_model_file, write_model_file
+from ..core.model_file import read_model_file, rebuild, register_reader, write_model_file
 from .metrics import Metric
 
 __all__ = ["caruana_selection", "EnsembleModel"]
 
 
-def caruana_selection(predictions: dict[str, np.ndarray], y: np.ndarray, metric: Metric, n_iterations: int = 25) -> dict[str, float]:
+def caruana_selection(
+    predictions: dict[str, np.ndarray], y: np.ndarray, metric: Metric, n_iterations: int = 25
+) -> dict[str, float]:
     """Weights of a greedy forward selection with replacement over out-of-fold predictions.
 
     Starts from the best single model and repeatedly adds (again, possibly) the model whose
@@ -106,8 +108,13 @@ class EnsembleModel:
     # ----------------------------------------------------------- persistence
     def save(self, path) -> None:
         """Write the ensemble to one model file (see the class docstring on pickled members)."""
-        config = {"estimator": "EnsembleModel", "format_version": 1, "task": self.task,
-                  "weights": self.weights, "members": {}}
+        config = {
+            "estimator": "EnsembleModel",
+            "format_version": 1,
+            "task": self.task,
+            "weights": self.weights,
+            "members": {},
+        }
         tensors = {}
         if self.classes_ is not None:
             config["classes"] = self.classes_.tolist()
@@ -125,9 +132,7 @@ class EnsembleModel:
         write_model_file(path, config, tensors)
 
     @classmethod
-    def _from_state(cls, config: dict, tensors: dict, *, trusted: bool, source) -> "EnsembleModel":
-        from ..estimators.registry import estimator_class
-
+    def _from_state(cls, config: dict, tensors: dict, *, trusted: bool, source) -> EnsembleModel:
         pickled = [n for n, m in config["members"].items() if m["kind"] == "pickle"]
         if pickled and not trusted:
             raise ValueError(
@@ -141,13 +146,18 @@ class EnsembleModel:
                 members[name] = _unpickle(tensors[f"member.{name}.pickle"])
             else:
                 prefix = f"member.{name}."
-                member_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-                members[name] = estimator_class(spec["config"]["estimator"])._from_state(spec["config"], member_tensors)
-        return cls(members, config["weights"], task=config["task"], classes=config.get("classes"),
-                   feature_names=config.get("feature_names"))
+                member_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+                members[name] = rebuild(spec["config"], member_tensors, source=source)
+        return cls(
+            members,
+            config["weights"],
+            task=config["task"],
+            classes=config.get("classes"),
+            feature_names=config.get("feature_names"),
+        )
 
     @classmethod
-    def load(cls, path, *, trusted: bool = False) -> "EnsembleModel":
+    def load(cls, path, *, trusted: bool = False) -> EnsembleModel:
         """Load a saved ensemble (see :func:`tabular_suite.load`)."""
         config, tensors = read_model_file(path)
         if config.get("estimator") != "EnsembleModel":
@@ -173,3 +183,6 @@ def _pickle_bytes(obj) -> torch.Tensor:
 
 def _unpickle(tensor: torch.Tensor):
     return pickle.load(io.BytesIO(tensor.numpy().tobytes()))
+
+
+register_reader("EnsembleModel", EnsembleModel._from_state)

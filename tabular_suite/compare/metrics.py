@@ -6,8 +6,8 @@ Classification predictions are probability matrices (rows, n_classes) over encod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from sklearn import metrics as skm
@@ -48,7 +48,9 @@ def _roc_auc(y, proba):
     if proba.shape[1] == 2:
         return skm.roc_auc_score(y, proba[:, 1])
     proba = np.clip(proba, 1e-12, None)
-    return skm.roc_auc_score(y, proba / proba.sum(1, keepdims=True), multi_class="ovo", labels=np.arange(proba.shape[1]))
+    return skm.roc_auc_score(
+        y, proba / proba.sum(1, keepdims=True), multi_class="ovo", labels=np.arange(proba.shape[1])
+    )
 
 
 def _log_loss(y, proba):

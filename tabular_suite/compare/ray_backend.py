@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .runner import FoldResult, _run_fold
+from .folds import FoldResult, fold_budget, run_fold, total_limit_reached
 
 __all__ = ["run_folds_on_ray"]
 
@@ -17,9 +17,22 @@ def _import_ray():
     return ray
 
 
-def run_folds_on_ray(candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
-                     address, gpus_per_task):
-    """Submit every (model, fold) as a task; gather results, cancelling what overruns ``time_limit``.
+def run_folds_on_ray(
+    candidates,
+    ctx,
+    df,
+    target,
+    folds,
+    n_classes,
+    model_time_limit,
+    time_limit,
+    started,
+    address,
+    gpus_per_task,
+    reserved: float = 0.0,
+):
+    """Submit every (model, fold) as a task; gather results, cancelling what overruns ``time_limit``
+    less the ``reserved`` seconds kept for the refit.
 
     Each task asks for ``ctx.num_threads`` CPUs and ``gpus_per_task`` GPUs (None: one GPU per
     deep-model task when the cluster has GPUs and ``device`` is not "cpu", else none). Uses
@@ -28,21 +41,58 @@ def run_folds_on_ray(candidates, ctx, df, target, folds, n_classes, model_time_l
     """
     ray = _import_ray()
     if ray.is_initialized():
-        return _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
-                    gpus_per_task)
+        return _run(
+            ray,
+            candidates,
+            ctx,
+            df,
+            target,
+            folds,
+            n_classes,
+            model_time_limit,
+            time_limit,
+            started,
+            gpus_per_task,
+            reserved,
+        )
     ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        return _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
-                    gpus_per_task)
+        return _run(
+            ray,
+            candidates,
+            ctx,
+            df,
+            target,
+            folds,
+            n_classes,
+            model_time_limit,
+            time_limit,
+            started,
+            gpus_per_task,
+            reserved,
+        )
     finally:
         ray.shutdown()
 
 
-def _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, gpus_per_task):
+def _run(
+    ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, gpus_per_task, reserved
+):
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     data_ref, target_ref = ray.put(df), ray.put(target)
-    # Each task gets its fold's share of the model budget up front (tasks run concurrently).
-    budget = None if model_time_limit is None else model_time_limit / len(folds)
+    # Tasks run concurrently: each fold gets its share of the model budget up front.
+    budget, reason = fold_budget(
+        started=started,
+        time_limit=time_limit,
+        model_started=time.perf_counter(),
+        model_time_limit=model_time_limit,
+        folds_left=len(folds),
+        reserved=reserved,
+    )
+    if reason:
+        return {c.name: [FoldResult(c.name, fold, "skipped", reason) for fold in range(len(folds))] for c in candidates}
+    # A task that starts late (queued behind others) gets only what is left before this wall-clock time.
+    ends_at = None if time_limit is None else time.time() + time_limit - reserved - (time.perf_counter() - started)
     remote = ray.remote(_remote_fold)
     pending = {}
     for cand in candidates:
@@ -51,17 +101,18 @@ def _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, t
             gpus = 1 if (has_gpu and cand.kind == "deep" and ctx.device != "cpu") else 0
         task = remote.options(num_cpus=ctx.num_threads, num_gpus=gpus, max_retries=0)
         for fold, (train_idx, valid_idx) in enumerate(folds):
-            ref = task.remote(cand, ctx, data_ref, target_ref, train_idx, valid_idx, fold, budget, n_classes)
+            ref = task.remote(cand, ctx, data_ref, target_ref, train_idx, valid_idx, fold, budget, n_classes, ends_at)
             pending[ref] = (cand.name, fold)
 
     results = {c.name: [] for c in candidates}
     while pending:
-        timeout = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - started))
+        timeout = None if time_limit is None else max(0.0, time_limit - reserved - (time.perf_counter() - started))
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
         if not ready:  # total time limit: cancel what is left, mark it
             for ref, (name, fold) in pending.items():
                 ray.cancel(ref, force=True)
-                results[name].append(FoldResult(name, fold, "skipped", f"total time limit of {time_limit:.0f} s reached"))
+                reason = total_limit_reached(time_limit, reserved)
+                results[name].append(FoldResult(name, fold, "skipped", reason))
             break
         ref = ready[0]
         name, fold = pending.pop(ref)
@@ -74,8 +125,24 @@ def _run(ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, t
     return results
 
 
-def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes):
+def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, ends_at=None):
     import torch
 
+    from ..training.device import resolve_device
+
     torch.set_num_threads(ctx.num_threads)
-    return _run_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes)
+    if candidate.kind == "deep":
+        try:
+            on_cpu = resolve_device(ctx.device).type == "cpu"
+        except ValueError:  # the fold fails with the message
+            on_cpu = False
+        if on_cpu:  # built (or loaded) once per worker process, before the fold's budget starts
+            from ..nn import native
+
+            native.load()
+    if ends_at is not None:
+        left = ends_at - time.time()
+        if left <= 0:
+            return FoldResult(candidate.name, fold, "skipped", "total time limit reached before this fold started")
+        budget = left if budget is None else min(budget, left)
+    return run_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes)

@@ -44,7 +44,9 @@ def _plots(result) -> dict[str, str]:
     timed = board[board["fit_seconds"] > 0]
     ax.scatter(timed["fit_seconds"], timed["mean"], color="#dd8452")
     for _, row in timed.iterrows():
-        ax.annotate(row["model"], (row["fit_seconds"], row["mean"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
+        ax.annotate(
+            row["model"], (row["fit_seconds"], row["mean"]), fontsize=8, xytext=(4, 2), textcoords="offset points"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("fit seconds per fold (log scale)")
     ax.set_ylabel(metric)
@@ -93,8 +95,20 @@ def write_report(result, path) -> Path:
     '<!doctype html>'
     """
     path = Path(path)
-    columns = ["model", "status", "mean", "std", "folds", "fit_seconds", "predict_rows_per_s", "best_epoch",
-               "n_params", "ensemble_weight", "device", "error"]
+    columns = [
+        "model",
+        "status",
+        "mean",
+        "std",
+        "folds",
+        "fit_seconds",
+        "predict_rows_per_s",
+        "best_epoch",
+        "n_params",
+        "ensemble_weight",
+        "device",
+        "error",
+    ]
     board = result.leaderboard[[c for c in columns if c in result.leaderboard.columns]]
     summary = result.data_summary
     summary_rows = "".join(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,94 +11,18 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from ..core.sklearn_glue import resolve_num_threads
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import infer_schema, infer_task
-from ..training.callbacks import Callback
-from ..training.device import default_num_threads, resolve_device
+from ..training.device import resolve_device
 from .candidates import BuildContext, resolve_candidates
-from .ensemble import EnsembleModel, _align_proba, caruana_selection
+from .ensemble import EnsembleModel, caruana_selection
+from .folds import Deadline, FoldResult, fit_within, run_folds_locally
 from .metrics import Metric, get_metric
 
 __all__ = ["compare", "ComparisonResult"]
 
 ENSEMBLE = "ensemble"
-
-
-class _Deadline(Callback):
-    """Stops training at the end of the first epoch past ``seconds`` (best weights kept)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.hit = False
-
-    def on_train_begin(self, state) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, state, logs: dict) -> bool:
-        self.hit = time.perf_counter() - self._start > self.seconds
-        return self.hit
-
-
-@dataclass
-class FoldResult:
-    """One (model, fold) fit: status, out-of-fold predictions and costs."""
-
-    model: str
-    fold: int
-    status: str  # ok | timeout | failed | oom | skipped
-    error: str | None = None
-    pred: np.ndarray | None = None
-    fit_seconds: float = float("nan")
-    predict_seconds: float = float("nan")
-    best_epoch: float = float("nan")
-    n_params: float = float("nan")
-    history: list = field(default_factory=list)
-    device: str = "cpu"
-
-
-def _run_fold(candidate, ctx: BuildContext, X: pd.DataFrame, y: np.ndarray, train_idx, valid_idx,
-              fold: int, budget: float | None, n_classes: int) -> FoldResult:
-    """Fit ``candidate`` on the training rows and predict the validation rows (never raises)."""
-    # OpenMP / BLAS pools too (HistGradientBoosting has no n_jobs): with another process busy,
-    # a pool wider than num_threads made its fits 50x slower on a 2-core machine.
-    with threadpool_limits(limits=ctx.num_threads):
-        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes)
-
-
-def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes) -> FoldResult:
-    import torch
-
-    result = FoldResult(candidate.name, fold, "ok")
-    deadline = None
-    try:
-        est = candidate.make(ctx)
-        if candidate.kind == "deep" and budget is not None:
-            deadline = _Deadline(budget)
-            est.set_params(callbacks=[deadline])
-        X_train, X_valid = X.iloc[train_idx], X.iloc[valid_idx]
-        start = time.perf_counter()
-        est.fit(X_train, y[train_idx])
-        result.fit_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        if ctx.task == "classification":
-            pred = _align_proba(est.predict_proba(X_valid), est.classes_, np.arange(n_classes))
-        else:
-            pred = np.asarray(est.predict(X_valid), dtype=np.float64)
-        result.predict_seconds = time.perf_counter() - start
-        result.pred = pred
-        if candidate.kind == "deep":
-            result.best_epoch, result.n_params = float(est.best_epoch_), float(est.n_params_)
-            result.history = est.history_
-            result.device = str(resolve_device(ctx.device))
-        if deadline is not None and deadline.hit:
-            result.status, result.error = "timeout", f"stopped after {budget:.0f} s (per-fold budget)"
-    except (torch.OutOfMemoryError, MemoryError) as exc:
-        result.status, result.error = "oom", f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - one failing model never stops the others
-        result.status = "failed"
-        result.error = f"{type(exc).__name__}: {exc}".strip()
-        result.history = [{"traceback": traceback.format_exc(limit=5)}]
-    return result
 
 
 @dataclass
@@ -111,7 +34,15 @@ class ComparisonResult:
     leaderboard : DataFrame
         One row per model (and the ensemble), best first; see :func:`compare`.
     best_model_ : EnsembleModel or None
-        The best row refitted on all data (an ensemble of one for a single model).
+        The best row refitted on all data (an ensemble of one for a single model); None when
+        nothing was refitted (see ``refit_status``).
+    refit_status : str or None
+        "ok"; "timeout": the time limit cut the refit short (a member has fewer trees or
+        epochs than in cross-validation, or members were left out: ``best_model_`` averages
+        those refitted); "skipped": no time was left, nothing was refitted; None: no refit
+        (``refit=False``, or no model has a score).
+    refit_error : str or None
+        What cut the refit short or stopped it, and what to do about it.
     oof_predictions : dict
         Out-of-fold predictions per model (probabilities over ``classes`` or values).
     histories : dict
@@ -132,6 +63,8 @@ class ComparisonResult:
     fold_scores: dict = field(default_factory=dict)
     best_model_: EnsembleModel | None = None
     mlflow_run_id: str | None = None
+    refit_status: str | None = None
+    refit_error: str | None = None
 
     def predict(self, X):
         """Predictions of :attr:`best_model_`."""
@@ -147,10 +80,11 @@ class ComparisonResult:
 
     def _best(self) -> EnsembleModel:
         if self.best_model_ is None:
-            raise ValueError("No model was refitted (refit=False, or every model failed).")
+            reason = self.refit_error or "compare was called with refit=False; call it with refit=True."
+            raise ValueError(f"No model was refitted: {reason}")
         return self.best_model_
 
-    def report(self, path) -> "Path":  # noqa: F821
+    def report(self, path) -> Path:  # noqa: F821
         """Write the self-contained HTML report to ``path``; returns the path."""
         from .report import write_report
 
@@ -189,8 +123,11 @@ def _folds(y_enc: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.nd
 
 def _summarise(df: pd.DataFrame, y: np.ndarray, task: str, schema) -> dict:
     summary = {
-        "rows": int(df.shape[0]), "columns": int(df.shape[1]), "numeric": len(schema.numeric),
-        "categorical": len(schema.categorical), "missing_cells_pct": round(100 * float(df.isna().to_numpy().mean()), 2),
+        "rows": int(df.shape[0]),
+        "columns": int(df.shape[1]),
+        "numeric": len(schema.numeric),
+        "categorical": len(schema.categorical),
+        "missing_cells_pct": round(100 * float(df.isna().to_numpy().mean()), 2),
         "task": task,
     }
     if task == "classification":
@@ -246,14 +183,32 @@ def compare(
     preset : {"fast", "best"}
         "fast": small deep models, at most 40 epochs; "best": paper defaults.
     time_limit, model_time_limit : float or None
-        Seconds for the whole comparison and for each model (all its folds). With only
-        ``time_limit``, each model gets an equal share. Deep models stop at the end of the
-        epoch that crosses their fold's budget (status "timeout", still scored); folds not
-        started in time are "skipped" and the model is marked "timeout".
+        Seconds for the whole comparison, refit included, and for each model (all its folds;
+        each refit too). With ``refit``, ``time_limit / cv`` is kept for the refit: enough to
+        refit every model on all rows at the pace of its folds. The folds share the rest, each
+        model equally unless ``model_time_limit`` is given. A fold or refit that reaches its
+        budget stops and keeps what it has learned (status "timeout", still scored): deep
+        models at the first batch past it; random forests and gradient boosting
+        (HistGradientBoosting, LightGBM, XGBoost, CatBoost) after the chunk of trees or the
+        round in progress; logistic regression at a solver iteration cap sized to the time
+        left. The in-context model predicts a fold's validation rows in chunks (its smallest
+        step: the context and ``batch_rows`` rows); a fold not done in time is not scored.
+        Folds not started in time are "skipped" and the model is marked "timeout". The
+        refit gets what is left of ``time_limit``, an ensemble's members sharing it, the
+        heaviest first; with nothing left, nothing is refitted (see
+        ``ComparisonResult.refit_status``). A deep model on the CPU has the native kernels
+        built (once per machine) before the folds start: that counts toward ``time_limit``
+        but never toward a fold. The call returns within ``time_limit`` plus a grace: the
+        work that cannot be cut (the batch, chunk of trees or round in progress, a fold's
+        preprocessing and validation predictions, ranking the results), small next to the
+        fits themselves. MLflow logging (``tracking``) comes after and is not counted.
+        Without ``time_limit`` and ``model_time_limit`` every model is fitted in one call,
+        as it would be on its own.
     ensemble : bool
         Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
     refit : bool
-        Refit the best row (model or ensemble) on all rows: ``result.best_model_``.
+        Refit the best row (model or ensemble) on all rows: ``result.best_model_`` (see
+        ``refit_status`` when a time limit cuts it short).
     random_state : int
         Seeds the folds and every model.
     device, num_threads :
@@ -314,20 +269,48 @@ def compare(
     folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
     schema = infer_schema(df)
     n_unique = {c: int(df[c].nunique(dropna=True)) for c in schema.categorical}
-    threads = num_threads or default_num_threads()
+    threads = resolve_num_threads(num_threads)
     ctx = BuildContext(task, schema, n_unique, random_state, threads, device)
+    # Kept for the refit: refitting on all rows costs about cv / (cv - 1) folds of a model,
+    # i.e. as much time as the model's cv folds of an equal share of (cv - 1) / cv of the limit.
+    reserved = time_limit / cv if (refit and time_limit is not None) else 0.0
+    refit_time_limit = model_time_limit  # as given: a refit may use all that is left of time_limit
     if model_time_limit is None and time_limit is not None:
-        model_time_limit = time_limit / len(candidates)
+        model_time_limit = (time_limit - reserved) / len(candidates)
     n_classes = 0 if classes is None else len(classes)
+    _build_native_kernels(candidates, device)
 
     if backend == "ray":
         from .ray_backend import run_folds_on_ray
 
-        fold_results = run_folds_on_ray(candidates, ctx, df, target, folds, n_classes, model_time_limit,
-                                        time_limit, started, ray_address, gpus_per_task)
+        fold_results = run_folds_on_ray(
+            candidates,
+            ctx,
+            df,
+            target,
+            folds,
+            n_classes,
+            model_time_limit,
+            time_limit,
+            started,
+            ray_address,
+            gpus_per_task,
+            reserved=reserved,
+        )
     else:
-        fold_results = _run_local(candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit,
-                                  started, verbose)
+        fold_results = run_folds_locally(
+            candidates,
+            ctx,
+            df,
+            target,
+            folds,
+            n_classes,
+            model_time_limit,
+            time_limit,
+            started,
+            verbose,
+            reserved=reserved,
+        )
 
     rows, oof, histories, fold_scores = [], {}, {}, {}
     for cand in candidates:
@@ -354,61 +337,70 @@ def compare(
         rows.append(row)
         oof[ENSEMBLE], fold_scores[ENSEMBLE] = pred, scores
 
-    board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
+    board = board.reset_index(drop=True)
     result = ComparisonResult(
-        leaderboard=board, task=task, metric=metric_obj, classes=classes, oof_predictions=oof,
-        histories=histories, ensemble_weights=weights, data_summary=_summarise(df, y_raw, task, schema),
-        wall_seconds=float("nan"), fold_scores=fold_scores,
+        leaderboard=board,
+        task=task,
+        metric=metric_obj,
+        classes=classes,
+        oof_predictions=oof,
+        histories=histories,
+        ensemble_weights=weights,
+        data_summary=_summarise(df, y_raw, task, schema),
+        wall_seconds=float("nan"),
+        fold_scores=fold_scores,
     )
     if refit:
-        result.best_model_ = _refit(board, weights, candidates, ctx, df, y_raw, classes)
+        result.best_model_, result.refit_status, result.refit_error = _refit(
+            board,
+            weights,
+            candidates,
+            ctx,
+            df,
+            y_raw,
+            classes,
+            started=started,
+            time_limit=time_limit,
+            model_time_limit=refit_time_limit,
+        )
     result.wall_seconds = time.perf_counter() - started
 
     from ..tracking import log_comparison, tracking_enabled_for
 
     if tracking_enabled_for(tracking):
-        log_comparison(result, {c.name: c.kind for c in candidates}, cv=cv, preset=preset, seed=random_state,
-                       experiment=experiment, tracking_uri=tracking_uri)
+        log_comparison(
+            result,
+            {c.name: c.kind for c in candidates},
+            cv=cv,
+            preset=preset,
+            seed=random_state,
+            experiment=experiment,
+            tracking_uri=tracking_uri,
+        )
     return result
-
-
-def _run_local(candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, verbose):
-    out = {}
-    for cand in candidates:
-        results, model_start = [], time.perf_counter()
-        for fold, (train_idx, valid_idx) in enumerate(folds):
-            reason = None
-            if time_limit is not None and time.perf_counter() - started > time_limit:
-                reason = f"total time limit of {time_limit:.0f} s reached before this fold"
-            elif model_time_limit is not None and time.perf_counter() - model_start > model_time_limit:
-                reason = f"model time limit of {model_time_limit:.0f} s reached before this fold"
-            if reason:
-                results.append(FoldResult(cand.name, fold, "skipped", reason))
-                continue
-            budget = None
-            if model_time_limit is not None:
-                remaining_model = model_time_limit - (time.perf_counter() - model_start)
-                budget = remaining_model / (len(folds) - fold)
-            if time_limit is not None:
-                remaining_total = time_limit - (time.perf_counter() - started)
-                budget = remaining_total if budget is None else min(budget, remaining_total)
-            results.append(_run_fold(cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes))
-            if verbose:
-                r = results[-1]
-                print(f"  {cand.name} fold {fold}: {r.status} ({r.fit_seconds:.1f} s)")
-        out[cand.name] = results
-    return out
 
 
 def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx: BuildContext) -> dict[str, Any]:
     mean = float(np.mean(scores)) if scores else np.nan
     return {
-        "model": name, "status": status, "error": error, "metric": metric.name,
+        "model": name,
+        "status": status,
+        "error": error,
+        "metric": metric.name,
         "direction": "higher is better" if metric.greater_is_better else "lower is better",
-        "score": mean if metric.greater_is_better else -mean, "mean": mean,
-        "std": float(np.std(scores)) if scores else np.nan, "folds": len(scores),
-        "fit_seconds": np.nan, "predict_seconds": np.nan, "predict_rows_per_s": np.nan,
-        "best_epoch": np.nan, "n_params": np.nan, "device": "cpu", "seed": ctx.seed, "ensemble_weight": np.nan,
+        "score": mean if metric.greater_is_better else -mean,
+        "mean": mean,
+        "std": float(np.std(scores)) if scores else np.nan,
+        "folds": len(scores),
+        "fit_seconds": np.nan,
+        "predict_seconds": np.nan,
+        "predict_rows_per_s": np.nan,
+        "best_epoch": np.nan,
+        "n_params": np.nan,
+        "device": "cpu",
+        "seed": ctx.seed,
+        "ensemble_weight": np.nan,
         "mlflow_run_id": None,
     }
 
@@ -440,16 +432,84 @@ def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n
     return row, pred, scores
 
 
-def _refit(board: pd.DataFrame, weights: dict, candidates, ctx, df, y_raw, classes) -> EnsembleModel | None:
+def _build_native_kernels(candidates, device) -> None:
+    """Build (or load from the cache) the native CPU kernels before any fold is timed, when a
+    deep model will train on the CPU: a compile's one-off cost then counts toward the time
+    limit but is never billed to a fold's ``fit_seconds`` or budget. Respects
+    ``TABULAR_SUITE_NATIVE=0``; a failed build leaves the models on the PyTorch path."""
+    if not any(c.kind == "deep" for c in candidates):
+        return
+    try:
+        on_cpu = resolve_device(device).type == "cpu"
+    except ValueError:  # a bad device fails each deep model's folds, with the message
+        return
+    if on_cpu:
+        from ..nn import native
+
+        native.load()
+
+
+def _refit(
+    board: pd.DataFrame,
+    weights: dict,
+    candidates,
+    ctx,
+    df,
+    y_raw,
+    classes,
+    *,
+    started: float,
+    time_limit: float | None,
+    model_time_limit: float | None,
+) -> tuple[EnsembleModel | None, str | None, str | None]:
+    """Refit the best row on all rows within what is left of ``time_limit`` (each member also
+    within ``model_time_limit``): ``(model or None, refit_status, refit_error)``."""
     usable = board[board["score"].notna()]
     if usable.empty:
-        return None
+        return (
+            None,
+            None,
+            ("no model has a score to refit (every model failed or was skipped); see the leaderboard's error column."),
+        )
     best = usable.iloc[0]["model"]
     chosen = weights if best == ENSEMBLE else {best: 1.0}
     by_name = {c.name: c for c in candidates}
-    members = {}
+    limited = time_limit is not None or model_time_limit is not None
+    # Under a time limit the heaviest members go first: a member left without time weighs least.
+    order = sorted(chosen, key=chosen.get, reverse=True) if limited else list(chosen)
+    members, notes = {}, []
     with threadpool_limits(limits=ctx.num_threads):
-        for name in chosen:
-            members[name] = by_name[name].make(ctx).fit(df, y_raw)
+        for i, name in enumerate(order):
+            budget = model_time_limit
+            if time_limit is not None:
+                share = (time_limit - (time.perf_counter() - started)) / (len(order) - i)
+                budget = share if budget is None else min(budget, share)
+            if budget is not None and budget <= 0:
+                notes.append(f"{name} not refitted (no time left)")
+                continue
+            est = by_name[name].make(ctx)
+            cut_short = fit_within(
+                est, df, y_raw, None if budget is None else Deadline(budget), deep=by_name[name].kind == "deep"
+            )
+            if cut_short:
+                notes.append(f"{name} stopped after {budget:.3g} s: {cut_short}")
+            members[name] = est
+    if not members:
+        return (
+            None,
+            "skipped",
+            (
+                f"no time was left for the refit: the cross-validation used the whole time_limit of "
+                f"{time_limit:g} s. Raise time_limit, or fit the best model yourself."
+            ),
+        )
+    kept = {name: weight for name, weight in chosen.items() if name in members}
     names = list(df.columns) if all(isinstance(c, str) for c in df.columns) else None
-    return EnsembleModel(members, chosen, task=ctx.task, classes=classes, feature_names=names)
+    model = EnsembleModel(members, kept, task=ctx.task, classes=classes, feature_names=names)
+    if not notes:
+        return model, "ok", None
+    return (
+        model,
+        "timeout",
+        ("the time limit cut the refit short: " + "; ".join(notes) + ". Raise time_limit for a full refit."),
+    )

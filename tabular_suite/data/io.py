@@ -35,8 +35,7 @@ def as_dataframe(X, *, name: str = "X") -> pd.DataFrame:
         return X
     if isinstance(X, pd.Series):
         raise ValueError(
-            f"Expected a 2D table for {name}, got a pandas Series. Use series.to_frame() "
-            "for a single feature."
+            f"Expected a 2D table for {name}, got a pandas Series. Use series.to_frame() for a single feature."
         )
     module = type(X).__module__
     if module.startswith("polars"):
@@ -51,8 +50,7 @@ def as_dataframe(X, *, name: str = "X") -> pd.DataFrame:
         return X.to_pandas()
     if _is_sparse(X):
         raise TypeError(
-            f"Sparse input for {name} is not supported: densify it with X.toarray() "
-            "(sparse data was passed)."
+            f"Sparse input for {name} is not supported: densify it with X.toarray() (sparse data was passed)."
         )
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
@@ -144,13 +142,9 @@ def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> 
             sep = "\t" if ".tsv" in suffixes else _sniff_delimiter(path)
             df = pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8")
         else:
-            raise ValueError(
-                f"Cannot tell the format of {path}: use a .csv, .csv.gz, .tsv or .parquet file."
-            )
+            raise ValueError(f"Cannot tell the format of {path}: use a .csv, .csv.gz, .tsv or .parquet file.")
     except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{path} is not valid UTF-8 text (byte {exc.start}): re-save it as UTF-8."
-        ) from None
+        raise ValueError(f"{path} is not valid UTF-8 text (byte {exc.start}): re-save it as UTF-8.") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"File {path} has no columns (is it empty?).") from None
     except pd.errors.ParserError as exc:
@@ -188,7 +182,9 @@ class ParquetSource:
         path = Path(path)
         if not path.exists():
             raise ValueError(f"File not found: {path}")
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".parquet", ".pq")) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.suffix.lower() in (".parquet", ".pq")) if path.is_dir() else [path]
+        )
         if not files:
             raise ValueError(f"{path} holds no .parquet files.")
         self.batch_rows, self.units, self.columns = int(batch_rows), [], None

@@ -1,7 +1,7 @@
 """Fitted transforms from a DataFrame to model tensors, and target encoders.
 
 All state is plain numbers, strings and numpy arrays, so it can be saved as JSON + tensors
-without pickle (see :mod:`tabular_suite.estimators.persistence`).
+without pickle (see :mod:`tabular_suite.core.model_file`).
 """
 
 from __future__ import annotations
@@ -108,15 +108,13 @@ class TablePreprocessor:
 
     def __init__(self, categorical_features=None, numeric_scaling: str = "quantile", random_state: int = 0):
         if numeric_scaling not in ("quantile", "standard", "none"):
-            raise ValueError(
-                f"numeric_scaling must be 'quantile', 'standard' or 'none', got {numeric_scaling!r}."
-            )
+            raise ValueError(f"numeric_scaling must be 'quantile', 'standard' or 'none', got {numeric_scaling!r}.")
         self.categorical_features = categorical_features
         self.numeric_scaling = numeric_scaling
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
-    def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> "TablePreprocessor":
+    def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> TablePreprocessor:
         self.__dict__.pop("_indexes", None)
         self.schema = infer_schema(df, self.categorical_features, from_numpy=from_numpy)
         rng = np.random.default_rng(self.random_state)
@@ -127,22 +125,18 @@ class TablePreprocessor:
             self._check_finite(values, name)
             observed = values[~np.isnan(values)]
             if observed.size == 0:
-                raise ValueError(
-                    f"Column {name!r} is entirely empty (all values missing): drop it before fitting."
-                )
+                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
             self.num_params.append(self._fit_scaler(observed, rng))
             self.num_has_missing.append(bool(observed.size < values.size))
         self.categories: list[list[str]] = []
         for name in self.schema.categorical:
             keys, missing = _category_keys(df[name])
             if missing.all():
-                raise ValueError(
-                    f"Column {name!r} is entirely empty (all values missing): drop it before fitting."
-                )
+                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
             self.categories.append(sorted(set(keys[~missing].tolist())))
         return self
 
-    def fit_batches(self, batches, *, sample_rows: int = 200_000) -> "TablePreprocessor":
+    def fit_batches(self, batches, *, sample_rows: int = 200_000) -> TablePreprocessor:
         """Fit on a stream of DataFrames that need not fit in memory together.
 
         Categories are the union over all batches; numeric scalers are fitted on a uniform
@@ -160,7 +154,11 @@ class TablePreprocessor:
                 sample_keys, sample_values = np.zeros(0), np.zeros((0, n_num))
                 has_missing = np.zeros(n_num, dtype=bool)
                 seen = [set() for _ in self.schema.categorical]
-            values = np.column_stack([_numeric_values(df[c], c) for c in self.schema.numeric]) if self.schema.numeric else np.zeros((len(df), 0))
+            values = (
+                np.column_stack([_numeric_values(df[c], c) for c in self.schema.numeric])
+                if self.schema.numeric
+                else np.zeros((len(df), 0))
+            )
             for j, name in enumerate(self.schema.numeric):
                 self._check_finite(values[:, j], name)
             has_missing |= np.isnan(values).any(axis=0)
@@ -281,7 +279,7 @@ class TablePreprocessor:
         return config, arrays
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> "TablePreprocessor":
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> TablePreprocessor:
         self = cls(numeric_scaling=config["numeric_scaling"])
         self.schema = Schema(
             tuple(config["numeric"]),
@@ -289,7 +287,9 @@ class TablePreprocessor:
         )
         self.num_has_missing = [bool(m) for m in config["num_has_missing"]]
         self.categories = [list(map(str, c)) for c in config["categories"]]
-        self.num_params = [np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.schema.numeric))]
+        self.num_params = [
+            np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.schema.numeric))
+        ]
         return self
 
 
@@ -308,7 +308,7 @@ class LabelEncoder:
     (['a', 'b'], [0, 1])
     """
 
-    def fit(self, y: np.ndarray) -> "LabelEncoder":
+    def fit(self, y: np.ndarray) -> LabelEncoder:
         from sklearn.utils.multiclass import check_classification_targets
 
         if (ptypes.is_float_dtype(y.dtype) and np.isnan(y).any()) or (y.dtype == object and pd.isna(y).any()):
@@ -324,8 +324,7 @@ class LabelEncoder:
             ) from None
         if self.classes_.size < 2:
             raise ValueError(
-                f"The target y has only one class ({self.classes_[0]!r}); a classifier needs "
-                "at least two classes."
+                f"The target y has only one class ({self.classes_[0]!r}); a classifier needs at least two classes."
             )
         return self
 
@@ -341,10 +340,10 @@ class LabelEncoder:
         return {"classes": self.classes_.tolist(), "dtype": self.classes_.dtype.str}
 
     @classmethod
-    def from_state(cls, state: dict) -> "LabelEncoder":
+    def from_state(cls, state: dict) -> LabelEncoder:
         self = cls()
         dtype = np.dtype(state["dtype"])
-        self.classes_ = np.array(state["classes"], dtype=object if dtype == object else dtype)
+        self.classes_ = np.array(state["classes"], dtype=object if dtype.kind == "O" else dtype)
         return self
 
 
@@ -358,7 +357,7 @@ class TargetScaler:
     ([1.0], [2.0])
     """
 
-    def fit(self, y: np.ndarray) -> "TargetScaler":
+    def fit(self, y: np.ndarray) -> TargetScaler:
         y = self._as_float(y)
         if not np.isfinite(y).all():
             raise ValueError("The target y contains NaN or infinite values: drop or fix those rows.")
@@ -387,7 +386,7 @@ class TargetScaler:
         return {"mean": self.mean_, "scale": self.scale_}
 
     @classmethod
-    def from_state(cls, state: dict) -> "TargetScaler":
+    def from_state(cls, state: dict) -> TargetScaler:
         self = cls()
         self.mean_, self.scale_ = float(state["mean"]), float(state["scale"])
         return self

@@ -29,9 +29,7 @@ def _numpy_object_column_is_numeric(col: pd.Series) -> bool:
 
 
 def _resolve_categorical(df: pd.DataFrame, categorical_features) -> set:
-    if categorical_features is None or (
-        isinstance(categorical_features, str) and categorical_features == "from_dtype"
-    ):
+    if categorical_features is None or (isinstance(categorical_features, str) and categorical_features == "from_dtype"):
         return set()
     if isinstance(categorical_features, str):
         categorical_features = [categorical_features]
@@ -39,8 +37,7 @@ def _resolve_categorical(df: pd.DataFrame, categorical_features) -> set:
     if spec and all(isinstance(s, (bool, np.bool_)) for s in spec):
         if len(spec) != df.shape[1]:
             raise ValueError(
-                f"categorical_features is a boolean mask of length {len(spec)}, "
-                f"but X has {df.shape[1]} columns."
+                f"categorical_features is a boolean mask of length {len(spec)}, but X has {df.shape[1]} columns."
             )
         return {c for c, flag in zip(df.columns, spec) if flag}
     resolved = set()
@@ -51,8 +48,7 @@ def _resolve_categorical(df: pd.DataFrame, categorical_features) -> set:
             resolved.add(df.columns[s])
         else:
             raise ValueError(
-                f"categorical_features names {s!r}, which is not a column of X "
-                f"(columns: {list(df.columns)[:20]})."
+                f"categorical_features names {s!r}, which is not a column of X (columns: {list(df.columns)[:20]})."
             )
     return resolved
 
@@ -89,7 +85,7 @@ def infer_schema(df: pd.DataFrame, categorical_features=None, *, from_numpy: boo
                 f"Column {name!r} has dtype {dtype}; convert dates/durations to numbers "
                 "(e.g. timestamps or day counts) before fitting."
             )
-        elif from_numpy and dtype == object and _numpy_object_column_is_numeric(col):
+        elif from_numpy and dtype.kind == "O" and _numpy_object_column_is_numeric(col):
             numeric.append(name)
         else:
             categorical.append(name)

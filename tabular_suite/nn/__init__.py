@@ -1,4 +1,7 @@
-"""Architectures: pure ``torch.nn.Module`` classes with ``forward(x_num, x_cat)``."""
+"""Architectures: pure ``torch.nn.Module`` classes, one per file with its config dataclass (the
+defaults). Tabular models take ``forward(x_num, x_cat)``; :mod:`.sasrec` item sequences;
+:mod:`.pfn` a context table. Shared pieces: :mod:`.embeddings`, :mod:`.blocks` and the native
+CPU attention kernel (:mod:`.native`)."""
 
 from .excelformer import ExcelFormer
 from .ft_transformer import FTTransformer

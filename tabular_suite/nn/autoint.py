@@ -8,14 +8,38 @@ linear logit; AutoInt+ adds a parallel MLP over the flattened embeddings.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.params import param
 from .blocks import attention
 from .embeddings import FieldEmbedding
 
-__all__ = ["AutoInt", "InteractingLayer", "ctr_mlp", "xavier_linears"]
+__all__ = ["AutoInt", "AutoIntConfig", "InteractingLayer", "ctr_mlp", "xavier_linears"]
+
+
+@dataclass(kw_only=True, eq=False)
+class AutoIntConfig:
+    """AutoInt's hyperparameters, with the paper's defaults; ``dnn_hidden`` non-empty makes it AutoInt+."""
+
+    embedding_dim: int = param(16, "Size of every field embedding.")
+    attention_layers: int = param(3, "Number of interacting (self-attention) layers.")
+    n_heads: int = param(2, "Attention heads per interacting layer; must divide ``attention_dim``.")
+    attention_dim: int = param(32, "Output width of each interacting layer (all heads together).")
+    use_residual: bool = param(True, "Add a residual projection of each interacting layer's input.")
+    use_scale: bool = param(False, "Scale attention scores by 1/sqrt(head dim) (the paper does not).")
+    layer_norm: bool = param(False, "LayerNorm before each interacting layer's ReLU.")
+    attention_dropout: float = param(0.0, "Dropout on the attention probabilities.")
+    dnn_hidden: tuple = param(
+        (),
+        "Widths of AutoInt+'s parallel MLP over the flattened embeddings; empty = plain AutoInt.",
+        type="tuple of int",
+    )
+    dnn_dropout: float = param(0.0, "Dropout after each hidden layer of AutoInt+'s MLP.")
+    batch_norm: bool = param(False, "BatchNorm after each hidden Linear of AutoInt+'s MLP.")
 
 
 def xavier_linears(module: nn.Module) -> nn.Module:
@@ -40,8 +64,9 @@ def xavier_linears(module: nn.Module) -> nn.Module:
     return module
 
 
-def ctr_mlp(d_in: int, hidden: tuple[int, ...], dropout: float = 0.0, d_out: int | None = None,
-            batch_norm: bool = False) -> nn.Sequential:
+def ctr_mlp(
+    d_in: int, hidden: tuple[int, ...], dropout: float = 0.0, d_out: int | None = None, batch_norm: bool = False
+) -> nn.Sequential:
     """FuxiCTR's MLP block: [Linear -> (BatchNorm) -> ReLU -> (Dropout)] per hidden layer, optional output Linear.
 
     Examples
@@ -72,8 +97,16 @@ class InteractingLayer(nn.Module):
     torch.Size([3, 5, 8])
     """
 
-    def __init__(self, d_in: int, d_attention: int, n_heads: int = 1, dropout: float = 0.0,
-                 use_residual: bool = True, use_scale: bool = False, layer_norm: bool = False):
+    def __init__(
+        self,
+        d_in: int,
+        d_attention: int,
+        n_heads: int = 1,
+        dropout: float = 0.0,
+        use_residual: bool = True,
+        use_scale: bool = False,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         if d_attention % n_heads:
             raise ValueError(f"attention_dim={d_attention} must be divisible by n_heads={n_heads}.")
@@ -100,9 +133,8 @@ class InteractingLayer(nn.Module):
 class AutoInt(nn.Module):
     """AutoInt over field embeddings; ``dnn_hidden`` non-empty makes it AutoInt+.
 
-    Defaults follow the paper (embedding 16, 3 interacting layers, 2 heads, attention dim 32,
-    residual connections, unscaled dot products); AutoInt+'s MLP is 3 x 400 as in FuxiCTR's
-    tuned configurations.
+    ``**config``: the fields of :class:`AutoIntConfig`, whose defaults follow the paper
+    (kept as the dict :attr:`config`).
 
     Examples
     --------
@@ -111,21 +143,34 @@ class AutoInt(nn.Module):
     torch.Size([4, 1])
     """
 
-    def __init__(self, n_num: int, cardinalities: list[int], d_out: int, embedding_dim: int = 16,
-                 attention_layers: int = 3, n_heads: int = 2, attention_dim: int = 32, use_residual: bool = True,
-                 use_scale: bool = False, layer_norm: bool = False, attention_dropout: float = 0.0,
-                 dnn_hidden: tuple[int, ...] = (), dnn_dropout: float = 0.0, batch_norm: bool = False):
+    config_class = AutoIntConfig  # the dataclass of the ``**config`` hyperparameters
+
+    def __init__(self, n_num: int, cardinalities: list[int], d_out: int, **config):
         super().__init__()
-        self.embedding = FieldEmbedding(n_num, cardinalities, embedding_dim)
+        cfg = AutoIntConfig(**config)
+        self.config = asdict(cfg)
+        d_embedding, d_attention = cfg.embedding_dim, cfg.attention_dim
+        self.embedding = FieldEmbedding(n_num, cardinalities, d_embedding)
         n_fields = self.embedding.n_fields
-        self.interacting = nn.Sequential(*[
-            InteractingLayer(embedding_dim if i == 0 else attention_dim, attention_dim, n_heads, attention_dropout,
-                             use_residual, use_scale, layer_norm)
-            for i in range(attention_layers)
-        ])
-        d_last = attention_dim if attention_layers else embedding_dim
+        self.interacting = nn.Sequential(
+            *[
+                InteractingLayer(
+                    d_embedding if i == 0 else d_attention,
+                    d_attention,
+                    cfg.n_heads,
+                    cfg.attention_dropout,
+                    cfg.use_residual,
+                    cfg.use_scale,
+                    cfg.layer_norm,
+                )
+                for i in range(cfg.attention_layers)
+            ]
+        )
+        d_last = d_attention if cfg.attention_layers else d_embedding
         self.head = nn.Linear(n_fields * d_last, d_out)
-        self.dnn = ctr_mlp(n_fields * embedding_dim, tuple(dnn_hidden), dnn_dropout, d_out, batch_norm) if dnn_hidden else None
+        self.dnn = None
+        if cfg.dnn_hidden:
+            self.dnn = ctr_mlp(n_fields * d_embedding, tuple(cfg.dnn_hidden), cfg.dnn_dropout, d_out, cfg.batch_norm)
         xavier_linears(self)  # as FuxiCTR's reset_parameters
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,15 @@ from torch import nn
 
 from . import native
 
-__all__ = ["MultiheadAttention", "ReGLU", "TransformerBlock", "causal_attention", "full_softmax_cross_entropy",
-           "make_activation", "tanh32"]
+__all__ = [
+    "MultiheadAttention",
+    "ReGLU",
+    "TransformerBlock",
+    "causal_attention",
+    "full_softmax_cross_entropy",
+    "make_activation",
+    "tanh32",
+]
 
 
 def make_activation(name: str) -> nn.Module:
@@ -38,9 +45,9 @@ _LOG2_E = math.log2(math.e)
 def _softmax_rows(scores: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Softmax of ``scale * scores`` over the last axis (``scores`` is overwritten).
 
-    Computed as ``2^(log2(e) scale s) / sum``: PyTorch's CPU ``exp2`` runs ~2.5x faster than
-    its ``exp``, which makes this 1.2-1.6x faster than ``torch.softmax`` for rows of 8-200
-    (whose kernel does not vectorise rows under 16 floats). The max-subtraction pass is
+    Computed as ``2^(log2(e) scale s) / sum``: PyTorch's CPU ``exp2`` is faster than its
+    ``exp``, and ``torch.softmax``'s kernel does not vectorise rows under 16 floats (figures in
+    benchmarks/RESULTS.md and the commit history). The max-subtraction pass is
     skipped whenever every row's sum of exponentials stays well inside the float range (the
     usual case: attention scores of a few units); otherwise the max-shifted formula is used.
     Both give the same probabilities up to rounding.
@@ -57,7 +64,7 @@ def _softmax_rows(scores: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 
 def _softmax_rows_backward(grad: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     """Gradient of the scores from ``grad`` = d loss / d ``probs``: ``probs * (grad - sum(probs * grad))``.
-    PyTorch's fused kernel from rows of 16 (2-3x faster there; 3-4x slower on shorter rows)."""
+    PyTorch's fused kernel from rows of 16 (faster there; slower on shorter rows)."""
     if probs.shape[-1] >= 16:
         return torch._softmax_backward_data(grad, probs, -1, probs.dtype)
     weighted = probs * grad
@@ -113,15 +120,15 @@ class _FullSoftmaxCE(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float64, device=h.device)
         rows = torch.arange(chunk, device=h.device)
         for start in range(0, h.shape[0], chunk):
-            hc, tc = h[start:start + chunk], target[start:start + chunk]
-            picked = rows[:len(tc)], tc
+            hc, tc = h[start : start + chunk], target[start : start + chunk]
+            picked = rows[: len(tc)], tc
             logits = (hc @ w.T).to(acc)
             lse = torch.logsumexp(logits, 1)
             total += (lse - logits[picked]).sum(dtype=torch.float64)
             probs = logits.sub_(lse.unsqueeze(1)).exp_()
             probs[picked] -= 1.0  # d(loss)/d(logits) = softmax - one-hot
             grad = probs.to(dtype)
-            torch.mm(grad, w, out=d_hidden[start:start + chunk])
+            torch.mm(grad, w, out=d_hidden[start : start + chunk])
             if dtype == acc:
                 d_weight.addmm_(grad.T, hc)
             else:
@@ -136,17 +143,18 @@ class _FullSoftmaxCE(torch.autograd.Function):
         return (d_hidden * grad).to(ctx.dtypes[0]), (d_weight * grad).to(ctx.dtypes[1]), None, None, None
 
 
-def full_softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
-                               chunk: int = 64) -> torch.Tensor:
+def full_softmax_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, chunk: int = 64
+) -> torch.Tensor:
     """``F.cross_entropy(hidden @ weight.T, target, reduction="sum")`` over many classes, faster.
 
     ``hidden`` is ``(rows, d)``, ``weight`` ``(classes, d)`` (e.g. an item embedding table),
     ``target`` class ids. Rows are processed ``chunk`` at a time: the logits of a chunk are
     turned into the gradients of ``hidden`` and ``weight`` at once (softmax minus one-hot), so
     no (rows x classes) tensor is ever stored and the logits are read back only from cache;
-    under autocast the matrix products run in its dtype, the softmax in fp32. About 1.5x
-    (fp32) to 2.5x (bf16) faster than the plain expression for 1,000 rows and 55,000 classes
-    on one CPU thread. The gradients are computed even when ``backward`` is not called.
+    under autocast the matrix products run in its dtype, the softmax in fp32; faster than the
+    plain expression for large catalogues (SASRec's full softmax). The gradients are computed
+    even when ``backward`` is not called.
 
     Examples
     --------
@@ -178,7 +186,7 @@ def _keep_bytes(numel: int, p: float, device) -> tuple[torch.Tensor, float]:
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """Inverted dropout; on CPU from random bytes (4x faster than ``bernoulli_``), at rate
+    """Inverted dropout; on CPU from random bytes (cheaper than ``bernoulli_``), at rate
     ``round(256 p) / 256``.
 
     Examples
@@ -207,8 +215,12 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
     nbytes = x.element_size()
     for wide in (torch.complex128, torch.int64, torch.int32):
         w = wide.itemsize
-        if w > nbytes and x.shape[-1] * nbytes % w == 0 and x.storage_offset() * nbytes % w == 0 and all(
-                s * nbytes % w == 0 for size, s in zip(x.shape[:-1], x.stride()[:-1]) if size > 1):
+        if (
+            w > nbytes
+            and x.shape[-1] * nbytes % w == 0
+            and x.storage_offset() * nbytes % w == 0
+            and all(s * nbytes % w == 0 for size, s in zip(x.shape[:-1], x.stride()[:-1]) if size > 1)
+        ):
             return x.view(wide)
     return x
 
@@ -227,14 +239,16 @@ def _to_heads(x: torch.Tensor, dtype: torch.dtype, transpose: bool = False) -> t
     return rows.to(dtype)
 
 
-def _to_tokens(rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transposed: bool = False,
-               parts: int = 1) -> torch.Tensor:
+def _to_tokens(
+    rows: torch.Tensor, dtype: torch.dtype, n: int, h: int, transposed: bool = False, parts: int = 1
+) -> torch.Tensor:
     """Head rows ``(h * n, t, d)`` (``(h * n, d, t)`` if ``transposed``) back to a contiguous
     token-major ``(n, t, h, d)`` of ``dtype``; with ``parts`` > 1, ``parts`` such blocks one
     after the other (e.g. the query/key/value gradients) to one ``(n, t, parts, h, d)``."""
     if transposed:
-        rows = torch.empty((rows.shape[0], rows.shape[2], rows.shape[1]), dtype=dtype,
-                           device=rows.device).copy_(rows.transpose(1, 2))
+        rows = torch.empty((rows.shape[0], rows.shape[2], rows.shape[1]), dtype=dtype, device=rows.device).copy_(
+            rows.transpose(1, 2)
+        )
     _, t, d = rows.shape
     rows = rows.to(dtype).view(parts, h, n, t, d)
     out = _wide(rows).permute(2, 3, 0, 1, 4).contiguous().view(dtype)
@@ -267,11 +281,11 @@ class _AttentionCPU(torch.autograd.Function):
         # matrices); probabilities always in fp32.
         compute = torch.promote_types(dtype, torch.float32) if fp32_products else dtype
         # With rows much longer than the head, fp32 q/k/v/out are held as (rows, head_dim, tokens):
-        # MKL's batched GEMM of tiny matrices is 2-3x faster with the tokens as the output width.
+        # MKL's batched GEMM of tiny matrices is faster with the tokens as the output width.
         flip = t >= 2 * dh and compute != torch.bfloat16
         q, k, v = (_to_heads(x, compute, flip) for x in (q, k, v))
         keep, drop_scale = None, 1.0
-        if dropout_p > 0:  # a 0/1 byte per probability (multiplying by bytes is ~10x faster than masked_fill)
+        if dropout_p > 0:  # a 0/1 byte per probability (multiplying by bytes is cheaper than masked_fill)
             keep, drop_scale = _keep_bytes(n * h * t * t, dropout_p, q.device)
             keep = keep.view(n, h, t, t)  # sample-major, whatever order the chunks take
         ctx.step = max(1, _CPU_CHUNK_ELEMENTS // (t * t))
@@ -317,7 +331,7 @@ class _AttentionCPU(torch.autograd.Function):
         if causal:
             bias = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
             return _softmax_rows(_at_least_fp32(torch.baddbmm(bias, q, k, alpha=scale)))
-        scores = _at_least_fp32(torch.bmm(q, k))  # (softmax(bf16, dtype=float32) is 2x slower here)
+        scores = _at_least_fp32(torch.bmm(q, k))  # (softmax(bf16, dtype=float32) is slower here)
         return _softmax_rows(scores, scale)
 
     @staticmethod
@@ -327,7 +341,7 @@ class _AttentionCPU(torch.autograd.Function):
         grad_out = _to_heads(grad_out, q.dtype, flip)
         if keep is not None:
             grad_out = grad_out * drop_scale
-        # Head rows, converted to token-major once at the end: oneDNN's GEMMs run ~1.7x slower
+        # Head rows, converted to token-major once at the end: oneDNN's GEMMs run slower
         # into the strided per-head views of a (n, t, 3, h, d) gradient than into contiguous rows.
         if v.shape == q.shape:
             grads = torch.empty((3, *q.shape), dtype=q.dtype, device=q.device)
@@ -390,9 +404,8 @@ class _BlockDiagonalAttention(torch.autograd.Function):
     K_2)^T = [S_1 | S_2]`` gives every head's scores at once and ``[P_1 | P_2] @ diag(V_1,
     V_2)`` the token-major output; the backward pass uses the same trick (``dK_i = dS_i^T
     Q_i`` from ``[dS_1^T | dS_2^T] @ diag(Q_1, Q_2)``). The zero blocks double the
-    arithmetic, but oneDNN's cost for tiny matrices is per matrix: with 8 fields and 2 heads
-    one AutoInt layer's forward + backward took 3.0 instead of 3.7 ms per 1,024 samples
-    (from 16 tokens on the per-head kernel is as fast or faster; measured).
+    arithmetic, but oneDNN's cost for tiny matrices is per matrix, so it pays off for AutoInt
+    layers of few fields (from 16 tokens on, the per-head kernel is as fast or faster).
     """
 
     @staticmethod
@@ -435,9 +448,8 @@ class _NativeAttention(torch.autograd.Function):
     """Attention (no dropout, no mask) through the compiled kernel of :mod:`.native`: each
     (sample, head)'s scores, softmax and products in fp32 registers, read from and written to
     the token-major layout (any strides) in one pass; bf16 or fp32 inputs, at most 64 tokens
-    and head dims. On AutoInt's layers (16 tokens, 2 heads of 16, bf16) forward + backward
-    took 1.9 instead of 6.0 ms per 1,024 samples, and it is more exact than the bf16
-    batched-GEMM path (probabilities and their gradients are never rounded to bf16)."""
+    and head dims. Faster than the batched-GEMM path on AutoInt's layers (benchmarks/RESULTS.md,
+    AutoInt+ vs FuxiCTR), and more exact than it (probabilities and their gradients are never rounded to bf16)."""
 
     @staticmethod
     def forward(ctx, q, k, v, scale: float):
@@ -449,9 +461,24 @@ class _NativeAttention(torch.autograd.Function):
         # P^T per (sample, head), query lanes padded to whole 16-float vectors (the kernel's layout)
         probs = torch.empty((n, h, t, -(-t // 16) * 16), dtype=torch.float32, device=q.device) if needs else None
         threads = torch.get_num_threads()
-        err = lib.ts_attention_forward(q.dtype == torch.bfloat16, q.data_ptr(), _strides(q), k.data_ptr(),
-                                       _strides(k), v.data_ptr(), _strides(v), out.data_ptr(), _strides(out),
-                                       None if probs is None else probs.data_ptr(), n, h, t, d, scale, threads)
+        err = lib.ts_attention_forward(
+            q.dtype == torch.bfloat16,
+            q.data_ptr(),
+            _strides(q),
+            k.data_ptr(),
+            _strides(k),
+            v.data_ptr(),
+            _strides(v),
+            out.data_ptr(),
+            _strides(out),
+            None if probs is None else probs.data_ptr(),
+            n,
+            h,
+            t,
+            d,
+            scale,
+            threads,
+        )
         if err:
             raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
         if needs:
@@ -472,10 +499,29 @@ class _NativeAttention(torch.autograd.Function):
         else:
             dq, dk, dv = (torch.empty((n, t, h, d), dtype=q.dtype, device=q.device) for _ in range(3))
         err = native.load().ts_attention_backward(
-            q.dtype == torch.bfloat16, q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(),
-            _strides(v), grad_out.data_ptr(), _strides(grad_out), probs.data_ptr(), dq.data_ptr(), _strides(dq),
-            dk.data_ptr(), _strides(dk), dv.data_ptr(), _strides(dv), n, h, t, d, ctx.scale,
-            torch.get_num_threads())
+            q.dtype == torch.bfloat16,
+            q.data_ptr(),
+            _strides(q),
+            k.data_ptr(),
+            _strides(k),
+            v.data_ptr(),
+            _strides(v),
+            grad_out.data_ptr(),
+            _strides(grad_out),
+            probs.data_ptr(),
+            dq.data_ptr(),
+            _strides(dq),
+            dk.data_ptr(),
+            _strides(dk),
+            dv.data_ptr(),
+            _strides(dv),
+            n,
+            h,
+            t,
+            d,
+            ctx.scale,
+            torch.get_num_threads(),
+        )
         if err:
             raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
         if ctx.fused:
@@ -487,8 +533,10 @@ def _use_native(q: torch.Tensor, k: torch.Tensor | None, v: torch.Tensor | None)
     """Whether :class:`_NativeAttention` takes these inputs (CPU fp32/bf16, <= 64 tokens and
     head dims, contiguous last axes) and the kernels are built (multi-threaded only with OpenMP)."""
     xs = q.unbind(2) if k is None else (q, k, v)
-    if not (q.dtype in (torch.float32, torch.bfloat16) and all(x.dtype == q.dtype and x.shape == xs[0].shape
-                                                                 and x.stride(-1) == 1 for x in xs)):
+    if not (
+        q.dtype in (torch.float32, torch.bfloat16)
+        and all(x.dtype == q.dtype and x.shape == xs[0].shape and x.stride(-1) == 1 for x in xs)
+    ):
         return False
     if not (1 <= xs[0].shape[1] <= 64 and 1 <= xs[0].shape[-1] <= 64 and xs[0].numel()):
         return False
@@ -502,7 +550,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
     Token-major shapes ``(batch, tokens, heads, head_dim)`` in and out: a projection's output
     viewed per head, any strides (e.g. slices of one fused QKV projection), and the output
     reshapes to ``(batch, tokens, heads * head_dim)`` for free. On CPU a chunked fp32 kernel is
-    used (several times faster than SDPA here once dropout is on or rows are short; its
+    used (faster than SDPA on CPU once dropout is on or rows are short; its
     dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
 
     Examples
@@ -519,8 +567,13 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         return _AttentionCPU.apply(q, k, v, dropout_p, True, q.shape[-1] ** -0.5, True)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | None = None,
-              dropout_p: float = 0.0, scale: float | None = None) -> torch.Tensor:
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor | None = None,
+    v: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> torch.Tensor:
     """``softmax(scale q k^T) v`` with dropout on the probabilities (every token sees every token).
 
     Token-major shapes ``(batch, tokens, heads, dim)`` in and out, as :func:`causal_attention`.

@@ -129,5 +129,8 @@ class FieldEmbedding(nn.Module):
 
     def tables(self) -> list[torch.Tensor]:
         """The embedding parameters (for FuxiCTR-style embedding L2 regularisation)."""
-        return [t for t in (self.numeric, None if self.categorical is None else self.categorical.embedding.weight)
-                if t is not None]
+        return [
+            t
+            for t in (self.numeric, None if self.categorical is None else self.categorical.embedding.weight)
+            if t is not None
+        ]

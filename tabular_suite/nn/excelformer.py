@@ -8,15 +8,34 @@ tokens is stored in the module so a saved model needs nothing else.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.params import param
 from .blocks import causal_attention, tanh32
 from .embeddings import FeatureTokenizer
 
-__all__ = ["ExcelFormer", "attenuated_kaiming_uniform_", "feat_mix", "hidden_mix"]
+__all__ = ["ExcelFormer", "ExcelFormerConfig", "attenuated_kaiming_uniform_", "feat_mix", "hidden_mix"]
+
+
+@dataclass(kw_only=True, eq=False)
+class ExcelFormerConfig:
+    """ExcelFormer's hyperparameters, with the paper's defaults."""
+
+    n_blocks: int = param(3, "Number of ExcelFormer blocks.")
+    d_token: int = param(256, "Size of every feature token.")
+    n_heads: int = param(32, "Attention heads; must divide ``d_token``.")
+    attention_dropout: float = param(0.3, "Dropout on the attention probabilities.")
+    ffn_dropout: float = param(0.0, "Dropout on the GLU FFN's output.")
+    residual_dropout: float = param(0.0, "Dropout on each sub-block's output before the residual addition.")
+    init_scale: float = param(
+        0.01,
+        "Interaction-attenuated initialisation: scale of the Kaiming-uniform bound for "
+        "the attention Q/K/V and FFN weights.",
+    )
 
 
 def attenuated_kaiming_uniform_(tensor: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -102,6 +121,8 @@ class ExcelFormer(nn.Module):
     sees only features at least as informative as itself. The head maps the feature axis to
     one token (``Linear(n_tokens -> 1)``) then ``LayerNorm -> PReLU -> Linear(d -> d_out)``.
 
+    ``**config``: the fields of :class:`ExcelFormerConfig` (kept as the dict :attr:`config`).
+
     Examples
     --------
     >>> m = ExcelFormer(n_num=3, cardinalities=[4], d_out=2, d_token=16, n_heads=4)
@@ -109,28 +130,31 @@ class ExcelFormer(nn.Module):
     torch.Size([5, 2])
     """
 
-    def __init__(
-        self,
-        n_num: int,
-        cardinalities: list[int],
-        d_out: int,
-        n_blocks: int = 3,
-        d_token: int = 256,
-        n_heads: int = 32,
-        attention_dropout: float = 0.3,
-        ffn_dropout: float = 0.0,
-        residual_dropout: float = 0.0,
-        init_scale: float = 0.01,
-    ):
+    config_class = ExcelFormerConfig  # the dataclass of the ``**config`` hyperparameters
+
+    def __init__(self, n_num: int, cardinalities: list[int], d_out: int, **config):
         super().__init__()
+        cfg = ExcelFormerConfig(**config)
+        self.config = asdict(cfg)
+        d_token = cfg.d_token
         n_tokens = n_num + len(cardinalities)
         self.tokenizer = FeatureTokenizer(n_num, cardinalities, d_token, numeric=_GatedNumericTokens)
         self.register_buffer("feature_order", torch.arange(n_tokens))
         self.register_buffer("feature_mi", torch.full((n_tokens,), 1.0 / max(n_tokens, 1)))
-        self.blocks = nn.Sequential(*[
-            _Block(d_token, n_heads, attention_dropout, ffn_dropout, residual_dropout, init_scale, first=(i == 0))
-            for i in range(n_blocks)
-        ])
+        self.blocks = nn.Sequential(
+            *[
+                _Block(
+                    d_token,
+                    cfg.n_heads,
+                    cfg.attention_dropout,
+                    cfg.ffn_dropout,
+                    cfg.residual_dropout,
+                    cfg.init_scale,
+                    first=(i == 0),
+                )
+                for i in range(cfg.n_blocks)
+            ]
+        )
         self.token_head = nn.Linear(n_tokens, 1)
         attenuated_kaiming_uniform_(self.token_head.weight)
         self.head_norm = nn.LayerNorm(d_token)
@@ -148,7 +172,7 @@ class ExcelFormer(nn.Module):
 
     def embed(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """Tokens (n, n_tokens, d) in mutual-information order."""
-        # index_select: its backward (index_add) is 2x faster than that of x[:, order]
+        # index_select: its backward (index_add) is faster than that of x[:, order]
         return self.tokenizer(x_num, x_cat).index_select(1, self.feature_order)
 
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:

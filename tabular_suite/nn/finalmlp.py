@@ -8,13 +8,35 @@ are fused by multi-head bilinear aggregation ``w1.o1 + w2.o2 + sum_h o1_h^T W_h 
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 from torch import nn
 
+from ..core.params import param
 from .autoint import ctr_mlp, xavier_linears
 from .embeddings import FieldEmbedding
 
-__all__ = ["FinalMLP", "FeatureGate", "BilinearFusion"]
+__all__ = ["FinalMLP", "FinalMLPConfig", "FeatureGate", "BilinearFusion"]
+
+
+@dataclass(kw_only=True, eq=False)
+class FinalMLPConfig:
+    """FinalMLP's hyperparameters, with the defaults of FuxiCTR's tuned FinalMLP configurations."""
+
+    embedding_dim: int = param(10, "Size of every field embedding.")
+    mlp1_hidden: tuple = param(
+        (400, 400, 400), "Widths of the first stream's MLP (the fusion reads its last layer).", type="tuple of int"
+    )
+    mlp2_hidden: tuple = param(
+        (800,), "Widths of the second stream's MLP (the fusion reads its last layer).", type="tuple of int"
+    )
+    mlp1_dropout: float = param(0.0, "Dropout after each hidden layer of the first stream.")
+    mlp2_dropout: float = param(0.0, "Dropout after each hidden layer of the second stream.")
+    batch_norm: bool = param(False, "BatchNorm after each hidden Linear of both streams.")
+    use_gates: bool = param(True, "Feature gating of each stream's input: ``2 * sigmoid(MLP(context))``.")
+    gate_hidden: tuple = param((800,), "Hidden widths of each gate's MLP.", type="tuple of int")
+    n_heads: int = param(50, "Heads of the bilinear fusion; must divide both streams' last widths.")
 
 
 class FeatureGate(nn.Module):
@@ -81,9 +103,9 @@ class FinalMLP(nn.Module):
     """FinalMLP over field embeddings with feature gating and bilinear fusion.
 
     ``gate_fields_1`` / ``gate_fields_2``: field positions whose embeddings drive each
-    stream's gate (empty = a learned bias, FuxiCTR's default). Defaults follow FuxiCTR's
-    tuned FinalMLP configurations (embedding 10, streams 400-400-400 and 800, gate MLP 800,
-    50 fusion heads).
+    stream's gate (None or empty = a learned bias, FuxiCTR's default); they depend on the
+    data's columns, as ``n_num`` and ``cardinalities`` do, so they are not hyperparameters.
+    ``**config``: the fields of :class:`FinalMLPConfig` (kept as the dict :attr:`config`).
 
     Examples
     --------
@@ -93,22 +115,36 @@ class FinalMLP(nn.Module):
     torch.Size([5, 1])
     """
 
-    def __init__(self, n_num: int, cardinalities: list[int], d_out: int, embedding_dim: int = 10,
-                 mlp1_hidden: tuple[int, ...] = (400, 400, 400), mlp2_hidden: tuple[int, ...] = (800,),
-                 mlp1_dropout: float = 0.0, mlp2_dropout: float = 0.0, batch_norm: bool = False,
-                 use_gates: bool = True, gate_hidden: tuple[int, ...] = (800,), gate_fields_1: list[int] | None = None,
-                 gate_fields_2: list[int] | None = None, n_heads: int = 50):
+    config_class = FinalMLPConfig  # the dataclass of the ``**config`` hyperparameters
+
+    def __init__(
+        self,
+        n_num: int,
+        cardinalities: list[int],
+        d_out: int,
+        *,
+        gate_fields_1: list[int] | None = None,
+        gate_fields_2: list[int] | None = None,
+        **config,
+    ):
         super().__init__()
-        self.embedding = FieldEmbedding(n_num, cardinalities, embedding_dim)
+        cfg = FinalMLPConfig(**config)
+        self.config = asdict(cfg)
+        d_embedding = cfg.embedding_dim
+        self.embedding = FieldEmbedding(n_num, cardinalities, d_embedding)
         n_fields = self.embedding.n_fields
-        d_flat = n_fields * embedding_dim
+        d_flat = n_fields * d_embedding
         self.gates = None
-        if use_gates:
-            self.gates = nn.ModuleList([FeatureGate(n_fields, embedding_dim, gate_hidden, gate_fields_1),
-                                        FeatureGate(n_fields, embedding_dim, gate_hidden, gate_fields_2)])
-        self.mlp1 = ctr_mlp(d_flat, tuple(mlp1_hidden), mlp1_dropout, batch_norm=batch_norm)
-        self.mlp2 = ctr_mlp(d_flat, tuple(mlp2_hidden), mlp2_dropout, batch_norm=batch_norm)
-        self.fusion = BilinearFusion(mlp1_hidden[-1], mlp2_hidden[-1], d_out, n_heads)
+        if cfg.use_gates:
+            self.gates = nn.ModuleList(
+                [
+                    FeatureGate(n_fields, d_embedding, cfg.gate_hidden, gate_fields_1),
+                    FeatureGate(n_fields, d_embedding, cfg.gate_hidden, gate_fields_2),
+                ]
+            )
+        self.mlp1 = ctr_mlp(d_flat, tuple(cfg.mlp1_hidden), cfg.mlp1_dropout, batch_norm=cfg.batch_norm)
+        self.mlp2 = ctr_mlp(d_flat, tuple(cfg.mlp2_hidden), cfg.mlp2_dropout, batch_norm=cfg.batch_norm)
+        self.fusion = BilinearFusion(cfg.mlp1_hidden[-1], cfg.mlp2_hidden[-1], d_out, cfg.n_heads)
         xavier_linears(self)  # as FuxiCTR's reset_parameters (w_xy: Xavier above)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:

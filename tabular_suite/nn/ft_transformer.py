@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from ..core.params import param
 from .blocks import TransformerBlock
 from .embeddings import FeatureTokenizer
 
-__all__ = ["FTTransformer"]
+__all__ = ["FTTransformer", "FTTransformerConfig"]
+
+
+@dataclass(kw_only=True, eq=False)
+class FTTransformerConfig:
+    """The FT-Transformer's hyperparameters: the paper's default configuration."""
+
+    n_blocks: int = param(3, "Number of transformer blocks.")
+    d_token: int = param(192, "Size of every feature token.")
+    n_heads: int = param(8, "Attention heads; must divide ``d_token``.")
+    attention_dropout: float = param(0.2, "Dropout on the attention probabilities.")
+    ffn_d_hidden_multiplier: float = param(4 / 3, "ReGLU FFN hidden size relative to ``d_token`` (4/3).")
+    ffn_dropout: float = param(0.1, "Dropout inside the FFN.")
+    residual_dropout: float = param(0.0, "Dropout on each sub-block's output before the residual addition.")
 
 
 class FTTransformer(nn.Module):
     """Feature tokenizer + [CLS] + pre-norm transformer (ReGLU FFN) + ``LN -> ReLU -> Linear``.
 
-    Defaults are the paper's default configuration: 3 blocks, d_token 192, 8 heads,
-    attention dropout 0.2, FFN size 4/3 d_token, FFN dropout 0.1, residual dropout 0.
-    The last block attends from the [CLS] token only, since only its output reaches the head.
+    ``**config``: the fields of :class:`FTTransformerConfig`, whose defaults are the paper's
+    default configuration (kept as the dict :attr:`config`). The last block attends from the
+    [CLS] token only, since only its output reaches the head.
 
     Examples
     --------
@@ -27,29 +42,28 @@ class FTTransformer(nn.Module):
     torch.Size([4, 1])
     """
 
-    def __init__(
-        self,
-        n_num: int,
-        cardinalities: list[int],
-        d_out: int,
-        n_blocks: int = 3,
-        d_token: int = 192,
-        n_heads: int = 8,
-        attention_dropout: float = 0.2,
-        ffn_d_hidden_multiplier: float = 4 / 3,
-        ffn_dropout: float = 0.1,
-        residual_dropout: float = 0.0,
-    ):
+    config_class = FTTransformerConfig  # the dataclass of the ``**config`` hyperparameters
+
+    def __init__(self, n_num: int, cardinalities: list[int], d_out: int, **config):
         super().__init__()
+        cfg = FTTransformerConfig(**config)
+        self.config = asdict(cfg)
+        d_token, n_blocks = cfg.d_token, cfg.n_blocks
         self.tokenizer = FeatureTokenizer(n_num, cardinalities, d_token)
         self.cls = nn.Parameter(torch.empty(1, 1, d_token))
         nn.init.uniform_(self.cls, -1 / math.sqrt(d_token), 1 / math.sqrt(d_token))
-        ffn_d_hidden = int(d_token * ffn_d_hidden_multiplier)
+        ffn_d_hidden = int(d_token * cfg.ffn_d_hidden_multiplier)
         self.blocks = nn.Sequential(
             *[
                 TransformerBlock(
-                    d_token, n_heads, attention_dropout, ffn_d_hidden, ffn_dropout, residual_dropout,
-                    first=(i == 0), query_tokens=1 if i == n_blocks - 1 else None,
+                    d_token,
+                    cfg.n_heads,
+                    cfg.attention_dropout,
+                    ffn_d_hidden,
+                    cfg.ffn_dropout,
+                    cfg.residual_dropout,
+                    first=(i == 0),
+                    query_tokens=1 if i == n_blocks - 1 else None,
                 )
                 for i in range(n_blocks)
             ]

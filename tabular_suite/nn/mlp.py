@@ -2,45 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 from torch import nn
 
+from ..core.params import param
 from .blocks import make_activation
 from .embeddings import FlatInput
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "MLPConfig"]
+
+
+@dataclass(kw_only=True, eq=False)
+class MLPConfig:
+    """The MLP's hyperparameters, with the paper's defaults."""
+
+    n_blocks: int = param(3, "Number of ``Linear -> activation -> Dropout`` blocks.")
+    d_block: int = param(256, "Width of every hidden layer.")
+    dropout: float = param(0.1, "Dropout after every hidden layer.")
+    activation: str = param("relu", "Activation of the hidden layers.", type='{"relu", "gelu", "silu", "tanh"}')
+    cat_embedding_dim: int = param(8, "Size of the learned embedding of each categorical column.")
 
 
 class MLP(nn.Module):
     """``(Linear -> ReLU -> Dropout) x n_blocks -> Linear``.
 
     Categorical columns enter as learned embeddings of size ``cat_embedding_dim``,
-    concatenated with the numeric features.
+    concatenated with the numeric features. ``**config``: the fields of :class:`MLPConfig`
+    (kept, with the defaults filled in, as the dict :attr:`config`).
 
     Examples
     --------
     >>> m = MLP(n_num=3, cardinalities=[4], d_out=2, n_blocks=2, d_block=16)
     >>> m(torch.zeros(5, 3), torch.zeros(5, 1, dtype=torch.long)).shape
     torch.Size([5, 2])
+    >>> m.config["dropout"]
+    0.1
     """
 
-    def __init__(
-        self,
-        n_num: int,
-        cardinalities: list[int],
-        d_out: int,
-        n_blocks: int = 3,
-        d_block: int = 256,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        cat_embedding_dim: int = 8,
-    ):
+    config_class = MLPConfig  # the dataclass of the ``**config`` hyperparameters
+
+    def __init__(self, n_num: int, cardinalities: list[int], d_out: int, **config):
         super().__init__()
-        self.input = FlatInput(n_num, cardinalities, cat_embedding_dim)
+        cfg = MLPConfig(**config)
+        self.config = asdict(cfg)
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim)
         layers, d_in = [], self.input.d_out
-        for _ in range(n_blocks):
-            layers += [nn.Linear(d_in, d_block), make_activation(activation), nn.Dropout(dropout)]
-            d_in = d_block
+        for _ in range(cfg.n_blocks):
+            layers += [nn.Linear(d_in, cfg.d_block), make_activation(cfg.activation), nn.Dropout(cfg.dropout)]
+            d_in = cfg.d_block
         self.blocks = nn.Sequential(*layers)
         self.head = nn.Linear(d_in, d_out)
 

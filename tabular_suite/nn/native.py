@@ -1,12 +1,17 @@
-"""Native CPU kernels, compiled on first use with the machine's C++ compiler.
+"""Native CPU kernels, compiled once per machine with its C++ compiler.
 
 One kernel today: attention over few tokens per sample (``_attention.cpp``; AutoInt's
-interacting layers go through it on CPU). It is plain C++ (no PyTorch headers, ~10 s to
-build), compiled for this CPU (``-march=native``, OpenMP when available) into a cache
-folder and loaded with :mod:`ctypes`; the file name carries a hash of the source, the
-compiler, the flags and the CPU, so a shared home folder never hands one machine another's
-build. Without a compiler, or when the build fails, :func:`load` returns ``None`` and the
-callers use PyTorch ops (same results up to rounding); :func:`status` says why.
+interacting layers go through it on CPU). It is plain C++ (no PyTorch headers), compiled for
+this CPU (``-march=native``, OpenMP when available) into a cache folder and loaded with
+:mod:`ctypes`; the file name carries a hash of the source, the compiler, the flags and the
+CPU, so a shared home folder never hands one machine another's build. Without a compiler, or
+when the build fails, :func:`load` returns ``None`` and the callers use PyTorch ops (same
+results up to rounding); :func:`status` says why.
+
+Building is explicit with :func:`build` (``tabular_suite.nn.native.build()``); otherwise the
+first layer that needs the kernel builds it. Either way a compile (not a cache hit) prints one
+line to stderr, so its one-off cost is never a silent part of a timed fit: the comparison
+builds it before its timed folds start.
 
 Environment: ``TABULAR_SUITE_NATIVE=0`` turns the kernels off; ``TABULAR_SUITE_CACHE``
 moves the cache (default ``$XDG_CACHE_HOME/tabular_suite`` or ``~/.cache/tabular_suite``);
@@ -21,6 +26,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -43,8 +49,10 @@ def cache_dir() -> Path:
     >>> cache_dir().name
     'native'
     """
-    root = os.environ.get("TABULAR_SUITE_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tabular_suite"
+    root = (
+        os.environ.get("TABULAR_SUITE_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tabular_suite"
+    )
     return Path(root) / "native"
 
 
@@ -77,7 +85,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 def build(directory: Path | None = None, compiler: str | None = None) -> ctypes.CDLL:
     """Compile (or find in ``directory``) the kernels and load them; raises ``RuntimeError``
-    with the compiler's messages when no flag set gives a loadable library.
+    with the compiler's messages when no flag set gives a loadable library. A compile prints
+    one line to stderr first.
 
     Examples
     --------
@@ -100,8 +109,9 @@ def build(directory: Path | None = None, compiler: str | None = None) -> ctypes.
     errors = []
     for extra in _FLAG_SETS:
         flags = (*_BASE_FLAGS, *extra)
-        key = hashlib.sha256(b"\0".join([source, compiler.encode(), version.encode(), " ".join(flags).encode(),
-                                         _cpu().encode()])).hexdigest()[:20]
+        key = hashlib.sha256(
+            b"\0".join([source, compiler.encode(), version.encode(), " ".join(flags).encode(), _cpu().encode()])
+        ).hexdigest()[:20]
         target = directory / f"attention-{key}.so"
         if not target.exists():
             directory.mkdir(parents=True, exist_ok=True)
@@ -109,9 +119,17 @@ def build(directory: Path | None = None, compiler: str | None = None) -> ctypes.
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=directory)
             os.close(fd)
             try:
+                print(
+                    "tabular_suite: compiling the native attention kernel for this CPU "
+                    f"({' '.join(extra) or 'generic'})"
+                    f" into {directory} (once per machine)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 try:
-                    proc = subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp], capture_output=True,
-                                          text=True, timeout=600)
+                    proc = subprocess.run(
+                        [compiler, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=600
+                    )
                 except (OSError, subprocess.SubprocessError) as e:
                     errors.append(f"{' '.join(flags)}: {e}")
                     continue

@@ -24,13 +24,15 @@ torch.Size([3, 10, 10])
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.params import param
 
-__all__ = ["PFNTransformer", "default_bin_borders", "bar_mean", "bar_quantile"]
+__all__ = ["PFNTransformer", "PFNConfig", "default_bin_borders", "bar_mean", "bar_quantile"]
 
 _SQUASH_AT = 4.0
 _CPU_SCORE_CHUNK = 1 << 20  # scores per chunk of CPU bf16 inference attention (2 MB)
@@ -45,8 +47,9 @@ def default_bin_borders(n_bins: int = 96, limit: float = 10.0) -> torch.Tensor:
     """
     probs = torch.linspace(0.002, 0.998, n_bins - 1, dtype=torch.float64)
     inner = math.sqrt(2.0) * torch.erfinv(2 * probs - 1)
-    return torch.cat([torch.tensor([-limit], dtype=torch.float64), inner,
-                      torch.tensor([limit], dtype=torch.float64)]).float()
+    return torch.cat(
+        [torch.tensor([-limit], dtype=torch.float64), inner, torch.tensor([limit], dtype=torch.float64)]
+    ).float()
 
 
 def bar_mean(probs: torch.Tensor, borders: torch.Tensor) -> torch.Tensor:
@@ -70,9 +73,9 @@ def bar_quantile(probs: torch.Tensor, borders: torch.Tensor, q: float) -> torch.
 def _row_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Attention of query rows to context rows: fused SDPA, except on CPU with bf16 or with
     gradients, which use two batched matmuls with the softmax in the matmuls' dtype (the CPU
-    flash kernel's backward took over half of a training step, and casting bf16 scores to
-    fp32 and back cost as much again; in bf16 inference its forward took 54 ms per layer of
-    a 1,000 x 1,000 context x 4 views where the matmuls take 33 ms, scores rounded to bf16)."""
+    flash kernel's backward dominated a training step, casting bf16 scores to fp32 and back
+    cost as much again, and in bf16 inference its forward was well above the two matmuls'
+    time; scores are rounded to bf16)."""
     if q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v)
     if not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)):
@@ -84,8 +87,8 @@ def _row_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
         rows = max(1, _CPU_SCORE_CHUNK // max(1, k.shape[-2] * q.shape[1]))
         for b in range(q.shape[0]):
             for start in range(0, q.shape[2], rows):
-                qc = q[b, :, start:start + rows] * q.shape[-1] ** -0.5
-                torch.matmul(torch.softmax(torch.matmul(qc, k_t[b]), -1), v[b], out=out[b, :, start:start + rows])
+                qc = q[b, :, start : start + rows] * q.shape[-1] ** -0.5
+                torch.matmul(torch.softmax(torch.matmul(qc, k_t[b]), -1), v[b], out=out[b, :, start : start + rows])
         return out
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))
     return torch.matmul(torch.softmax(scores, -1), v)
@@ -123,33 +126,44 @@ class _Layer(nn.Module):
         return self._attend(h, q, *kv)
 
 
+@dataclass(kw_only=True, eq=False)
+class PFNConfig:
+    """The in-context transformer's size (a weights file stores these values as its model config)."""
+
+    max_features: int = param(100, "Feature slots; datasets with fewer features are zero-padded.")
+    max_classes: int = param(10, "Class logits; datasets use the first ``n_classes`` of them.")
+    d_model: int = param(256, "Transformer width (size of every row token).")
+    n_heads: int = param(4, "Attention heads; must divide ``d_model``.")
+    n_layers: int = param(6, "Number of transformer layers.")
+    d_ffn: int = param(512, "Feed-forward width of the layers and of the output heads.")
+    n_bins: int = param(96, "Bins of the regression output distribution (borders in ``bin_borders``).")
+
+
 class PFNTransformer(nn.Module):
     """Row-token in-context transformer for classification and (binned) regression.
 
     Parameters
     ----------
-    max_features : int
-        Feature slots; datasets with fewer features are zero-padded.
-    max_classes : int
-        Class logits; datasets use the first ``n_classes`` of them.
-    d_model, n_heads, n_layers, d_ffn : int
-        Transformer width, heads, depth and feed-forward width.
-    n_bins : int
-        Bins of the regression output distribution (borders in :attr:`bin_borders`).
+    **config
+        The fields of :class:`PFNConfig`; :attr:`config` keeps them, with the defaults
+        filled in, as the dict a weights file stores.
     """
 
-    def __init__(self, max_features: int = 100, max_classes: int = 10, d_model: int = 256, n_heads: int = 4,
-                 n_layers: int = 6, d_ffn: int = 512, n_bins: int = 96):
+    config_class = PFNConfig  # the dataclass of the ``**config`` hyperparameters
+
+    def __init__(self, **config):
         super().__init__()
+        cfg = PFNConfig(**config)
+        self.config = asdict(cfg)
+        max_features, max_classes, d_model, n_heads = cfg.max_features, cfg.max_classes, cfg.d_model, cfg.n_heads
+        d_ffn, n_bins = cfg.d_ffn, cfg.n_bins
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads}).")
         self.max_features, self.max_classes = max_features, max_classes
-        self.config = {"max_features": max_features, "max_classes": max_classes, "d_model": d_model,
-                       "n_heads": n_heads, "n_layers": n_layers, "d_ffn": d_ffn, "n_bins": n_bins}
         self.x_encoder = nn.Linear(2 * max_features, d_model)
         self.class_embedding = nn.Embedding(max_classes, d_model)
         self.value_encoder = nn.Linear(1, d_model)
-        self.layers = nn.ModuleList(_Layer(d_model, n_heads, d_ffn) for _ in range(n_layers))
+        self.layers = nn.ModuleList(_Layer(d_model, n_heads, d_ffn) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.class_head = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Linear(d_ffn, max_classes))
         self.value_head = nn.Sequential(nn.Linear(d_model, d_ffn), nn.GELU(), nn.Linear(d_ffn, n_bins))
@@ -217,8 +231,9 @@ class PFNTransformer(nn.Module):
             logits = logits.masked_fill(unused[:, None, :], float("-inf"))
         return logits
 
-    def forward(self, x: torch.Tensor, y_train: torch.Tensor, n_classes: torch.Tensor | None = None,
-                regression: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, y_train: torch.Tensor, n_classes: torch.Tensor | None = None, regression: bool = False
+    ) -> torch.Tensor:
         """Logits of the rows after the first ``y_train.shape[1]`` (the test rows)."""
         n_train = y_train.shape[1]
         ctx = self.context(x[:, :n_train], y_train, regression)

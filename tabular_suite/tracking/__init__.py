@@ -25,8 +25,17 @@ import pandas as pd
 
 from ..training.callbacks import Callback
 
-__all__ = ["autolog", "autolog_settings", "resolve_tracking_uri", "tracking_enabled", "tracking_enabled_for",
-           "tracked_fit", "log_model", "log_test_metrics", "log_comparison"]
+__all__ = [
+    "autolog",
+    "autolog_settings",
+    "resolve_tracking_uri",
+    "tracking_enabled",
+    "tracking_enabled_for",
+    "tracked_fit",
+    "log_model",
+    "log_test_metrics",
+    "log_comparison",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -42,8 +51,13 @@ class _Settings:
 _SETTINGS = _Settings()
 
 
-def autolog(disable: bool = False, *, log_models: bool = True, tracking_uri: str | None = None,
-            experiment_name: str | None = None) -> None:
+def autolog(
+    disable: bool = False,
+    *,
+    log_models: bool = True,
+    tracking_uri: str | None = None,
+    experiment_name: str | None = None,
+) -> None:
     """Track every following ``fit`` of a tabular_suite estimator in MLflow.
 
     Estimators with ``tracking=False`` are left out; ``tracking=True`` tracks one estimator
@@ -104,7 +118,7 @@ def _system_tags(estimator, num_threads: int) -> dict:
     import sklearn
     import torch
 
-    from .. import __version__
+    from .._version import __version__
     from ..training.device import resolve_device
 
     return {
@@ -128,7 +142,7 @@ def _metric_name(key: str) -> str:
 class TrackingCallback(Callback):
     """Logs each epoch's metrics (with ``step=epoch``) to an MLflow run."""
 
-    def __init__(self, tracker: "_Tracker"):
+    def __init__(self, tracker: _Tracker):
         self.tracker = tracker
 
     def on_epoch_end(self, state, logs: dict) -> None:
@@ -147,7 +161,9 @@ class _Tracker:
         if not self.failed:
             warnings.warn(
                 f"MLflow tracking to {self.uri} failed ({type(exc).__name__}: {exc}); "
-                "training continues without tracking.", RuntimeWarning, stacklevel=4,
+                "training continues without tracking.",
+                RuntimeWarning,
+                stacklevel=4,
             )
         self.failed = True
 
@@ -218,8 +234,16 @@ def tracking_enabled_for(choice: bool | None) -> bool:
     return _SETTINGS.enabled if choice is None else bool(choice)
 
 
-def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, experiment: str | None = None,
-                   tracking_uri: str | None = None) -> str | None:
+def log_comparison(
+    result,
+    kinds: dict,
+    *,
+    cv: int,
+    preset: str,
+    seed: int,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+) -> str | None:
     """Log a :func:`~tabular_suite.compare` result: a parent run, one nested run per model.
 
     Child runs hold the model's status (and error), the metric per fold (``step`` = fold),
@@ -231,8 +255,6 @@ def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, expe
     tracker = _connect(resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri))
     if tracker.failed:
         return None
-    import mlflow
-
     uri = tracker.uri
     board = result.leaderboard
     metric = result.metric.name
@@ -244,29 +266,49 @@ def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, expe
         status = "FAILED"
         try:
             summary = result.data_summary
-            tracker.call("log_params", {
-                "models": ",".join(m for m in board["model"] if m != "ensemble"), "cv": cv, "metric": metric,
-                "preset": preset, "task": result.task, "seed": seed, "rows": summary["rows"],
-                "columns": summary["columns"],
-            })
+            tracker.call(
+                "log_params",
+                {
+                    "models": ",".join(m for m in board["model"] if m != "ensemble"),
+                    "cv": cv,
+                    "metric": metric,
+                    "preset": preset,
+                    "task": result.task,
+                    "seed": seed,
+                    "rows": summary["rows"],
+                    "columns": summary["columns"],
+                },
+            )
             for i, row in board.iterrows():
                 child = tracker.call("start_run", run_name=row["model"], nested=True, experiment_id=experiment_id)
                 if child is None:
                     break
                 try:
-                    tracker.call("set_tags", {"model": row["model"], "status": row["status"],
-                                              "kind": kinds.get(row["model"], "ensemble")})
+                    tracker.call(
+                        "set_tags",
+                        {"model": row["model"], "status": row["status"], "kind": kinds.get(row["model"], "ensemble")},
+                    )
                     if row["error"]:
                         tracker.call("set_tag", "error", str(row["error"])[:4000])
                     numbers = {f"{metric}_mean": row["mean"], f"{metric}_std": row["std"]}
-                    numbers.update({k: row[k] for k in ("fit_seconds", "predict_seconds", "predict_rows_per_s",
-                                                        "best_epoch", "n_params")})
+                    numbers.update(
+                        {
+                            k: row[k]
+                            for k in ("fit_seconds", "predict_seconds", "predict_rows_per_s", "best_epoch", "n_params")
+                        }
+                    )
                     batch = [(k, float(v), 0) for k, v in numbers.items() if pd.notna(v)]
-                    batch += [(f"fold_{metric}", float(v), fold)
-                              for fold, v in enumerate(result.fold_scores.get(row["model"], []))]
+                    batch += [
+                        (f"fold_{metric}", float(v), fold)
+                        for fold, v in enumerate(result.fold_scores.get(row["model"], []))
+                    ]
                     for fold, history in enumerate(result.histories.get(row["model"], [])):
-                        batch += [(f"fold{fold}_{k}", float(v), int(epoch.get("epoch", 0))) for epoch in history
-                                  for k, v in epoch.items() if k != "epoch" and isinstance(v, (int, float))]
+                        batch += [
+                            (f"fold{fold}_{k}", float(v), int(epoch.get("epoch", 0)))
+                            for epoch in history
+                            for k, v in epoch.items()
+                            if k != "epoch" and isinstance(v, (int, float))
+                        ]
                     _log_batch(tracker, child.info.run_id, batch)
                 finally:
                     tracker.call("end_run")
@@ -274,7 +316,9 @@ def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, expe
             best = board.iloc[0]
             tracker.call("set_tags", {"best_model": best["model"], "metric": metric})
             if pd.notna(best["mean"]):
-                tracker.call("log_metrics", {f"best_{metric}": float(best["mean"]), "wall_seconds": result.wall_seconds})
+                tracker.call(
+                    "log_metrics", {f"best_{metric}": float(best["mean"]), "wall_seconds": result.wall_seconds}
+                )
             with tempfile.TemporaryDirectory() as tmp:
                 board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
                 result.report(Path(tmp) / "report.html")
@@ -291,8 +335,9 @@ def log_comparison(result, kinds: dict, *, cv: int, preset: str, seed: int, expe
     return result.mlflow_run_id
 
 
-def log_recommender(recommender, evaluations: list[dict] = (), *, experiment: str | None = None,
-                    tracking_uri: str | None = None) -> str | None:
+def log_recommender(
+    recommender, evaluations: list[dict] = (), *, experiment: str | None = None, tracking_uri: str | None = None
+) -> str | None:
     """Log a fitted :class:`~tabular_suite.SASRecRecommender` as one MLflow run.
 
     Parameters, per-epoch history (``step`` = epoch), best epoch, each evaluation's metrics
@@ -317,10 +362,21 @@ def log_recommender(recommender, evaluations: list[dict] = (), *, experiment: st
             return None
         status = "FAILED"
         try:
-            tracker.call("log_params", {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-                                        for k, v in recommender.get_params(deep=False).items()})
-            tracker.call("set_tags", {"estimator": type(recommender).__name__, "users": len(recommender.users_),
-                                      "items": len(recommender.items_)})
+            tracker.call(
+                "log_params",
+                {
+                    k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                    for k, v in recommender.get_params(deep=False).items()
+                },
+            )
+            tracker.call(
+                "set_tags",
+                {
+                    "estimator": type(recommender).__name__,
+                    "users": len(recommender.users_),
+                    "items": len(recommender.items_),
+                },
+            )
             batch = [(k, float(v), int(h["epoch"])) for h in recommender.history_ for k, v in h.items() if k != "epoch"]
             batch += [("best_epoch", float(recommender.best_epoch_), 0), ("n_params", float(recommender.n_params_), 0)]
             for result in evaluations:
@@ -366,8 +422,10 @@ def tracked_fit(estimator, X_sample, num_threads: int):
         status = "FAILED"
         try:
             if run is not None:
-                params = {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-                          for k, v in estimator.get_params(deep=False).items()}
+                params = {
+                    k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                    for k, v in estimator.get_params(deep=False).items()
+                }
                 tracker.call("log_params", params)
                 tracker.call("set_tags", _system_tags(estimator, num_threads))
             yield TrackingCallback(tracker) if run is not None else None
@@ -390,7 +448,7 @@ def _log_batch(tracker: _Tracker, run_id: str, metrics: list[tuple[str, float, i
     try:
         client = MlflowClient()
         for start in range(0, len(entities), 1000):
-            client.log_batch(run_id, metrics=entities[start:start + 1000])
+            client.log_batch(run_id, metrics=entities[start : start + 1000])
     except Exception as exc:  # noqa: BLE001
         tracker.warn(exc)
 
@@ -405,11 +463,15 @@ def log_test_metrics(run_id: str, metrics: dict, tracking_uri: str | None = None
 
 
 def _log_results(tracker: _Tracker, estimator, X_sample, fit_seconds: float) -> None:
-    final = {"fit_seconds": fit_seconds, "best_epoch": float(estimator.best_epoch_),
-             "n_params": float(estimator.n_params_), "epochs": float(len(estimator.history_))}
+    final = {
+        "fit_seconds": fit_seconds,
+        "best_epoch": float(estimator.best_epoch_),
+        "n_params": float(estimator.n_params_),
+        "epochs": float(len(estimator.history_)),
+    }
     best = next((h for h in estimator.history_ if h["epoch"] == estimator.best_epoch_), None)
     if best:
-        final.update({f"best_{k}": float(v) for k, v in best.items() if k.startswith("val_")})
+        final.update({f"best_{k}": float(v) for k, v in best.items() if k.startswith("val_") and k != "val_seconds"})
     tracker.call("log_metrics", final)
     if _SETTINGS.log_models or getattr(estimator, "tracking", None):
         log_model(estimator, X_sample, tracker)
@@ -424,7 +486,7 @@ def log_model(estimator, X_sample, tracker: _Tracker | None = None, name: str = 
     import mlflow
     from mlflow.models import infer_signature
 
-    from .. import __version__
+    from .._version import __version__
 
     tracker = tracker or _Tracker(mlflow.get_tracking_uri())
     example = X_sample.head(5) if hasattr(X_sample, "head") else X_sample[:5]

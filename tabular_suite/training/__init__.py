@@ -1,10 +1,19 @@
 """One training engine for every gradient-trained model."""
 
 from .callbacks import Callback, ProgressBar
-from .device import default_num_threads, resolve_device, thread_limit
+from .device import resolve_device, settle_heap, thread_limit
 from .engine import Objective, TrainConfig, TrainState, fit_module, predict_module, seeded
 
 __all__ = [
-    "Callback", "ProgressBar", "Objective", "TrainConfig", "TrainState", "fit_module",
-    "predict_module", "seeded", "resolve_device", "default_num_threads", "thread_limit",
+    "Callback",
+    "ProgressBar",
+    "Objective",
+    "TrainConfig",
+    "TrainState",
+    "fit_module",
+    "predict_module",
+    "seeded",
+    "resolve_device",
+    "settle_heap",
+    "thread_limit",
 ]

@@ -9,7 +9,7 @@ import platform
 
 import torch
 
-__all__ = ["resolve_device", "autocast_dtype", "default_num_threads", "thread_limit", "settle_heap"]
+__all__ = ["resolve_device", "autocast_dtype", "thread_limit", "settle_heap"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -52,29 +52,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if device.type == "cuda" else None
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS / Windows
-        return os.cpu_count() or 1
-
-
-def default_num_threads() -> int:
-    """Threads used when ``num_threads=None``.
-
-    ``TABULAR_SUITE_NUM_THREADS`` wins when set. Otherwise one core is left free for the
-    data pipeline and other processes (capped at 16): on small machines an oversubscribed
-    torch thread pool can slow small-batch training down by an order of magnitude.
-    """
-    env = os.environ.get("TABULAR_SUITE_NUM_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(f"TABULAR_SUITE_NUM_THREADS must be an integer, got {env!r}.") from None
-    return max(1, min(_available_cpus() - 1, 16))
-
-
 _HEAP_SETTLED = False
 #: The glibc malloc thresholds :func:`settle_heap` fixes, keyed by the environment variables
 #: that set them (``benchmarks/ctr.py --peer-heap`` gives them to FuxiCTR this way).
@@ -89,10 +66,13 @@ def settle_heap() -> bool:
     whose tensors are a few MiB can fault the same pages in again at every step (AutoInt+ on
     a 16-field table: ~1,400 page faults a step and ~15% of the epoch). This fixes the two
     thresholds at the values glibc's own adaptation can reach, ``M_MMAP_THRESHOLD`` 32 MiB
-    (its maximum) and ``M_TRIM_THRESHOLD`` 64 MiB. Called by every fit and predict (as part
-    of :func:`thread_limit`); does nothing off glibc, when ``MALLOC_MMAP_THRESHOLD_`` or
-    ``MALLOC_TRIM_THRESHOLD_`` is set (the user's choice wins) or when
-    ``TABULAR_SUITE_SETTLE_HEAP=0``. Once per process; returns whether the thresholds are ours.
+    (its maximum) and ``M_TRIM_THRESHOLD`` 64 MiB.
+
+    It changes the allocator of the whole process, so no library call does it: it is an
+    explicit opt-in for a process that trains (the ``tabular-suite`` CLI and the benchmarks
+    call it at start; call it yourself in a training script). Does nothing off glibc, when
+    ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set (the user's choice wins)
+    or when ``TABULAR_SUITE_SETTLE_HEAP=0``. Returns whether the thresholds are ours.
 
     Examples
     --------
@@ -102,23 +82,28 @@ def settle_heap() -> bool:
     global _HEAP_SETTLED
     if _HEAP_SETTLED:
         return True
-    if (os.environ.get("TABULAR_SUITE_SETTLE_HEAP", "1") == "0" or platform.libc_ver()[0] != "glibc"
-            or any(k in os.environ for k in HEAP_THRESHOLDS)):
+    if (
+        os.environ.get("TABULAR_SUITE_SETTLE_HEAP", "1") == "0"
+        or platform.libc_ver()[0] != "glibc"
+        or any(k in os.environ for k in HEAP_THRESHOLDS)
+    ):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    _HEAP_SETTLED = (bool(mallopt(m_mmap_threshold, HEAP_THRESHOLDS["MALLOC_MMAP_THRESHOLD_"]))
-                     and bool(mallopt(m_trim_threshold, HEAP_THRESHOLDS["MALLOC_TRIM_THRESHOLD_"])))
+    _HEAP_SETTLED = bool(mallopt(m_mmap_threshold, HEAP_THRESHOLDS["MALLOC_MMAP_THRESHOLD_"])) and bool(
+        mallopt(m_trim_threshold, HEAP_THRESHOLDS["MALLOC_TRIM_THRESHOLD_"])
+    )
     return _HEAP_SETTLED
 
 
 @contextlib.contextmanager
-def thread_limit(num_threads: int | None):
-    """Run the block with ``num_threads`` torch threads, restoring the previous setting after
-    (and :func:`settle_heap` once per process).
+def thread_limit(num_threads: int):
+    """Run the block with ``num_threads`` torch threads, restoring the previous setting after.
+
+    ``num_threads`` is resolved by the caller (:func:`~tabular_suite.core.sklearn_glue.resolve_num_threads`).
 
     Examples
     --------
@@ -126,10 +111,9 @@ def thread_limit(num_threads: int | None):
     ...     torch.get_num_threads()
     1
     """
-    n = default_num_threads() if num_threads is None else int(num_threads)
+    n = int(num_threads)
     if n < 1:
-        raise ValueError(f"num_threads must be >= 1 or None, got {num_threads!r}.")
-    settle_heap()
+        raise ValueError(f"num_threads must be >= 1, got {num_threads!r}.")
     previous = torch.get_num_threads()
     if n != previous:
         torch.set_num_threads(n)

@@ -9,39 +9,91 @@ import contextlib
 import copy
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
 
+from ..core.params import param
+from ..core.sklearn_glue import resolve_num_threads
 from .callbacks import Callback, ProgressBar
 from .device import autocast_dtype, resolve_device, thread_limit
 
-__all__ = ["TrainConfig", "Objective", "TrainState", "ChunkedData", "fit_module", "predict_module", "seeded"]
+__all__ = [
+    "TrainingParams",
+    "TrainConfig",
+    "Objective",
+    "TrainState",
+    "ChunkedData",
+    "fit_module",
+    "predict_module",
+    "seeded",
+]
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation settings (see the estimators' docstrings for their meaning)."""
+@dataclass(kw_only=True, eq=False)
+class TrainingParams:
+    """The user-facing training settings, each with its one default.
 
-    max_epochs: int = 200
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    scheduler: str = "constant"  # "constant" | "cosine" (after linear warm-up) | "plateau"
-    warmup_epochs: float = 0.0
-    plateau_factor: float = 0.5  # "plateau": lr multiplier when the validation loss stalls
-    plateau_patience: int | None = None  # epochs without improvement first (None: max(2, patience // 4))
-    plateau_min_lr: float = 0.0  # "plateau": the lr is not reduced below this
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2)
-    patience: int | None = 16
-    grad_clip: float | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    num_threads: int | None = None
-    seed: int = 0
-    verbose: int = 0
+    :class:`TrainConfig` and the estimators inherit them; an estimator whose model has its
+    own recipe overrides a default in its class (e.g. ExcelFormer's ``max_epochs=500``).
+    ``eq=False``: estimators inheriting the fields keep identity equality and hashing.
+    """
+
+    max_epochs: int = param(300, "Upper bound on training epochs.")
+    batch_size: int = param(256, "Training rows per optimisation step.")
+    lr: float = param(1e-3, "AdamW learning rate.")
+    weight_decay: float = param(1e-5, "AdamW weight decay (no decay on biases, norms and embeddings).")
+    scheduler: str = param(
+        "constant",
+        'Learning-rate schedule after ``warmup_epochs`` of linear warm-up: "constant", "cosine" (decay '
+        'to 0 at ``max_epochs``) or "plateau" (halved after max(2, patience // 4) epochs without a lower '
+        "validation loss).",
+        type='{"constant", "cosine", "plateau"}',
+    )
+    warmup_epochs: float = param(0.0, "Epochs of linear learning-rate warm-up (may be fractional).")
+    patience: int | None = param(
+        16,
+        "Early stopping: epochs without a lower validation loss before stopping; the best weights are "
+        "restored. None trains for ``max_epochs``.",
+    )
+    grad_clip: float | None = param(None, "Clip the gradient norm to this value.")
+    device: str = param(
+        "auto",
+        '"auto" picks cuda > mps > cpu, or any torch device string. Models fitted on one device predict on any other.',
+    )
+    precision: str = param("auto", '"auto" = bf16 autocast on CUDA, fp32 elsewhere.', type='{"auto", "bf16", "fp32"}')
+    num_threads: int | None = param(
+        None,
+        "Torch CPU threads during fit/predict (restored afterwards). None = all cores but one, or "
+        "``TABULAR_SUITE_NUM_THREADS``.",
+    )
+
+
+@dataclass(kw_only=True)
+class TrainConfig(TrainingParams):
+    """Everything :func:`fit_module` needs: the :class:`TrainingParams` plus engine-only settings."""
+
+    plateau_factor: float = param(0.5, '"plateau": the lr multiplier when the validation criterion stalls.')
+    plateau_patience: int | None = param(
+        None, '"plateau": epochs without improvement before a reduction (None: max(2, patience // 4)).'
+    )
+    plateau_min_lr: float = param(0.0, '"plateau": the lr is not reduced below this.')
+    betas: tuple[float, float] = param((0.9, 0.999), "AdamW's (beta1, beta2).")
+    seed: int = param(0, "Seed of the batch order.")
+    verbose: int = param(0, "1 shows a progress bar with the losses.")
+
+    @classmethod
+    def from_params(cls, params: TrainingParams, **settings) -> TrainConfig:
+        """The config with the :class:`TrainingParams` values of ``params`` (e.g. an estimator),
+        ``settings`` replacing some of them or setting the engine-only ones.
+
+        >>> TrainConfig.from_params(TrainingParams(lr=0.01), seed=3).lr
+        0.01
+        """
+        values = {f.name: getattr(params, f.name) for f in fields(TrainingParams)}
+        return cls(**{**values, **settings})
 
     def __post_init__(self):
         if self.scheduler not in ("constant", "cosine", "plateau"):
@@ -164,7 +216,7 @@ def predict_module(
     device = resolve_device(device)
     amp = autocast_dtype(precision, device)
     n = inputs[0].shape[0]
-    with thread_limit(num_threads):
+    with thread_limit(resolve_num_threads(num_threads)):
         module.to(device).eval()
         chunks = []
         for start in range(0, n, batch_size):
@@ -230,29 +282,47 @@ def fit_module(
     batch_size = min(config.batch_size, n)
     steps_per_epoch = math.ceil((n - 1 if n % batch_size == 1 and n > batch_size else n) / batch_size)
 
-    with thread_limit(config.num_threads):
+    num_threads = resolve_num_threads(config.num_threads)
+    with thread_limit(num_threads):
         module.to(device)
         if not streamed:
             train = [t.to(device) for t in train]
         if state is None:
-            # The fused kernel: one pass over all parameters (the per-tensor loop costs ~4 ms a step on CPU).
-            optimizer = torch.optim.AdamW(_param_groups(module, config.weight_decay), lr=config.lr, betas=config.betas,
-                                          fused=device.type in ("cpu", "cuda"))
+            # The fused kernel: one pass over all parameters (the per-tensor loop is a visible share of a CPU step).
+            optimizer = torch.optim.AdamW(
+                _param_groups(module, config.weight_decay),
+                lr=config.lr,
+                betas=config.betas,
+                fused=device.type in ("cpu", "cuda"),
+            )
             state = TrainState(module, optimizer, config)
             if config.scheduler == "plateau":
-                wait = config.plateau_patience if config.plateau_patience is not None else max(2, (config.patience or 16) // 4)
+                wait = (
+                    config.plateau_patience
+                    if config.plateau_patience is not None
+                    else max(2, (config.patience or 16) // 4)
+                )
                 # Improvement = strictly lower than the best, the early-stopping rule. (The default
                 # relative threshold flips direction for negative criteria such as -AUC: an epoch a
                 # little below the best AUC would count as an improvement.)
                 state.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    optimizer, factor=config.plateau_factor, patience=wait, threshold=0.0, threshold_mode="abs",
-                    min_lr=config.plateau_min_lr)
+                    optimizer,
+                    factor=config.plateau_factor,
+                    patience=wait,
+                    threshold=0.0,
+                    threshold_mode="abs",
+                    min_lr=config.plateau_min_lr,
+                )
             else:
-                state.step_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _step_schedule(config, steps_per_epoch))
+                state.step_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                    optimizer, _step_schedule(config, steps_per_epoch)
+                )
         optimizer, step_scheduler, plateau = state.optimizer, state.step_scheduler, state.plateau
         state.stop, first_epoch = False, state.epoch + 1
         generator = torch.Generator().manual_seed(config.seed + state.epoch)
         best_loss, best_weights, bad_epochs = math.inf, None, 0
+        # Only callbacks that override on_batch_end are called per batch (a deadline, say).
+        batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         for cb in callbacks:
             cb.on_train_begin(state)
         try:
@@ -288,7 +358,12 @@ def fit_module(
                         if step_scheduler is not None:
                             step_scheduler.step()
                         total += loss.detach() * idx.shape[0]
+                        if batch_callbacks and any([cb.on_batch_end(state) for cb in batch_callbacks]):
+                            state.stop, n_used = True, begin + idx.shape[0]  # the rows this epoch saw
+                            break
                     n_seen += n_used
+                    if state.stop:
+                        break
                 train_loss = float(total) / max(n_seen, 1)
                 if not math.isfinite(train_loss):
                     raise RuntimeError(
@@ -302,8 +377,9 @@ def fit_module(
                     logs.update(extra)
                 elif valid is not None:
                     *v_inputs, v_target = valid
-                    v_out = predict_module(module, v_inputs, device=device, precision=config.precision,
-                                           num_threads=torch.get_num_threads())
+                    v_out = predict_module(
+                        module, v_inputs, device=device, precision=config.precision, num_threads=num_threads
+                    )
                     val_loss = float(objective.loss(v_out, v_target))
                     logs["val_loss"] = val_loss
                     logs[f"val_{objective.metric_name}"] = objective.metric(v_out, v_target)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -12,18 +12,19 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .. import __version__
-from ..data.interactions import ItemSequences, check_interaction_columns, interaction_sequences
-from ..metrics import PROTOCOLS, protocol_label, ranking_metrics
+from .._version import __version__
+from ..core.model_file import read_model_file, write_model_file
+from ..core.params import param, params_doc
+from ..core.registry import register_model
+from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads
 from ..nn.blocks import full_softmax_cross_entropy
-from ..nn.sasrec import SASRec
+from ..nn.sasrec import SASRec, SASRecConfig
 from ..training.device import thread_limit
-from ..training.engine import Objective, TrainConfig, fit_module, predict_module, seeded
-from .base import json_params, module_on_cpu
-from .persistence import read_model_file, write_model_file
+from ..training.engine import Objective, TrainConfig, TrainingParams, fit_module, predict_module, seeded
+from .interactions import ItemSequences, check_interaction_columns, interaction_sequences
+from .metrics import PROTOCOLS, protocol_label, ranking_metrics
 
 __all__ = ["SASRecRecommender"]
 
@@ -43,90 +44,64 @@ class _LastState(torch.nn.Module):
         return self.model.last_state(seq)
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
-class SASRecRecommender(BaseEstimator):
-    """SASRec (Kang & McAuley 2018): a causal transformer over each user's item sequence.
+_SUMMARY = """SASRec (Kang & McAuley 2018): a causal transformer over each user's item sequence.
 
     ``fit`` takes an interaction table (pandas, polars or pyarrow) with a user column, an
     item column (values of any hashable type) and optionally a timestamp column; each user's
-    items are ordered by timestamp (ties keep row order) or by row order.
+    items are ordered by timestamp (ties keep row order) or by row order. ``precision="bf16"``
+    autocasts on CPU too."""
 
-    Parameters
-    ----------
-    user_col, item_col : str, default="user_id", "item_id"
-    time_col : str or None, default=None
-    maxlen : int, default=50
-        Most recent items the model looks at (the paper: 200 for MovieLens-1M, 50 otherwise).
-    hidden_units, num_blocks, num_heads : int, default=50, 2, 1
-    dropout : float, default=0.5
-        Paper: 0.2 for MovieLens-1M, 0.5 for the sparser Amazon data.
-    norm : {"original", "pre", "post"}, default="original"
-        Residual/LayerNorm layout; "original" is the official code's (normalised queries).
-    init : {"xavier", "normal"}, default="xavier"
-        Weight initialisation: Xavier-normal matrices as the official PyTorch port, or
-        N(0, 0.02) matrices and zero biases as RecBole and SASRec+ (with 10^4-10^5 items,
-        Xavier gives item embeddings a standard deviation near 0.005, N(0, 0.02) four times more).
-    loss : {"bce", "ce", "sampled_softmax"}, default="bce"
-        "bce": the paper's, one negative per position drawn from items outside the user's
-        training history. "ce": full softmax cross-entropy over all items (SASRec+, much
-        stronger under full ranking). "sampled_softmax": softmax over the true item and
-        ``n_negatives`` uniformly drawn items shared by the batch.
-    n_negatives : int, default=256
-        Negatives for ``loss="sampled_softmax"``.
-    max_epochs : int, default=200
-    batch_size : int, default=128
-    lr : float, default=1e-3
-    beta2 : float, default=0.98
-        Adam's second-moment decay (the paper's 0.98).
-    weight_decay : float, default=0.0
-    patience : int or None, default=10
-        Early stopping on validation NDCG@10: epochs without improvement before stopping;
-        the best weights are restored. None trains for ``max_epochs``.
-    validation : bool, default=True
-        Hold out each user's last item (users with at least 3 items) for early stopping.
-    validation_protocol : {"full", "sampled"}, default="full"
-        Ranking protocol of the validation metric (see :mod:`tabular_suite.metrics`).
-    validation_users : int or None, default=10000
-        Validate on at most this many random users (None: all), as in SASRec+.
-    device, precision, num_threads, random_state, verbose, callbacks
-        As for every estimator (``precision="bf16"`` autocasts on CPU too).
-
-    Examples
-    --------
-    >>> import pandas as pd
+_EXAMPLES = """    >>> import pandas as pd
     >>> log = pd.DataFrame({"user_id": [1, 1, 1, 2, 2, 2], "item_id": list("abcabd")})
     >>> rec = SASRecRecommender(maxlen=4, max_epochs=2, validation=False, num_threads=1, random_state=0)
     >>> rec.fit(log).recommend([1], k=1).columns.tolist()
     ['user_id', 'item_id', 'score', 'rank']
-    """
+"""
 
-    user_col: str = "user_id"
-    item_col: str = "item_id"
-    time_col: str | None = None
-    maxlen: int = 50
-    hidden_units: int = 50
-    num_blocks: int = 2
-    num_heads: int = 1
-    dropout: float = 0.5
-    norm: str = "original"
-    init: str = "xavier"
-    loss: str = "bce"
-    n_negatives: int = 256
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class SASRecRecommender(BaseEstimator, TrainingParams, SASRecConfig):
+    # The architecture's fields and defaults come from SASRecConfig, the training settings from
+    # TrainingParams (SASRec's own recipe overrides some defaults below).
+    user_col: str = param("user_id", "Column of the user ids.")
+    item_col: str = param("item_id", "Column of the item ids.")
+    time_col: str | None = param(None, "Column of the timestamps; None orders each user's items by row order.")
+    loss: str = param(
+        "bce",
+        "\"bce\": the paper's, one negative per position drawn from items outside the user's training "
+        'history. "ce": full softmax cross-entropy over all items (SASRec+, much stronger under full '
+        'ranking). "sampled_softmax": softmax over the true item and ``n_negatives`` uniformly drawn items '
+        "shared by the batch.",
+        type='{"bce", "ce", "sampled_softmax"}',
+    )
+    n_negatives: int = param(256, 'Negatives for ``loss="sampled_softmax"``.')
     max_epochs: int = 200
     batch_size: int = 128
-    lr: float = 1e-3
-    beta2: float = 0.98
+    beta2: float = param(0.98, "Adam's second-moment decay (the paper's 0.98).")
     weight_decay: float = 0.0
-    patience: int | None = 10
-    validation: bool = True
-    validation_protocol: str = "full"
-    validation_users: int | None = 10000
-    device: str = "auto"
-    precision: str = "auto"
-    num_threads: int | None = None
-    random_state: Any = None
-    verbose: int = 0
-    callbacks: Any = None
+    patience: int | None = param(
+        10,
+        "Early stopping on validation NDCG@10: epochs without improvement before stopping; the best weights "
+        "are restored. None trains for ``max_epochs``.",
+    )
+    validation: bool = param(True, "Hold out each user's last item (users with at least 3 items) for early stopping.")
+    validation_protocol: str = param(
+        "full",
+        "Ranking protocol of the validation metric (see :mod:`tabular_suite.recsys.metrics`).",
+        type='{"full", "sampled"}',
+    )
+    validation_users: int | None = param(
+        10000, "Validate on at most this many random users (None: all), as in SASRec+."
+    )
+    random_state: Any = param(
+        None, "Seeds initialisation, negative sampling, shuffling and dropout.", type="int, RandomState or None"
+    )
+    verbose: int = param(0, "1 shows a progress bar with the losses.")
+    callbacks: Any = param(
+        None,
+        "Extra :class:`~tabular_suite.training.Callback` objects called by the engine.",
+        type="list of Callback or None",
+    )
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
@@ -144,10 +119,7 @@ class SASRecRecommender(BaseEstimator):
             raise ValueError(f"beta2 must be in [0, 1), got {self.beta2!r}.")
 
     def _build_module(self, n_items: int) -> SASRec:
-        return SASRec(
-            n_items, maxlen=self.maxlen, hidden_units=self.hidden_units, num_blocks=self.num_blocks,
-            num_heads=self.num_heads, dropout=self.dropout, norm=self.norm, init=self.init,
-        )
+        return SASRec(n_items, **{f.name: getattr(self, f.name) for f in fields(SASRecConfig)})
 
     # --------------------------------------------------------------------- fit
     def fit(self, interactions, y=None, *, items=None):
@@ -162,8 +134,7 @@ class SASRecRecommender(BaseEstimator):
         """
         self._check_params()
         seqs = interaction_sequences(interactions, self.user_col, self.item_col, self.time_col, items=items)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        seed = derive_seed(self.random_state)
         lengths = seqs.lengths
         hold = (lengths >= 3).astype(np.int64) if self.validation else np.zeros_like(lengths)
         trainable = np.flatnonzero(lengths - hold >= 2)
@@ -180,13 +151,17 @@ class SASRecRecommender(BaseEstimator):
         position = np.arange(len(seqs.item_ids)) - np.repeat(seqs.indptr[:-1], lengths)
         in_train = position < np.repeat(lengths - hold, lengths)
         user_of = np.repeat(np.arange(seqs.n_users), lengths)
-        self._history_keys = torch.from_numpy(np.unique(user_of[in_train] * (seqs.n_items + 1) + seqs.item_ids[in_train]))
+        self._history_keys = torch.from_numpy(
+            np.unique(user_of[in_train] * (seqs.n_items + 1) + seqs.item_ids[in_train])
+        )
         self._targets_per_batch = float((seq_next > 0).sum()) / len(trainable) * min(self.batch_size, len(trainable))
 
-        config = TrainConfig(
-            max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            betas=(0.9, self.beta2), patience=self.patience, device=self.device, precision=self.precision,
-            num_threads=self.num_threads, seed=seed, verbose=self.verbose,
+        config = TrainConfig.from_params(
+            self,
+            betas=(0.9, self.beta2),
+            num_threads=resolve_num_threads(self.num_threads),
+            seed=seed,
+            verbose=self.verbose,
         )
         self.sequences_ = seqs
         objective = Objective(loss=None, metric=None, metric_name="ndcg", train_loss=self._train_loss)
@@ -199,7 +174,12 @@ class SASRecRecommender(BaseEstimator):
             with seeded(seed, config.device):
                 module = self._build_module(seqs.n_items)
                 state = fit_module(
-                    module, train, objective, config, None, list(self.callbacks or ()),
+                    module,
+                    train,
+                    objective,
+                    config,
+                    None,
+                    list(self.callbacks or ()),
                     lengths=torch.from_numpy((seq_in > 0).sum(1)),
                 )
         finally:
@@ -228,9 +208,10 @@ class SASRecRecommender(BaseEstimator):
         if self.loss == "bce":
             negatives = self._negatives(users.unsqueeze(1).expand_as(target)[real], module.n_items)
             neg_logit = (states * items(negatives)).sum(-1)
-            return (F.binary_cross_entropy_with_logits(
-                pos_logit, torch.ones_like(pos_logit), reduction=reduction
-            ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit), reduction=reduction)) / scale
+            return (
+                F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit), reduction=reduction)
+                + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit), reduction=reduction)
+            ) / scale
         if self.loss == "ce":
             # id 0 (padding) is never a class; chunked, so no (targets x items) logits are stored
             return full_softmax_cross_entropy(states, items.weight[1:], positives - 1) / scale
@@ -271,18 +252,21 @@ class SASRecRecommender(BaseEstimator):
     # ----------------------------------------------------------------- scoring
     def _states(self, module: SASRec, windows: np.ndarray) -> torch.Tensor:
         return predict_module(
-            _LastState(module), [torch.from_numpy(windows)], device=self.device, precision=self.precision,
-            num_threads=self.num_threads,
+            _LastState(module),
+            [torch.from_numpy(windows)],
+            device=self.device,
+            precision=self.precision,
+            num_threads=resolve_num_threads(self.num_threads),
         )
 
     @torch.inference_mode()
-    def _ranks(self, module, windows, targets, history: "_Histories", candidates=None) -> np.ndarray:
+    def _ranks(self, module, windows, targets, history: _Histories, candidates=None) -> np.ndarray:
         """0-based rank of each target (``inf`` when it cannot be ranked)."""
         states = self._states(module, windows)
         weight = module.item_embedding.weight.detach().float().cpu()
         targets = torch.as_tensor(targets)
         ranks = np.full(len(targets), np.inf)
-        with thread_limit(self.num_threads):
+        with thread_limit(resolve_num_threads(self.num_threads)):
             for start in range(0, len(targets), _SCORE_CHUNK):
                 rows = slice(start, start + _SCORE_CHUNK)
                 s, t = states[rows], targets[rows]
@@ -301,12 +285,12 @@ class SASRecRecommender(BaseEstimator):
                 ranks[rows] = r
         return ranks
 
-    def _top_k(self, windows: np.ndarray, history: "_Histories | None", k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _top_k(self, windows: np.ndarray, history: _Histories | None, k: int) -> tuple[np.ndarray, np.ndarray]:
         states = self._states(self.module_, windows)
         weight = self.module_.item_embedding.weight.detach().float().cpu()
         k = min(k, len(self.items_))
         items, scores = [], []
-        with torch.inference_mode(), thread_limit(self.num_threads):
+        with torch.inference_mode(), thread_limit(resolve_num_threads(self.num_threads)):
             for start in range(0, len(windows), _SCORE_CHUNK):
                 s = states[start : start + _SCORE_CHUNK] @ weight.T
                 s[:, 0] = float("-inf")
@@ -320,12 +304,14 @@ class SASRecRecommender(BaseEstimator):
     def _recommendation_table(self, keys, key_name: str, ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         k = ids.shape[1]
         keep = np.isfinite(scores).ravel()
-        return pd.DataFrame({
-            key_name: np.repeat(np.asarray(keys, dtype=object), k)[keep],
-            self.item_col: self.items_[np.maximum(ids.ravel() - 1, 0)][keep],
-            "score": scores.ravel()[keep],
-            "rank": np.tile(np.arange(1, k + 1), len(ids))[keep],
-        }).reset_index(drop=True)
+        return pd.DataFrame(
+            {
+                key_name: np.repeat(np.asarray(keys, dtype=object), k)[keep],
+                self.item_col: self.items_[np.maximum(ids.ravel() - 1, 0)][keep],
+                "score": scores.ravel()[keep],
+                "rank": np.tile(np.arange(1, k + 1), len(ids))[keep],
+            }
+        ).reset_index(drop=True)
 
     def _user_indices(self, users) -> np.ndarray:
         check_is_fitted(self, "module_")
@@ -396,7 +382,8 @@ class SASRecRecommender(BaseEstimator):
             warnings.warn(f"{n_unknown} item(s) unknown at fit were skipped.", UserWarning, stacklevel=2)
         lengths = np.array([len(s) for s in encoded], dtype=np.int64)
         seqs = ItemSequences(
-            users=np.arange(len(encoded)), items=self.items_,
+            users=np.arange(len(encoded)),
+            items=self.items_,
             indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             item_ids=np.concatenate(encoded) if encoded else np.zeros(0, dtype=np.int64),
         )
@@ -408,7 +395,7 @@ class SASRecRecommender(BaseEstimator):
         """HR@k and NDCG@k of the next items in ``test`` given each user's fitted history.
 
         ``test`` holds (user, item) rows, e.g. the test part of
-        :func:`tabular_suite.metrics.leave_one_out_split` (the model fitted on train +
+        :func:`tabular_suite.recsys.metrics.leave_one_out_split` (the model fitted on train +
         validation). ``protocol``: "full" ranks among all items (the user's items excluded);
         "sampled" among ``n_negatives`` uniformly drawn items the user has not seen (the
         SASRec paper's). Target items unknown at fit count as misses.
@@ -425,7 +412,9 @@ class SASRecRecommender(BaseEstimator):
         idx = self._user_indices(df[self.user_col].tolist())
         targets = self.sequences_.encode_items(df[self.item_col].tolist())
         if (targets == 0).any():
-            warnings.warn(f"{int((targets == 0).sum())} test item(s) unknown at fit count as misses.", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{int((targets == 0).sum())} test item(s) unknown at fit count as misses.", UserWarning, stacklevel=2
+            )
         history = _Histories(self.sequences_, idx)
         candidates = None
         if protocol == "sampled":
@@ -450,11 +439,15 @@ class SASRecRecommender(BaseEstimator):
         """
         check_is_fitted(self, "module_")
         config = {
-            "format_version": 1, "library_version": __version__, "estimator": type(self).__name__,
+            "format_version": 1,
+            "library_version": __version__,
+            "estimator": type(self).__name__,
             "params": json_params(self),
             "fitted": {
-                "users": _json_values(self.users_, "user"), "items": _json_values(self.items_, "item"),
-                "history": self.history_, "best_epoch": self.best_epoch_,
+                "users": _json_values(self.users_, "user"),
+                "items": _json_values(self.items_, "item"),
+                "history": self.history_,
+                "best_epoch": self.best_epoch_,
             },
         }
         tensors = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
@@ -463,16 +456,14 @@ class SASRecRecommender(BaseEstimator):
         write_model_file(path, config, tensors)
 
     @classmethod
-    def _from_state(cls, config: dict, tensors: dict) -> "SASRecRecommender":
+    def _from_state(cls, config: dict, tensors: dict) -> SASRecRecommender:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est = cls(**config["params"])
         fitted = config["fitted"]
         est.users_ = np.asarray(fitted["users"], dtype=None if _homogeneous(fitted["users"]) else object)
         est.items_ = np.asarray(fitted["items"], dtype=None if _homogeneous(fitted["items"]) else object)
-        est.sequences_ = ItemSequences(
-            est.users_, est.items_, tensors["indptr"].numpy(), tensors["item_ids"].numpy()
-        )
+        est.sequences_ = ItemSequences(est.users_, est.items_, tensors["indptr"].numpy(), tensors["item_ids"].numpy())
         module = est._build_module(len(est.items_))
         module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
         est.module_ = module.eval()
@@ -481,7 +472,7 @@ class SASRecRecommender(BaseEstimator):
         return est
 
     @classmethod
-    def load(cls, path) -> "SASRecRecommender":
+    def load(cls, path) -> SASRecRecommender:
         """Load a recommender saved with :meth:`save`."""
         return cls._from_state(*read_model_file(path))
 
@@ -535,9 +526,26 @@ def _json_values(values: np.ndarray, what: str) -> list:
     out = values.tolist()
     bad = next((v for v in out if not isinstance(v, (str, int, float, bool))), None)
     if bad is not None:
-        raise ValueError(f"Cannot save: {what} values must be str, int, float or bool, got {type(bad).__name__} ({bad!r}).")
+        raise ValueError(
+            f"Cannot save: {what} values must be str, int, float or bool, got {type(bad).__name__} ({bad!r})."
+        )
     return out
 
 
 def _homogeneous(values: list) -> bool:
     return len({type(v) for v in values}) <= 1 and not (values and isinstance(values[0], str))
+
+
+_COLUMNS = ("user_col", "item_col", "time_col")
+SASRecRecommender.__doc__ = (
+    f"{_SUMMARY}\n\n    Parameters\n    ----------\n"
+    f"{params_doc(SASRecRecommender, skip=[f.name for f in fields(SASRecRecommender) if f.name not in _COLUMNS])}\n"
+    f"{params_doc(SASRecRecommender, skip=_COLUMNS)}\n\n    Examples\n    --------\n{_EXAMPLES}"
+)
+
+register_model(
+    "sasrec",
+    "SASRec: self-attentive next-item recommendation (Kang & McAuley 2018)",
+    recommender=SASRecRecommender,
+    family="recommendation",
+)

@@ -1,4 +1,5 @@
-"""MLP, ResNet and FT-Transformer estimators (Gorishniy et al., 2021), registered by name."""
+"""The tabular estimators, one (classifier, regressor) pair per architecture, registered by name:
+MLP, ResNet, FT-Transformer (Gorishniy et al. 2021), ExcelFormer, AutoInt(+) and FinalMLP."""
 
 from __future__ import annotations
 
@@ -10,51 +11,45 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import is_classifier
 
-from ..nn import MLP, ExcelFormer, FTTransformer, ResNet
-from ..nn.autoint import AutoInt
-from ..nn.excelformer import feat_mix, hidden_mix
-from ..nn.finalmlp import FinalMLP
+from ..core.params import param
+from ..core.registry import register_model
+from ..core.sklearn_glue import resolve_num_threads
+from ..nn.autoint import AutoInt, AutoIntConfig
+from ..nn.excelformer import ExcelFormer, ExcelFormerConfig, feat_mix, hidden_mix
+from ..nn.finalmlp import FinalMLP, FinalMLPConfig
+from ..nn.ft_transformer import FTTransformer, FTTransformerConfig
+from ..nn.mlp import MLP, MLPConfig
+from ..nn.resnet import ResNet, ResNetConfig
 from ..training.engine import predict_module
-from .base import COMMON_PARAMS_DOC, TabularClassifierMixin, TabularEstimator, TabularRegressorMixin
-from .registry import register_model
+from .base import TabularClassifierMixin, TabularEstimator, TabularRegressorMixin, estimator_doc
 
 __all__ = [
-    "MLPClassifier", "MLPRegressor", "ResNetClassifier", "ResNetRegressor",
-    "FTTransformerClassifier", "FTTransformerRegressor", "ExcelFormerClassifier", "ExcelFormerRegressor",
-    "AutoIntClassifier", "AutoIntRegressor", "FinalMLPClassifier", "FinalMLPRegressor",
+    "MLPClassifier",
+    "MLPRegressor",
+    "ResNetClassifier",
+    "ResNetRegressor",
+    "FTTransformerClassifier",
+    "FTTransformerRegressor",
+    "ExcelFormerClassifier",
+    "ExcelFormerRegressor",
+    "AutoIntClassifier",
+    "AutoIntRegressor",
+    "FinalMLPClassifier",
+    "FinalMLPRegressor",
 ]
 
 
-def _doc(summary: str, arch_doc: str, example: str) -> str:
-    return f"{summary}\n\n    Parameters\n    ----------{arch_doc}{COMMON_PARAMS_DOC}\n    Examples\n    --------\n{example}"
-
-
+# Each estimator inherits its architecture's config (the module's hyperparameters and their
+# defaults) after TabularEstimator (the training settings and the shared parameters).
 @dataclass(kw_only=True, repr=False, eq=False)
-class _MLPParams(TabularEstimator):
-    n_blocks: int = 3
-    d_block: int = 256
-    dropout: float = 0.1
-    activation: str = "relu"
-    cat_embedding_dim: int = 8
-
+class _MLPParams(TabularEstimator, MLPConfig):
     _module_cls = MLP
-    _arch_params = ("n_blocks", "d_block", "dropout", "activation", "cat_embedding_dim")
-
-
-_MLP_DOC = """
-    n_blocks : int, default=3
-    d_block : int, default=256
-        Width of every hidden layer.
-    dropout : float, default=0.1
-    activation : {"relu", "gelu", "silu", "tanh"}, default="relu"
-    cat_embedding_dim : int, default=8
-        Size of the learned embedding of each categorical column."""
 
 
 class MLPClassifier(TabularClassifierMixin, _MLPParams):
-    __doc__ = _doc(
+    __doc__ = estimator_doc(
         "Multilayer perceptron classifier: ``(Linear -> ReLU -> Dropout) x n_blocks -> Linear``.",
-        _MLP_DOC,
+        _MLPParams,
         """    >>> from tabular_suite import MLPClassifier
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
@@ -66,9 +61,9 @@ class MLPClassifier(TabularClassifierMixin, _MLPParams):
 
 
 class MLPRegressor(TabularRegressorMixin, _MLPParams):
-    __doc__ = _doc(
+    __doc__ = estimator_doc(
         "Multilayer perceptron regressor: ``(Linear -> ReLU -> Dropout) x n_blocks -> Linear``.",
-        _MLP_DOC,
+        _MLPParams,
         """    >>> from tabular_suite import MLPRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -80,32 +75,14 @@ class MLPRegressor(TabularRegressorMixin, _MLPParams):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class _ResNetParams(TabularEstimator):
-    n_blocks: int = 3
-    d_block: int = 192
-    d_hidden_multiplier: float = 2.0
-    dropout1: float = 0.15
-    dropout2: float = 0.0
-    cat_embedding_dim: int = 8
-
+class _ResNetParams(TabularEstimator, ResNetConfig):
     _module_cls = ResNet
-    _arch_params = ("n_blocks", "d_block", "d_hidden_multiplier", "dropout1", "dropout2", "cat_embedding_dim")
-
-
-_RESNET_DOC = """
-    n_blocks : int, default=3
-    d_block : int, default=192
-    d_hidden_multiplier : float, default=2.0
-        Hidden width of each residual block relative to ``d_block``.
-    dropout1, dropout2 : float, default=0.15, 0.0
-        Dropout inside the block (after ReLU) and on the block's output.
-    cat_embedding_dim : int, default=8"""
 
 
 class ResNetClassifier(TabularClassifierMixin, _ResNetParams):
-    __doc__ = _doc(
+    __doc__ = estimator_doc(
         "ResNet classifier: residual blocks ``x + Dropout(Linear(Dropout(ReLU(Linear(BN(x))))))``.",
-        _RESNET_DOC,
+        _ResNetParams,
         """    >>> from tabular_suite import ResNetClassifier
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
@@ -116,9 +93,9 @@ class ResNetClassifier(TabularClassifierMixin, _ResNetParams):
 
 
 class ResNetRegressor(TabularRegressorMixin, _ResNetParams):
-    __doc__ = _doc(
+    __doc__ = estimator_doc(
         "ResNet regressor: residual blocks ``x + Dropout(Linear(Dropout(ReLU(Linear(BN(x))))))``.",
-        _RESNET_DOC,
+        _ResNetParams,
         """    >>> from tabular_suite import ResNetRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -129,40 +106,17 @@ class ResNetRegressor(TabularRegressorMixin, _ResNetParams):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class _FTTransformerParams(TabularEstimator):
-    n_blocks: int = 3
-    d_token: int = 192
-    n_heads: int = 8
-    attention_dropout: float = 0.2
-    ffn_d_hidden_multiplier: float = 4 / 3
-    ffn_dropout: float = 0.1
-    residual_dropout: float = 0.0
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
+class _FTTransformerParams(TabularEstimator, FTTransformerConfig):
+    lr: float = 1e-4  # the paper's default configuration
 
     _module_cls = FTTransformer
-    _arch_params = (
-        "n_blocks", "d_token", "n_heads", "attention_dropout", "ffn_d_hidden_multiplier",
-        "ffn_dropout", "residual_dropout",
-    )
-
-
-_FT_DOC = """
-    n_blocks : int, default=3
-    d_token : int, default=192
-    n_heads : int, default=8
-    attention_dropout : float, default=0.2
-    ffn_d_hidden_multiplier : float, default=4/3
-        ReGLU FFN hidden size relative to ``d_token``.
-    ffn_dropout : float, default=0.1
-    residual_dropout : float, default=0.0
-    (The paper's default configuration; lr defaults to 1e-4 and weight_decay to 1e-5.)"""
 
 
 class FTTransformerClassifier(TabularClassifierMixin, _FTTransformerParams):
-    __doc__ = _doc(
-        "FT-Transformer classifier: feature tokens + [CLS] through pre-norm transformer blocks.",
-        _FT_DOC,
+    __doc__ = estimator_doc(
+        "FT-Transformer classifier: feature tokens + [CLS] through pre-norm transformer blocks.\n\n"
+        "    The defaults are the paper's default configuration.",
+        _FTTransformerParams,
         """    >>> from tabular_suite import FTTransformerClassifier
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
@@ -174,9 +128,10 @@ class FTTransformerClassifier(TabularClassifierMixin, _FTTransformerParams):
 
 
 class FTTransformerRegressor(TabularRegressorMixin, _FTTransformerParams):
-    __doc__ = _doc(
-        "FT-Transformer regressor: feature tokens + [CLS] through pre-norm transformer blocks.",
-        _FT_DOC,
+    __doc__ = estimator_doc(
+        "FT-Transformer regressor: feature tokens + [CLS] through pre-norm transformer blocks.\n\n"
+        "    The defaults are the paper's default configuration.",
+        _FTTransformerParams,
         """    >>> from tabular_suite import FTTransformerRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -188,18 +143,21 @@ class FTTransformerRegressor(TabularRegressorMixin, _FTTransformerParams):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class _ExcelFormerParams(TabularEstimator):
-    n_blocks: int = 3
-    d_token: int = 256
-    n_heads: int = 32
-    attention_dropout: float = 0.3
-    ffn_dropout: float = 0.0
-    residual_dropout: float = 0.0
-    init_scale: float = 0.01
-    mix_type: str = "none"
-    beta: float = 0.5
+class _ExcelFormerParams(TabularEstimator, ExcelFormerConfig):
+    mix_type: str = param(
+        "none",
+        "Hid-Mix or Feat-Mix augmentation (Feat-Mix weights labels by mutual information).",
+        type='{"none", "hidden", "feature"}',
+    )
+    beta: float = param(0.5, "Parameter of the Beta(beta, beta) distribution of the mixing rates.")
+    # The paper's training recipe: linear warm-up then cosine decay, no weight decay.
     max_epochs: int = 500
-    batch_size: Any = "auto"
+    batch_size: int | str = param(
+        "auto",
+        '"auto": the official rule by feature count (<=32: 512, <=100: 128, <=1000: 32, else 16), halved '
+        "while an epoch would have fewer than 8 steps (not below 16).",
+        type='int or "auto"',
+    )
     lr: float = 1e-4
     weight_decay: float = 0.0
     scheduler: str = "cosine"
@@ -207,9 +165,6 @@ class _ExcelFormerParams(TabularEstimator):
     patience: int | None = 32
 
     _module_cls = ExcelFormer
-    _arch_params = (
-        "n_blocks", "d_token", "n_heads", "attention_dropout", "ffn_dropout", "residual_dropout", "init_scale",
-    )
     #: Rows used to estimate mutual information (kNN estimators are slow on large data).
     _MI_MAX_ROWS = 20_000
 
@@ -236,7 +191,11 @@ class _ExcelFormerParams(TabularEstimator):
         from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
         rng = np.random.default_rng(seed)
-        rows = train_idx if len(train_idx) <= self._MI_MAX_ROWS else rng.choice(train_idx, self._MI_MAX_ROWS, replace=False)
+        rows = (
+            train_idx
+            if len(train_idx) <= self._MI_MAX_ROWS
+            else rng.choice(train_idx, self._MI_MAX_ROWS, replace=False)
+        )
         X = np.concatenate([prepared.x_num[rows], prepared.x_cat[rows].astype(np.float32)], axis=1)
         n_continuous = len(self.preprocessor_.schema.numeric)
         discrete = np.arange(X.shape[1]) >= n_continuous  # missing indicators and categories
@@ -279,32 +238,17 @@ class _ExcelFormerParams(TabularEstimator):
         return mixed_loss
 
 
-_EXCEL_DOC = """
-    n_blocks : int, default=3
-    d_token : int, default=256
-    n_heads : int, default=32
-    attention_dropout : float, default=0.3
-    ffn_dropout, residual_dropout : float, default=0.0
-    init_scale : float, default=0.01
-        Interaction-attenuated initialisation: scale of the Kaiming-uniform bound for the
-        attention Q/K/V and FFN weights.
-    mix_type : {"none", "hidden", "feature"}, default="none"
-        Hid-Mix or Feat-Mix augmentation (Feat-Mix weights labels by mutual information).
-    beta : float, default=0.5
-        Parameter of the Beta(beta, beta) distribution of the mixing rates.
-    batch_size : int or "auto", default="auto"
-        "auto": the official rule by feature count (<=32: 512, <=100: 128, <=1000: 32,
-        else 16), halved while an epoch would have fewer than 8 steps (not below 16).
-    (Paper defaults: AdamW lr 1e-4, weight decay 0, 10 warm-up epochs then cosine decay over
-    max_epochs=500, patience 32. Features are ordered by mutual information with the target,
-    estimated on at most 20,000 training rows; categorical columns get learned token
-    embeddings, so no target encoding is involved.)"""
+_EXCEL_SUMMARY = f"""
+
+    Features are ordered by mutual information with the target, estimated on at most
+    {_ExcelFormerParams._MI_MAX_ROWS:,} training rows; categorical columns get learned token embeddings,
+    so no target encoding is involved. The training defaults are the paper's."""
 
 
 class ExcelFormerClassifier(TabularClassifierMixin, _ExcelFormerParams):
-    __doc__ = _doc(
-        "ExcelFormer classifier: semi-permeable attention over MI-ordered feature tokens.",
-        _EXCEL_DOC,
+    __doc__ = estimator_doc(
+        "ExcelFormer classifier: semi-permeable attention over MI-ordered feature tokens." + _EXCEL_SUMMARY,
+        _ExcelFormerParams,
         """    >>> from tabular_suite import ExcelFormerClassifier
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
@@ -317,9 +261,9 @@ class ExcelFormerClassifier(TabularClassifierMixin, _ExcelFormerParams):
 
 
 class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
-    __doc__ = _doc(
-        "ExcelFormer regressor: semi-permeable attention over MI-ordered feature tokens.",
-        _EXCEL_DOC,
+    __doc__ = estimator_doc(
+        "ExcelFormer regressor: semi-permeable attention over MI-ordered feature tokens." + _EXCEL_SUMMARY,
+        _ExcelFormerParams,
         """    >>> from tabular_suite import ExcelFormerRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -349,17 +293,30 @@ class _SquaredNorm(torch.autograd.Function):
 
 @dataclass(kw_only=True, repr=False, eq=False)
 class _CTRParams(TabularEstimator):
-    """FuxiCTR's training recipe: Adam lr 1e-3, embedding L2, gradient clipping at 10, lr / 10
-    (down to 1e-6) on each epoch without validation improvement (AUC for binary targets, else
-    the loss), early stopping after 2 such epochs."""
+    """FuxiCTR's training recipe (the defaults below): Adam, embedding L2, gradient clipping,
+    lr / 10 (down to 1e-6) on each epoch without validation improvement (AUC for binary
+    targets, else the loss) and early stopping after a few such epochs."""
 
-    embedding_l2: float = 1e-5
+    embedding_l2: float = param(
+        1e-5,
+        "L2 penalty ``embedding_l2 / 2 * sum ||E||^2`` over the embedding tables, added to the training "
+        "loss at every step (FuxiCTR's embedding regularizer).",
+    )
     max_epochs: int = 100
     batch_size: int = 1024
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: str = "plateau"
-    patience: int | None = 2
+    weight_decay: float = param(0.0, "AdamW weight decay (FuxiCTR: none, i.e. Adam; embeddings get embedding_l2).")
+    scheduler: str = param(
+        "plateau",
+        'Learning-rate schedule: FuxiCTR\'s "plateau" divides the rate by 10 (down to 1e-6) after each '
+        "epoch without a better validation AUC (binary targets; the validation loss otherwise); "
+        '"constant" or "cosine" as for the other models.',
+        type='{"constant", "cosine", "plateau"}',
+    )
+    patience: int | None = param(
+        2,
+        "Early stopping: epochs without a better validation AUC (binary targets; the validation loss otherwise) "
+        "before stopping; the best weights are restored. None trains for ``max_epochs``.",
+    )
     grad_clip: float | None = 10.0
 
     def _check_params(self) -> None:
@@ -394,8 +351,13 @@ class _CTRParams(TabularEstimator):
         labels = target.numpy()
 
         def evaluate(module):
-            out = predict_module(module, inputs, device=self.device, precision=self.precision,
-                                 num_threads=torch.get_num_threads())[:, 0]
+            out = predict_module(
+                module,
+                inputs,
+                device=self.device,
+                precision=self.precision,
+                num_threads=resolve_num_threads(self.num_threads),
+            )[:, 0]
             auc = float(roc_auc_score(labels, out.numpy())) if 0 < labels.sum() < len(labels) else 0.5
             loss = float(F.binary_cross_entropy_with_logits(out, target))
             return -auc, {"val_loss": loss, "val_auc": auc}
@@ -414,34 +376,25 @@ class _CTRParams(TabularEstimator):
         return regularised
 
 
-_CTR_TRAINING_DOC = """
-    embedding_l2 : float, default=1e-5
-        L2 penalty ``embedding_l2 / 2 * sum ||E||^2`` over the embedding tables, added to the
-        training loss at every step (FuxiCTR's embedding regularizer).
-    (Training defaults follow FuxiCTR: lr 1e-3 (Adam: no weight decay), batch 1024,
-    gradient-norm clipping at 10, the learning rate divided by 10 (down to 1e-6) after each
-    epoch without a better validation AUC (binary targets; the validation loss otherwise),
-    early stopping after 2 such epochs with the best weights restored.)"""
+_CTR_SUMMARY = """
+
+    The training defaults follow FuxiCTR: Adam, large batches, gradient-norm clipping, the
+    learning rate divided by 10 on a validation plateau and early stopping soon after."""
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class _AutoIntParams(_CTRParams):
-    embedding_dim: int = 16
-    attention_layers: int = 3
-    n_heads: int = 2
-    attention_dim: int = 32
-    use_residual: bool = True
-    use_scale: bool = False
-    layer_norm: bool = False
-    attention_dropout: float = 0.0
-    use_dnn: bool = False
-    dnn_hidden: tuple = (400, 400, 400)
-    dnn_dropout: float = 0.0
-    batch_norm: bool = False
+class _AutoIntParams(_CTRParams, AutoIntConfig):
+    # AutoInt+ is an estimator-level switch: the module takes dnn_hidden alone (empty = plain
+    # AutoInt); the estimator keeps FuxiCTR's AutoInt+ widths ready behind use_dnn.
+    use_dnn: bool = param(
+        False,
+        "AutoInt+: add a parallel MLP (``dnn_hidden``, ``dnn_dropout``, ``batch_norm``) over the flattened embeddings.",
+    )
+    dnn_hidden: tuple = param(
+        (400, 400, 400), "Widths of AutoInt+'s MLP (used when ``use_dnn=True``).", type="tuple of int"
+    )
 
     _module_cls = AutoInt
-    _arch_params = ("embedding_dim", "attention_layers", "n_heads", "attention_dim", "use_residual", "use_scale",
-                    "layer_norm", "attention_dropout", "dnn_dropout", "batch_norm")
 
     def _module_kwargs(self) -> dict:
         kwargs = super()._module_kwargs()
@@ -449,26 +402,10 @@ class _AutoIntParams(_CTRParams):
         return kwargs
 
 
-_AUTOINT_DOC = """
-    embedding_dim : int, default=16
-        Size of every field embedding.
-    attention_layers : int, default=3
-    n_heads : int, default=2
-    attention_dim : int, default=32
-        Output width of each interacting layer (all heads together).
-    use_residual, use_scale, layer_norm : bool, default=True, False, False
-        Residual projection; 1/sqrt(head dim) score scaling; LayerNorm before the ReLU.
-    attention_dropout : float, default=0.0
-    use_dnn : bool, default=False
-        AutoInt+: add a parallel MLP (``dnn_hidden``, ``dnn_dropout``, ``batch_norm``) over
-        the flattened embeddings.
-    dnn_hidden : tuple of int, default=(400, 400, 400)""" + _CTR_TRAINING_DOC
-
-
 class AutoIntClassifier(TabularClassifierMixin, _AutoIntParams):
-    __doc__ = _doc(
-        "AutoInt / AutoInt+ classifier: self-attention over field embeddings (Song et al. 2019).",
-        _AUTOINT_DOC,
+    __doc__ = estimator_doc(
+        "AutoInt / AutoInt+ classifier: self-attention over field embeddings (Song et al. 2019)." + _CTR_SUMMARY,
+        _AutoIntParams,
         """    >>> from tabular_suite import AutoIntClassifier
     >>> from tabular_suite.datasets import make_ctr
     >>> data = make_ctr(3_000, n_users=300, n_items=200, seed=0)
@@ -480,9 +417,9 @@ class AutoIntClassifier(TabularClassifierMixin, _AutoIntParams):
 
 
 class AutoIntRegressor(TabularRegressorMixin, _AutoIntParams):
-    __doc__ = _doc(
-        "AutoInt / AutoInt+ regressor: self-attention over field embeddings (Song et al. 2019).",
-        _AUTOINT_DOC,
+    __doc__ = estimator_doc(
+        "AutoInt / AutoInt+ regressor: self-attention over field embeddings (Song et al. 2019)." + _CTR_SUMMARY,
+        _AutoIntParams,
         """    >>> from tabular_suite import AutoIntRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -493,54 +430,35 @@ class AutoIntRegressor(TabularRegressorMixin, _AutoIntParams):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class _FinalMLPParams(_CTRParams):
-    embedding_dim: int = 10
-    mlp1_hidden: tuple = (400, 400, 400)
-    mlp2_hidden: tuple = (800,)
-    mlp1_dropout: float = 0.0
-    mlp2_dropout: float = 0.0
-    batch_norm: bool = False
-    use_gates: bool = True
-    gate_hidden: tuple = (800,)
-    gate_features_1: Any = None
-    gate_features_2: Any = None
-    n_heads: int = 50
+class _FinalMLPParams(_CTRParams, FinalMLPConfig):
+    # Column names here; the module takes their positions among its fields (gate_fields_1/2).
+    gate_features_1: Any = param(
+        None,
+        'Columns whose embeddings are the first stream\'s gate context (e.g. ``["user"]``); None = a learned '
+        "bias vector.",
+        type="list of column names or None",
+    )
+    gate_features_2: Any = param(
+        None, "As ``gate_features_1``, for the second stream's gate.", type="list of column names or None"
+    )
 
     _module_cls = FinalMLP
-    _arch_params = ("embedding_dim", "mlp1_hidden", "mlp2_hidden", "mlp1_dropout", "mlp2_dropout", "batch_norm",
-                    "use_gates", "gate_hidden", "n_heads")
 
     def _build_module(self, n_num: int, cardinalities: list[int], d_out: int):
-        kwargs = self._module_kwargs()
-        for key in ("mlp1_hidden", "mlp2_hidden", "gate_hidden"):
-            kwargs[key] = tuple(kwargs[key])
         return FinalMLP(
-            n_num=n_num, cardinalities=list(cardinalities), d_out=d_out, **kwargs,
+            n_num=n_num,
+            cardinalities=list(cardinalities),
+            d_out=d_out,
+            **self._module_kwargs(),
             gate_fields_1=self._field_positions(self.gate_features_1, "gate_features_1"),
             gate_fields_2=self._field_positions(self.gate_features_2, "gate_features_2"),
         )
 
 
-_FINALMLP_DOC = """
-    embedding_dim : int, default=10
-    mlp1_hidden, mlp2_hidden : tuple of int, default=(400, 400, 400), (800,)
-        The two streams' MLP widths (the fusion reads their last layers).
-    mlp1_dropout, mlp2_dropout : float, default=0.0
-    batch_norm : bool, default=False
-    use_gates : bool, default=True
-        Feature gating of each stream's input: ``2 * sigmoid(MLP(context))``.
-    gate_hidden : tuple of int, default=(800,)
-    gate_features_1, gate_features_2 : list of column names or None
-        Columns whose embeddings are each gate's context (e.g. ``["user"]``); None = a
-        learned bias vector.
-    n_heads : int, default=50
-        Heads of the bilinear fusion; must divide both streams' last widths.""" + _CTR_TRAINING_DOC
-
-
 class FinalMLPClassifier(TabularClassifierMixin, _FinalMLPParams):
-    __doc__ = _doc(
-        "FinalMLP classifier: two gated MLP streams fused bilinearly (Mao et al. 2023).",
-        _FINALMLP_DOC,
+    __doc__ = estimator_doc(
+        "FinalMLP classifier: two gated MLP streams fused bilinearly (Mao et al. 2023)." + _CTR_SUMMARY,
+        _FinalMLPParams,
         """    >>> from tabular_suite import FinalMLPClassifier
     >>> from tabular_suite.datasets import make_ctr
     >>> data = make_ctr(3_000, n_users=300, n_items=200, seed=0)
@@ -553,9 +471,9 @@ class FinalMLPClassifier(TabularClassifierMixin, _FinalMLPParams):
 
 
 class FinalMLPRegressor(TabularRegressorMixin, _FinalMLPParams):
-    __doc__ = _doc(
-        "FinalMLP regressor: two gated MLP streams fused bilinearly (Mao et al. 2023).",
-        _FINALMLP_DOC,
+    __doc__ = estimator_doc(
+        "FinalMLP regressor: two gated MLP streams fused bilinearly (Mao et al. 2023)." + _CTR_SUMMARY,
+        _FinalMLPParams,
         """    >>> from tabular_suite import FinalMLPRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -565,15 +483,49 @@ class FinalMLPRegressor(TabularRegressorMixin, _FinalMLPParams):
     )
 
 
-register_model("mlp", "Multilayer perceptron (Gorishniy et al. 2021 baseline)",
-               classifier=MLPClassifier, regressor=MLPRegressor)
-register_model("resnet", "ResNet with BatchNorm residual blocks (Gorishniy et al. 2021)",
-               classifier=ResNetClassifier, regressor=ResNetRegressor)
-register_model("ft_transformer", "FT-Transformer: feature tokens + transformer (Gorishniy et al. 2021)",
-               classifier=FTTransformerClassifier, regressor=FTTransformerRegressor)
-register_model("excelformer", "ExcelFormer: semi-permeable attention + Hid-Mix/Feat-Mix (Chen et al. 2024)",
-               classifier=ExcelFormerClassifier, regressor=ExcelFormerRegressor)
-register_model("autoint", "AutoInt / AutoInt+ (use_dnn=True): self-attention over field embeddings (Song et al. 2019)",
-               classifier=AutoIntClassifier, regressor=AutoIntRegressor)
-register_model("finalmlp", "FinalMLP: two gated MLP streams with bilinear fusion (Mao et al. 2023)",
-               classifier=FinalMLPClassifier, regressor=FinalMLPRegressor)
+# The general backbones join both comparison presets; the CTR models (autoint, finalmlp) join
+# "best" or are named. fast_params: smaller models for the "fast" preset.
+register_model(
+    "mlp",
+    "Multilayer perceptron (Gorishniy et al. 2021 baseline)",
+    classifier=MLPClassifier,
+    regressor=MLPRegressor,
+    presets=("fast", "best"),
+)
+register_model(
+    "resnet",
+    "ResNet with BatchNorm residual blocks (Gorishniy et al. 2021)",
+    classifier=ResNetClassifier,
+    regressor=ResNetRegressor,
+    presets=("fast", "best"),
+)
+register_model(
+    "ft_transformer",
+    "FT-Transformer: feature tokens + transformer (Gorishniy et al. 2021)",
+    classifier=FTTransformerClassifier,
+    regressor=FTTransformerRegressor,
+    presets=("fast", "best"),
+    fast_params={"d_token": 64, "n_blocks": 2, "n_heads": 8},
+)
+register_model(
+    "excelformer",
+    "ExcelFormer: semi-permeable attention + Hid-Mix/Feat-Mix (Chen et al. 2024)",
+    classifier=ExcelFormerClassifier,
+    regressor=ExcelFormerRegressor,
+    presets=("fast", "best"),
+    fast_params={"d_token": 64, "n_blocks": 2, "n_heads": 8, "warmup_epochs": 2.0, "lr": 1e-3},
+)
+register_model(
+    "autoint",
+    "AutoInt / AutoInt+ (use_dnn=True): self-attention over field embeddings (Song et al. 2019)",
+    classifier=AutoIntClassifier,
+    regressor=AutoIntRegressor,
+    presets=("best",),
+)
+register_model(
+    "finalmlp",
+    "FinalMLP: two gated MLP streams with bilinear fusion (Mao et al. 2023)",
+    classifier=FinalMLPClassifier,
+    regressor=FinalMLPRegressor,
+    presets=("best",),
+)

@@ -1,7 +1,7 @@
 """TabPFN-style in-context estimators: ``fit`` stores the table, ``predict`` is one forward pass.
 
 The transformer (:class:`~tabular_suite.nn.pfn.PFNTransformer`) was pre-trained on synthetic
-datasets (:mod:`tabular_suite.pfn`); the weights ship with the package. Prediction runs an
+datasets (:mod:`tabular_suite.incontext`); the weights ship with the package. Prediction runs an
 ensemble of ``n_estimators`` *views* of the same context, batched into one forward pass and
 averaged in probability space. Each view has its own
 
@@ -38,30 +38,27 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .. import __version__
-from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler, _numeric_values, quantile_normal
+from .._version import __version__
+from ..core.model_file import write_model_file
+from ..core.registry import register_model
+from ..core.sklearn_glue import derive_seed, json_params, resolve_num_threads, table_tags
+from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler, _numeric_values
+from ..data.validation import prepare_fit, prepare_frame
 from ..nn.pfn import PFNTransformer, bar_mean, bar_quantile
-from ..training.device import autocast_dtype, default_num_threads, resolve_device, thread_limit
-from .base import json_params, prepare_fit, prepare_frame, table_tags
-from .persistence import write_model_file
+from ..training.device import autocast_dtype, resolve_device, thread_limit
+from .transforms import TRANSFORMS, QuantileNormal, Rotation, YeoJohnson
+from .weights import DEFAULT_WEIGHTS, compact_tensors, load_weights, model_from_tensors
 
 __all__ = ["TabPFNClassifier", "TabPFNRegressor", "DEFAULT_WEIGHTS"]
 
-#: The pre-trained weights shipped with the package (see the README for how they were made).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "pfn" / "weights" / "pfn_small.tsm"
 
-_TRANSFORMS = ("none", "power", "quantile", "rotation")
 _AUTO_VIEW_ROWS = 4000  # n_estimators="auto": views x context rows (see _setup)
-_NORMAL_BOUND = quantile_normal(np.array([-np.inf, np.inf]), np.array([0.0, 1.0]))  # about -+5.2
 _MODELS: dict = {}  # loaded weights, keyed by (path, size, mtime): fits reuse them
 
 
 def _load_model(weights) -> tuple[PFNTransformer, str]:
-    from ..pfn.pretrain import load_weights
-
     if isinstance(weights, PFNTransformer):
         return weights, "in-memory"
     path = Path(DEFAULT_WEIGHTS if weights is None else weights)
@@ -91,106 +88,6 @@ def _code_books(rng, n_classes: int, n_groups: int, n_views: int) -> list[np.nda
         if len(books) > 64 * max(1, n_views):
             break
     return books
-
-
-def _yeo_johnson(log1p_abs: np.ndarray, sign: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Yeo-Johnson transform given ``log1p(|x|)`` and ``sign`` (+1 for ``x >= 0``, else -1);
-    one ``lam`` per column."""
-    # x >= 0: ((x+1)^lam - 1)/lam (log1p at lam=0); x < 0: -((1-x)^(2-lam) - 1)/(2-lam).
-    power = 1.0 + sign * (lam - 1.0)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        out = np.expm1(power * log1p_abs)
-        out /= power
-    small = np.abs(power) < 1e-8
-    if small.any():
-        out[small] = log1p_abs[small]
-    out *= sign
-    return out
-
-
-class _YeoJohnson:
-    """Yeo-Johnson power transform + standardisation, fitted on all columns at once.
-
-    Maximum likelihood for each column's lambda by a grid on [-2, 3] refined to 0.025 (scikit-learn's PowerTransformer optimises column by column: 0.8 s for 100 columns
-    of 1,000 rows, most of an in-context fit); NaN is ignored in the fit and kept.
-    """
-
-    def fit(self, x: np.ndarray) -> "_YeoJohnson":
-        count = (~np.isnan(x)).sum(0).clip(min=1)
-        log1p_abs, sign = np.log1p(np.abs(x)), np.where(x >= 0, 1.0, -1.0)
-        log_term = np.nansum(sign * log1p_abs, axis=0)
-        variance = np.nanvar if np.isnan(x).any() else np.var
-        best = np.zeros(x.shape[1])
-        for grid, around_best in ((np.linspace(-2, 3, 21), False), (np.linspace(-0.125, 0.125, 11), True)):
-            candidates = grid[:, None] + (best if around_best else np.zeros_like(best))
-            scores = np.empty((len(grid), x.shape[1]))
-            for i, lam in enumerate(candidates):
-                with np.errstate(all="ignore"):
-                    var = variance(_yeo_johnson(log1p_abs, sign, lam), axis=0)
-                scores[i] = np.where(var > 0, -0.5 * count * np.log(np.where(var > 0, var, 1.0)), -np.inf)
-                scores[i] += (lam - 1) * log_term
-            scores[~np.isfinite(scores)] = -np.inf
-            best = candidates[np.argmax(scores, axis=0), np.arange(x.shape[1])]
-        self.lambdas_ = best
-        with np.errstate(all="ignore"):
-            z = _yeo_johnson(log1p_abs, sign, best)
-            self.mean_, std = np.nanmean(z, axis=0), np.nanstd(z, axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0)
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return (_yeo_johnson(np.log1p(np.abs(x)), np.where(x >= 0, 1.0, -1.0), self.lambdas_) - self.mean_) / self.scale_
-
-
-class _QuantileNormal:
-    """Quantile-to-normal transform (scikit-learn's ``QuantileTransformer(output_distribution=
-    "normal", n_quantiles=min(1000, n // 2))``), fitted on all columns at once: scikit-learn's
-    took 0.15 s of a 1,000 x 100 fit + predict, this one a few ms; NaN is ignored and kept."""
-
-    def fit(self, x: np.ndarray) -> "_QuantileNormal":
-        probs = np.linspace(0.0, 1.0, max(2, min(1000, len(x) // 2)))
-        ordered = np.sort(x, axis=0)  # NaN last
-        count = (~np.isnan(x)).sum(0)
-        # numpy's default ("linear") quantiles of each column's observed values
-        position = probs[:, None] * np.maximum(count - 1, 0)
-        lo = np.floor(position).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-        a, b = np.take_along_axis(ordered, lo, 0), np.take_along_axis(ordered, hi, 0)
-        frac = position - lo
-        self.quantiles_ = np.where(count > 0, np.where(frac >= 0.5, b - (b - a) * (1 - frac), a + (b - a) * frac), 0.0)
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        out = quantile_normal(x, self.quantiles_)
-        # As scikit-learn, values at or beyond the extreme quantiles map to the bounds (ties included).
-        with np.errstate(invalid="ignore"):
-            out[x - 1e-7 < self.quantiles_[0]] = out.dtype.type(_NORMAL_BOUND[0])
-            out[x + 1e-7 > self.quantiles_[-1]] = out.dtype.type(_NORMAL_BOUND[1])
-        return out
-
-
-class _Rotation:
-    """The context's principal axes: columns standardised (missing -> the mean) and rotated
-    onto the right singular vectors, as many outputs as inputs. A view in this basis sees
-    directions across correlated features, which axis-aligned views miss (on PMLB's two
-    Hill-Valley tables, 100 strongly correlated columns, 3 seeds: mean ROC AUC 0.71 / 0.79 with
-    every view rotated, 0.55 / 0.58 with the four transforms in turn)."""
-
-    def fit(self, x: np.ndarray) -> "_Rotation":
-        self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
-        std = np.nan_to_num(np.nanstd(x, axis=0))
-        self.scale_ = np.where(std > 0, std, 1.0)
-        z = self._standardise(x)
-        _, vectors = np.linalg.eigh(z.T @ z)  # the right singular vectors, ascending
-        self.components_ = vectors[:, ::-1].T
-        return self
-
-    def _standardise(self, x: np.ndarray) -> np.ndarray:
-        return np.nan_to_num((x - self.mean_) / self.scale_)
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return self._standardise(x) @ self.components_.T
 
 
 @dataclass
@@ -245,9 +142,11 @@ class _InContextEstimator(BaseEstimator):
         self._check_params()
         df, from_numpy, y = prepare_fit(self, X, y)
         self._fit_columns = list(df.columns)
-        self.preprocessor_ = TablePreprocessor(self.categorical_features, numeric_scaling="none").fit(df, from_numpy=from_numpy)
+        self.preprocessor_ = TablePreprocessor(self.categorical_features, numeric_scaling="none").fit(
+            df, from_numpy=from_numpy
+        )
         target = self._fit_target(y)
-        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self._seed = derive_seed(self.random_state)
         self._setup(self._encode(df), target)
         return self
 
@@ -301,7 +200,7 @@ class _InContextEstimator(BaseEstimator):
         if transforms is None and code_books is None:
             transforms = self._select_transforms(x, target, n_views, view_columns)
         if transforms is None or transforms == "cycle":
-            transforms = [_TRANSFORMS[v % len(_TRANSFORMS)] for v in range(n_views)]
+            transforms = [TRANSFORMS[v % len(TRANSFORMS)] for v in range(n_views)]
         self.view_transforms_ = tuple(transforms)
         views = []
         for v in range(n_views):
@@ -346,8 +245,13 @@ class _InContextEstimator(BaseEstimator):
         of 5 half splits).
         """
         n = len(target)
-        if (self._regression or self.n_estimators != "auto" or n * (len(_TRANSFORMS) + 1) > _AUTO_VIEW_ROWS
-                or n < 30 or not any(j not in self._categorical_columns for j in self.used_columns_)):
+        if (
+            self._regression
+            or self.n_estimators != "auto"
+            or n * (len(TRANSFORMS) + 1) > _AUTO_VIEW_ROWS
+            or n < 30
+            or not any(j not in self._categorical_columns for j in self.used_columns_)
+        ):
             return None
         rng = np.random.default_rng([self._seed, 1])  # its own stream: the views' draws stay as they were
         held = []
@@ -360,22 +264,24 @@ class _InContextEstimator(BaseEstimator):
         if len(held) < 10:
             return None
         rest = np.setdiff1d(np.arange(n), held)
-        probes = [self._make_view(rng, x, view_columns(v, rng), transform, rest, rng.permutation(len(self.classes_)))
-                  for v, transform in enumerate(_TRANSFORMS)]
+        probes = [
+            self._make_view(rng, x, view_columns(v, rng), transform, rest, rng.permutation(len(self.classes_)))
+            for v, transform in enumerate(TRANSFORMS)
+        ]
         probs = self._view_outputs(probes, x, target, x[held])  # (4, held rows, outputs)
         rows = np.arange(len(held))
         likelihood = np.stack([p[rows, view.label_map[target[held]]] for p, view in zip(probs, probes)])
         likelihood = np.clip(likelihood, 1e-12, None)
-        weights = np.full(len(_TRANSFORMS), 1 / len(_TRANSFORMS))
+        weights = np.full(len(TRANSFORMS), 1 / len(TRANSFORMS))
         for _ in range(200):  # EM for the mixture weights
             resp = weights[:, None] * likelihood
             weights = (resp / resp.sum(0, keepdims=True)).mean(1)
-        self.transform_weights_ = dict(zip(_TRANSFORMS, weights.round(6).tolist()))
-        counts, transforms = np.zeros(len(_TRANSFORMS)), []
+        self.transform_weights_ = dict(zip(TRANSFORMS, weights.round(6).tolist()))
+        counts, transforms = np.zeros(len(TRANSFORMS)), []
         for v in range(n_views):  # stride scheduling: after k views, transform t has about k * w_t
             t = int(np.argmax(weights * (v + 1) - counts))
             counts[t] += 1
-            transforms.append(_TRANSFORMS[t])
+            transforms.append(TRANSFORMS[t])
         return transforms
 
     def _context_rows(self, rng, target: np.ndarray) -> np.ndarray:
@@ -400,7 +306,7 @@ class _InContextEstimator(BaseEstimator):
         if view.transform == "none" or not numeric:
             return None
         values = x[:, view.columns[numeric]].astype(np.float64)
-        transformer = {"power": _YeoJohnson, "quantile": _QuantileNormal, "rotation": _Rotation}[view.transform]()
+        transformer = {"power": YeoJohnson, "quantile": QuantileNormal, "rotation": Rotation}[view.transform]()
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
@@ -441,7 +347,7 @@ class _InContextEstimator(BaseEstimator):
         model, _ = self._pfn()
         device = resolve_device(self.device)
         amp = autocast_dtype(self.precision, device)
-        with thread_limit(self.num_threads or default_num_threads()), torch.inference_mode():
+        with thread_limit(resolve_num_threads(self.num_threads)), torch.inference_mode():
             model = model.to(device)
             ctx_x = torch.from_numpy(np.stack([self._view_matrix(v, x[v.rows]) for v in views])).to(device)
             if self._regression:
@@ -454,7 +360,7 @@ class _InContextEstimator(BaseEstimator):
                 context = model.context(ctx_x, ctx_y.to(device), regression=self._regression)
                 chunks = []
                 for start in range(0, len(x_test), self.batch_rows):
-                    part = x_test[start:start + self.batch_rows]
+                    part = x_test[start : start + self.batch_rows]
                     xs = torch.from_numpy(np.stack([self._view_matrix(v, part) for v in views])).to(device)
                     logits = model.predict(xs, context, None if n_out is None else n_out.to(device)).float()
                     chunks.append(torch.softmax(logits / self.softmax_temperature, -1).cpu())
@@ -484,8 +390,6 @@ class _InContextEstimator(BaseEstimator):
 
     def _to_state(self) -> tuple[dict, dict]:
         """(JSON-able config, tensors) describing the fitted estimator; see :func:`tabular_suite.load`."""
-        from ..pfn.pretrain import compact_tensors
-
         check_is_fitted(self, "_views")
         model, digest = self._pfn()
         pre_config, pre_arrays = self.preprocessor_.get_state()
@@ -496,7 +400,9 @@ class _InContextEstimator(BaseEstimator):
             "params": json_params(self),
             "fitted": {
                 "n_features_in": int(self.n_features_in_),
-                "feature_names_in": None if not hasattr(self, "feature_names_in_") else [str(c) for c in self.feature_names_in_],
+                "feature_names_in": None
+                if not hasattr(self, "feature_names_in_")
+                else [str(c) for c in self.feature_names_in_],
                 "fit_columns": [c if isinstance(c, str) else int(c) for c in self._fit_columns],
                 "preprocessor": pre_config,
                 "target": self._target_state(),
@@ -515,8 +421,6 @@ class _InContextEstimator(BaseEstimator):
 
     @classmethod
     def _from_state(cls, config: dict, tensors: dict):
-        from ..pfn.pretrain import model_from_tensors
-
         fitted = config["fitted"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -543,7 +447,7 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
     """In-context classifier: a pre-trained transformer predicts from the stored training table.
 
     ``fit`` stores the table and ``predict_proba`` runs one forward pass of the shipped
-    pre-trained model over an ensemble of views (see :mod:`tabular_suite.estimators.incontext`).
+    pre-trained model over an ensemble of views (see :mod:`tabular_suite.incontext.estimator`).
     Works best up to about 1,000 training rows, 100 features and 10 classes; beyond that,
     views use context subsamples, feature subsets and class code books.
 
@@ -569,10 +473,9 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
     batch_rows : int, default=1024
         Test rows per forward chunk (memory grows linearly with it).
     precision : {"bf16", "fp32", "auto"}, default="bf16"
-        bf16 autocast also on CPU: on the 21 CC18-style benchmark datasets (benchmarks/pfn.py)
-        the mean ROC AUC matched fp32 (0.8652 both, largest per-split difference 0.0019) in
-        less time for a 1,000 x 100 table (0.84 vs 1.30 s on one core of a CPU with
-        AVX512-BF16, no AMX).
+        bf16 autocast also on CPU: on the CC18-style benchmark datasets (benchmarks/pfn.py) the
+        mean ROC AUC matches fp32 in less time on CPUs with bf16 instructions (figures in
+        benchmarks/RESULTS.md).
     device, num_threads, random_state
         As for every estimator; ``random_state`` seeds the views.
 
@@ -611,7 +514,9 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
         # Each view predicts its model labels; read every class's probability through the
         # view's map (a permutation, or a code book shared by several classes).
         per_view = np.stack([p[:, v.label_map] for p, v in zip(probs, self._views)])
-        if len(self.classes_) <= probs.shape[-1] and all(len(np.unique(v.label_map)) == len(v.label_map) for v in self._views):
+        if len(self.classes_) <= probs.shape[-1] and all(
+            len(np.unique(v.label_map)) == len(v.label_map) for v in self._views
+        ):
             proba = per_view.mean(0)
         else:
             proba = np.exp(np.log(np.clip(per_view, 1e-12, None)).mean(0))
@@ -676,3 +581,13 @@ class TabPFNRegressor(RegressorMixin, _InContextEstimator):
         borders = self._borders()
         out = np.stack([bar_quantile(probs, borders, q).numpy() for q in quantiles], axis=1)
         return self._target_scaler.inverse_transform(out.ravel()).reshape(out.shape)
+
+
+register_model(
+    "tabpfn",
+    "In-context transformer pre-trained on a synthetic prior (TabPFN-style; shipped weights)",
+    classifier=TabPFNClassifier,
+    regressor=TabPFNRegressor,
+    family="in-context",
+    presets=("fast", "best"),
+)

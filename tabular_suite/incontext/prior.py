@@ -104,10 +104,20 @@ class SyntheticPrior:
         Seeds every batch together with its ``step``.
     """
 
-    def __init__(self, max_features: int = 100, max_classes: int = 10, *, tree_fraction: float = 0.35,
-                 mixed_fraction: float = 0.2, causal_fraction: float = 0.75, missing_fraction: float = 0.25,
-                 noise_range: tuple[float, float] = (1e-4, 0.3), min_keep: float = 0.1,
-                 discrete_fraction: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        max_features: int = 100,
+        max_classes: int = 10,
+        *,
+        tree_fraction: float = 0.35,
+        mixed_fraction: float = 0.2,
+        causal_fraction: float = 0.75,
+        missing_fraction: float = 0.25,
+        noise_range: tuple[float, float] = (1e-4, 0.3),
+        min_keep: float = 0.1,
+        discrete_fraction: float = 0.0,
+        seed: int = 0,
+    ):
         if max_features < 1 or max_classes < 2:
             raise ValueError("max_features must be >= 1 and max_classes >= 2.")
         self.max_features = max_features
@@ -122,8 +132,15 @@ class SyntheticPrior:
         self.seed = seed
 
     # -- public -------------------------------------------------------------------------
-    def sample(self, step: int, batch_size: int, n_rows: int, n_train: int, task: str = "classification",
-               n_features: int | None = None) -> PriorBatch:
+    def sample(
+        self,
+        step: int,
+        batch_size: int,
+        n_rows: int,
+        n_train: int,
+        task: str = "classification",
+        n_features: int | None = None,
+    ) -> PriorBatch:
         """Draw ``batch_size`` datasets of ``n_rows`` rows (the first ``n_train`` for training)."""
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}.")
@@ -143,8 +160,9 @@ class SyntheticPrior:
                 y[b] = self._regression_target(rng, target, n_train)
             x[b, :, :n_feat] = xb
             feats[b] = n_feat
-        return PriorBatch(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(feats),
-                          torch.from_numpy(classes), n_train, task)
+        return PriorBatch(
+            torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(feats), torch.from_numpy(classes), n_train, task
+        )
 
     # -- dataset structure --------------------------------------------------------------
     def _n_features(self, rng) -> int:
@@ -216,8 +234,11 @@ class SyntheticPrior:
             if rng.random() < p_tree:
                 h = self._tree_layer(rng, h, width, noise)
             else:
-                act = (_ACTIVATION_NAMES[rng.choice(len(_ACTIVATION_NAMES), p=_ACTIVATION_PROBS)]
-                       if per_layer_activation else activation)
+                act = (
+                    _ACTIVATION_NAMES[rng.choice(len(_ACTIVATION_NAMES), p=_ACTIVATION_PROBS)]
+                    if per_layer_activation
+                    else activation
+                )
                 h = self._mlp_layer(rng, h, width, act, noise)
             hidden.append(h)
         if causal:

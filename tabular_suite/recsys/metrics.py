@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data.interactions import check_interaction_columns
+from .interactions import check_interaction_columns
 
 __all__ = ["leave_one_out_split", "ranking_metrics", "PROTOCOLS", "protocol_label"]
 
@@ -29,7 +29,10 @@ def protocol_label(protocol: str, n_negatives: int = 100) -> str:
 
 
 def leave_one_out_split(
-    interactions, user_col: str = "user_id", item_col: str = "item_id", time_col: str | None = None,
+    interactions,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Split an interaction log into (train, validation, test) as in SASRec's protocol.
 

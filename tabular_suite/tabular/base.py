@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -16,94 +14,70 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from .. import __version__
+from .._version import __version__
+from ..core.model_file import load, write_model_file
+from ..core.params import param, params_doc
+from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads, table_tags
 from ..data.io import as_1d_array, as_dataframe
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
-from ..training.device import default_num_threads
-from ..training.engine import ChunkedData, Objective, TrainConfig, fit_module, predict_module, seeded
-from .persistence import read_model_file, write_model_file
+from ..data.validation import prepare_fit, prepare_frame
+from ..training.engine import ChunkedData, Objective, TrainConfig, TrainingParams, fit_module, predict_module, seeded
 
-__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "load", "prepare_frame",
-           "prepare_fit", "table_tags"]
+__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin"]
 
 # Fewer rows than this: no validation split (nothing meaningful to early-stop on).
 _MIN_ROWS_FOR_VALIDATION = 20
 
-COMMON_PARAMS_DOC = """
-    categorical_features : list of column names or positions, boolean mask, or None
-        Columns to treat as categorical in addition to those with object, string,
-        category or bool dtype.
-    numeric_scaling : {"quantile", "standard", "none"}, default="quantile"
-        Scaling of numeric columns, fitted on the training data (quantile = to a normal).
-    max_epochs : int
-        Upper bound on training epochs.
-    batch_size : int, default=256
-    lr, weight_decay : float
-        AdamW learning rate and weight decay (no decay on biases, norms and embeddings).
-    scheduler : {"constant", "cosine", "plateau"}, default="constant"
-        Learning-rate schedule; ``warmup_epochs`` of linear warm-up precede it.
-    warmup_epochs : float, default=0
-    patience : int or None, default=16
-        Early stopping: epochs without a lower validation loss before stopping; the best
-        weights are restored. None trains for ``max_epochs``.
-    validation_fraction : float, default=0.1
-        Share of the training rows held out for early stopping when no ``eval_set`` is
-        given to ``fit`` (stratified for classifiers). 0 disables the split.
-    grad_clip : float or None, default=None
-        Clip the gradient norm to this value.
-    device : str, default="auto"
-        "auto" picks cuda > mps > cpu, or any torch device string. Models fitted on one
-        device predict on any other.
-    precision : {"auto", "bf16", "fp32"}, default="auto"
-        "auto" = bf16 autocast on CUDA, fp32 elsewhere.
-    num_threads : int or None, default=None
-        Torch CPU threads during fit/predict (restored afterwards). None = all cores but one,
-        or ``TABULAR_SUITE_NUM_THREADS``.
-    random_state : int, RandomState or None, default=None
-        Seeds initialisation, the validation split, shuffling and dropout: two fits with the
-        same integer are bit-identical on CPU.
-    verbose : int, default=0
-        1 shows a progress bar with the losses.
-    callbacks : list of Callback or None
-        Extra :class:`~tabular_suite.training.Callback` objects called by the engine.
-    tracking : bool or None, default=None
-        Log the fit to MLflow (params, per-epoch metrics, system info, the model).
-        None follows :func:`tabular_suite.tracking.autolog`; True/False force it on/off.
-"""
-
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class TabularEstimator(BaseEstimator):
+class TabularEstimator(BaseEstimator, TrainingParams):
     """Base class of the tabular estimators (not used directly).
 
-    Subclasses declare their architecture hyperparameters as dataclass fields and set
-    ``_module_cls`` and ``_arch_params`` (the fields passed to the module's constructor).
+    The training settings and their defaults come from :class:`TrainingParams`. A subclass
+    also inherits its architecture's config dataclass (the module's hyperparameters, with
+    their defaults) and sets ``_module_cls``, the module it builds: every field of
+    ``_module_cls.config_class`` is passed to the module's constructor. A subclass may
+    override a default (a model's own training recipe) or add estimator-only fields, each
+    declared once with :func:`~tabular_suite.core.params.param`; :func:`estimator_doc`
+    renders the parameter docs from those declarations.
     """
 
-    categorical_features: Any = None
-    numeric_scaling: str = "quantile"
-    max_epochs: int = 300
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    scheduler: str = "constant"
-    warmup_epochs: float = 0.0
-    patience: int | None = 16
-    validation_fraction: float = 0.1
-    grad_clip: float | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    num_threads: int | None = None
-    random_state: Any = None
-    verbose: int = 0
-    callbacks: Any = None
-    tracking: bool | None = None
+    categorical_features: Any = param(
+        None,
+        "Columns to treat as categorical in addition to those with object, string, category or bool dtype.",
+        type="list of column names or positions, boolean mask, or None",
+    )
+    numeric_scaling: str = param(
+        "quantile",
+        "Scaling of numeric columns, fitted on the training data (quantile = to a normal).",
+        type='{"quantile", "standard", "none"}',
+    )
+    validation_fraction: float = param(
+        0.1,
+        "Share of the training rows held out for early stopping when no ``eval_set`` is given to ``fit`` "
+        "(stratified for classifiers). 0 disables the split.",
+    )
+    random_state: Any = param(
+        None,
+        "Seeds initialisation, the validation split, shuffling and dropout: two fits with the same integer "
+        "are bit-identical on CPU.",
+        type="int, RandomState or None",
+    )
+    verbose: int = param(0, "1 shows a progress bar with the losses.")
+    callbacks: Any = param(
+        None,
+        "Extra :class:`~tabular_suite.training.Callback` objects called by the engine.",
+        type="list of Callback or None",
+    )
+    tracking: bool | None = param(
+        None,
+        "Log the fit to MLflow (params, per-epoch metrics, system info, the model). None follows "
+        ":func:`tabular_suite.tracking.autolog`; True/False force it on/off.",
+    )
 
     _module_cls: ClassVar[type]
-    _arch_params: ClassVar[tuple[str, ...]]
 
     # ----------------------------------------------------------- sklearn tags
     def __sklearn_tags__(self):
@@ -118,11 +92,12 @@ class TabularEstimator(BaseEstimator):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
 
     def _train_config(self, seed: int, n_train: int) -> TrainConfig:
-        return TrainConfig(
-            max_epochs=self.max_epochs, batch_size=self._batch_size(n_train), lr=self.lr,
-            weight_decay=self.weight_decay, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
-            patience=self.patience, grad_clip=self.grad_clip, device=self.device,
-            precision=self.precision, num_threads=self.num_threads, seed=seed, verbose=self.verbose,
+        return TrainConfig.from_params(
+            self,
+            batch_size=self._batch_size(n_train),
+            num_threads=resolve_num_threads(self.num_threads),
+            seed=seed,
+            verbose=self.verbose,
         )
 
     def _batch_size(self, n_train: int) -> int:
@@ -141,7 +116,8 @@ class TabularEstimator(BaseEstimator):
         return None
 
     def _module_kwargs(self) -> dict:
-        return {name: getattr(self, name) for name in self._arch_params}
+        """The module's hyperparameters: this estimator's values of the module's config fields."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self._module_cls.config_class)}
 
     def _build_module(self, n_num: int, cardinalities: list[int], d_out: int) -> torch.nn.Module:
         return self._module_cls(n_num=n_num, cardinalities=list(cardinalities), d_out=d_out, **self._module_kwargs())
@@ -166,15 +142,13 @@ class TabularEstimator(BaseEstimator):
         if not tracking_enabled(self):
             return self._fit(X, y, eval_set, ())
         sample = X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X)
-        num_threads = self.num_threads or default_num_threads()
-        with tracked_fit(self, sample, num_threads) as callback:
+        with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
             return self._fit(X, y, eval_set, (callback,) if callback else ())
 
     def _fit(self, X, y, eval_set, extra_callbacks: tuple):
         self._check_params()
         df, from_numpy, y = prepare_fit(self, X, y)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._seed = seed = derive_seed(self.random_state)
         self._fit_columns = list(df.columns)
 
         self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=seed)
@@ -205,6 +179,8 @@ class TabularEstimator(BaseEstimator):
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch
         self.n_params_ = sum(p.numel() for p in module.parameters())
+        self._epochs_done = len(state.history)
+        self.__dict__.pop("_train_state", None)  # a new fit: partial_fit starts a new optimizer
         return self
 
     def _split(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,32 +231,51 @@ class TabularEstimator(BaseEstimator):
         if y.shape[0] != df.shape[0]:
             raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
         if first:
-            self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            self._seed = derive_seed(self.random_state)
             self._fit_columns = list(df.columns)
-            self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=self._seed)
+            self.preprocessor_ = TablePreprocessor(
+                self.categorical_features, self.numeric_scaling, random_state=self._seed
+            )
             self.preprocessor_.fit(df, from_numpy=from_numpy)
             self._fit_target(np.asarray(classes) if classes is not None else y)
         prepared = self.preprocessor_.transform(df)
         target = self._encode_target(y)
         if first:
             with seeded(self._seed, self.device):
-                self.module_ = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
+                self.module_ = self._build_module(
+                    self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out
+                )
                 self._init_module(self.module_, prepared, target, np.arange(len(target)), self._seed)
         state = self.__dict__.get("_train_state")
-        config = self._train_config(getattr(self, "_seed", 0), n_train=len(target))
+        # The random stream continues where the last partial_fit, or the fit, left it.
+        epochs_done = self.__dict__.get("_epochs_done", 0 if first else len(self.history_))
+        config = self._train_config(self._seed, n_train=len(target))
         config.max_epochs, config.patience, config.scheduler, config.warmup_epochs = 1, None, "constant", 0.0
         objective = self._objective()
         objective.train_loss = self._train_loss()
-        with seeded(getattr(self, "_seed", 0) + (state.epoch if state else 0), config.device):
-            state = fit_module(self.module_, self._tensors(prepared, target), objective, config,
-                               callbacks=list(self.callbacks or ()), state=state)
-        self._train_state = state
+        with seeded(self._seed + epochs_done, config.device):
+            state = fit_module(
+                self.module_,
+                self._tensors(prepared, target),
+                objective,
+                config,
+                callbacks=list(self.callbacks or ()),
+                state=state,
+            )
+        self._train_state, self._epochs_done = state, epochs_done + 1
         self.history_, self.best_epoch_ = state.history, state.epoch
         self.n_params_ = sum(p.numel() for p in self.module_.parameters())
         return self
 
-    def fit_parquet(self, path, target: str, *, batch_rows: int = 262_144, validation_rows: int = 100_000,
-                    sample_rows: int = 200_000):
+    def fit_parquet(
+        self,
+        path,
+        target: str,
+        *,
+        batch_rows: int = 262_144,
+        validation_rows: int = 100_000,
+        sample_rows: int = 200_000,
+    ):
         """Fit from a Parquet file or a folder of Parquet files too large for memory.
 
         A first pass over the data fits the preprocessing (categories over all rows,
@@ -305,7 +300,7 @@ class TabularEstimator(BaseEstimator):
 
         self._check_params()
         source = ParquetSource(path, batch_rows=batch_rows)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self._seed = seed = derive_seed(self.random_state)
         rng = np.random.default_rng(seed)
         n_valid = min(validation_rows, int(self.validation_fraction * source.n_rows))
         valid_idx = np.sort(rng.choice(source.n_rows, n_valid, replace=False)) if n_valid > 0 else np.zeros(0, np.int64)
@@ -328,7 +323,9 @@ class TabularEstimator(BaseEstimator):
                 else:
                     y = TargetScaler._as_float(y)
                     if not np.isfinite(y).all():
-                        raise ValueError(f"The target column {target!r} contains NaN or infinite values: drop or fix those rows.")
+                        raise ValueError(
+                            f"The target column {target!r} contains NaN or infinite values: drop or fix those rows."
+                        )
                     moments[:] += (len(y), y.sum(), (y**2).sum())
                 if first_rows is None:
                     first_rows = (batch[~in_valid].iloc[:50_000], y[~in_valid][:50_000])
@@ -358,7 +355,9 @@ class TabularEstimator(BaseEstimator):
         valid = None
         if held:
             v_df = pd.concat([b for b, _ in held])
-            valid = self._tensors(self.preprocessor_.transform(v_df), self._encode_target(np.concatenate([y for _, y in held])))
+            valid = self._tensors(
+                self.preprocessor_.transform(v_df), self._encode_target(np.concatenate([y for _, y in held]))
+            )
         train = _ParquetChunks(source, prepare, valid_idx, seed)
         config = self._train_config(seed, n_train=train.n_rows)
         with seeded(seed, config.device):
@@ -373,6 +372,8 @@ class TabularEstimator(BaseEstimator):
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch
         self.n_params_ = sum(p.numel() for p in module.parameters())
+        self._epochs_done = len(state.history)
+        self.__dict__.pop("_train_state", None)  # a new fit: partial_fit starts a new optimizer
         return self
 
     # --------------------------------------------------------------- predict
@@ -381,7 +382,10 @@ class TabularEstimator(BaseEstimator):
         df, _ = self._prepare_frame(X, reset=False)
         prepared = self.preprocessor_.transform(df)
         out = predict_module(
-            self.module_, self._tensors(prepared), device=self.device, precision=self.precision,
+            self.module_,
+            self._tensors(prepared),
+            device=self.device,
+            precision=self.precision,
             num_threads=self.num_threads,
         )
         return out.numpy().astype(np.float64)
@@ -416,7 +420,9 @@ class TabularEstimator(BaseEstimator):
             "params": params,
             "fitted": {
                 "n_features_in": int(self.n_features_in_),
-                "feature_names_in": None if not hasattr(self, "feature_names_in_") else [str(c) for c in self.feature_names_in_],
+                "feature_names_in": None
+                if not hasattr(self, "feature_names_in_")
+                else [str(c) for c in self.feature_names_in_],
                 "fit_columns": [c if isinstance(c, str) else int(c) for c in self._fit_columns],
                 "preprocessor": pre_config,
                 "target": self._target_state(),
@@ -427,6 +433,7 @@ class TabularEstimator(BaseEstimator):
                 },
                 "history": self.history_,
                 "best_epoch": self.best_epoch_,
+                "seed": self._seed,
             },
         }
         tensors = {f"pre.{k}": v for k, v in pre_arrays.items()}
@@ -434,7 +441,7 @@ class TabularEstimator(BaseEstimator):
         return config, tensors
 
     @classmethod
-    def load(cls, path) -> "TabularEstimator":
+    def load(cls, path) -> TabularEstimator:
         """Load an estimator saved with :meth:`save` (see :func:`tabular_suite.load`)."""
         est = load(path)
         if not isinstance(est, cls):
@@ -442,7 +449,7 @@ class TabularEstimator(BaseEstimator):
         return est
 
     @classmethod
-    def _from_state(cls, config: dict, tensors: dict) -> "TabularEstimator":
+    def _from_state(cls, config: dict, tensors: dict) -> TabularEstimator:
         fitted = config["fitted"]
         params = dict(config["params"])
         for f in dataclasses.fields(cls):  # JSON stores tuples (layer widths) as lists
@@ -464,87 +471,25 @@ class TabularEstimator(BaseEstimator):
         est.module_ = module.eval()
         est.history_ = fitted["history"]
         est.best_epoch_ = fitted["best_epoch"]
+        est._seed = fitted["seed"] if "seed" in fitted else derive_seed(est.random_state)  # files before 0.1.0+
         est.n_params_ = sum(p.numel() for p in module.parameters())
         return est
 
 
-def table_tags(tags):
-    """sklearn tags of an estimator that takes raw tables: NaN, categorical and string columns."""
-    tags.input_tags.allow_nan = True
-    tags.input_tags.categorical = True
-    tags.input_tags.string = True
-    tags.non_deterministic = False
-    return tags
+def estimator_doc(summary: str, params_cls: type, examples: str) -> str:
+    """An estimator's docstring: ``summary``, the parameters of ``params_cls`` and ``examples``.
 
-
-def prepare_fit(estimator, X, y) -> tuple[pd.DataFrame, bool, np.ndarray]:
-    """:func:`prepare_frame` for fit, plus ``y`` as a 1-d array with as many rows (at least 2)."""
-    if y is None:
-        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
-    df, from_numpy = prepare_frame(estimator, X, reset=True)
-    y = as_1d_array(y)
-    if y.shape[0] != df.shape[0]:
-        raise ValueError(f"X has {df.shape[0]} rows but y has {y.shape[0]}: they must match.")
-    if df.shape[0] < 2:
-        raise ValueError(
-            f"Found n_samples=1 while at least 2 samples are required to fit {type(estimator).__name__}."
-        )
-    return df, from_numpy, y
-
-
-def prepare_frame(estimator, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
-    """``X`` as a DataFrame validated against (``reset=False``) or recorded as (``reset=True``)
-    the estimator's features (``n_features_in_``, ``feature_names_in_``); also whether ``X``
-    came without column names. Predict-time columns are renamed to the fitted ones."""
-    from_numpy = not hasattr(X, "columns") and not hasattr(X, "column_names")
-    df = as_dataframe(X)
-    if df.shape[1] == 0:
-        raise ValueError(
-            f"Found array with 0 feature(s) (shape={df.shape}) while a minimum of 1 is required."
-        )
-    if df.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={df.shape}) while a minimum of 1 is required: "
-            "the table is empty."
-        )
-    if not all(isinstance(c, str) for c in df.columns) and not all(
-        isinstance(c, (int, np.integer)) for c in df.columns
-    ):
-        raise ValueError("Column names must be all strings (or all integers for arrays); got a mix.")
-    try:
-        validate_data(estimator, df, skip_check_array=True, reset=reset)
-    except ValueError as exc:
-        if "feature names" in str(exc):
-            raise ValueError(
-                f"{exc}\nPass the same columns, in the same order, as during fit "
-                "(for a DataFrame: X[est.feature_names_in_])."
-            ) from None
-        raise
-    if not reset:
-        # Predict-time tables may come with or without names (sklearn warns on a mix);
-        # columns are matched by position once names and counts are validated.
-        df = df.set_axis(estimator._fit_columns, axis=1)
-    return df, from_numpy
-
-
-def module_on_cpu(state: dict) -> dict:
-    """A pickled estimator's state with ``module_`` on the CPU (pickles load without a GPU)."""
-    module = state.get("module_")
-    if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
-        state["module_"] = copy.deepcopy(module).cpu()
-    return state
-
-
-def json_params(estimator) -> dict:
-    """``get_params()`` for a model file: values JSON cannot hold (callbacks, RandomState) become None."""
-    params = {}
-    for name, value in estimator.get_params(deep=False).items():
-        try:
-            json.dumps(value)
-            params[name] = value
-        except TypeError:
-            params[name] = None
-    return params
+    The parameters are rendered from their declarations (:func:`~tabular_suite.core.params.params_doc`):
+    first the model's own (its architecture's config fields, then any estimator-only ones), then
+    those every tabular estimator shares, each with the default ``params_cls`` gives it.
+    ``examples`` is the body of the Examples section, indented for a class docstring.
+    """
+    shared = {f.name for f in dataclasses.fields(TabularEstimator)}
+    own = {f.name for f in dataclasses.fields(params_cls)} - shared
+    return (
+        f"{summary}\n\n    Parameters\n    ----------\n{params_doc(params_cls, skip=shared)}\n"
+        f"{params_doc(params_cls, skip=own)}\n\n    Examples\n    --------\n{examples}"
+    )
 
 
 def _in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
@@ -589,17 +534,20 @@ class TabularClassifierMixin(ClassifierMixin):
 
     def _objective(self) -> Objective:
         if len(self.classes_) == 2:
+
             def loss(out, y):
                 return F.binary_cross_entropy_with_logits(out[:, 0], y)
 
             def accuracy(out, y):
                 return float(((out[:, 0] > 0).float() == y).float().mean())
         else:
+
             def loss(out, y):
                 return F.cross_entropy(out, y)
 
             def accuracy(out, y):
                 return float((out.argmax(1) == y).float().mean())
+
         return Objective(loss, accuracy, "accuracy")
 
     def _sample_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -666,37 +614,3 @@ class TabularRegressorMixin(RegressorMixin):
         """Predicted values in the units of the training target."""
         out = self._forward(X)
         return self._target_scaler.inverse_transform(out[:, 0])
-
-
-def load(path, *, trusted: bool = False):
-    """Load a model saved with ``est.save(path)``; it predicts on any device.
-
-    The file is verified (checksum) and read with ``torch.load(weights_only=True)``: loading
-    never runs code from the file. The one exception is a comparison's ensemble holding a
-    scikit-learn model (stored pickled): it loads only with ``trusted=True``.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np, tabular_suite
-    >>> X = np.random.default_rng(0).normal(size=(50, 3))
-    >>> est = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(X, X[:, 0])
-    >>> path = tempfile.mkdtemp() + "/model.tsm"
-    >>> est.save(path)
-    >>> np.array_equal(tabular_suite.load(path).predict(X), est.predict(X))
-    True
-    """
-    from .registry import estimator_class
-
-    config, tensors = read_model_file(path)
-    if config.get("estimator") == "EnsembleModel":
-        from ..compare.ensemble import EnsembleModel
-
-        return EnsembleModel._from_state(config, tensors, trusted=trusted, source=path)
-    if config.get("estimator") == "SASRecRecommender":
-        from .sequential import SASRecRecommender
-
-        return SASRecRecommender._from_state(config, tensors)
-    try:
-        return estimator_class(config["estimator"])._from_state(config, tensors)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path} does not describe a valid model: {exc}") from None

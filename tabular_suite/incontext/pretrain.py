@@ -1,6 +1,6 @@
 """Pre-training the in-context transformer on the synthetic prior, resumably.
 
-One step draws a batch of synthetic datasets (:class:`~tabular_suite.pfn.priors.SyntheticPrior`),
+One step draws a batch of synthetic datasets (:class:`~tabular_suite.incontext.prior.SyntheticPrior`),
 feeds each dataset's training rows as context and minimises the cross-entropy of its test
 rows (class labels, or the bin of the standardised target for regression). AdamW, linear
 warm-up then cosine decay, gradient clipping, bf16 autocast on CPU and CUDA. A size curriculum
@@ -32,63 +32,55 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..estimators.persistence import read_model_file, write_model_file
-from ..nn.pfn import PFNTransformer
+from ..core.params import param
+from ..core.sklearn_glue import resolve_num_threads
+from ..nn.pfn import PFNConfig, PFNTransformer
 from ..training.device import autocast_dtype, resolve_device, thread_limit
-from .priors import IGNORE_LABEL, SyntheticPrior
+from .prior import IGNORE_LABEL, SyntheticPrior
+from .weights import MODEL_KEYS, build_model, load_weights, save_weights
 
-__all__ = ["PretrainConfig", "pretrain", "export_weights", "load_weights", "save_weights", "build_model",
-           "compact_tensors", "model_from_tensors",
-           "real_data_callback"]
-
-_MODEL_KEYS = ("max_features", "max_classes", "d_model", "n_heads", "n_layers", "d_ffn", "n_bins")
+__all__ = ["PretrainConfig", "pretrain", "export_weights"]
 
 
-@dataclass
-class PretrainConfig:
-    """Settings of a pre-training run (model size, optimisation, curriculum, evaluation)."""
+@dataclass(kw_only=True)
+class PretrainConfig(PFNConfig):
+    """Settings of a pre-training run: the model's size (the fields of
+    :class:`~tabular_suite.nn.pfn.PFNConfig`, with its defaults), optimisation, curriculum and
+    evaluation."""
 
-    steps: int = 16_000
-    max_features: int = 100
-    max_classes: int = 10
-    d_model: int = 256
-    n_heads: int = 4
-    n_layers: int = 6
-    d_ffn: int = 512
-    n_bins: int = 96
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 300
-    grad_clip: float = 1.0
-    tokens_per_step: int = 8192
-    min_rows: int = 128
-    max_rows: int = 1200
-    curriculum: float = 0.4
-    regression_fraction: float = 0.2
-    discrete_fraction: float = 0.15
-    eval_every: int = 250
-    eval_batches: int = 8
-    checkpoint_every: int = 100
-    seed: int = 0
-    precision: str = "bf16"
-    device: str = "auto"
-    num_threads: int | None = 1
+    steps: int = param(16_000, "Total optimizer steps (the cosine schedule spans them).")
+    lr: float = param(5e-4, "Peak AdamW learning rate.")
+    weight_decay: float = param(0.01, "AdamW weight decay.")
+    warmup_steps: int = param(300, "Linear warm-up steps before the cosine decay.")
+    grad_clip: float = param(1.0, "Largest gradient norm; larger gradients are scaled down to it.")
+    tokens_per_step: int = param(8192, "Rows (tokens) per optimizer step, over all datasets of the step.")
+    min_rows: int = param(128, "Rows per synthetic dataset at the start of the curriculum.")
+    max_rows: int = param(1200, "Rows per synthetic dataset at the end of the curriculum.")
+    curriculum: float = param(0.4, "Fraction of the steps over which rows per dataset grow from min_rows to max_rows.")
+    regression_fraction: float = param(0.2, "Share of steps that draw regression datasets (else classification).")
+    discrete_fraction: float = param(
+        0.15,
+        "Share of synthetic datasets that are discrete rule tables "
+        "(logic/genetics-like; 0 = the first two shipped cycles' prior).",
+    )
+    eval_every: int = param(250, "Steps between evaluations (held-out prior batches + real tables); 0 = none.")
+    eval_batches: int = param(8, "Held-out prior batches per task at each evaluation.")
+    checkpoint_every: int = param(100, "Steps between checkpoints (also written at the end and at the time limit).")
+    seed: int = param(0, "Seeds the prior and the initialisation.")
+    precision: str = param("bf16", "bf16 (autocast, also on CPU), fp32, or auto (bf16 on CUDA only).")
+    device: str = param("auto", "Torch device; auto = cuda > mps > cpu.")
+    num_threads: int | None = param(1, "Torch CPU threads (None: the library's default, see resolve_num_threads).")
 
     def model_config(self) -> dict:
-        return {key: getattr(self, key) for key in _MODEL_KEYS}
-
-
-def build_model(model_config: dict) -> PFNTransformer:
-    """A fresh :class:`PFNTransformer` from the model part of a config."""
-    return PFNTransformer(**{key: model_config[key] for key in _MODEL_KEYS})
+        return {key: getattr(self, key) for key in MODEL_KEYS}
 
 
 def _schedule(cfg: PretrainConfig, step: int) -> float:
@@ -130,8 +122,9 @@ def _loss(model: PFNTransformer, batch, device, amp) -> tuple[torch.Tensor, floa
 
 def _evaluate(model, cfg: PretrainConfig, device, amp) -> dict:
     """Loss and accuracy on fixed held-out prior batches (a seed no training step uses)."""
-    prior = SyntheticPrior(cfg.max_features, cfg.max_classes, discrete_fraction=cfg.discrete_fraction,
-                           seed=cfg.seed + 1_000_003)
+    prior = SyntheticPrior(
+        cfg.max_features, cfg.max_classes, discrete_fraction=cfg.discrete_fraction, seed=cfg.seed + 1_000_003
+    )
     out = {}
     model.eval()
     with torch.no_grad():
@@ -155,8 +148,13 @@ def _log_figures(log: Callable[[str], None], figures: dict) -> None:
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, cfg: PretrainConfig, history: dict) -> None:
-    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-               "config": json.dumps(dataclasses.asdict(cfg)), "history": json.dumps(history)}
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "config": json.dumps(dataclasses.asdict(cfg)),
+        "history": json.dumps(history),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -168,10 +166,16 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, cfg: PretrainConfi
         raise
 
 
-def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool = True,
-             log: Callable[[str], None] = print, time_limit: float | None = None,
-             callbacks: tuple[Callable[[int, PFNTransformer], dict], ...] = (),
-             init_weights: str | os.PathLike | None = None) -> dict:
+def pretrain(
+    cfg: PretrainConfig,
+    checkpoint: str | os.PathLike,
+    *,
+    resume: bool = True,
+    log: Callable[[str], None] = print,
+    time_limit: float | None = None,
+    callbacks: tuple[Callable[[int, PFNTransformer], dict], ...] = (),
+    init_weights: str | os.PathLike | None = None,
+) -> dict:
     """Pre-train (or continue pre-training) a :class:`PFNTransformer`; returns the history.
 
     ``checkpoint`` is written every ``cfg.checkpoint_every`` steps and at the end; with
@@ -187,7 +191,7 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
     device = resolve_device(cfg.device)
     amp = autocast_dtype(cfg.precision, device)
     start_time = time.perf_counter()
-    with thread_limit(cfg.num_threads):
+    with thread_limit(resolve_num_threads(cfg.num_threads)):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model_config()).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
@@ -196,7 +200,7 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
         if resume and checkpoint.exists():
             state = torch.load(checkpoint, map_location=device, weights_only=True)
             saved = json.loads(state["config"])
-            mismatch = {k: (saved[k], getattr(cfg, k)) for k in _MODEL_KEYS if saved[k] != getattr(cfg, k)}
+            mismatch = {k: (saved[k], getattr(cfg, k)) for k in MODEL_KEYS if saved[k] != getattr(cfg, k)}
             if mismatch:
                 raise ValueError(f"checkpoint {checkpoint} has a different model (saved, requested): {mismatch}.")
             model.load_state_dict(state["model"])
@@ -205,18 +209,26 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
             log(f"resumed {checkpoint} at step {step}")
         elif init_weights is not None:
             init_model, info = load_weights(init_weights)
-            mismatch = {k: (init_model.config[k], getattr(cfg, k)) for k in _MODEL_KEYS
-                        if init_model.config[k] != getattr(cfg, k)}
+            mismatch = {
+                k: (init_model.config[k], getattr(cfg, k))
+                for k in MODEL_KEYS
+                if init_model.config[k] != getattr(cfg, k)
+            }
             if mismatch:
                 raise ValueError(f"{init_weights} has a different model (saved, requested): {mismatch}.")
             model.load_state_dict(init_model.state_dict())
-            history["init_weights"] = {"path": str(init_weights), "step": info.get("step"),
-                                       "pretrain": info.get("pretrain")}
+            history["init_weights"] = {
+                "path": str(init_weights),
+                "step": info.get("step"),
+                "pretrain": info.get("pretrain"),
+            }
             log(f"initialised from {init_weights} (pre-trained for {info.get('step')} steps)")
             if cfg.eval_every:  # where the new cycle starts from, on this run's held-out batches
                 history["evals"].append({"step": 0, **_evaluate(model, cfg, device, amp)})
                 _log_figures(log, history["evals"][-1])
-        prior = SyntheticPrior(cfg.max_features, cfg.max_classes, discrete_fraction=cfg.discrete_fraction, seed=cfg.seed)
+        prior = SyntheticPrior(
+            cfg.max_features, cfg.max_classes, discrete_fraction=cfg.discrete_fraction, seed=cfg.seed
+        )
         model.train()
         window: list[float] = []
         tick = time.perf_counter()
@@ -232,11 +244,15 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
             optimizer.step()
             step += 1
             window.append(loss.item())
-            history["steps"].append([step, task[0], n_rows, round(loss.item(), 5),
-                                     None if math.isnan(accuracy) else round(accuracy, 4)])
+            history["steps"].append(
+                [step, task[0], n_rows, round(loss.item(), 5), None if math.isnan(accuracy) else round(accuracy, 4)]
+            )
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-                figures = {"step": step, "train_loss": float(np.mean(window)),
-                           "seconds_per_step": (time.perf_counter() - tick) / len(window)}
+                figures = {
+                    "step": step,
+                    "train_loss": float(np.mean(window)),
+                    "seconds_per_step": (time.perf_counter() - tick) / len(window),
+                }
                 figures.update(_evaluate(model, cfg, device, amp))
                 for callback in callbacks:
                     model.eval()
@@ -255,56 +271,6 @@ def pretrain(cfg: PretrainConfig, checkpoint: str | os.PathLike, *, resume: bool
     return history
 
 
-def compact_tensors(model: PFNTransformer) -> dict[str, torch.Tensor]:
-    """The model's weights in about a byte per parameter, for files that ship or are saved.
-
-    Matrices become int8 with one fp16 scale per row (symmetric, per output channel); other
-    floating tensors fp16; the regression bin borders stay fp32. :func:`model_from_tensors`
-    inverts it.
-    """
-    out = {}
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu()
-        if not t.is_floating_point() or name == "bin_borders":
-            out[name] = t
-        elif t.ndim == 2:
-            scale = t.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
-            out[f"{name}.int8"] = torch.round(t / scale).to(torch.int8)
-            out[f"{name}.scale"] = scale.half()
-        else:
-            out[name] = t.half()
-    return out
-
-
-def model_from_tensors(model_config: dict, tensors: dict[str, torch.Tensor]) -> PFNTransformer:
-    """An fp32 :class:`PFNTransformer` (eval mode) from :func:`compact_tensors` output."""
-    state = {}
-    for name, t in tensors.items():
-        if name.endswith(".scale"):
-            continue
-        if name.endswith(".int8"):
-            base = name[:-5]
-            state[base] = t.float() * tensors[f"{base}.scale"].float()
-        else:
-            state[name] = t.float() if t.is_floating_point() else t
-    model = build_model(model_config)
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def save_weights(model: PFNTransformer, path: str | os.PathLike, *, info: dict | None = None) -> Path:
-    """Write ``model`` as a small inference file: its config and :func:`compact_tensors`.
-
-    >>> import tempfile
-    >>> model = PFNTransformer(max_features=4, d_model=8, n_heads=2, n_layers=1, d_ffn=16)
-    >>> path = save_weights(model, tempfile.mkdtemp() + "/w.tsm")
-    >>> load_weights(path)[0].config == model.config
-    True
-    """
-    config = {"kind": "pfn_weights", "model": model.config, **(info or {})}
-    return write_model_file(path, config, compact_tensors(model))
-
-
 def export_weights(checkpoint, path: str | os.PathLike) -> Path:
     """Write a pre-training checkpoint's model as a small inference file (see :func:`save_weights`).
 
@@ -318,6 +284,7 @@ def export_weights(checkpoint, path: str | os.PathLike) -> Path:
     ...                      tokens_per_step=256, min_rows=64, max_rows=96, eval_every=0, device="cpu")
     >>> for seed in (0, 1):
     ...     _ = pretrain(dataclasses.replace(cfg, seed=seed), f"{d}/run{seed}.pt", log=lambda m: None)
+    >>> from tabular_suite.incontext.weights import load_weights
     >>> load_weights(export_weights(f"{d}/run0.pt", f"{d}/one.tsm"))[1]["step"]
     1
     >>> load_weights(export_weights([f"{d}/run0.pt", f"{d}/run1.pt"], f"{d}/soup.tsm"))[1]["step"]
@@ -330,8 +297,9 @@ def export_weights(checkpoint, path: str | os.PathLike) -> Path:
     configs = [json.loads(state["config"]) for state in states]
     models = [build_model(cfg) for cfg in configs]
     if any(m.config != models[0].config for m in models):
-        raise ValueError("Checkpoints to average must hold the same model (sizes differ): "
-                         + ", ".join(str(c) for c in checkpoints))
+        raise ValueError(
+            "Checkpoints to average must hold the same model (sizes differ): " + ", ".join(str(c) for c in checkpoints)
+        )
     for model, state in zip(models, states):
         model.load_state_dict(state["model"])
     model = models[0]
@@ -343,48 +311,3 @@ def export_weights(checkpoint, path: str | os.PathLike) -> Path:
                     param.copy_(torch.stack([t[name] for t in tensors]).mean(0))
     steps = [int(state["step"]) for state in states]
     return save_weights(model, path, info={"pretrain": configs[-1], "step": steps[0] if len(steps) == 1 else steps})
-
-
-def load_weights(path: str | os.PathLike) -> tuple[PFNTransformer, dict]:
-    """Load an :func:`export_weights` file (checksummed, ``weights_only``) as an fp32 model."""
-    config, tensors = read_model_file(path)
-    if config.get("kind") != "pfn_weights":
-        raise ValueError(f"{path} is not a PFN weights file (written by export_weights).")
-    return model_from_tensors(config["model"], tensors), config
-
-
-def real_data_callback(tables, *, max_train_rows: int = 500, n_estimators: int = 1, seed: int = 0):
-    """A :func:`pretrain` callback: ROC AUC of the model in training on real tables.
-
-    ``tables`` is a list of ``(name, X, y)`` classification tables; each is split 50/50
-    (stratified, at most ``max_train_rows`` context rows) and scored with
-    :class:`~tabular_suite.estimators.incontext.TabPFNClassifier` using the in-memory model.
-    Returns ``real_auc_mean`` and ``auc_<name>`` per table.
-    """
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
-
-    from ..estimators.incontext import TabPFNClassifier
-
-    splits = []
-    for name, X, y in tables:
-        y = np.asarray(y)
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, stratify=y, random_state=seed)
-        if len(y_tr) > max_train_rows:
-            X_tr, _, y_tr, _ = train_test_split(X_tr, y_tr, train_size=max_train_rows, stratify=y_tr, random_state=seed)
-        splits.append((name, X_tr, X_te, y_tr, y_te))
-
-    def callback(step: int, model: PFNTransformer) -> dict:
-        out = {}
-        for name, X_tr, X_te, y_tr, y_te in splits:
-            clf = TabPFNClassifier(weights=model, n_estimators=n_estimators, random_state=seed,
-                                   num_threads=torch.get_num_threads(), device=str(next(model.parameters()).device))
-            proba = clf.fit(X_tr, y_tr).predict_proba(X_te)
-            if len(clf.classes_) == 2:
-                out[f"auc_{name}"] = float(roc_auc_score(y_te, proba[:, 1]))
-            else:
-                out[f"auc_{name}"] = float(roc_auc_score(y_te, proba, multi_class="ovo", labels=clf.classes_))
-        out["real_auc_mean"] = float(np.mean(list(out.values())))
-        return out
-
-    return callback

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .io import as_dataframe
+from ..data.io import as_dataframe
 
 __all__ = ["ItemSequences", "interaction_sequences", "check_interaction_columns"]
 
@@ -101,7 +101,11 @@ class ItemSequences:
 
 
 def interaction_sequences(
-    table, user_col: str = "user_id", item_col: str = "item_id", time_col: str | None = None, items=None,
+    table,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str | None = None,
+    items=None,
 ) -> ItemSequences:
     """Group an interaction table into per-user item sequences.
 
@@ -130,6 +134,8 @@ def interaction_sequences(
     counts = np.bincount(user_codes, minlength=len(users))
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return ItemSequences(
-        users=np.asarray(users), items=np.asarray(items), indptr=indptr,
+        users=np.asarray(users),
+        items=np.asarray(items),
+        indptr=indptr,
         item_ids=(item_codes[order] + 1).astype(np.int64),
     )

@@ -1,0 +1,487 @@
+"""The fold unit of a comparison: fit one candidate on one fold's training rows within a time
+budget and predict its validation rows. Both backends (local, :mod:`.ray_backend`) run folds
+through :func:`run_fold` and size their budgets with :func:`fold_budget`; the refit uses the
+same :class:`Deadline` and :func:`fit_within`.
+
+How each kind of model keeps to a deadline (none of them is killed: a process fork or signal is
+unsafe next to the OpenMP pools of torch and scikit-learn, so each one stops itself and keeps
+what it has, as AutoGluon does):
+
+- deep models (the training engine): at the first batch that ends past the deadline;
+- random forests: grown with ``warm_start`` in chunks of trees sized to what is left;
+- HistGradientBoosting: grown with ``warm_start`` in chunks of boosting iterations, likewise;
+- logistic regression: a short probe fit times the solver, then one fit with ``max_iter``
+  capped to what is left;
+- LightGBM, XGBoost, CatBoost: a training callback that stops at the first round past it;
+- the in-context model: its fit only stores the context; the validation rows are predicted in
+  chunks and a fold that runs out of time before all are predicted is not scored.
+
+Growing in chunks gives the same trees as one fit (``warm_start`` draws the same seeds), so a
+deadline that is not reached changes nothing; without a deadline every model is fitted in one
+call, exactly as before.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from joblib import effective_n_jobs
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from ..training.callbacks import Callback
+from ..training.device import resolve_device
+from .candidates import BuildContext
+from .ensemble import _align_proba
+
+__all__ = ["Deadline", "FoldResult", "fit_within", "fold_budget", "run_fold", "run_folds_locally"]
+
+
+class Deadline(Callback):
+    """A point in time ``seconds`` from now that a fit must keep to.
+
+    As a training callback it stops a deep model at the first batch (or epoch end) past that
+    point, its best weights kept; :func:`fit_within` checks it between the chunks of the other
+    models. ``hit`` tells whether it stopped something.
+
+    Examples
+    --------
+    >>> deadline = Deadline(60.0)
+    >>> deadline.passed(), 59 < deadline.left() <= 60
+    (False, True)
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.until = time.perf_counter() + seconds
+        self.hit = False
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative once it has passed)."""
+        return self.until - time.perf_counter()
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.perf_counter() >= self.until
+
+    def on_batch_end(self, state) -> bool:
+        self.hit = self.hit or self.passed()
+        return self.hit
+
+    def on_epoch_end(self, state, logs: dict) -> bool:
+        self.hit = self.hit or self.passed()
+        return self.hit
+
+
+@dataclass
+class FoldResult:
+    """One (model, fold) fit: status, out-of-fold predictions and costs."""
+
+    model: str
+    fold: int
+    status: str  # ok | timeout | failed | oom | skipped
+    error: str | None = None
+    pred: np.ndarray | None = None
+    fit_seconds: float = float("nan")
+    predict_seconds: float = float("nan")
+    best_epoch: float = float("nan")
+    n_params: float = float("nan")
+    history: list = field(default_factory=list)
+    device: str = "cpu"
+
+
+def run_fold(
+    candidate,
+    ctx: BuildContext,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    train_idx,
+    valid_idx,
+    fold: int,
+    budget: float | None,
+    n_classes: int,
+) -> FoldResult:
+    """Fit ``candidate`` on the training rows and predict the validation rows (never raises).
+
+    ``budget`` (seconds, None: no limit) bounds the fit and the prediction together, counted
+    from this call; a fold that reaches it keeps what it has learned and is "timeout".
+    """
+    # OpenMP / BLAS pools too (HistGradientBoosting has no n_jobs): a pool wider than num_threads
+    # slows the fits down badly when another process is busy.
+    with threadpool_limits(limits=ctx.num_threads):
+        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g} s"
+
+
+def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes) -> FoldResult:
+    import torch
+
+    deadline = None if budget is None else Deadline(budget)
+    result = FoldResult(candidate.name, fold, "ok")
+    try:
+        est = candidate.make(ctx)
+        X_train, X_valid = X.iloc[train_idx], X.iloc[valid_idx]
+        start = time.perf_counter()
+        cut_short = fit_within(est, X_train, y[train_idx], deadline, deep=candidate.kind == "deep")
+        result.fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        method = "predict_proba" if ctx.task == "classification" else "predict"
+        pred, unpredicted = _predict_within(est, X_valid, method, deadline)
+        result.predict_seconds = time.perf_counter() - start
+        if pred is not None:
+            if ctx.task == "classification":
+                result.pred = _align_proba(pred, est.classes_, np.arange(n_classes))
+            else:
+                result.pred = np.asarray(pred, dtype=np.float64)
+        if candidate.kind == "deep":
+            result.best_epoch, result.n_params = float(est.best_epoch_), float(est.n_params_)
+            result.history = est.history_
+            result.device = str(resolve_device(ctx.device))
+        if unpredicted:
+            result.status = "timeout"
+            result.error = (
+                f"stopped after {_seconds(budget)} (per-fold budget) with {unpredicted} of "
+                f"{len(X_valid)} validation rows unpredicted: not scored"
+            )
+        elif cut_short:
+            result.status, result.error = "timeout", f"stopped after {_seconds(budget)} (per-fold budget): {cut_short}"
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        result.status, result.error = "oom", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one failing model never stops the others
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}".strip()
+        result.history = [{"traceback": traceback.format_exc(limit=5)}]
+    return result
+
+
+# ------------------------------------------------------------------------------ bounded fits
+def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False) -> str | None:
+    """Fit ``est`` on ``X, y`` so that it stops at ``deadline``; returns what it got to when
+    the deadline cut it short (e.g. "57 of 300 trees"), else None.
+
+    ``deep``: ``est`` is trained by the engine (takes ``callbacks``). Other estimators, or a
+    :class:`~sklearn.pipeline.Pipeline` ending in one, are bounded by their kind (see the
+    module docstring); kinds without a bound (e.g. Ridge, a closed-form solve) are fitted
+    as they are. Without a deadline this is ``est.fit(X, y)``.
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> X, y = np.arange(40.0).reshape(-1, 1), np.arange(40.0)
+    >>> forest = RandomForestRegressor(n_estimators=20, random_state=0)
+    >>> fit_within(forest, X, y, Deadline(600.0)) is None, len(forest.estimators_)
+    (True, 20)
+    """
+    if deadline is None:
+        est.fit(X, y)
+        return None
+    if deep:
+        callbacks = est.get_params()["callbacks"]
+        est.set_params(callbacks=[*(callbacks or ()), deadline])
+        try:
+            est.fit(X, y)
+        finally:
+            est.set_params(callbacks=callbacks)  # the fitted model keeps no reference to the deadline
+        epochs = len(est.history_)
+        return f"{epochs} epoch{'s' if epochs != 1 else ''}" if deadline.hit else None
+    model, Xt = est, X
+    if isinstance(est, Pipeline):  # transformers once, then the model in chunks on their output
+        model, Xt = est._final_estimator, est[:-1].fit_transform(X, y)
+        if model == "passthrough":
+            return None
+    for kind, fit in _BOUNDED_FITS:
+        if _is_instance(model, kind):
+            return fit(model, Xt, y, deadline)
+    model.fit(Xt, y)
+    return None
+
+
+def _is_instance(model, kind) -> bool:
+    """``kind``: classes, or ``"module.Class"`` of an optional package, checked only when that
+    package is imported already (a model of it would have imported it)."""
+    if isinstance(kind, str):
+        module_name, class_name = kind.rsplit(".", 1)
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        return cls is not None and isinstance(model, cls)
+    return isinstance(model, kind)
+
+
+def _grow(step, total: int, first: int, deadline: Deadline, *, doubling: bool = True) -> tuple[int, bool]:
+    """Grow a model to ``total`` units (trees, iterations) in chunks that fit in what is left
+    of ``deadline``: ``(units grown, whether the deadline stopped it)``.
+
+    ``step(done, target)`` grows the model from ``done`` to ``target`` units and returns True
+    when it stopped by itself (early stopping). The first chunk of ``first`` units always
+    runs; each later one is what the latest chunk's pace says fits before the deadline and,
+    with ``doubling``, at most twice the previous one (so a slowdown of the machine overruns
+    by about one chunk); without, it is the rest when that fits (each call has a fixed cost).
+    """
+    done, size = 0, min(first, total)
+    while True:
+        target = min(total, done + size)
+        started = time.perf_counter()
+        finished = step(done, target)
+        per_unit = max(time.perf_counter() - started, 1e-9) / (target - done)
+        done = target
+        if finished or done >= total:
+            return done, False
+        affordable = int(deadline.left() / per_unit)
+        if affordable < 1:
+            return done, True
+        size = min(2 * size, affordable) if doubling else affordable
+
+
+def _fit_forest(model, X, y, deadline: Deadline) -> str | None:
+    """A random forest grown with ``warm_start``: the same trees as one fit (the seeds of
+    the trees are drawn in the same order)."""
+    total = model.n_estimators
+    per_chunk = max(1, effective_n_jobs(model.n_jobs))
+
+    def step(done, target):
+        model.set_params(n_estimators=target)
+        model.fit(X, y)
+        return False
+
+    model.set_params(warm_start=True)
+    grown, hit = 0, False
+    try:
+        grown, hit = _grow(step, total, per_chunk, deadline)
+    finally:
+        model.set_params(warm_start=False, n_estimators=grown if hit else total)
+    return f"{grown} of {total} trees" if hit else None
+
+
+def _boosting_stopped(model) -> bool:
+    """Whether HistGradientBoosting's early stopping fires after its latest iteration (when
+    that is the last of a chunk, n_iter_ does not show it)."""
+    try:
+        if not model.do_early_stopping_:
+            return False
+        scores = model.validation_score_ if model._use_validation_data else model.train_score_
+        return bool(model._should_stop(list(scores)))
+    except AttributeError:  # private helpers of another scikit-learn version: keep growing
+        return False
+
+
+def _fit_hist_boosting(model, X, y, deadline: Deadline) -> str | None:
+    """HistGradientBoosting grown with ``warm_start`` (same bins, split and trees as one fit)."""
+    total = model.max_iter
+
+    def step(done, target):
+        model.set_params(max_iter=target)
+        model.fit(X, y)
+        return model.n_iter_ < target or _boosting_stopped(model)
+
+    model.set_params(warm_start=True)
+    grown, hit = 0, False
+    try:
+        grown, hit = _grow(step, total, 4, deadline)
+    finally:
+        model.set_params(warm_start=False, max_iter=grown if hit else total)
+    return f"{grown} of {total} boosting iterations" if hit else None
+
+
+def _fit_logistic(model, X, y, deadline: Deadline) -> str | None:
+    """A probe fit of a few solver iterations times the solver; then, unless the probe has
+    converged already, one fit from scratch with ``max_iter`` capped to what is left. A fit
+    that converges within its cap is the one fit without a deadline would give (the solver
+    takes the same steps whatever ``max_iter``); restarting from the probe would not be."""
+    total = model.max_iter
+    probe = min(total, 5)
+    model.set_params(max_iter=probe)
+    try:
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        per_iteration = max(time.perf_counter() - started, 1e-9) / probe
+        if probe == total or np.max(model.n_iter_) < probe:
+            return None
+        iterations = min(total, int(deadline.left() / per_iteration))
+        if iterations <= probe:
+            return f"{probe} of {total} solver iterations"
+        model.set_params(max_iter=iterations)
+        with warnings.catch_warnings():
+            if iterations < total:  # stopped by the deadline, not by max_iter: say so as a timeout
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        if iterations < total and np.max(model.n_iter_) >= iterations:
+            return f"{iterations} of {total} solver iterations"
+        return None
+    finally:
+        model.set_params(max_iter=total)
+
+
+def _fit_lightgbm(model, X, y, deadline: Deadline) -> str | None:
+    import lightgbm
+
+    total = model.n_estimators
+
+    def stop_at_deadline(env):
+        if env.iteration + 1 < env.end_iteration and deadline.passed():
+            raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+    model.fit(X, y, callbacks=[stop_at_deadline])
+    grown = model.booster_.current_iteration()
+    return f"{grown} of {total} boosting rounds" if grown < total else None
+
+
+def _fit_xgboost(model, X, y, deadline: Deadline) -> str | None:
+    import xgboost
+
+    class StopAtDeadline(xgboost.callback.TrainingCallback):
+        def after_iteration(self, booster, epoch, evals_log) -> bool:
+            return deadline.passed()
+
+    total = model.get_params()["n_estimators"] or 100  # (None: XGBoost's default)
+    callbacks = model.get_params()["callbacks"]
+    model.set_params(callbacks=[*(callbacks or ()), StopAtDeadline()])
+    try:
+        model.fit(X, y)
+    finally:
+        model.set_params(callbacks=callbacks)
+    grown = model.get_booster().num_boosted_rounds()
+    return f"{grown} of {total} boosting rounds" if grown < total else None
+
+
+def _fit_catboost(model, X, y, deadline: Deadline) -> str | None:
+    class StopAtDeadline:
+        def after_iteration(self, info) -> bool:  # False stops training
+            return not deadline.passed()
+
+    model.fit(X, y, callbacks=[StopAtDeadline()])
+    total = model.get_all_params()["iterations"]
+    grown = model.tree_count_
+    return f"{grown} of {total} boosting rounds" if grown < total else None
+
+
+#: (model classes, or "module.Class" of an optional package) -> its bounded fit.
+_BOUNDED_FITS = (
+    ((RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor), _fit_forest),
+    ((HistGradientBoostingClassifier, HistGradientBoostingRegressor), _fit_hist_boosting),
+    (LogisticRegression, _fit_logistic),
+    ("lightgbm.LGBMModel", _fit_lightgbm),
+    ("xgboost.XGBModel", _fit_xgboost),
+    ("catboost.CatBoost", _fit_catboost),
+)
+
+
+def _predict_within(est, X: pd.DataFrame, method: str, deadline: Deadline | None) -> tuple[np.ndarray | None, int]:
+    """``est.<method>(X)``, and the number of rows left unpredicted at the deadline (then the
+    predictions are None). Only the in-context model, whose prediction is its real cost,
+    predicts in chunks against the deadline: chunks of whole ``batch_rows`` blocks, which it
+    predicts one by one anyway, so the predictions are the same as in one call. Its smallest
+    unit of work is one chunk: the context's forward pass and ``batch_rows`` rows."""
+    from ..incontext import TabPFNClassifier, TabPFNRegressor
+
+    if deadline is None or not isinstance(est, (TabPFNClassifier, TabPFNRegressor)) or len(X) == 0:
+        return getattr(est, method)(X), 0
+    if deadline.passed():
+        return None, len(X)
+    block = est.batch_rows
+    n_blocks = -(-len(X) // block)
+    parts = []
+
+    def step(done, target):
+        parts.append(getattr(est, method)(X.iloc[done * block : target * block]))
+        return False
+
+    predicted, hit = _grow(step, n_blocks, 1, deadline, doubling=False)  # each call recomputes the context
+    if hit:
+        return None, len(X) - predicted * block
+    return np.concatenate(parts), 0
+
+
+# ------------------------------------------------------------------------------ budgets
+def fold_budget(
+    *,
+    started: float,
+    time_limit: float | None,
+    model_started: float,
+    model_time_limit: float | None,
+    folds_left: int,
+    reserved: float = 0.0,
+) -> tuple[float | None, str | None]:
+    """Seconds the next fold of a model may take (None: no limit), or the reason to skip it.
+
+    A fold gets an equal share of what is left of its model's budget (``model_time_limit``
+    since ``model_started``) over the ``folds_left`` folds still to run, and never more than
+    what is left of the comparison's ``time_limit`` since ``started``, less the ``reserved``
+    seconds of it kept for after the folds (the refit).
+
+    Examples
+    --------
+    >>> now = time.perf_counter()
+    >>> budget, reason = fold_budget(started=now, time_limit=None, model_started=now, model_time_limit=100.0,
+    ...                              folds_left=4)
+    >>> round(budget), reason
+    (25, None)
+    >>> budget, reason = fold_budget(started=now, time_limit=60.0, model_started=now, model_time_limit=None,
+    ...                              folds_left=4, reserved=20.0)
+    >>> round(budget), reason
+    (40, None)
+    """
+    now = time.perf_counter()
+    if time_limit is not None and now - started > time_limit - reserved:
+        return None, f"{total_limit_reached(time_limit, reserved)} before this fold"
+    if model_time_limit is not None and now - model_started > model_time_limit:
+        return None, f"model time limit of {model_time_limit:.0f} s reached before this fold"
+    budget = None
+    if model_time_limit is not None:
+        budget = (model_time_limit - (now - model_started)) / folds_left
+    if time_limit is not None:
+        remaining_total = time_limit - reserved - (now - started)
+        budget = remaining_total if budget is None else min(budget, remaining_total)
+    return budget, None
+
+
+def total_limit_reached(time_limit: float, reserved: float) -> str:
+    """Why a fold did not run or was cancelled: the folds' share of ``time_limit`` is used up."""
+    kept = f" ({reserved:.0f} s of it kept for the refit)" if reserved else ""
+    return f"total time limit of {time_limit:.0f} s{kept} reached"
+
+
+def run_folds_locally(
+    candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, verbose, reserved: float = 0.0
+):
+    """Run every (candidate, fold) in turn in this process: ``{name: [FoldResult per fold]}``."""
+    out = {}
+    for cand in candidates:
+        results, model_start = [], time.perf_counter()
+        for fold, (train_idx, valid_idx) in enumerate(folds):
+            budget, reason = fold_budget(
+                started=started,
+                time_limit=time_limit,
+                model_started=model_start,
+                model_time_limit=model_time_limit,
+                folds_left=len(folds) - fold,
+                reserved=reserved,
+            )
+            if reason:
+                results.append(FoldResult(cand.name, fold, "skipped", reason))
+                continue
+            results.append(run_fold(cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes))
+            if verbose:
+                r = results[-1]
+                print(f"  {cand.name} fold {fold}: {r.status} ({r.fit_seconds:.1f} s)")
+        out[cand.name] = results
+    return out

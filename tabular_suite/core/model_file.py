@@ -1,0 +1,167 @@
+"""The one model file format (a checksummed torch payload of JSON config + tensors) and ``load``.
+
+Layout: ``MAGIC`` (10 bytes) | SHA-256 of the payload (32 bytes) | payload, where the payload
+is ``torch.save({"config": <json str>, "tensors": {name: tensor}})``. Loading verifies the
+checksum first and then uses ``torch.load(weights_only=True)``, which cannot run code.
+
+The config names the object it describes (``"estimator"``); each family registers a reader
+for its names with :func:`register_reader`, and :func:`load` dispatches to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._version import __version__
+
+__all__ = [
+    "write_model_file",
+    "read_model_file",
+    "MODEL_FILE_MAGIC",
+    "FORMAT_VERSION",
+    "register_reader",
+    "load",
+    "rebuild",
+]
+
+MODEL_FILE_MAGIC = b"TABSUITE\x00\x01"
+#: Version of the config layout this library writes and reads (``config["format_version"]``).
+FORMAT_VERSION = 1
+
+#: estimator name -> ``reader(config, tensors, *, trusted, source)`` returning the object.
+_READERS: dict[str, Callable] = {}
+
+
+def write_model_file(path: str | os.PathLike, config: dict, tensors: dict[str, torch.Tensor | np.ndarray]) -> Path:
+    """Write ``config`` (JSON-able) and ``tensors`` atomically to ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_model_file(tempfile.mkdtemp() + "/m.tsm", {"a": 1}, {"w": torch.ones(2)})
+    >>> read_model_file(path)
+    ({'a': 1}, {'w': tensor([1., 1.])})
+    """
+    path = Path(path)
+    cpu_tensors = {
+        name: (
+            torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t.detach().cpu().contiguous()
+        )
+        for name, t in tensors.items()
+    }
+    buffer = io.BytesIO()
+    torch.save({"config": json.dumps(config), "tensors": cpu_tensors}, buffer)
+    payload = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary file in the same folder, then rename: an interrupted save never
+    # leaves a half-written model where a good one was.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MODEL_FILE_MAGIC + hashlib.sha256(payload).digest() + payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read and verify a file written by :func:`write_model_file`.
+
+    Raises ``ValueError`` naming the file when it is missing, not a tabular_suite model,
+    truncated or modified.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Model file not found: {path}")
+    data = path.read_bytes()
+    header = len(MODEL_FILE_MAGIC) + 32
+    if not data.startswith(MODEL_FILE_MAGIC):
+        raise ValueError(f"{path} is not a tabular_suite model file (wrong header).")
+    if len(data) < header:
+        raise ValueError(f"{path} is truncated: the model file is incomplete.")
+    digest, payload = data[len(MODEL_FILE_MAGIC) : header], data[header:]
+    if hashlib.sha256(payload).digest() != digest:
+        raise ValueError(f"{path} is corrupted or was modified (checksum mismatch); re-save the model.")
+    try:
+        obj = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        return json.loads(obj["config"]), obj["tensors"]
+    except Exception as exc:  # any failure here means the file is not what it claims to be
+        raise ValueError(f"{path} could not be decoded as a tabular_suite model: {exc}") from None
+
+
+def register_reader(name: str, reader: Callable) -> None:
+    """Make :func:`load` rebuild files whose config says ``"estimator": name`` with
+    ``reader(config, tensors, trusted=..., source=path)``.
+
+    A later registration under the same name replaces the earlier one.
+
+    Examples
+    --------
+    >>> register_reader("Example", lambda config, tensors, **_: config["a"])
+    >>> import tempfile
+    >>> load(write_model_file(tempfile.mkdtemp() + "/m.tsm", {"estimator": "Example", "a": 1}, {}))
+    1
+    """
+    _READERS[name] = reader
+
+
+def load(path, *, trusted: bool = False):
+    """Load a model saved with ``est.save(path)``; it predicts on any device.
+
+    The file is verified (checksum) and read with ``torch.load(weights_only=True)``: loading
+    never runs code from the file. The one exception is a comparison's ensemble holding a
+    scikit-learn model (stored pickled): it loads only with ``trusted=True``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, tabular_suite
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> est = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(X, X[:, 0])
+    >>> path = tempfile.mkdtemp() + "/model.tsm"
+    >>> est.save(path)
+    >>> np.array_equal(tabular_suite.load(path).predict(X), est.predict(X))
+    True
+    """
+    config, tensors = read_model_file(path)
+    return rebuild(config, tensors, trusted=trusted, source=Path(path))
+
+
+def rebuild(config: dict, tensors: dict, *, trusted: bool = False, source="the model"):
+    """The object a model file's ``(config, tensors)`` describe, by its registered reader
+    (:func:`load` without the file; ensembles rebuild their members with it)."""
+    written_by = config.get("library_version", "an unknown version")
+    if config.get("kind") == "pfn_weights":
+        raise ValueError(
+            f"{source} holds in-context model weights, not a fitted model: pass it as "
+            "TabPFNClassifier(weights=...) / TabPFNRegressor(weights=...)."
+        )
+    version = config.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{source} was written by tabular_suite {written_by} in model-file format {version!r}; this is "
+            f"tabular_suite {__version__}, which reads format {FORMAT_VERSION}: upgrade tabular_suite to load it."
+        )
+    name = config.get("estimator")
+    reader = _READERS.get(name)
+    if reader is None:
+        raise ValueError(
+            f"{source} holds a {name!r} (written by tabular_suite {written_by}), which this version "
+            f"({__version__}) cannot read; known models: {', '.join(sorted(_READERS)) or 'none registered'}."
+        )
+    try:
+        return reader(config, tensors, trusted=trusted, source=source)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f"{source} does not describe a valid {name} (written by tabular_suite {written_by}): {exc}"
+        ) from None
