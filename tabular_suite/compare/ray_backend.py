@@ -40,22 +40,9 @@ def run_folds_on_ray(
     and shuts it down afterwards.
     """
     ray = _import_ray()
-    if ray.is_initialized():
-        return _run(
-            ray,
-            candidates,
-            ctx,
-            df,
-            target,
-            folds,
-            n_classes,
-            model_time_limit,
-            time_limit,
-            started,
-            gpus_per_task,
-            reserved,
-        )
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         return _run(
             ray,
@@ -72,7 +59,8 @@ def run_folds_on_ray(
             reserved,
         )
     finally:
-        ray.shutdown()
+        if started_ray:
+            ray.shutdown()
 
 
 def _run(
