@@ -17,6 +17,7 @@ def read_rows(log: Path) -> list[dict]:
 
 def append_row(log: Path, row: dict) -> None:
     print(json.dumps(row), flush=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as f:
         f.write(json.dumps(row) + "\n")
 

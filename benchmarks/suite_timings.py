@@ -1,4 +1,4 @@
-"""Timings that used to be assertions in the test suite (issue 6), measured here instead.
+"""Timings that used to be assertions in the test suite (issue 21, point 6), measured here instead.
 
 A timing bound in a test either flakes on a loaded machine or is loose enough to mean
 nothing; the tests now assert the behaviour and this script measures the speed:
@@ -34,7 +34,7 @@ os.environ.setdefault("TABULAR_SUITE_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
 LOG = HERE / "_work" / "suite_timings.jsonl"
-HEADER = "## Timings that were test assertions (issue 6)"
+HEADER = "## Timings that were test assertions (issue 21)"
 
 _FAULTS = """
 import resource, sys, torch

@@ -78,6 +78,34 @@ def test_partial_fit_errors_and_continuation_after_fit():
     assert fitted.module_ is module and len(fitted.history_) == 1
 
 
+def test_partial_fit_after_fit_continues_the_random_stream(monkeypatch):
+    """Each pass draws its batch order from seed + (epochs trained so far): a partial_fit after a
+    fit of 3 epochs must not replay the fit's first shuffle, and two passes never share a seed."""
+    from tabular_suite.training import engine
+
+    seeds = []
+
+    class Recording(torch.Generator):
+        def manual_seed(self, seed):
+            seeds.append(seed)
+            return super().manual_seed(seed)
+
+    monkeypatch.setattr(engine.torch, "Generator", Recording)
+    df = table(400)
+    X, y = df.drop(columns="y"), df["y"]
+    clf = tabular_suite.MLPClassifier(num_threads=1, max_epochs=3, patience=None, random_state=0).fit(X, y)
+    for _ in range(3):
+        clf.partial_fit(X, y)
+    base = clf._seed
+    assert seeds == [base, base + 3, base + 4, base + 5]
+    # Dropout and shuffling both continue: the same calls give the same model, and a pass on the
+    # same data after fit does not reproduce the fit's first epoch.
+    again = tabular_suite.MLPClassifier(num_threads=1, max_epochs=3, patience=None, random_state=0).fit(X, y)
+    for _ in range(3):
+        again.partial_fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
 def test_preprocessor_fit_batches_matches_fit_on_the_whole_table():
     df = table(3_000).drop(columns="y")
     df.loc[2_990:, "b"] = "late"  # a category only in the last batch

@@ -247,9 +247,11 @@ class TabularEstimator(BaseEstimator, TrainingParams):
                 )
                 self._init_module(self.module_, prepared, target, np.arange(len(target)), self._seed)
         state = self.__dict__.get("_train_state")
-        # The random stream continues where the last partial_fit, or the fit, left it.
+        # The random stream continues where the last partial_fit, or the fit, left it: the pass after
+        # k epochs in all shuffles with seed + k and draws dropout from seed + k (the engine adds the
+        # epochs of a carried-over optimizer state to config.seed itself).
         epochs_done = self.__dict__.get("_epochs_done", 0 if first else len(self.history_))
-        config = self._train_config(self._seed, n_train=len(target))
+        config = self._train_config(self._seed + epochs_done - (state.epoch if state is not None else 0), len(target))
         config.max_epochs, config.patience, config.scheduler, config.warmup_epochs = 1, None, "constant", 0.0
         objective = self._objective()
         objective.train_loss = self._train_loss()
