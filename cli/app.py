@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 # typer builds every command's options when the app starts, and `pfn pretrain`'s come from this dataclass.
+from tabular_suite.data.features import describe_types
 from tabular_suite.incontext.pretrain import PretrainConfig
 from tabular_suite.training.device import settle_heap
 
@@ -109,6 +110,16 @@ def _parse_params(params: list[str]) -> dict:
     return out
 
 
+_SEP = typer.Option(None, "--sep", help="CSV separator (default: detected among , ; tab |).")
+_DECIMAL = typer.Option(None, "--decimal", help="Decimal mark of CSV numbers: . or , (default: detected).")
+_ENCODING = typer.Option(None, "--encoding", help="Encoding of a CSV file (default: detected; utf-8, else cp1252).")
+_CATEGORICAL = typer.Option([], "--categorical", help="Columns to read as categories (comma-separated; repeatable).")
+_COERCE = typer.Option(
+    [], "--coerce-numeric", help="Numeric columns whose values that are not numbers become missing (comma-separated)."
+)
+_TYPE = typer.Option(
+    [], "--type", help="column=kind, kind one of numeric, categorical, boolean, datetime[:format], text (repeatable)."
+)
 _TRUST_HELP = "Allow a compare ensemble with scikit-learn/GBDT members (stored with pickle); only for files you made."
 
 
@@ -119,14 +130,49 @@ def _check_output(path: Path, force: bool) -> None:
         raise ValueError(f"{path} already exists; pass --force to overwrite it.")
 
 
-def _read_data(data: Path):
-    """A CSV/Parquet file, or the name of a bundled dataset (see `tabular-suite datasets`)."""
+def _read_data(data: Path, dialect: dict | None = None):
+    """A CSV/Parquet file, or the name of a bundled dataset (see `tabular-suite datasets`).
+
+    ``dialect``: the user's --sep/--decimal/--encoding (None values are detected); what was
+    used is printed for a CSV file."""
     import tabular_suite
     from tabular_suite import datasets
+    from tabular_suite.data.io import describe_dialect
 
     if not data.exists() and str(data) in datasets.list_datasets():
         return tabular_suite.read_table(datasets.dataset_path(str(data)))
-    return tabular_suite.read_table(data)
+    df = tabular_suite.read_table(data, **(dialect or {}))
+    if "csv_dialect" in df.attrs:
+        shape = f"{df.shape[0]:,} rows x {df.shape[1]} columns"
+        console.print(f"read {data.name}: {shape} ({describe_dialect(df.attrs['csv_dialect'])})", highlight=False)
+    return df
+
+
+def _dialect(sep: str | None, decimal: str | None, encoding: str | None) -> dict:
+    if sep is not None and sep.lower() in ("tab", "\\t"):
+        sep = "\t"
+    if decimal is not None and decimal not in (".", ","):
+        raise ValueError(f"--decimal must be '.' or ',', got {decimal!r}.")
+    return {"sep": sep, "decimal": decimal, "encoding": encoding}
+
+
+def _column_options(categorical: list[str], coerce_numeric: list[str], types: list[str]) -> dict:
+    """--categorical / --coerce-numeric (comma-separated, repeatable) and --type col=kind as data parameters."""
+
+    def names(values):
+        return [n.strip() for v in values for n in v.split(",") if n.strip()] or None
+
+    kinds = {}
+    for item in types:
+        if "=" not in item:
+            raise ValueError(f"--type expects column=kind, got {item!r}.")
+        column, kind = item.split("=", 1)
+        kinds[column.strip()] = kind.strip()
+    return {
+        "categorical_features": names(categorical),
+        "coerce_numeric": names(coerce_numeric),
+        "feature_types": kinds or None,
+    }
 
 
 def _model_columns(est, X, data: Path):
@@ -269,6 +315,12 @@ def train(
         None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
     ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
+    categorical: list[str] = _CATEGORICAL,
+    coerce_numeric: list[str] = _COERCE,
+    types: list[str] = _TYPE,
+    sep: str | None = _SEP,
+    decimal: str | None = _DECIMAL,
+    encoding: str | None = _ENCODING,
 ):
     """Train a model on DATA (a file or a bundled dataset name) and save it.
 
@@ -282,10 +334,11 @@ def train(
         from tabular_suite.data import infer_task
 
         _check_output(out, force)
-        df = _read_data(data)
+        columns = _column_options(categorical, coerce_numeric, types)
+        df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
         chosen = task or infer_task(y)
-        params = {"random_state": seed, **_parse_params(param)}
+        params = {"random_state": seed, **{k: v for k, v in columns.items() if v is not None}, **_parse_params(param)}
         est = tabular_suite.make_estimator(model, chosen, **params)
         trained_by_the_engine = "verbose" in est.get_params()  # an in-context model has no training loop
         if trained_by_the_engine and "verbose" not in params:
@@ -302,6 +355,7 @@ def train(
             strat = y if chosen == "classification" else None
             X, X_test, y, y_test = train_test_split(X, y, test_size=holdout, random_state=seed, stratify=strat)
         est.fit(X, y)
+        console.print(f"column types: {describe_types(est.feature_types_)}", highlight=False)
         est.save(out)
         summary = f" ({est.n_params_:,} parameters, best epoch {est.best_epoch_})" if trained_by_the_engine else ""
         console.print(f"saved {type(est).__name__}{summary} to {out}")
@@ -327,6 +381,9 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Write class probabilities instead of labels."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
+    sep: str | None = _SEP,
+    decimal: str | None = _DECIMAL,
+    encoding: str | None = _ENCODING,
 ):
     """Predict DATA with a saved model and write the predictions.
 
@@ -340,7 +397,7 @@ def predict(
 
         _check_output(out, force)
         est = tabular_suite.load(model, trusted=trust)
-        X = _model_columns(est, _read_data(data), data)
+        X = _model_columns(est, _read_data(data, _dialect(sep, decimal, encoding)), data)
         if proba:
             if getattr(est, "classes_", None) is None:
                 raise ValueError("--proba needs a classifier; this model is a regressor.")
@@ -362,6 +419,9 @@ def evaluate(
     data: Path = typer.Argument(..., help="CSV or Parquet file with features and the target."),
     target: str = typer.Option(..., "--target", "-t", help="Name of the target column."),
     trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
+    sep: str | None = _SEP,
+    decimal: str | None = _DECIMAL,
+    encoding: str | None = _ENCODING,
 ):
     """Print metrics of a saved model on labelled DATA.
 
@@ -372,7 +432,7 @@ def evaluate(
         import tabular_suite
 
         est = tabular_suite.load(model, trusted=trust)
-        X, y = _split_target(_read_data(data), target)
+        X, y = _split_target(_read_data(data, _dialect(sep, decimal, encoding)), target)
         X = _model_columns(est, X, data)
         console.print(_metrics_table(f"{model.name} on {data.name} ({len(y)} rows)", _evaluate(est, X, y)))
 
@@ -408,6 +468,12 @@ def compare_command(
     backend: str = typer.Option("local", help="local, or ray (each model x fold a Ray task)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (backend ray; default: start a local Ray)."),
     num_threads: int | None = typer.Option(None, help="Threads per model (default: all cores but one)."),
+    categorical: list[str] = _CATEGORICAL,
+    coerce_numeric: list[str] = _COERCE,
+    types: list[str] = _TYPE,
+    sep: str | None = _SEP,
+    decimal: str | None = _DECIMAL,
+    encoding: str | None = _ENCODING,
 ):
     """Rank models on DATA by cross-validation; print the leaderboard, optionally report and save the best.
 
@@ -426,10 +492,12 @@ def compare_command(
             if data.exists() or str(data) not in datasets.list_datasets():
                 raise ValueError("--target is required (it can be left out only for a bundled dataset).")
             column = datasets.dataset_info(str(data))["target"]
-        X, y = _split_target(_read_data(data), column)
+        columns = _column_options(categorical, coerce_numeric, types)
+        X, y = _split_target(_read_data(data, _dialect(sep, decimal, encoding)), column)
         result = tabular_suite.compare(
             X,
             y,
+            **columns,
             models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
             task=task or "auto",
             cv=cv,
@@ -446,6 +514,7 @@ def compare_command(
             refit=out is not None or track,
             tracking_uri=tracking_uri,
         )
+        console.print(f"column types: {result.data_summary['column_types']}", highlight=False)
         console.print(_leaderboard_table(result, data))
         for _, row in result.leaderboard.iterrows():
             if row["status"] != "ok" and isinstance(row["error"], str):

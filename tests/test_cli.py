@@ -155,7 +155,10 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
         (("train", data, "--target", "label", "--model", "xgb", "--out", tmp_path / "x.tsm"), "Unknown model"),
         (("evaluate", bad_model, data, "--target", "label"), "not a tabular_suite model file"),
         (("train", data, "--target", "label", "--out", data), "already exists"),
-        (("train", latin, "--target", "label", "--out", tmp_path / "x.tsm"), "not valid UTF-8"),
+        (
+            ("train", latin, "--target", "label", "--out", tmp_path / "x.tsm", "--encoding", "utf-8"),
+            "not valid utf-8 text",
+        ),
         (("train", one_class, "--target", "label", "--out", tmp_path / "x.tsm"), "only one class"),
         (("predict", tampered, data, "--out", tmp_path / "p.csv"), "corrupted or was modified"),
         (("predict", tmp_path / "missing.tsm", data, "--out", tmp_path / "p.csv"), "not found"),

@@ -9,7 +9,7 @@ import pytest
 from conftest import FAST
 from tabular_suite import MLPClassifier, MLPRegressor
 from tabular_suite.data import LabelEncoder, TablePreprocessor, infer_schema, read_table
-from tabular_suite.data.preprocess import MISSING_ID, UNKNOWN_ID
+from tabular_suite.data.preprocess import MISSING_ID, UNKNOWN_ID, DataDriftWarning
 
 
 def test_all_table_types_give_identical_predictions(mixed_frame):
@@ -59,7 +59,8 @@ def test_quantile_scaling_is_normal_and_fitted_on_train_only():
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
     assert abs(np.median(z)) < 0.05
     # A shifted test table is mapped with the train quantiles, not re-fitted.
-    shifted = pre.transform(pd.DataFrame({"a": train["a"] + 100})).x_num[:, 0]
+    with pytest.warns(DataDriftWarning, match="far outside the training range: 'a'"):
+        shifted = pre.transform(pd.DataFrame({"a": train["a"] + 100})).x_num[:, 0]
     assert shifted.min() > 5
     std = TablePreprocessor(numeric_scaling="standard").fit(train).transform(train).x_num[:, 0]
     assert abs(std.mean()) < 1e-5 and abs(std.std() - 1) < 1e-3
@@ -178,7 +179,9 @@ def test_read_table_csv_parquet_and_errors(tmp_path, mixed_frame):
     with pytest.raises(ValueError, match="empty"):
         read_table(tmp_path / "empty.csv")
     (tmp_path / "latin.csv").write_bytes("a,b\n1,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ValueError, match="not valid UTF-8"):
-        read_table(tmp_path / "latin.csv")
+    latin = read_table(tmp_path / "latin.csv")  # detected
+    assert latin["b"].tolist() == ["caf\xe9"] and latin.attrs["csv_dialect"]["encoding"] == "cp1252"
+    with pytest.raises(ValueError, match="not valid utf-8 text .* pass its encoding"):
+        read_table(tmp_path / "latin.csv", encoding="utf-8")
     with pytest.raises(ValueError, match="not found"):
         read_table(tmp_path / "missing.csv")

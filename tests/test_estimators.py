@@ -200,7 +200,7 @@ def test_strings_in_numeric_column_at_predict(mixed_frame):
     est = MLPClassifier(**FAST).fit(df, y)
     bad = df.head(3).astype({"x1": object})
     bad.loc[1, "x1"] = "twelve"
-    with pytest.raises(ValueError, match=r"Numeric column 'x1' contains non-numeric values such as 'twelve'"):
+    with pytest.raises(ValueError, match=r"Column 'x1' holds numbers except for 1 value\(s\): 'twelve' \(row 1\)"):
         est.predict(bad)
 
 

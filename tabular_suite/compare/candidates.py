@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from ..core.registry import get_model, model_specs
+from ..data.preprocess import FeatureFrame
 from ..data.schema import Schema
 
 __all__ = ["BuildContext", "Candidate", "PRESETS", "preset_models", "resolve_candidates", "BASELINES"]
@@ -42,6 +43,8 @@ class BuildContext:
     task: str
     schema: Schema
     n_unique: dict  # categorical column -> number of distinct values in the data
+    feature_types: dict  # column -> kind, decided once on the whole table
+    coerce_numeric: tuple  # numeric columns whose stray values are read as missing
     seed: int
     num_threads: int
     device: str
@@ -66,6 +69,7 @@ def _registered(name: str, preset: str) -> Candidate:
     def make(ctx: BuildContext):
         cls = spec.estimator_class(ctx.task)
         params = {"random_state": ctx.seed, "num_threads": ctx.num_threads, "device": ctx.device}
+        params.update(feature_types=dict(ctx.feature_types), coerce_numeric=list(ctx.coerce_numeric) or None)
         if spec.family == "tabular":
             params["tracking"] = False
             if preset == "fast":
@@ -81,15 +85,20 @@ def _as_str(X):
     return X.astype(object).where(X.notna(), "__missing__").astype(str)
 
 
-def _one_hot_linear(schema: Schema, model):
+def _features(ctx: BuildContext) -> FeatureFrame:
+    """Numbers parsed, dates and text as numeric features, categories as they are."""
+    return FeatureFrame(dict(ctx.feature_types), list(ctx.coerce_numeric) or None, random_state=ctx.seed)
+
+
+def _one_hot_linear(ctx: BuildContext, model):
     """Scaled numbers with missing indicators + one-hot categories (rare ones pooled)."""
-    parts = []
-    if schema.numeric:
+    schema, parts = ctx.schema, []
+    if schema.numeric_features:
         parts.append(
             (
                 "num",
                 make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
-                list(schema.numeric),
+                list(schema.numeric_features),
             )
         )
     if schema.categorical:
@@ -100,10 +109,10 @@ def _one_hot_linear(schema: Schema, model):
                     FunctionTransformer(_as_str, feature_names_out="one-to-one"),
                     OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=64),
                 ),
-                list(schema.categorical),
+                [str(c) for c in schema.categorical],
             )
         )
-    return make_pipeline(ColumnTransformer(parts), model)
+    return make_pipeline(_features(ctx), ColumnTransformer(parts), model)
 
 
 def _ordinal(ctx: BuildContext, model_for_mask: Callable):
@@ -114,8 +123,8 @@ def _ordinal(ctx: BuildContext, model_for_mask: Callable):
     """
     schema = ctx.schema
     parts = []
-    if schema.numeric:
-        parts.append(("num", "passthrough", list(schema.numeric)))
+    if schema.numeric_features:
+        parts.append(("num", "passthrough", list(schema.numeric_features)))
     if schema.categorical:
         parts.append(
             (
@@ -126,11 +135,11 @@ def _ordinal(ctx: BuildContext, model_for_mask: Callable):
                         handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
                     ),
                 ),
-                list(schema.categorical),
+                [str(c) for c in schema.categorical],
             )
         )
-    mask = [False] * len(schema.numeric) + [ctx.n_unique.get(c, 0) <= 255 for c in schema.categorical]
-    return make_pipeline(ColumnTransformer(parts), model_for_mask(mask))
+    mask = [False] * len(schema.numeric_features) + [ctx.n_unique.get(c, 0) <= 255 for c in schema.categorical]
+    return make_pipeline(_features(ctx), ColumnTransformer(parts), model_for_mask(mask))
 
 
 def _hgb(ctx: BuildContext):
@@ -145,7 +154,7 @@ def _rf(ctx: BuildContext):
 
 def _linear(ctx: BuildContext):
     model = LogisticRegression(max_iter=2000) if ctx.task == "classification" else Ridge(alpha=1.0)
-    return _one_hot_linear(ctx.schema, model)
+    return _one_hot_linear(ctx, model)
 
 
 def _lightgbm(ctx: BuildContext):

@@ -12,8 +12,9 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from ..core.sklearn_glue import resolve_num_threads
+from ..data.features import describe_types, infer_feature_types, resolve_overrides
 from ..data.io import as_1d_array, as_dataframe
-from ..data.schema import infer_schema, infer_task
+from ..data.schema import Schema, infer_task
 from ..training.device import resolve_device
 from .candidates import BuildContext, resolve_candidates
 from .ensemble import EnsembleModel, caruana_selection
@@ -121,12 +122,11 @@ def _folds(y_enc: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.nd
     return list(splitter.split(np.zeros(len(y_enc)), y_enc))
 
 
-def _summarise(df: pd.DataFrame, y: np.ndarray, task: str, schema) -> dict:
+def _summarise(df: pd.DataFrame, y: np.ndarray, task: str, kinds: dict) -> dict:
     summary = {
         "rows": int(df.shape[0]),
         "columns": int(df.shape[1]),
-        "numeric": len(schema.numeric),
-        "categorical": len(schema.categorical),
+        "column_types": describe_types(kinds),
         "missing_cells_pct": round(100 * float(df.isna().to_numpy().mean()), 2),
         "task": task,
     }
@@ -144,6 +144,9 @@ def compare(
     *,
     models=None,
     task: str = "auto",
+    categorical_features=None,
+    feature_types: dict | None = None,
+    coerce_numeric=None,
     cv: int = 5,
     metric: str | None = None,
     preset: str = "fast",
@@ -175,6 +178,10 @@ def compare(
     task : {"auto", "classification", "regression"}
         "auto": see :func:`tabular_suite.data.infer_task` (numbers with more than 20
         distinct or non-integral values are a regression target).
+    categorical_features, feature_types, coerce_numeric :
+        How columns are read (see :class:`~tabular_suite.data.features.DataParams`): the kinds
+        are decided once on the whole table (``result.data_summary["column_types"]``) and
+        passed to every model.
     cv : int, default=5
         Folds (stratified for classification when every class has ``cv`` rows).
     metric : str or None
@@ -267,10 +274,12 @@ def compare(
     else:
         y_enc, target = None, y_raw.astype(np.float64)
     folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
-    schema = infer_schema(df)
+    kinds = infer_feature_types(df, categorical_features, feature_types, coerce_numeric)
+    _, coerced = resolve_overrides(df, categorical_features, feature_types, coerce_numeric)
+    schema = Schema.from_types(kinds)
     n_unique = {c: int(df[c].nunique(dropna=True)) for c in schema.categorical}
     threads = resolve_num_threads(num_threads)
-    ctx = BuildContext(task, schema, n_unique, random_state, threads, device)
+    ctx = BuildContext(task, schema, n_unique, kinds, tuple(coerced), random_state, threads, device)
     # Kept for the refit: refitting on all rows costs about cv / (cv - 1) folds of a model,
     # i.e. as much time as the model's cv folds of an equal share of (cv - 1) / cv of the limit.
     reserved = time_limit / cv if (refit and time_limit is not None) else 0.0
@@ -347,7 +356,7 @@ def compare(
         oof_predictions=oof,
         histories=histories,
         ensemble_weights=weights,
-        data_summary=_summarise(df, y_raw, task, schema),
+        data_summary=_summarise(df, y_raw, task, kinds),
         wall_seconds=float("nan"),
         fold_scores=fold_scores,
     )

@@ -7,12 +7,13 @@ This module is the only entry point for foreign table types. Everything downstre
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_dataframe", "as_1d_array", "read_table", "ParquetSource"]
+__all__ = ["as_dataframe", "as_1d_array", "read_table", "sniff_csv", "describe_dialect", "ParquetSource"]
 
 
 def _is_sparse(X) -> bool:
@@ -97,33 +98,101 @@ def as_1d_array(y, *, name: str = "y") -> np.ndarray:
     return column_or_1d(arr, warn=True)
 
 
-def _sniff_delimiter(path: Path) -> str:
-    """The CSV delimiter among , ; tab | judged from the first lines (comma when unsure)."""
-    import csv
+_SNIFF_BYTES = 64 * 1024
+_COMMA_DECIMAL = re.compile(r"^[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+$")
+_POINT_DECIMAL = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)\.\d+$")
+_POINT_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$")
+_COMMA_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def _open_text(path: Path):
     import gzip
 
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        sample = f.read(64 * 1024)
-    lines = sample.splitlines()
-    sample = "\n".join(lines[:-1] if len(lines) > 1 else lines)  # drop a cut-off last line
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
+def _detect_encoding(head: bytes) -> str:
+    """utf-8 (a BOM is dropped), utf-16 with a BOM, else Windows-1252 (latin-1 where it cannot decode)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        head.decode("utf-8-sig")
+        return "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    except UnicodeDecodeError as exc:
+        if len(head) == _SNIFF_BYTES and exc.start >= len(head) - 3:  # a character cut by the sample's end
+            return "utf-8"
+    try:
+        head.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
 
 
-def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> pd.DataFrame:
+def sniff_csv(path: str | os.PathLike, *, sep=None, decimal=None, thousands=None, encoding=None) -> dict:
+    """The dialect of a CSV file, judged from its first 64 KiB: ``sep`` (``,`` ``;`` tab or
+    ``|``), ``decimal`` (``.`` or ``,``), ``thousands`` (None, ``.`` or ``,``) and ``encoding``.
+    Arguments that are given are kept as they are.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "eu.csv"
+    >>> _ = path.write_text("Preis;Menge\\n1.234,50;3\\n7,25;4\\n")
+    >>> sniff_csv(path)
+    {'sep': ';', 'decimal': ',', 'thousands': '.', 'encoding': 'utf-8'}
+    """
+    import csv
+
+    path = Path(path)
+    with _open_text(path) as f:
+        head = f.read(_SNIFF_BYTES)
+    encoding = encoding or _detect_encoding(head)
+    text = head.decode(encoding, errors="replace")
+    lines = text.splitlines()
+    sample = "\n".join(lines[:-1] if len(lines) > 1 else lines)  # drop a cut-off last line
+    if sep is None:
+        if path.suffix.lower() == ".tsv" or ".tsv" in [s.lower() for s in path.suffixes]:
+            sep = "\t"
+        else:
+            try:
+                sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+            except csv.Error:
+                sep = ","
+    fields = [field.strip() for row in csv.reader(sample.splitlines()[1:], delimiter=sep) for field in row]
+    if decimal is None:
+        comma = sum(bool(_COMMA_DECIMAL.match(f)) for f in fields)
+        point = sum(bool(_POINT_DECIMAL.match(f)) for f in fields)
+        decimal = "," if sep != "," and comma > point else "."
+    if thousands is None:
+        pattern, mark = (_POINT_THOUSANDS, ".") if decimal == "," else (_COMMA_THOUSANDS, ",")
+        grouped = [f for f in fields if pattern.match(f)]
+        # "1,234" alone could be a decimal; groups count only with a decimal part or two groups.
+        if any(f.count(mark) >= 2 or (decimal in f) for f in grouped):
+            thousands = mark
+    return {"sep": sep, "decimal": decimal, "thousands": thousands, "encoding": encoding}
+
+
+def read_table(
+    path: str | os.PathLike,
+    *,
+    columns: list[str] | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+    thousands: str | None = None,
+    encoding: str | None = None,
+) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file into a pandas DataFrame.
 
-    Empty fields in CSV files are read as missing values; the delimiter (``,``, ``;``, tab or
-    ``|``) is detected from the first lines. Errors name the file and the problem (missing
+    Empty fields in CSV files are read as missing values. The separator, decimal mark,
+    thousands separator and encoding are detected (:func:`sniff_csv`) unless given; what was
+    used is in ``df.attrs["csv_dialect"]``. Errors name the file and the problem (missing
     file, empty file, undecodable bytes, malformed rows, unknown format).
 
     Examples
     --------
-    >>> read_table("datasets/adult.csv.gz").shape
-    (48842, 15)
+    >>> df = read_table("datasets/adult.csv.gz")
+    >>> df.shape, df.attrs["csv_dialect"]["sep"]
+    ((48842, 15), ',')
     """
     path = Path(path)
     if not path.exists():
@@ -133,18 +202,25 @@ def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> 
     if path.stat().st_size == 0:
         raise ValueError(f"File {path} is empty.")
     suffixes = [s.lower() for s in path.suffixes]
+    dialect = None
     try:
         if ".parquet" in suffixes or ".pq" in suffixes:
             import pyarrow.parquet as pq
 
             df = pq.read_table(path, columns=columns).to_pandas()
         elif ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-            sep = "\t" if ".tsv" in suffixes else _sniff_delimiter(path)
-            df = pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8")
+            dialect = sniff_csv(path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding)
+            # low_memory=False: each column typed from all its values, not chunk by chunk.
+            df = pd.read_csv(path, usecols=columns, low_memory=False, **dialect)
         else:
             raise ValueError(f"Cannot tell the format of {path}: use a .csv, .csv.gz, .tsv or .parquet file.")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not valid UTF-8 text (byte {exc.start}): re-save it as UTF-8.") from None
+        raise ValueError(
+            f"{path} is not valid {dialect['encoding'] if dialect else 'UTF-8'} text (byte {exc.start}): "
+            "pass its encoding (--encoding, e.g. cp1252 or latin-1) or re-save it as UTF-8."
+        ) from None
+    except LookupError as exc:
+        raise ValueError(f"Unknown encoding for {path}: {exc}.") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"File {path} has no columns (is it empty?).") from None
     except pd.errors.ParserError as exc:
@@ -153,7 +229,21 @@ def read_table(path: str | os.PathLike, *, columns: list[str] | None = None) -> 
         raise ValueError(f"Could not read {path}: {exc}") from None
     if df.shape[0] == 0:
         raise ValueError(f"File {path} has a header but no rows.")
+    if dialect is not None:
+        df.attrs["csv_dialect"] = dialect
     return df
+
+
+def describe_dialect(dialect: dict) -> str:
+    """``sep ';', decimal ',', thousands '.', encoding cp1252`` for the CLI.
+
+    >>> describe_dialect({"sep": ";", "decimal": ",", "thousands": None, "encoding": "utf-8"})
+    "sep ';', decimal ',', encoding utf-8"
+    """
+    parts = [f"sep {dialect['sep']!r}", f"decimal {dialect['decimal']!r}"]
+    if dialect.get("thousands"):
+        parts.append(f"thousands {dialect['thousands']!r}")
+    return ", ".join(parts + [f"encoding {dialect['encoding']}"])
 
 
 class ParquetSource:

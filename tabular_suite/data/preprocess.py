@@ -6,16 +6,38 @@ without pickle (see :mod:`tabular_suite.core.model_file`).
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 from scipy.special import ndtri
+from sklearn.base import BaseEstimator, TransformerMixin
 
-from .schema import Schema, infer_schema
+from .features import (
+    DateFeatures,
+    TextFeatures,
+    infer_feature_types,
+    is_id_like,
+    parse_numbers,
+    resolve_overrides,
+    stray_numbers_error,
+    warn_id_like,
+)
+from .schema import Schema
 
-__all__ = ["TablePreprocessor", "PreparedTable", "LabelEncoder", "TargetScaler", "MISSING_ID", "UNKNOWN_ID"]
+__all__ = [
+    "TablePreprocessor",
+    "PreparedTable",
+    "LabelEncoder",
+    "TargetScaler",
+    "DataDriftWarning",
+    "FeatureFrame",
+    "MISSING_ID",
+    "UNKNOWN_ID",
+]
 
 MISSING_ID = 0  #: categorical code for a missing value
 UNKNOWN_ID = 1  #: categorical code for a category not seen at fit time
@@ -56,22 +78,17 @@ class PreparedTable:
         return self.x_num.shape[0]
 
 
-def _numeric_values(col: pd.Series, name) -> np.ndarray:
-    """Column as float64 with NaN for missing; strings that are not numbers raise."""
-    if ptypes.is_bool_dtype(col.dtype):
-        return col.to_numpy(dtype=np.float64)
-    if ptypes.is_numeric_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    converted = pd.to_numeric(col, errors="coerce")
-    bad = converted.isna() & col.notna()
-    if bad.any():
-        example = col[bad].iloc[0]
-        raise ValueError(
-            f"Numeric column {name!r} contains non-numeric values such as {example!r} "
-            f"({int(bad.sum())} row(s)). Clean the column, or declare it categorical with "
-            "categorical_features=[...] when fitting."
-        )
-    return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+class DataDriftWarning(UserWarning):
+    """Rows to predict differ from the training table: a column all missing, mostly unseen
+    categories, or values far outside the training range."""
+
+
+def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
+    """Column as float64 with NaN for missing; strings that are not numbers raise unless ``coerce``."""
+    parsed = parse_numbers(col)
+    if not coerce and parsed.isna().sum() > col.isna().sum():
+        raise stray_numbers_error(name, col, parsed)
+    return parsed.to_numpy(dtype=np.float64)
 
 
 def _category_keys(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -84,83 +101,118 @@ def _category_keys(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 class TablePreprocessor:
     """Fitted on the training table only; maps any later table to :class:`PreparedTable`.
 
-    Numeric columns: infinite values raise; quantile-normal (default) or standard scaling;
-    missing values become 0 (the median / mean) plus a 0/1 missing-indicator feature for
-    each column that had missing values at fit time. Categorical columns: integer codes
-    ``>= 2`` for categories seen at fit, ``0`` for missing, ``1`` for unseen categories.
+    Each column gets a kind (:func:`~tabular_suite.data.features.infer_feature_types`, in
+    ``feature_types_``). Numeric block: numeric columns, each datetime column's
+    :class:`~tabular_suite.data.features.DateFeatures` and each text column's
+    :class:`~tabular_suite.data.features.TextFeatures`; infinite values raise; quantile-normal
+    (default) or standard scaling; missing values become 0 (the median / mean) plus a 0/1
+    missing-indicator feature for each feature that had missing values at fit time.
+    Categorical and boolean columns: integer codes ``>= 2`` for categories kept at fit, ``0``
+    for missing, ``1`` for unseen (or rare) categories. ``transform`` warns
+    (:class:`DataDriftWarning`) when rows differ from the training table.
 
     Parameters
     ----------
-    categorical_features : list of names or positions, boolean mask, or None
-        Columns forced to be categorical; others are inferred from their dtype.
+    categorical_features, feature_types, coerce_numeric, min_frequency
+        See :class:`~tabular_suite.data.features.DataParams`.
     numeric_scaling : {"quantile", "standard", "none"}
     random_state : int
-        Seeds the tiny noise that breaks ties before fitting quantiles (as in rtdl).
+        Seeds the tiny noise that breaks ties before fitting quantiles (as in rtdl) and the
+        text projections.
 
     Examples
     --------
     >>> import pandas as pd
     >>> pre = TablePreprocessor().fit(pd.DataFrame({"a": [1.0, None, 3.0], "b": ["x", "y", "x"]}))
     >>> out = pre.transform(pd.DataFrame({"a": [2.0], "b": ["new"]}))
-    >>> out.x_num.shape, out.x_cat.tolist()
-    ((1, 2), [[1]])
+    >>> out.x_num.shape, out.x_cat.tolist(), pre.feature_types_
+    ((1, 2), [[1]], {'a': 'numeric', 'b': 'categorical'})
     """
 
-    def __init__(self, categorical_features=None, numeric_scaling: str = "quantile", random_state: int = 0):
+    def __init__(
+        self,
+        categorical_features=None,
+        numeric_scaling: str = "quantile",
+        random_state: int = 0,
+        *,
+        feature_types=None,
+        coerce_numeric=None,
+        min_frequency: int | None = None,
+    ):
         if numeric_scaling not in ("quantile", "standard", "none"):
             raise ValueError(f"numeric_scaling must be 'quantile', 'standard' or 'none', got {numeric_scaling!r}.")
+        if min_frequency is not None and not (isinstance(min_frequency, (int, np.integer)) and min_frequency >= 1):
+            raise ValueError(f"min_frequency must be a positive integer or None, got {min_frequency!r}.")
         self.categorical_features = categorical_features
         self.numeric_scaling = numeric_scaling
         self.random_state = random_state
+        self.feature_types = feature_types
+        self.coerce_numeric = coerce_numeric
+        self.min_frequency = min_frequency
+
+    @classmethod
+    def from_params(cls, params, numeric_scaling: str, random_state: int) -> TablePreprocessor:
+        """A preprocessor configured by an estimator's :class:`~tabular_suite.data.features.DataParams`."""
+        return cls(
+            params.categorical_features,
+            numeric_scaling,
+            random_state,
+            feature_types=params.feature_types,
+            coerce_numeric=params.coerce_numeric,
+            min_frequency=params.min_frequency,
+        )
 
     # ------------------------------------------------------------------ fit
-    def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> TablePreprocessor:
+    def _set_types(self, df: pd.DataFrame, from_numpy: bool) -> None:
         self.__dict__.pop("_indexes", None)
-        self.schema = infer_schema(df, self.categorical_features, from_numpy=from_numpy)
+        kinds = infer_feature_types(
+            df, self.categorical_features, self.feature_types, self.coerce_numeric, from_numpy=from_numpy
+        )
+        _, coerced = resolve_overrides(df, self.categorical_features, self.feature_types, self.coerce_numeric)
+        self.coerced = list(coerced)
+        self.feature_types_ = kinds
+        self.schema = Schema.from_types(kinds)
+        self.date_formats = [_date_format_of(kinds[c]) for c in self.schema.datetime]
+        self.text_features: list[TextFeatures] = []
+
+    def _fit_text(self, df: pd.DataFrame) -> None:
+        self.text_features = [TextFeatures(random_state=self.random_state).fit(df[name]) for name in self.schema.text]
+
+    def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> TablePreprocessor:
+        self._set_types(df, from_numpy)
+        self._fit_text(df)
         rng = np.random.default_rng(self.random_state)
-        self.num_params: list[np.ndarray] = []
-        self.num_has_missing: list[bool] = []
-        for name in self.schema.numeric:
-            values = _numeric_values(df[name], name)
-            self._check_finite(values, name)
-            observed = values[~np.isnan(values)]
-            if observed.size == 0:
-                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
-            self.num_params.append(self._fit_scaler(observed, rng))
-            self.num_has_missing.append(bool(observed.size < values.size))
-        self.categories: list[list[str]] = []
+        block = self.numeric_block(df)
+        self._fit_numeric(block, np.isnan(block).any(axis=0), rng)
+        counts = []
         for name in self.schema.categorical:
             keys, missing = _category_keys(df[name])
             if missing.all():
                 raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
-            self.categories.append(sorted(set(keys[~missing].tolist())))
+            counts.append(Counter(pd.Series(keys[~missing]).value_counts().to_dict()))
+        self._keep_categories(counts, len(df))
         return self
 
     def fit_batches(self, batches, *, sample_rows: int = 200_000) -> TablePreprocessor:
         """Fit on a stream of DataFrames that need not fit in memory together.
 
+        Column kinds are inferred on the first batch; text projections are fitted on it too.
         Categories are the union over all batches; numeric scalers are fitted on a uniform
         random sample of ``sample_rows`` rows of the whole stream (quantiles from 200k rows
         are accurate to well under 1%); missing-value indicators cover every batch.
-        Memory: one batch, the sample and the category sets.
+        Memory: one batch, the sample and the category counts.
         """
         rng = np.random.default_rng(self.random_state)
-        self.__dict__.pop("_indexes", None)
-        sample_keys, sample_values, has_missing, seen = None, None, None, None
+        sample_keys, sample_values, has_missing, counts, n_rows = None, None, None, None, 0
         for df in batches:
             if sample_keys is None:
-                self.schema = infer_schema(df, self.categorical_features)
-                n_num = len(self.schema.numeric)
+                self._set_types(df, False)
+                self._fit_text(df)
+                n_num = len(self.schema.numeric_features)
                 sample_keys, sample_values = np.zeros(0), np.zeros((0, n_num))
                 has_missing = np.zeros(n_num, dtype=bool)
-                seen = [set() for _ in self.schema.categorical]
-            values = (
-                np.column_stack([_numeric_values(df[c], c) for c in self.schema.numeric])
-                if self.schema.numeric
-                else np.zeros((len(df), 0))
-            )
-            for j, name in enumerate(self.schema.numeric):
-                self._check_finite(values[:, j], name)
+                counts = [Counter() for _ in self.schema.categorical]
+            values = self.numeric_block(df)
             has_missing |= np.isnan(values).any(axis=0)
             # Reservoir by random keys: the sample_rows smallest keys over the stream are uniform.
             keys = np.concatenate([sample_keys, rng.random(len(df))])
@@ -171,21 +223,42 @@ class TablePreprocessor:
             sample_keys, sample_values = keys, values
             for j, name in enumerate(self.schema.categorical):
                 col_keys, missing = _category_keys(df[name])
-                seen[j].update(pd.unique(col_keys[~missing]).tolist())
+                counts[j].update(pd.Series(col_keys[~missing]).value_counts().to_dict())
+            n_rows += len(df)
         if sample_keys is None:
             raise ValueError("The data stream is empty: no rows to fit on.")
-        self.num_params, self.num_has_missing = [], []
-        for j, name in enumerate(self.schema.numeric):
-            observed = sample_values[:, j][~np.isnan(sample_values[:, j])]
+        self._fit_numeric(sample_values, has_missing, rng)
+        for j, name in enumerate(self.schema.categorical):
+            if not counts[j]:
+                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
+        self._keep_categories(counts, n_rows)
+        return self
+
+    def _fit_numeric(self, block: np.ndarray, has_missing: np.ndarray, rng) -> None:
+        self.num_params: list[np.ndarray] = []
+        self.num_has_missing: list[bool] = []
+        self.num_range = np.zeros((block.shape[1], 2))
+        for j, name in enumerate(self.schema.numeric_features):
+            observed = block[:, j][~np.isnan(block[:, j])]
             if observed.size == 0:
                 raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
             self.num_params.append(self._fit_scaler(observed, rng))
             self.num_has_missing.append(bool(has_missing[j]))
-        for j, name in enumerate(self.schema.categorical):
-            if not seen[j]:
-                raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
-        self.categories = [sorted(c) for c in seen]
-        return self
+            self.num_range[j] = observed.min(), observed.max()
+
+    def _keep_categories(self, counts: list[Counter], n_rows: int) -> None:
+        """Categories seen at least ``min_frequency`` times (auto: 2 in ID-like columns, else 1)."""
+        self.categories: list[list[str]] = []
+        id_like = []
+        for name, count in zip(self.schema.categorical, counts):
+            threshold = self.min_frequency
+            if threshold is None:
+                threshold = 1
+                if is_id_like(len(count), sum(count.values())):
+                    threshold = 2
+                    id_like.append((name, len(count), sum(count.values())))
+            self.categories.append(sorted(k for k, c in count.items() if c >= threshold))
+        warn_id_like(id_like)
 
     def _fit_scaler(self, observed: np.ndarray, rng) -> np.ndarray:
         if self.numeric_scaling == "quantile":
@@ -210,7 +283,7 @@ class TablePreprocessor:
     # ------------------------------------------------------------ transform
     @property
     def n_numeric_out(self) -> int:
-        return len(self.schema.numeric) + sum(self.num_has_missing)
+        return len(self.num_params) + sum(self.num_has_missing)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -219,9 +292,24 @@ class TablePreprocessor:
 
     @property
     def output_feature_names(self) -> list[str]:
-        names = [str(n) for n in self.schema.numeric]
-        names += [f"{n}__missing" for n, m in zip(self.schema.numeric, self.num_has_missing) if m]
+        block = list(self.schema.numeric_features)
+        names = block + [f"{n}__missing" for n, m in zip(block, self.num_has_missing) if m]
         return names + [str(n) for n in self.schema.categorical]
+
+    def numeric_block(self, df: pd.DataFrame) -> np.ndarray:
+        """The numeric features before scaling, float64 (n, k) with NaN for missing: numeric
+        columns, then date features, then text features (``schema.numeric_features``)."""
+        coerced = set(getattr(self, "coerced", ()))
+        cols = []
+        for name in self.schema.numeric:
+            values = _numeric_values(df[name], name, coerce=name in coerced)
+            self._check_finite(values, name)
+            cols.append(values[:, None])
+        for name, fmt in zip(self.schema.datetime, self.date_formats):
+            cols.append(DateFeatures(fmt).transform(df[name]))
+        for name, text in zip(self.schema.text, self.text_features):
+            cols.append(text.transform(df[name]))
+        return np.concatenate(cols, axis=1) if cols else np.zeros((df.shape[0], 0))
 
     def _scale(self, values: np.ndarray, params: np.ndarray) -> np.ndarray:
         if self.numeric_scaling == "quantile":
@@ -230,10 +318,10 @@ class TablePreprocessor:
 
     def transform(self, df: pd.DataFrame) -> PreparedTable:
         n = df.shape[0]
+        block = self.numeric_block(df)
         num_cols, indicators = [], []
-        for name, params, has_missing in zip(self.schema.numeric, self.num_params, self.num_has_missing):
-            values = _numeric_values(df[name], name)
-            self._check_finite(values, name)
+        for j, (params, has_missing) in enumerate(zip(self.num_params, self.num_has_missing)):
+            values = block[:, j]
             missing = np.isnan(values)
             scaled = self._scale(values, params)
             scaled[missing] = 0.0
@@ -241,7 +329,49 @@ class TablePreprocessor:
             if has_missing:
                 indicators.append(missing.astype(np.float64))
         x_num = np.stack(num_cols + indicators, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
-        return PreparedTable(x_num, self.category_codes(df))
+        codes = self.category_codes(df)
+        self.check_drift(df, block, codes)
+        return PreparedTable(x_num, codes)
+
+    def check_drift(self, df: pd.DataFrame, block: np.ndarray, codes: np.ndarray, min_rows: int = 10) -> None:
+        """Warn once (:class:`DataDriftWarning`) naming the columns of ``df`` that are all
+        missing, whose categories are mostly unseen, or whose values lie far outside the
+        training range (beyond it by more than its width, for at least 1% of the rows).
+        Batches under ``min_rows`` rows are not judged."""
+        if len(df) < min_rows:
+            return
+        empty, unseen, far = [], [], []
+        for name in self.schema.columns:
+            if df[name].isna().all():
+                empty.append(name)
+        for j, name in enumerate(self.schema.categorical):
+            observed = codes[:, j] != MISSING_ID
+            if name not in empty and observed.any() and (codes[observed, j] == UNKNOWN_ID).mean() > 0.5:
+                unseen.append(name)
+        num_range = self.__dict__.get("num_range")
+        if num_range is not None:
+            for j, name in enumerate(self.schema.numeric):
+                lo, hi = num_range[j]
+                width = max(hi - lo, abs(hi), abs(lo), 1e-12)
+                values = block[:, j]
+                outside = (values < lo - width) | (values > hi + width)
+                if name not in empty and outside.mean() >= 0.01:
+                    far.append(name)
+        parts = [
+            f"{what}: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''}"
+            for what, names in (
+                ("all values missing", empty),
+                ("mostly categories not seen at fit", unseen),
+                ("values far outside the training range", far),
+            )
+            if names
+        ]
+        if parts:
+            warnings.warn(
+                "The rows differ from the training data (" + "; ".join(parts) + "): predictions there are unreliable.",
+                DataDriftWarning,
+                stacklevel=3,
+            )
 
     def category_codes(self, df: pd.DataFrame) -> np.ndarray:
         """The categorical columns as int64 codes (n, n_cat): ``>= 2`` seen, 0 missing, 1 unseen."""
@@ -272,25 +402,55 @@ class TablePreprocessor:
             "numeric_scaling": self.numeric_scaling,
             "numeric": [_label_to_json(c) for c in self.schema.numeric],
             "categorical": [_label_to_json(c) for c in self.schema.categorical],
+            "datetime": [_label_to_json(c) for c in self.schema.datetime],
+            "text": [_label_to_json(c) for c in self.schema.text],
+            "feature_types": [[_label_to_json(c), k] for c, k in self.feature_types_.items()],
+            "coerced": [_label_to_json(c) for c in self.coerced],
             "num_has_missing": self.num_has_missing,
             "categories": self.categories,
         }
         arrays = {f"num_params_{i}": p for i, p in enumerate(self.num_params)}
+        arrays["num_range"] = self.num_range
+        for i, text in enumerate(self.text_features):
+            arrays.update({f"text_{i}_{k}": v for k, v in text.get_state().items()})
         return config, arrays
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> TablePreprocessor:
+        """The fitted transform from :meth:`get_state`'s output (files written before 0.2 lack
+        dates, text, coercion and training ranges: their columns were numeric or categorical)."""
         self = cls(numeric_scaling=config["numeric_scaling"])
         self.schema = Schema(
             tuple(config["numeric"]),
             tuple(config["categorical"]),
+            tuple(config.get("datetime", ())),
+            tuple(config.get("text", ())),
         )
+        kinds = config.get("feature_types")
+        self.feature_types_ = (
+            {c: k for c, k in kinds}
+            if kinds is not None
+            else {c: "numeric" if c in self.schema.numeric else "categorical" for c in self.schema.columns}
+        )
+        self.coerced = list(config.get("coerced", ()))
+        self.date_formats = [_date_format_of(self.feature_types_[c]) for c in self.schema.datetime]
+        self.text_features = [
+            TextFeatures.from_state({k: arrays[f"text_{i}_{k}"] for k in ("idf", "components")})
+            for i in range(len(self.schema.text))
+        ]
         self.num_has_missing = [bool(m) for m in config["num_has_missing"]]
         self.categories = [list(map(str, c)) for c in config["categories"]]
         self.num_params = [
-            np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.schema.numeric))
+            np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.num_has_missing))
         ]
+        if "num_range" in arrays:
+            self.num_range = np.asarray(arrays["num_range"], dtype=np.float64)
         return self
+
+
+def _date_format_of(kind: str) -> str | None:
+    """The strptime format carried by a ``"datetime:<format>"`` kind (None: datetime64 values)."""
+    return kind.split(":", 1)[1] if ":" in kind else None
 
 
 def _label_to_json(label):
@@ -390,3 +550,38 @@ class TargetScaler:
         self = cls()
         self.mean_, self.scale_ = float(state["mean"]), float(state["scale"])
         return self
+
+
+class FeatureFrame(TransformerMixin, BaseEstimator):
+    """A scikit-learn transformer: the table with numbers parsed, each datetime and text column
+    replaced by its numeric features (NaN kept, no scaling) and categorical columns unchanged,
+    for pipelines of trees or linear models. Columns (as strings): ``schema.numeric_features``,
+    then ``schema.categorical``.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"when": ["2024-01-02", "2024-06-30"], "n": ["1", "2"], "c": ["a", "b"]})
+    >>> FeatureFrame().fit(df).transform(df).columns[:3].tolist()
+    ['n', 'when__year', 'when__month']
+    """
+
+    def __init__(self, feature_types=None, coerce_numeric=None, random_state: int = 0):
+        self.feature_types = feature_types
+        self.coerce_numeric = coerce_numeric
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y=None) -> FeatureFrame:
+        self.preprocessor_ = TablePreprocessor(
+            numeric_scaling="none",
+            random_state=self.random_state,
+            feature_types=self.feature_types,
+            coerce_numeric=self.coerce_numeric,
+            min_frequency=1,
+        ).fit(X)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        pre = self.preprocessor_
+        block = pd.DataFrame(pre.numeric_block(X), columns=list(pre.schema.numeric_features), index=X.index)
+        categorical = X[list(pre.schema.categorical)].set_axis([str(c) for c in pre.schema.categorical], axis=1)
+        return pd.concat([block, categorical], axis=1)

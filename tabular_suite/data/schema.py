@@ -1,4 +1,4 @@
-"""Column roles: which features are numeric and which are categorical."""
+"""Column roles: which features are numeric, categorical, dates and text, and the task of a target."""
 
 from __future__ import annotations
 
@@ -8,88 +8,55 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from .features import TEXT_DIM, DateFeatures, infer_feature_types
+
 __all__ = ["Schema", "infer_schema", "infer_task"]
 
 
 @dataclass(frozen=True)
 class Schema:
-    """Names (column labels) of the numeric and categorical features, in table order."""
+    """Names (column labels) of the features by role, in table order. Boolean columns are
+    categorical (two levels and missing); datetime and text columns become numeric features."""
 
     numeric: tuple
     categorical: tuple
+    datetime: tuple = ()
+    text: tuple = ()
 
     @property
     def columns(self) -> tuple:
-        return self.numeric + self.categorical
+        return self.numeric + self.categorical + self.datetime + self.text
+
+    @property
+    def numeric_features(self) -> tuple:
+        """Names of the numeric block: numeric columns, then each date's and each text's features."""
+        dates = tuple(f"{c}__{n}" for c in self.datetime for n in DateFeatures.NAMES)
+        texts = tuple(f"{c}__text{i}" for c in self.text for i in range(TEXT_DIM))
+        return tuple(str(c) for c in self.numeric) + dates + texts
+
+    @classmethod
+    def from_types(cls, kinds: dict) -> Schema:
+        """The schema of ``{column: kind}`` (see :func:`~tabular_suite.data.features.infer_feature_types`)."""
+        by_kind = {"numeric": [], "categorical": [], "datetime": [], "text": []}
+        for name, kind in kinds.items():
+            base = kind.split(":", 1)[0]
+            by_kind["categorical" if base == "boolean" else base].append(name)
+        return cls(*(tuple(by_kind[k]) for k in ("numeric", "categorical", "datetime", "text")))
 
 
-def _numpy_object_column_is_numeric(col: pd.Series) -> bool:
-    """For object arrays built from numpy input: numeric if every value is a number or None."""
-    return all(v is None or isinstance(v, (int, float, np.number, np.bool_)) for v in col.to_numpy())
-
-
-def _resolve_categorical(df: pd.DataFrame, categorical_features) -> set:
-    if categorical_features is None or (isinstance(categorical_features, str) and categorical_features == "from_dtype"):
-        return set()
-    if isinstance(categorical_features, str):
-        categorical_features = [categorical_features]
-    spec = list(categorical_features)
-    if spec and all(isinstance(s, (bool, np.bool_)) for s in spec):
-        if len(spec) != df.shape[1]:
-            raise ValueError(
-                f"categorical_features is a boolean mask of length {len(spec)}, but X has {df.shape[1]} columns."
-            )
-        return {c for c, flag in zip(df.columns, spec) if flag}
-    resolved = set()
-    for s in spec:
-        if s in df.columns:
-            resolved.add(s)
-        elif isinstance(s, (int, np.integer)) and 0 <= s < df.shape[1]:
-            resolved.add(df.columns[s])
-        else:
-            raise ValueError(
-                f"categorical_features names {s!r}, which is not a column of X (columns: {list(df.columns)[:20]})."
-            )
-    return resolved
-
-
-def infer_schema(df: pd.DataFrame, categorical_features=None, *, from_numpy: bool = False) -> Schema:
-    """Assign each column of ``df`` a role.
-
-    Columns with dtype object, string, category or bool are categorical; integer and float
-    columns are numeric. ``categorical_features`` (names, integer positions or a boolean mask)
-    forces columns to be categorical. For numpy input (``from_numpy=True``) an object column is
-    numeric when all its values are numbers.
+def infer_schema(
+    df: pd.DataFrame, categorical_features=None, *, feature_types=None, coerce_numeric=None, from_numpy=False
+) -> Schema:
+    """Assign each column of ``df`` a role (see :func:`~tabular_suite.data.features.infer_feature_types`).
 
     Examples
     --------
     >>> import pandas as pd
     >>> infer_schema(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}))
-    Schema(numeric=('a',), categorical=('b',))
+    Schema(numeric=('a',), categorical=('b',), datetime=(), text=())
     """
-    forced = _resolve_categorical(df, categorical_features)
-    numeric, categorical = [], []
-    for name in df.columns:
-        col = df[name]
-        dtype = col.dtype
-        if name in forced:
-            categorical.append(name)
-        elif ptypes.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
-            categorical.append(name)
-        elif ptypes.is_complex_dtype(dtype):
-            raise ValueError(f"Complex data not supported (column {name!r}).")
-        elif ptypes.is_numeric_dtype(dtype):
-            numeric.append(name)
-        elif ptypes.is_datetime64_any_dtype(dtype) or ptypes.is_timedelta64_dtype(dtype):
-            raise TypeError(
-                f"Column {name!r} has dtype {dtype}; convert dates/durations to numbers "
-                "(e.g. timestamps or day counts) before fitting."
-            )
-        elif from_numpy and dtype.kind == "O" and _numpy_object_column_is_numeric(col):
-            numeric.append(name)
-        else:
-            categorical.append(name)
-    return Schema(tuple(numeric), tuple(categorical))
+    kinds = infer_feature_types(df, categorical_features, feature_types, coerce_numeric, from_numpy=from_numpy)
+    return Schema.from_types(kinds)
 
 
 #: Numeric targets with at most this many distinct (integral) values are class labels.

@@ -44,7 +44,8 @@ from .._version import __version__
 from ..core.model_file import write_model_file
 from ..core.registry import register_model
 from ..core.sklearn_glue import derive_seed, json_params, resolve_num_threads, table_tags
-from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler, _numeric_values
+from ..data.features import DataParams
+from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
 from ..data.validation import prepare_fit, prepare_frame
 from ..nn.pfn import PFNTransformer, bar_mean, bar_quantile
 from ..training.device import autocast_dtype, resolve_device, thread_limit
@@ -101,12 +102,11 @@ class _View:
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class _InContextEstimator(BaseEstimator):
+class _InContextEstimator(BaseEstimator, DataParams):
     """Shared fit/predict of the in-context classifier and regressor (not used directly)."""
 
     n_estimators: int | str = "auto"
     max_context_rows: int = 1000
-    categorical_features: Any = None
     weights: str | None = None
     softmax_temperature: float = 0.9
     batch_rows: int = 1024
@@ -119,6 +119,12 @@ class _InContextEstimator(BaseEstimator):
 
     def __sklearn_tags__(self):
         return table_tags(super().__sklearn_tags__())
+
+    @property
+    def feature_types_(self) -> dict:
+        """The kind of each input column decided at fit (see :class:`~tabular_suite.data.features.DataParams`)."""
+        check_is_fitted(self, "preprocessor_")
+        return dict(self.preprocessor_.feature_types_)
 
     def _pfn(self) -> tuple[PFNTransformer, str]:
         """The model and its weights' digest: restored with the estimator, or from ``weights``."""
@@ -142,29 +148,20 @@ class _InContextEstimator(BaseEstimator):
         self._check_params()
         df, from_numpy, y = prepare_fit(self, X, y)
         self._fit_columns = list(df.columns)
-        self.preprocessor_ = TablePreprocessor(self.categorical_features, numeric_scaling="none").fit(
-            df, from_numpy=from_numpy
-        )
-        target = self._fit_target(y)
         self._seed = derive_seed(self.random_state)
+        self.preprocessor_ = TablePreprocessor.from_params(self, "none", self._seed).fit(df, from_numpy=from_numpy)
+        target = self._fit_target(y)
         self._setup(self._encode(df), target)
         return self
 
     def _encode(self, df: pd.DataFrame) -> np.ndarray:
         """Numeric values (NaN kept) and category codes (NaN for missing/unseen) as float32."""
         pre = self.preprocessor_
-        cols = []
-        for name in pre.schema.numeric:
-            values = _numeric_values(df[name], name)
-            pre._check_finite(values, name)
-            cols.append(values)
-        if pre.schema.categorical:
-            codes = pre.category_codes(df)
-            for j in range(codes.shape[1]):
-                col = codes[:, j].astype(np.float64) - 2  # 0 = missing, 1 = unseen -> below 0
-                col[col < 0] = np.nan
-                cols.append(col)
-        return np.stack(cols, axis=1).astype(np.float32)
+        block, codes = pre.numeric_block(df), pre.category_codes(df)
+        pre.check_drift(df, block, codes)
+        codes = codes.astype(np.float64) - 2  # 0 = missing, 1 = unseen -> below 0
+        codes[codes < 0] = np.nan
+        return np.concatenate([block, codes], axis=1).astype(np.float32)
 
     def _setup(self, x: np.ndarray, target: np.ndarray, transforms: list[str] | str | None = None) -> None:
         """Build the ensemble views. ``transforms``: one per view (a saved estimator being
@@ -463,8 +460,9 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
         ``view_transforms_``); an integer cycles through the four transforms.
     max_context_rows : int, default=1000
         Larger tables: each view uses a stratified subsample of this many rows.
-    categorical_features : list of column names or positions, boolean mask, or None
-        Columns to treat as categorical besides object, string, category and bool ones.
+    categorical_features, feature_types, coerce_numeric, min_frequency
+        How columns are read, as for every estimator (:class:`~tabular_suite.data.features.DataParams`);
+        dates and text become numeric features.
     weights : str, PFNTransformer or None, default=None
         Path of a weights file made by ``tabular-suite pfn export`` (or a model in memory,
         e.g. during pre-training); None = the weights shipped with the package.

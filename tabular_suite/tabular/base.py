@@ -20,6 +20,7 @@ from .._version import __version__
 from ..core.model_file import load, write_model_file
 from ..core.params import param, params_doc
 from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads, table_tags
+from ..data.features import DataParams
 from ..data.io import as_1d_array, as_dataframe
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
 from ..data.validation import prepare_fit, prepare_frame
@@ -32,10 +33,11 @@ _MIN_ROWS_FOR_VALIDATION = 20
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class TabularEstimator(BaseEstimator, TrainingParams):
+class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     """Base class of the tabular estimators (not used directly).
 
-    The training settings and their defaults come from :class:`TrainingParams`. A subclass
+    The data settings come from :class:`~tabular_suite.data.features.DataParams` and the
+    training settings and their defaults from :class:`TrainingParams`. A subclass
     also inherits its architecture's config dataclass (the module's hyperparameters, with
     their defaults) and sets ``_module_cls``, the module it builds: every field of
     ``_module_cls.config_class`` is passed to the module's constructor. A subclass may
@@ -44,11 +46,6 @@ class TabularEstimator(BaseEstimator, TrainingParams):
     renders the parameter docs from those declarations.
     """
 
-    categorical_features: Any = param(
-        None,
-        "Columns to treat as categorical in addition to those with object, string, category or bool dtype.",
-        type="list of column names or positions, boolean mask, or None",
-    )
     numeric_scaling: str = param(
         "quantile",
         "Scaling of numeric columns, fitted on the training data (quantile = to a normal).",
@@ -82,6 +79,13 @@ class TabularEstimator(BaseEstimator, TrainingParams):
     # ----------------------------------------------------------- sklearn tags
     def __sklearn_tags__(self):
         return table_tags(super().__sklearn_tags__())
+
+    @property
+    def feature_types_(self) -> dict:
+        """The kind of each input column decided at fit: numeric, categorical, boolean, datetime
+        (``"datetime:<format>"`` for strings) or text; set ``feature_types`` to override."""
+        check_is_fitted(self, "preprocessor_")
+        return dict(self.preprocessor_.feature_types_)
 
     # ------------------------------------------------------------- validation
     def _prepare_frame(self, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
@@ -151,7 +155,7 @@ class TabularEstimator(BaseEstimator, TrainingParams):
         self._seed = seed = derive_seed(self.random_state)
         self._fit_columns = list(df.columns)
 
-        self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=seed)
+        self.preprocessor_ = TablePreprocessor.from_params(self, self.numeric_scaling, seed)
         prepared = self.preprocessor_.fit_transform(df, from_numpy=from_numpy)
         target = self._fit_target(y)
 
@@ -233,9 +237,7 @@ class TabularEstimator(BaseEstimator, TrainingParams):
         if first:
             self._seed = derive_seed(self.random_state)
             self._fit_columns = list(df.columns)
-            self.preprocessor_ = TablePreprocessor(
-                self.categorical_features, self.numeric_scaling, random_state=self._seed
-            )
+            self.preprocessor_ = TablePreprocessor.from_params(self, self.numeric_scaling, self._seed)
             self.preprocessor_.fit(df, from_numpy=from_numpy)
             self._fit_target(np.asarray(classes) if classes is not None else y)
         prepared = self.preprocessor_.transform(df)
@@ -338,7 +340,7 @@ class TabularEstimator(BaseEstimator, TrainingParams):
                 self._prepare_frame(batch.drop(columns=[target]), reset=i == 0)
                 yield offset, batch
 
-        self.preprocessor_ = TablePreprocessor(self.categorical_features, self.numeric_scaling, random_state=seed)
+        self.preprocessor_ = TablePreprocessor.from_params(self, self.numeric_scaling, seed)
         self._fit_columns = [c for c in source.columns if c != target]
         self.preprocessor_.fit_batches(features(first_pass()), sample_rows=sample_rows)
         if is_classifier(self):
