@@ -6,7 +6,8 @@ Exit codes: 0 on success; 1 for an error in the user's input (the library's ``Va
 missing or unreadable file, a missing optional dependency), printed as one red line; 2 for a
 command line click rejects (unknown option, missing argument); 3 for any other exception, which
 is likely a bug in tabular-suite: one red line asking to rerun with ``--debug``, which shows the
-traceback.
+traceback; 130 when interrupted (Ctrl-C, or SIGTERM, which the CLI handles the same way). Every
+file the CLI writes appears complete or not at all.
 
 At start-up (:func:`main`: the ``tabular-suite`` script and ``python -m tabular_suite.cli.app``)
 the CLI calls :func:`tabular_suite.training.device.settle_heap`: it is a process that trains, so
@@ -17,6 +18,7 @@ itself; ``TABULAR_SUITE_SETTLE_HEAP=0`` turns it off). Running ``app`` inside an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -31,6 +33,8 @@ from rich.markup import escape
 from rich.table import Table
 
 # typer builds every command's options when the app starts, and `pfn pretrain`'s come from this dataclass.
+from tabular_suite.batch import metrics_of
+from tabular_suite.core.files import atomic_path, check_output_path
 from tabular_suite.data.features import describe_types
 from tabular_suite.incontext.pretrain import PretrainConfig
 from tabular_suite.training.device import settle_heap
@@ -58,6 +62,7 @@ USER_ERRORS = (
 )
 EXIT_USER_ERROR = 1
 EXIT_UNEXPECTED_ERROR = 3  # 2 is click's exit code for a rejected command line
+EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
 
 
 def _fail(message: str, code: int = EXIT_USER_ERROR) -> None:
@@ -86,6 +91,8 @@ def _run(fn):
         return fn()
     except typer.Exit:
         raise
+    except KeyboardInterrupt:
+        _fail("interrupted; files being written were removed (outputs are complete or absent)", EXIT_INTERRUPTED)
     except Exception as exc:
         if _state["debug"]:
             raise
@@ -120,14 +127,31 @@ _COERCE = typer.Option(
 _TYPE = typer.Option(
     [], "--type", help="column=kind, kind one of numeric, categorical, boolean, datetime[:format], text (repeatable)."
 )
+_CHUNK_ROWS = typer.Option(100_000, "--chunk-rows", help="Rows read at a time (memory holds one chunk).")
 _TRUST_HELP = "Allow a compare ensemble with scikit-learn/GBDT members (stored with pickle); only for files you made."
 
 
-def _check_output(path: Path, force: bool) -> None:
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; pass the name of the file to write.")
-    if path.exists() and not force:
-        raise ValueError(f"{path} already exists; pass --force to overwrite it.")
+def _data_path(data: Path) -> Path:
+    """DATA as a file path: a file, or the name of a bundled dataset."""
+    from tabular_suite import datasets
+
+    if not data.exists() and str(data) in datasets.list_datasets():
+        return datasets.dataset_path(str(data))
+    return data
+
+
+@contextlib.contextmanager
+def _progress(verbose: bool, what: str):
+    """A progress bar on stderr over the share of the file read; yields its update function."""
+    if not verbose:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(what), BarColumn(), TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=1.0, rows=0)
+        yield lambda rows, share: bar.update(task, completed=share, rows=rows)
 
 
 def _read_data(data: Path, dialect: dict | None = None):
@@ -175,16 +199,6 @@ def _column_options(categorical: list[str], coerce_numeric: list[str], types: li
     }
 
 
-def _model_columns(est, X, data: Path):
-    """The model's feature columns of X: files often carry extras (ids, the target)."""
-    if not hasattr(est, "feature_names_in_"):
-        return X
-    missing = [c for c in est.feature_names_in_ if c not in X.columns]
-    if missing:
-        raise ValueError(f"{data} lacks columns the model was trained on: {', '.join(missing)}.")
-    return X[list(est.feature_names_in_)]
-
-
 def _split_target(df, target: str):
     if target not in df.columns:
         raise ValueError(
@@ -200,28 +214,6 @@ def _metrics_table(title: str, metrics: dict) -> Table:
     for name, value in metrics.items():
         table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
     return table
-
-
-def _evaluate(est, X, y) -> dict:
-    from sklearn import metrics as skm
-
-    if getattr(est, "classes_", None) is not None:
-        proba = est.predict_proba(X)
-        pred = est.classes_[proba.argmax(1)]
-        out = {"accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred)}
-        known = np.isin(y, est.classes_)
-        if known.all():
-            out["log_loss"] = skm.log_loss(y, proba, labels=est.classes_)
-            if len(est.classes_) == 2:
-                out["roc_auc"] = skm.roc_auc_score(y == est.classes_[1], proba[:, 1])
-        return out
-    pred = est.predict(X)
-    y = np.asarray(y, dtype=float)
-    return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
-        "mae": skm.mean_absolute_error(y, pred),
-        "r2": skm.r2_score(y, pred),
-    }
 
 
 @app.callback()
@@ -333,7 +325,7 @@ def train(
         import tabular_suite
         from tabular_suite.data import infer_task
 
-        _check_output(out, force)
+        check_output_path(out, force=force)
         columns = _column_options(categorical, coerce_numeric, types)
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
@@ -360,7 +352,8 @@ def train(
         summary = f" ({est.n_params_:,} parameters, best epoch {est.best_epoch_})" if trained_by_the_engine else ""
         console.print(f"saved {type(est).__name__}{summary} to {out}")
         if holdout > 0:
-            metrics = _evaluate(est, X_test, y_test)
+            classifier = getattr(est, "classes_", None) is not None
+            metrics = metrics_of(est, y_test, est.predict_proba(X_test) if classifier else est.predict(X_test))
             console.print(_metrics_table(f"{model} on {data.name}: {len(y_test)} held-out rows", metrics))
         if getattr(est, "mlflow_run_id_", None):
             from tabular_suite import tracking
@@ -381,6 +374,8 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Write class probabilities instead of labels."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
+    chunk_rows: int = _CHUNK_ROWS,
+    verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
     sep: str | None = _SEP,
     decimal: str | None = _DECIMAL,
     encoding: str | None = _ENCODING,
@@ -391,24 +386,18 @@ def predict(
     """
 
     def run():
-        import pandas as pd
-
         import tabular_suite
 
-        _check_output(out, force)
+        check_output_path(out, force=force)
         est = tabular_suite.load(model, trusted=trust)
-        X = _model_columns(est, _read_data(data, _dialect(sep, decimal, encoding)), data)
-        if proba:
-            if getattr(est, "classes_", None) is None:
-                raise ValueError("--proba needs a classifier; this model is a regressor.")
-            result = pd.DataFrame(est.predict_proba(X), columns=[f"proba_{c}" for c in est.classes_])
-        else:
-            result = pd.DataFrame({"prediction": est.predict(X)})
-        if out.suffix.lower() in (".parquet", ".pq"):
-            result.to_parquet(out, index=False)
-        else:
-            result.to_csv(out, index=False)
-        console.print(f"wrote {len(result)} predictions to {out}")
+        if proba and getattr(est, "classes_", None) is None:
+            raise ValueError("--proba needs a classifier; this model is a regressor.")
+        with _progress(verbose, "predicting") as on_chunk:
+            rows = tabular_suite.predict_file(
+                est, _data_path(data), out, proba=proba, chunk_rows=chunk_rows, overwrite=force,
+                on_chunk=on_chunk, **_dialect(sep, decimal, encoding),
+            )  # fmt: skip
+        console.print(f"wrote {rows:,} predictions to {out}")
 
     _run(run)
 
@@ -419,6 +408,8 @@ def evaluate(
     data: Path = typer.Argument(..., help="CSV or Parquet file with features and the target."),
     target: str = typer.Option(..., "--target", "-t", help="Name of the target column."),
     trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
+    chunk_rows: int = _CHUNK_ROWS,
+    verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
     sep: str | None = _SEP,
     decimal: str | None = _DECIMAL,
     encoding: str | None = _ENCODING,
@@ -431,10 +422,12 @@ def evaluate(
     def run():
         import tabular_suite
 
-        est = tabular_suite.load(model, trusted=trust)
-        X, y = _split_target(_read_data(data, _dialect(sep, decimal, encoding)), target)
-        X = _model_columns(est, X, data)
-        console.print(_metrics_table(f"{model.name} on {data.name} ({len(y)} rows)", _evaluate(est, X, y)))
+        with _progress(verbose, "evaluating") as on_chunk:
+            metrics, rows = tabular_suite.evaluate_file(
+                model, _data_path(data), target, chunk_rows=chunk_rows, trusted=trust, on_chunk=on_chunk,
+                **_dialect(sep, decimal, encoding),
+            )  # fmt: skip
+        console.print(_metrics_table(f"{model.name} on {data.name} ({rows:,} rows)", metrics))
 
     _run(run)
 
@@ -486,7 +479,7 @@ def compare_command(
 
         for path in (report, out):
             if path is not None:
-                _check_output(path, force)
+                check_output_path(path, force=force)
         column = target
         if column is None:
             if data.exists() or str(data) not in datasets.list_datasets():
@@ -521,6 +514,9 @@ def compare_command(
                 console.print(
                     f"[yellow]{row['model']}[/]: {row['status']}: {row['error']}", highlight=False, soft_wrap=True
                 )
+        fitted = result.leaderboard[result.leaderboard["model"] != "ensemble"]
+        if not fitted["mean"].notna().any():
+            raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
         if out is not None:
             result.save(out)
             console.print(f"saved the refitted {result.best_model_!r} to {out}")
@@ -542,10 +538,11 @@ app.add_typer(recommend_app, name="recommend")
 
 
 def _write_table(result, out: Path) -> None:
-    if out.suffix.lower() in (".parquet", ".pq"):
-        result.to_parquet(out, index=False)
-    else:
-        result.to_csv(out, index=False)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() in (".parquet", ".pq"):
+            result.to_parquet(tmp, index=False)
+        else:
+            result.to_csv(tmp, index=False)
 
 
 def _as_model_values(values: list[str], known):
@@ -608,7 +605,7 @@ def recommend_fit(
         from tabular_suite import SASRecRecommender
         from tabular_suite.recsys.metrics import leave_one_out_split
 
-        _check_output(out, force)
+        check_output_path(out, force=force)
         log = _read_data(data)
         params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
         rec = SASRecRecommender(user_col=user_col, item_col=item_col, time_col=time_col, **params)
@@ -657,7 +654,7 @@ def recommend_predict(
     def run():
         import tabular_suite
 
-        _check_output(out, force)
+        check_output_path(out, force=force)
         rec = tabular_suite.load(model)
         if not isinstance(rec, tabular_suite.SASRecRecommender):
             raise ValueError(f"{model} holds a {type(rec).__name__}; use `tabular-suite predict` for it.")
@@ -843,7 +840,7 @@ def pfn_export(
     def run():
         from tabular_suite.incontext.pretrain import export_weights
 
-        _check_output(out, force)
+        check_output_path(out, force=force)
         for checkpoint in checkpoints:
             if not checkpoint.exists():
                 raise ValueError(f"Checkpoint {checkpoint} does not exist.")
@@ -891,9 +888,17 @@ def _leaderboard_table(result, data: Path) -> Table:
     return table
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: temporary files go, open MLflow runs are closed
+
+
 def main() -> None:
-    """The console-script entry point: this process trains, so it keeps freed tensor memory in the heap."""
+    """The console-script entry point: this process trains, so it keeps freed tensor memory in the
+    heap; SIGTERM is handled as Ctrl-C (outputs stay complete or absent, tracking is closed)."""
+    import signal
+
     settle_heap()
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

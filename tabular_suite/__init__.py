@@ -10,6 +10,7 @@ Examples
 
 from . import datasets, tracking
 from ._version import __version__
+from .batch import evaluate_file, predict_file
 from .compare import ComparisonResult, EnsembleModel, compare
 from .core import get_model, list_models, load, make_estimator, register_model
 from .data.io import read_table
@@ -54,6 +55,8 @@ __all__ = [
     "register_model",
     "load",
     "read_table",
+    "predict_file",
+    "evaluate_file",
     "datasets",
     "metrics",
     "tracking",

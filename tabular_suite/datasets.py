@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from .core.files import atomic_path
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -299,25 +301,19 @@ def _md5(path: Path) -> str:
 
 def _download(url: str, target: Path, checksum: str | None, timeout: float) -> None:
     """Download to a temporary file beside ``target``, verify the MD5 (if given), then rename."""
-    import tempfile
     import urllib.error
     import urllib.request
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    tmp = Path(tmp)
     try:
-        with open(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        actual = _md5(tmp)
-        if checksum is not None and actual != checksum:
-            raise ValueError(f"Download of {url} is corrupted: MD5 {actual}, expected {checksum}. Try again.")
-        tmp.replace(target)
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+            actual = _md5(tmp)
+            if checksum is not None and actual != checksum:
+                raise ValueError(f"Download of {url} is corrupted: MD5 {actual}, expected {checksum}. Try again.")
     except urllib.error.URLError as exc:
         raise ValueError(f"Could not download {url}: {getattr(exc, 'reason', exc)}.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fetch_movielens(

@@ -27,6 +27,7 @@ RANKS = {
     "incontext": 5,
     "recsys": 5,
     "compare": 6,
+    "batch": 6,  # chunked predict/evaluate of files
     "__init__": 7,  # the package root: the public API, imports everything
     "cli": 8,  # the CLI uses the public API
 }

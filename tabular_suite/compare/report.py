@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.files import atomic_path
+
 __all__ = ["write_report"]
 
 
@@ -141,6 +143,6 @@ predictions its weights were chosen on (slightly optimistic).</p>
 <table>{summary_rows}</table>
 </body></html>
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return path

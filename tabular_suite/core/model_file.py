@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from .files import atomic_path
 
 __all__ = [
     "write_model_file",
@@ -61,17 +61,9 @@ def write_model_file(path: str | os.PathLike, config: dict, tensors: dict[str, t
     buffer = io.BytesIO()
     torch.save({"config": json.dumps(config), "tensors": cpu_tensors}, buffer)
     payload = buffer.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file in the same folder, then rename: an interrupted save never
-    # leaves a half-written model where a good one was.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MODEL_FILE_MAGIC + hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # An interrupted save never leaves a half-written model where a good one was.
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(MODEL_FILE_MAGIC + hashlib.sha256(payload).digest() + payload)
     return path
 
 

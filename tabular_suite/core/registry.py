@@ -161,9 +161,21 @@ def make_estimator(name: str, task: str = "classification", **params):
     >>> import tabular_suite
     >>> tabular_suite.make_estimator("mlp", "regression", max_epochs=5)
     MLPRegressor(max_epochs=5)
+    >>> tabular_suite.make_estimator("mlp", max_epoch=5)
+    Traceback (most recent call last):
+    ...
+    ValueError: MLPClassifier has no parameter 'max_epoch' (did you mean 'max_epochs'?). ...
     """
+    import difflib
+    import inspect
+
     cls = get_model(name).estimator_class(task)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ValueError(f"Invalid parameter for {cls.__name__}: {exc}") from None
+    known = [p for p in inspect.signature(cls).parameters if p != "self"]
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{cls.__name__} has no parameter {key!r}{hint}. Its parameters: {', '.join(sorted(known))}."
+            )
+    return cls(**params)

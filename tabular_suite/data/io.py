@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_dataframe", "as_1d_array", "read_table", "sniff_csv", "describe_dialect", "ParquetSource"]
+__all__ = ["as_dataframe", "as_1d_array", "read_table", "sniff_csv", "describe_dialect", "TableChunks", "ParquetSource"]
 
 
 def _is_sparse(X) -> bool:
@@ -180,13 +180,15 @@ def read_table(
     decimal: str | None = None,
     thousands: str | None = None,
     encoding: str | None = None,
+    nrows: int | None = None,
 ) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file into a pandas DataFrame.
 
     Empty fields in CSV files are read as missing values. The separator, decimal mark,
     thousands separator and encoding are detected (:func:`sniff_csv`) unless given; what was
-    used is in ``df.attrs["csv_dialect"]``. Errors name the file and the problem (missing
-    file, empty file, undecodable bytes, malformed rows, unknown format).
+    used is in ``df.attrs["csv_dialect"]``. ``nrows``: read only the first rows. Errors name
+    the file and the problem (missing file, empty file, undecodable bytes, malformed rows,
+    unknown format).
 
     Examples
     --------
@@ -207,11 +209,15 @@ def read_table(
         if ".parquet" in suffixes or ".pq" in suffixes:
             import pyarrow.parquet as pq
 
-            df = pq.read_table(path, columns=columns).to_pandas()
+            if nrows is not None:
+                batch = next(pq.ParquetFile(path).iter_batches(batch_size=nrows, columns=columns), None)
+                df = batch.to_pandas() if batch is not None else pd.DataFrame()
+            else:
+                df = pq.read_table(path, columns=columns).to_pandas()
         elif ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
             dialect = sniff_csv(path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding)
             # low_memory=False: each column typed from all its values, not chunk by chunk.
-            df = pd.read_csv(path, usecols=columns, low_memory=False, **dialect)
+            df = pd.read_csv(path, usecols=columns, low_memory=False, nrows=nrows, **dialect)
         else:
             raise ValueError(f"Cannot tell the format of {path}: use a .csv, .csv.gz, .tsv or .parquet file.")
     except UnicodeDecodeError as exc:
@@ -244,6 +250,72 @@ def describe_dialect(dialect: dict) -> str:
     if dialect.get("thousands"):
         parts.append(f"thousands {dialect['thousands']!r}")
     return ", ".join(parts + [f"encoding {dialect['encoding']}"])
+
+
+class TableChunks:
+    """A CSV or Parquet file read ``chunk_rows`` rows at a time: memory holds one chunk.
+
+    Iterating yields DataFrames; ``progress`` is the share of the file read so far (bytes of a
+    CSV, rows of a Parquet file), for a progress bar. A CSV's dialect is detected once
+    (:func:`sniff_csv`) and is in ``dialect``. Each chunk's columns are typed from the chunk.
+
+    Examples
+    --------
+    >>> chunks = TableChunks("datasets/adult.csv.gz", chunk_rows=20_000)
+    >>> [len(c) for c in chunks], chunks.progress
+    ([20000, 20000, 8842], 1.0)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        chunk_rows: int = 100_000,
+        *,
+        columns: list | None = None,
+        sep: str | None = None,
+        decimal: str | None = None,
+        thousands: str | None = None,
+        encoding: str | None = None,
+    ):
+        if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
+        self.path, self.chunk_rows, self.columns = Path(path), int(chunk_rows), columns
+        self.progress, self.dialect = 0.0, None
+        read_table(
+            self.path, columns=columns, nrows=1, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding
+        )
+        suffixes = [s.lower() for s in self.path.suffixes]
+        self.parquet = ".parquet" in suffixes or ".pq" in suffixes
+        if not self.parquet:
+            self.dialect = sniff_csv(self.path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding)
+
+    def __iter__(self):
+        if self.parquet:
+            source = ParquetSource(self.path, batch_rows=self.chunk_rows)
+            done = 0
+            for _, df in source.batches():
+                done += len(df)
+                self.progress = done / source.n_rows
+                yield df if self.columns is None else df[self.columns]
+            return
+        size = max(self.path.stat().st_size, 1)
+        with open(self.path, "rb") as raw:
+            import gzip
+
+            handle = gzip.GzipFile(fileobj=raw) if self.path.suffix.lower() == ".gz" else raw
+            try:
+                reader = pd.read_csv(handle, usecols=self.columns, chunksize=self.chunk_rows, **self.dialect)
+                for df in reader:
+                    self.progress = min(raw.tell() / size, 1.0)
+                    yield df
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{self.path} is not valid {self.dialect['encoding']} text (byte {exc.start}): pass its "
+                    "encoding (--encoding, e.g. cp1252 or latin-1) or re-save it as UTF-8."
+                ) from None
+            except pd.errors.ParserError as exc:
+                raise ValueError(f"Could not parse {self.path} as CSV: {exc}") from None
+        self.progress = 1.0
 
 
 class ParquetSource:

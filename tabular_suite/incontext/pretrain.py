@@ -30,7 +30,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.files import atomic_path
 from ..core.params import param
 from ..core.sklearn_glue import resolve_num_threads
 from ..nn.pfn import PFNConfig, PFNTransformer
@@ -155,15 +155,8 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, cfg: PretrainConfi
         "config": json.dumps(dataclasses.asdict(cfg)),
         "history": json.dumps(history),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)  # a killed run never leaves a half-written checkpoint behind
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:  # a killed run never leaves a half-written checkpoint behind
+        torch.save(payload, tmp)
 
 
 def pretrain(

@@ -1,0 +1,173 @@
+"""Predict and evaluate files too large for memory: read in chunks, write as they go.
+
+:func:`predict_file` reads a CSV or Parquet file ``chunk_rows`` rows at a time and appends
+each chunk's predictions to the output, which appears complete or not at all (written under a
+temporary name and renamed at the end). Peak memory is one chunk, whatever the file's size.
+:func:`evaluate_file` scores a labelled file the same way. The CLI's ``predict`` and
+``evaluate`` are these functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .core.files import atomic_path, check_output_path
+from .core.model_file import load
+from .data.io import TableChunks
+
+__all__ = ["predict_file", "evaluate_file", "model_columns", "metrics_of"]
+
+
+def _model(model, trusted: bool):
+    if isinstance(model, (str, os.PathLike)):
+        model = load(model, trusted=trusted)
+    if not hasattr(model, "predict") or hasattr(model, "recommend"):
+        raise ValueError(
+            f"{type(model).__name__} is not a tabular model: predict and evaluate take a model from `train` or "
+            "`compare --out` (use `recommend predict` / `recommend evaluate` for a recommender)."
+        )
+    return model
+
+
+def model_columns(est, X: pd.DataFrame, source="the data") -> pd.DataFrame:
+    """The model's feature columns of ``X`` in its order (files often carry extras: ids, the target).
+
+    >>> import numpy as np, tabular_suite
+    >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    >>> est = tabular_suite.MLPRegressor(max_epochs=1, num_threads=1).fit(X, [0.0, 1.0, 2.0, 3.0])
+    >>> model_columns(est, X.assign(id=1)[["id", "b", "a"]]).columns.tolist()
+    ['a', 'b']
+    """
+    if not hasattr(est, "feature_names_in_"):
+        return X
+    missing = [c for c in est.feature_names_in_ if c not in X.columns]
+    if missing:
+        raise ValueError(f"{source} lacks columns the model was trained on: {', '.join(map(str, missing))}.")
+    return X[list(est.feature_names_in_)]
+
+
+def _outputs(est, X: pd.DataFrame, proba: bool) -> pd.DataFrame:
+    if proba:
+        if getattr(est, "classes_", None) is None:
+            raise ValueError("proba needs a classifier; this model is a regressor.")
+        return pd.DataFrame(est.predict_proba(X), columns=[f"proba_{c}" for c in est.classes_], index=X.index)
+    return pd.DataFrame({"prediction": est.predict(X)}, index=X.index)
+
+
+def predict_file(
+    model,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    proba: bool = False,
+    chunk_rows: int = 100_000,
+    overwrite: bool = False,
+    trusted: bool = False,
+    on_chunk: Callable[[int, float], None] | None = None,
+    **dialect,
+) -> int:
+    """Predict every row of the CSV/Parquet file ``data`` and write the predictions to ``out``
+    (``.csv`` or ``.parquet``: one ``prediction`` column, or ``proba_<class>`` columns).
+
+    ``model`` is a fitted estimator or a model file's path. The output path is checked before
+    any work (an existing file needs ``overwrite=True``; a missing folder is created); the
+    file appears only once every row is written. ``on_chunk(rows_done, share_of_file_read)``
+    is called after each chunk (a progress bar). ``dialect``: ``sep``, ``decimal``,
+    ``thousands``, ``encoding`` of a CSV (detected when left out). Returns the number of rows.
+
+    Examples
+    --------
+    >>> import tempfile, tabular_suite
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> X = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0) % 7})
+    >>> X.to_csv(folder / "rows.csv", index=False)
+    >>> est = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1, random_state=0).fit(X, X["a"])
+    >>> predict_file(est, folder / "rows.csv", folder / "out" / "pred.csv", chunk_rows=30)
+    100
+    >>> pd.read_csv(folder / "out" / "pred.csv").shape
+    (100, 1)
+    """
+    out = check_output_path(out, force=overwrite, flag="overwrite=True (CLI: --force)")
+    est = _model(model, trusted)
+    chunks = TableChunks(data, chunk_rows, **dialect)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    rows = 0
+    with atomic_path(out) as tmp:
+        writer = None
+        try:
+            for chunk in chunks:
+                result = _outputs(est, model_columns(est, chunk, Path(data).name), proba)
+                if parquet:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    table = pa.Table.from_pandas(result, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                else:
+                    result.to_csv(tmp, mode="a", header=rows == 0, index=False)
+                rows += len(result)
+                if on_chunk is not None:
+                    on_chunk(rows, chunks.progress)
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
+
+
+def metrics_of(est, y, outputs: np.ndarray) -> dict:
+    """Metrics of a classifier's probabilities (accuracy, balanced accuracy, log loss and, for
+    two classes, ROC AUC) or of a regressor's predictions (RMSE, MAE, R²) against ``y``."""
+    from sklearn import metrics as skm
+
+    if getattr(est, "classes_", None) is not None:
+        pred = est.classes_[outputs.argmax(1)]
+        out = {"accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred)}
+        if np.isin(y, est.classes_).all():
+            out["log_loss"] = skm.log_loss(y, outputs, labels=est.classes_)
+            if len(est.classes_) == 2:
+                out["roc_auc"] = skm.roc_auc_score(y == est.classes_[1], outputs[:, 1])
+        return out
+    y = np.asarray(y, dtype=float)
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y, outputs))),
+        "mae": skm.mean_absolute_error(y, outputs),
+        "r2": skm.r2_score(y, outputs),
+    }
+
+
+def evaluate_file(
+    model,
+    data: str | os.PathLike,
+    target: str,
+    *,
+    chunk_rows: int = 100_000,
+    trusted: bool = False,
+    on_chunk: Callable[[int, float], None] | None = None,
+    **dialect,
+) -> tuple[dict, int]:
+    """Metrics (:func:`metrics_of`) of ``model`` on the labelled file ``data``, read in chunks:
+    memory holds one chunk plus the targets and outputs (a few numbers per row). Returns the
+    metrics and the number of rows."""
+    est = _model(model, trusted)
+    classifier = getattr(est, "classes_", None) is not None
+    targets, outputs = [], []
+    rows, chunks = 0, TableChunks(data, chunk_rows, **dialect)
+    for chunk in chunks:
+        if target not in chunk.columns:
+            raise ValueError(
+                f"Target column {target!r} is not in {Path(data).name} "
+                f"(columns: {', '.join(map(str, chunk.columns[:20]))})."
+            )
+        X = model_columns(est, chunk.drop(columns=[target]), Path(data).name)
+        targets.append(chunk[target].to_numpy())
+        outputs.append((est.predict_proba(X) if classifier else est.predict(X)).astype(np.float64))
+        rows += len(chunk)
+        if on_chunk is not None:
+            on_chunk(rows, chunks.progress)
+    return metrics_of(est, np.concatenate(targets), np.concatenate(outputs)), rows

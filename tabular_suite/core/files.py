@@ -1,0 +1,70 @@
+"""Files the library writes appear complete or not at all, and output paths are checked first.
+
+:func:`atomic_path` gives a temporary name beside the target; the target is replaced by a
+rename only when the block finishes, and the temporary file is removed when it fails or is
+interrupted (Ctrl-C, or SIGTERM in the CLI, which turns it into an exception). A ``kill -9``
+can leave a ``.<name>.*.tmp`` file behind, never a half-written target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_path", "check_output_path"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path in ``path``'s folder (created if missing); on success it is renamed
+    to ``path`` (replacing it), on any exception it is deleted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out" / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+    ('done', ['a.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str = "--force") -> Path:
+    """Refuse, before any work starts, an output that is a folder, exists (unless ``force``) or
+    cannot be created; a missing parent folder is created.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_output_path(Path(tempfile.mkdtemp()) / "new" / "p.csv").parent.is_dir()
+    True
+    >>> check_output_path(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is a folder; pass the name of the file to write.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the name of the file to write.")
+    if path.exists() and not force:
+        raise ValueError(f"{path} already exists; pass {flag} to overwrite it.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"Cannot create the folder for {path}: {exc.strerror or exc}.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"Cannot write to {path.parent} (permission denied).")
+    return path
