@@ -59,3 +59,59 @@ def test_weights_files_are_refused_with_the_way_to_use_them():
 
     with pytest.raises(ValueError, match="TabPFNClassifier\\(weights=...\\)"):
         tabular_suite.load(DEFAULT_WEIGHTS)
+
+
+def _edited(path, edit):
+    """Rewrite a model file with an edited config and a recomputed checksum (it passes verification)."""
+    config, tensors = read_model_file(path)
+    edit(config)
+    write_model_file(path, config, tensors)
+
+
+@pytest.mark.parametrize(
+    "kind, edit, message",
+    [
+        ("mlp", lambda c: c["params"].update(n_blocks=10**7), "asks for a size of 10,000,000"),
+        ("mlp", lambda c: c["params"].update(d_block=512), "config does not match the tensors"),
+        ("mlp", lambda c: c["params"].update(n_blocks=5), "config does not match the tensors"),
+        ("sasrec", lambda c: c["params"].update(num_blocks=10**8), "asks for a size of 100,000,000"),
+    ],
+)
+def test_an_edited_config_is_refused_before_allocating(tmp_path, kind, edit, message):
+    import resource
+    import time
+
+    rng = np.random.default_rng(0)
+    if kind == "mlp":
+        X = rng.normal(size=(100, 3))
+        model = tabular_suite.MLPRegressor(max_epochs=1, num_threads=1).fit(X, X[:, 0])
+    else:
+        log = pd.DataFrame({"user_id": np.repeat(np.arange(20), 5), "item_id": rng.integers(0, 30, 100)})
+        model = tabular_suite.SASRecRecommender(max_epochs=1, num_threads=1).fit(log)
+    path = tmp_path / "m.tsm"
+    model.save(path)
+    _edited(path, edit)
+    before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(ValueError, match=message):
+        tabular_suite.load(path)
+    assert time.perf_counter() - start < 30  # the unchecked n_blocks=10**7 MLP grew to 9.4 GB before it was stopped
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def test_edited_in_context_weights_are_refused(tmp_path):
+    from tabular_suite.incontext.weights import load_weights, save_weights
+    from tabular_suite.nn.pfn import PFNTransformer
+
+    path = save_weights(PFNTransformer(max_features=4, d_model=8, n_heads=2, n_layers=1, d_ffn=16), tmp_path / "w.tsm")
+    _edited(path, lambda c: c["model"].update(n_layers=10**6))
+    with pytest.raises(ValueError, match="in-context weights: the config asks for a size"):
+        load_weights(path)
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    path = tmp_path / "m.tsm"
+    tabular_suite.MLPRegressor(max_epochs=1, num_threads=1).fit(X, X[:, 0]).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="corrupted or was modified"):
+        tabular_suite.load(path)

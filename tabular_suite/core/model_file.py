@@ -29,6 +29,7 @@ __all__ = [
     "MODEL_FILE_MAGIC",
     "FORMAT_VERSION",
     "register_reader",
+    "build_checked",
     "load",
     "rebuild",
 ]
@@ -90,6 +91,69 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
         return json.loads(obj["config"]), obj["tensors"]
     except Exception as exc:  # any failure here means the file is not what it claims to be
         raise ValueError(f"{path} could not be decoded as a tabular_suite model: {exc}") from None
+
+
+def _integers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _integers(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _integers(v)
+
+
+def build_checked(
+    factory: Callable[[], torch.nn.Module], config, state: dict, source="the model file"
+) -> torch.nn.Module:
+    """The module ``factory()`` builds from a model file's ``config``, checked against the file's
+    tensors ``state`` before any real allocation, with ``state`` loaded.
+
+    A file whose config was edited (its checksum recomputed) could ask for a module far larger
+    than the tensors it holds: every integer of ``config`` must be within a few times the
+    largest stored dimension (or tensor count), then the module is built on the ``meta``
+    device (no memory) and its parameter names and shapes must equal the stored ones. Only
+    then is it built for real.
+
+    Examples
+    --------
+    >>> state = torch.nn.Linear(3, 2).state_dict()
+    >>> build_checked(lambda: torch.nn.Linear(3, 2), {"d": 3}, state).weight.shape
+    torch.Size([2, 3])
+    >>> build_checked(lambda: torch.nn.Linear(3, 4), {"d": 3}, state)
+    Traceback (most recent call last):
+    ...
+    ValueError: the model file: the config does not match the tensors (weight: stored (2, 3), config gives (4, 3); ...
+    >>> build_checked(lambda: torch.nn.Linear(3, 2), {"n_blocks": 10**7}, state)
+    Traceback (most recent call last):
+    ...
+    ValueError: the model file: the config asks for a size of 10,000,000 where the tensors hold at most 3 ...
+    """
+    limit = max([len(state)] + [max(t.shape, default=1) for t in state.values()])
+    largest = max(_integers(config), default=0)
+    if largest > 4 * limit + 1024:
+        raise ValueError(
+            f"{source}: the config asks for a size of {largest:,} where the tensors hold at most {limit:,} "
+            "(the file was edited or is damaged); refusing to build it."
+        )
+    with torch.device("meta"):
+        planned = factory().state_dict()
+    wrong = [
+        f"{name}: stored {tuple(state[name].shape) if name in state else 'nothing'}, config gives {tuple(t.shape)}"
+        for name, t in planned.items()
+        if name not in state or tuple(state[name].shape) != tuple(t.shape)
+    ] + [f"{name}: stored, config gives nothing" for name in state if name not in planned]
+    if wrong:
+        raise ValueError(
+            f"{source}: the config does not match the tensors ({'; '.join(wrong[:3])}; {len(wrong)} in all): "
+            "the file was edited or is damaged."
+        )
+    module = factory()
+    module.load_state_dict(state)
+    return module
 
 
 def register_reader(name: str, reader: Callable) -> None:

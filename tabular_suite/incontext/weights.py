@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.model_file import read_model_file, write_model_file
+from ..core.model_file import build_checked, read_model_file, write_model_file
 from ..nn.pfn import PFNConfig, PFNTransformer
 
 __all__ = [
@@ -75,8 +75,7 @@ def model_from_tensors(model_config: dict, tensors: dict[str, torch.Tensor]) -> 
             state[base] = t.float() * tensors[f"{base}.scale"].float()
         else:
             state[name] = t.float() if t.is_floating_point() else t
-    model = build_model(model_config)
-    model.load_state_dict(state)
+    model = build_checked(lambda: build_model(model_config), model_config, state, source="the in-context weights")
     return model.eval()
 
 

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._version import __version__
-from ..core.model_file import read_model_file, write_model_file
+from ..core.model_file import build_checked, read_model_file, write_model_file
 from ..core.params import param, params_doc
 from ..core.registry import register_model
 from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads
@@ -464,8 +464,12 @@ class SASRecRecommender(BaseEstimator, TrainingParams, SASRecConfig):
         est.users_ = np.asarray(fitted["users"], dtype=None if _homogeneous(fitted["users"]) else object)
         est.items_ = np.asarray(fitted["items"], dtype=None if _homogeneous(fitted["items"]) else object)
         est.sequences_ = ItemSequences(est.users_, est.items_, tensors["indptr"].numpy(), tensors["item_ids"].numpy())
-        module = est._build_module(len(est.items_))
-        module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
+        module = build_checked(
+            lambda: est._build_module(len(est.items_)),
+            {f.name: getattr(est, f.name) for f in fields(SASRecConfig)},
+            {k[7:]: v for k, v in tensors.items() if k.startswith("module.")},
+            source="the SASRecRecommender file",
+        )
         est.module_ = module.eval()
         est.history_, est.best_epoch_ = fitted["history"], fitted["best_epoch"]
         est.n_params_ = sum(p.numel() for p in module.parameters())

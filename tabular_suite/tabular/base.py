@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from .._version import __version__
-from ..core.model_file import load, write_model_file
+from ..core.model_file import build_checked, load, write_model_file
 from ..core.params import param, params_doc
 from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads, table_tags
 from ..data.features import DataParams
@@ -470,8 +470,12 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         est.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
         est._restore_target(fitted["target"])
         m = fitted["module"]
-        module = est._build_module(m["n_num"], m["cardinalities"], m["d_out"])
-        module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
+        module = build_checked(
+            lambda: est._build_module(m["n_num"], m["cardinalities"], m["d_out"]),
+            {"module": m, "architecture": est._module_kwargs()},
+            {k[7:]: v for k, v in tensors.items() if k.startswith("module.")},
+            source=f"the {cls.__name__} file",
+        )
         est.module_ = module.eval()
         est.history_ = fitted["history"]
         est.best_epoch_ = fitted["best_epoch"]
