@@ -104,6 +104,14 @@ def _run(fn):
         )
 
 
+def _tracking_succeeded() -> None:
+    """End a --track command with an error when MLflow tracking failed (outputs are already written)."""
+    from tabular_suite import tracking
+
+    if tracking.failures():
+        raise ValueError(f"{tracking.failures()[0]}; the outputs were written, the run was not recorded.")
+
+
 def _parse_params(params: list[str]) -> dict:
     out = {}
     for item in params or []:
@@ -224,7 +232,8 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 
 def _quiet_libraries() -> None:
-    """Keep the terminal to our own output: MLflow's migrations log and its advisory warnings."""
+    """Keep the terminal to our own output: MLflow's migrations log and its advisory warnings are
+    dropped, and other warnings (data drift, ID-like columns, tracking) print as one line each."""
     import logging
     import os
     import warnings
@@ -235,8 +244,13 @@ def _quiet_libraries() -> None:
     show = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if "mlflow" not in str(filename):
+        if "mlflow" in str(filename):
+            return
+        if _state["debug"]:
             show(message, category, filename, lineno, file, line)
+        else:  # one yellow line (drift, ID-like columns, a failed tracking store): no source line
+            text = " ".join(str(message).split())
+            Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 
     warnings.showwarning = showwarning
 
@@ -362,6 +376,8 @@ def train(
             if holdout > 0:
                 tracking.log_test_metrics(est.mlflow_run_id_, metrics, uri)
             console.print(f"MLflow run {est.mlflow_run_id_} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
+        if track:
+            _tracking_succeeded()
 
     _run(run)
 
@@ -526,6 +542,8 @@ def compare_command(
         if result.mlflow_run_id:
             uri = tabular_suite.tracking.resolve_tracking_uri(tracking_uri)
             console.print(f"MLflow run {result.mlflow_run_id} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
+        if track:
+            _tracking_succeeded()
 
     _run(run)
 
@@ -602,13 +620,15 @@ def recommend_fit(
     def run():
         import pandas as pd
 
-        from tabular_suite import SASRecRecommender
+        from tabular_suite import make_estimator
         from tabular_suite.recsys.metrics import leave_one_out_split
 
         check_output_path(out, force=force)
         log = _read_data(data)
         params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
-        rec = SASRecRecommender(user_col=user_col, item_col=item_col, time_col=time_col, **params)
+        rec = make_estimator(
+            "sasrec", "recommendation", user_col=user_col, item_col=item_col, time_col=time_col, **params
+        )
         test = None
         if test_last:
             train, valid, test = leave_one_out_split(log, user_col, item_col, time_col)
@@ -630,6 +650,7 @@ def recommend_fit(
             if run_id:
                 uri = tracking.resolve_tracking_uri(tracking_uri)
                 console.print(f"MLflow run {run_id} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
+            _tracking_succeeded()
 
     _run(run)
 

@@ -129,7 +129,8 @@ def test_train_an_in_context_model(invoke, files, tmp_path):
     assert r.exit_code == 1 and "--track logs a training run" in r.stderr and not (tmp_path / "x.tsm").exists()
 
 
-def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
+def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
+    """Each mistake in this process (typer's runner); two in real processes for their exit codes."""
     data = files / "train.csv"
     empty = tmp_path / "empty.csv"
     empty.write_text("")
@@ -139,12 +140,8 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
     latin.write_bytes("a,label\n1,caf\xe9\n2,th\xe9\n".encode("latin-1"))
     one_class = tmp_path / "one_class.csv"
     pd.DataFrame({"a": [1.0, 2.0, 3.0], "label": ["x", "x", "x"]}).to_csv(one_class, index=False)
-    assert (
-        cli(
-            "train", data, "--target", "label", "--out", tmp_path / "good.tsm", "--param", "max_epochs=2", "--quiet"
-        ).returncode
-        == 0
-    )
+    r = invoke("train", data, "--target", "label", "--out", tmp_path / "good.tsm", "--param", "max_epochs=2", "--quiet")
+    assert r.exit_code == 0, r.output
     tampered = tmp_path / "tampered.tsm"
     raw = bytearray((tmp_path / "good.tsm").read_bytes())
     raw[-50] ^= 0x01
@@ -168,13 +165,13 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path):
         ),
         (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"), "key=value"),
     ]
-    *results, r = cli_all(
-        *(args for args, _ in cases), ("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm")
-    )
-    assert r.returncode != 0 and "Traceback" in r.stderr
-    for (args, message), r in zip(cases, results):
-        assert r.returncode == 1, (args, r.stdout, r.stderr)
-        assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    process, debug = cli_all(cases[0][0], ("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm"))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert process.returncode == 1 and cases[0][1] in process.stderr and "Traceback" not in process.stderr
+    for args, message in cases:
+        r = invoke(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert message in r.stderr and "Traceback" not in r.output, r.output
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x.tsm").exists() and not (tmp_path / "p.csv").exists()
 

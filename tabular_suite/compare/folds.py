@@ -461,9 +461,21 @@ def total_limit_reached(time_limit: float, reserved: float) -> str:
 
 
 def run_folds_locally(
-    candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, verbose, reserved: float = 0.0
+    candidates,
+    ctx,
+    df,
+    target,
+    folds,
+    n_classes,
+    model_time_limit,
+    time_limit,
+    started,
+    verbose,
+    reserved: float = 0.0,
+    on_model_done=None,
 ):
-    """Run every (candidate, fold) in turn in this process: ``{name: [FoldResult per fold]}``."""
+    """Run every (candidate, fold) in turn in this process: ``{name: [FoldResult per fold]}``;
+    ``on_model_done(name, results)`` is called as each candidate's folds are done."""
     out = {}
     for cand in candidates:
         results, model_start = [], time.perf_counter()
@@ -484,4 +496,6 @@ def run_folds_locally(
                 r = results[-1]
                 print(f"  {cand.name} fold {fold}: {r.status} ({r.fit_seconds:.1f} s)")
         out[cand.name] = results
+        if on_model_done is not None:
+            on_model_done(cand.name, results)
     return out

@@ -30,11 +30,13 @@ def run_folds_on_ray(
     address,
     gpus_per_task,
     reserved: float = 0.0,
+    on_model_done=None,
 ):
     """Submit every (model, fold) as a task; gather results, cancelling what overruns ``time_limit``
     less the ``reserved`` seconds kept for the refit.
 
-    Each task asks for ``ctx.num_threads`` CPUs and ``gpus_per_task`` GPUs (None: one GPU per
+    ``on_model_done(name, results)`` is called as each model's folds are all back. Each task
+    asks for ``ctx.num_threads`` CPUs and ``gpus_per_task`` GPUs (None: one GPU per
     deep-model task when the cluster has GPUs and ``device`` is not "cpu", else none). Uses
     the running Ray instance if there is one, else starts a local one (or joins ``address``)
     and shuts it down afterwards.
@@ -57,6 +59,7 @@ def run_folds_on_ray(
             started,
             gpus_per_task,
             reserved,
+            on_model_done,
         )
     finally:
         if started_ray:
@@ -64,7 +67,19 @@ def run_folds_on_ray(
 
 
 def _run(
-    ray, candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, gpus_per_task, reserved
+    ray,
+    candidates,
+    ctx,
+    df,
+    target,
+    folds,
+    n_classes,
+    model_time_limit,
+    time_limit,
+    started,
+    gpus_per_task,
+    reserved,
+    on_model_done,
 ):
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     data_ref, target_ref = ray.put(df), ray.put(target)
@@ -108,8 +123,12 @@ def _run(
             results[name].append(ray.get(ref))
         except Exception as exc:  # noqa: BLE001 - a crashed worker fails only its task
             results[name].append(FoldResult(name, fold, "failed", f"Ray task failed: {type(exc).__name__}: {exc}"))
+        if len(results[name]) == len(folds) and on_model_done is not None:
+            on_model_done(name, sorted(results[name], key=lambda r: r.fold))
     for name in results:
         results[name].sort(key=lambda r: r.fold)
+        if pending and on_model_done is not None and any(n == name for n, _ in pending.values()):
+            on_model_done(name, results[name])  # cut short by the time limit
     return results
 
 

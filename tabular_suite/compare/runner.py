@@ -208,7 +208,8 @@ def compare(
         but never toward a fold. The call returns within ``time_limit`` plus a grace: the
         work that cannot be cut (the batch, chunk of trees or round in progress, a fold's
         preprocessing and validation predictions, ranking the results), small next to the
-        fits themselves. MLflow logging (``tracking``) comes after and is not counted.
+        fits themselves. MLflow logging (``tracking``): each model's run as it finishes (counted, small), the results
+        after the limit.
         Without ``time_limit`` and ``model_time_limit`` every model is fitted in one call,
         as it would be on its own.
     ensemble : bool
@@ -289,104 +290,124 @@ def compare(
     n_classes = 0 if classes is None else len(classes)
     _build_native_kernels(candidates, device)
 
-    if backend == "ray":
-        from .ray_backend import run_folds_on_ray
+    from ..tracking import ComparisonRun, tracking_enabled_for
 
-        fold_results = run_folds_on_ray(
-            candidates,
-            ctx,
-            df,
-            target,
-            folds,
-            n_classes,
-            model_time_limit,
-            time_limit,
-            started,
-            ray_address,
-            gpus_per_task,
-            reserved=reserved,
-        )
-    else:
-        fold_results = run_folds_locally(
-            candidates,
-            ctx,
-            df,
-            target,
-            folds,
-            n_classes,
-            model_time_limit,
-            time_limit,
-            started,
-            verbose,
-            reserved=reserved,
-        )
-
-    rows, oof, histories, fold_scores = [], {}, {}, {}
-    for cand in candidates:
-        results = fold_results[cand.name]
-        row, pred, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
-        rows.append(row)
-        histories[cand.name] = [r.history for r in results if r.status in ("ok", "timeout")]
-        fold_scores[cand.name] = scores
-        if pred is not None:
-            oof[cand.name] = pred
-
-    weights = {}
-    if ensemble and len(oof) >= 1:
-        weights = caruana_selection(oof, target, metric_obj)
-        pred = sum(w * oof[n] for n, w in weights.items())
-        scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
-        row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
-        row["fit_seconds"] = sum(r["fit_seconds"] for r in rows if r["model"] in weights)
-        row["predict_seconds"] = sum(r["predict_seconds"] for r in rows if r["model"] in weights)
-        row["predict_rows_per_s"] = len(df) / cv / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
-        row["n_params"] = np.nansum([r["n_params"] for r in rows if r["model"] in weights]) or np.nan
-        for r in rows:
-            r["ensemble_weight"] = weights.get(r["model"], 0.0)
-        rows.append(row)
-        oof[ENSEMBLE], fold_scores[ENSEMBLE] = pred, scores
-
-    board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
-    board = board.reset_index(drop=True)
-    result = ComparisonResult(
-        leaderboard=board,
-        task=task,
-        metric=metric_obj,
-        classes=classes,
-        oof_predictions=oof,
-        histories=histories,
-        ensemble_weights=weights,
-        data_summary=_summarise(df, y_raw, task, kinds),
-        wall_seconds=float("nan"),
-        fold_scores=fold_scores,
-    )
-    if refit:
-        result.best_model_, result.refit_status, result.refit_error = _refit(
-            board,
-            weights,
-            candidates,
-            ctx,
-            df,
-            y_raw,
-            classes,
-            started=started,
-            time_limit=time_limit,
-            model_time_limit=refit_time_limit,
-        )
-    result.wall_seconds = time.perf_counter() - started
-
-    from ..tracking import log_comparison, tracking_enabled_for
-
+    run = None
     if tracking_enabled_for(tracking):
-        log_comparison(
-            result,
-            {c.name: c.kind for c in candidates},
-            cv=cv,
-            preset=preset,
-            seed=random_state,
-            experiment=experiment,
-            tracking_uri=tracking_uri,
+        settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "metric": metric_obj.name,
+                    "preset": preset, "task": task, "seed": random_state, "rows": len(df), "columns": df.shape[1],
+                    "column_types": describe_types(kinds)}  # fmt: skip
+        run = ComparisonRun(settings, experiment=experiment, tracking_uri=tracking_uri)
+    by_name = {c.name: c for c in candidates}
+
+    def on_model_done(name: str, results: list[FoldResult]) -> None:
+        """Log a model as soon as its folds are done (a long comparison can be watched live)."""
+        if run is not None:
+            cand = by_name[name]
+            row, _, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+            histories = [r.history for r in results if r.status in ("ok", "timeout")]
+            run.log_model(row, scores, histories, _hyperparameters(cand, ctx), cand.kind)
+
+    try:
+        if backend == "ray":
+            from .ray_backend import run_folds_on_ray
+
+            fold_results = run_folds_on_ray(
+                candidates,
+                ctx,
+                df,
+                target,
+                folds,
+                n_classes,
+                model_time_limit,
+                time_limit,
+                started,
+                ray_address,
+                gpus_per_task,
+                reserved=reserved,
+                on_model_done=on_model_done,
+            )
+        else:
+            fold_results = run_folds_locally(
+                candidates,
+                ctx,
+                df,
+                target,
+                folds,
+                n_classes,
+                model_time_limit,
+                time_limit,
+                started,
+                verbose,
+                reserved=reserved,
+                on_model_done=on_model_done,
+            )
+
+        rows, oof, histories, fold_scores = [], {}, {}, {}
+        for cand in candidates:
+            results = fold_results[cand.name]
+            row, pred, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+            rows.append(row)
+            histories[cand.name] = [r.history for r in results if r.status in ("ok", "timeout")]
+            fold_scores[cand.name] = scores
+            if pred is not None:
+                oof[cand.name] = pred
+
+        weights = {}
+        if ensemble and len(oof) >= 1:
+            weights = caruana_selection(oof, target, metric_obj)
+            pred = sum(w * oof[n] for n, w in weights.items())
+            scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
+            row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
+            row["fit_seconds"] = sum(r["fit_seconds"] for r in rows if r["model"] in weights)
+            row["predict_seconds"] = sum(r["predict_seconds"] for r in rows if r["model"] in weights)
+            row["predict_rows_per_s"] = len(df) / cv / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
+            row["n_params"] = np.nansum([r["n_params"] for r in rows if r["model"] in weights]) or np.nan
+            for r in rows:
+                r["ensemble_weight"] = weights.get(r["model"], 0.0)
+            rows.append(row)
+            oof[ENSEMBLE], fold_scores[ENSEMBLE] = pred, scores
+
+        board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
+        board = board.reset_index(drop=True)
+        result = ComparisonResult(
+            leaderboard=board,
+            task=task,
+            metric=metric_obj,
+            classes=classes,
+            oof_predictions=oof,
+            histories=histories,
+            ensemble_weights=weights,
+            data_summary=_summarise(df, y_raw, task, kinds),
+            wall_seconds=float("nan"),
+            fold_scores=fold_scores,
         )
+        if refit:
+            result.best_model_, result.refit_status, result.refit_error = _refit(
+                board,
+                weights,
+                candidates,
+                ctx,
+                df,
+                y_raw,
+                classes,
+                started=started,
+                time_limit=time_limit,
+                model_time_limit=refit_time_limit,
+            )
+        result.wall_seconds = time.perf_counter() - started
+
+        if run is not None:
+            run.finish(result, {c.name: c.kind for c in candidates})
+
+    except KeyboardInterrupt:
+        if run is not None:
+            run.end("KILLED")
+        raise
+    except BaseException:
+        if run is not None:
+            run.end("FAILED")
+        raise
     return result
 
 
@@ -439,6 +460,18 @@ def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n
         for r, v in scored:
             pred[v] = r.pred
     return row, pred, scores
+
+
+def _hyperparameters(cand, ctx) -> dict:
+    """The candidate's estimator parameters as MLflow params (one level; objects by their repr)."""
+    try:
+        estimator = cand.make(ctx)
+    except Exception:  # noqa: BLE001 - a model that cannot be built has its error in the leaderboard
+        return {}
+    if hasattr(estimator, "steps"):  # a baseline's pipeline: the model's own parameters
+        estimator = estimator.steps[-1][1]
+    params = estimator.get_params(deep=False)
+    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v) for k, v in params.items()}
 
 
 def _build_native_kernels(candidates, device) -> None:

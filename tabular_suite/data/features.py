@@ -367,17 +367,17 @@ def _infer(name, col: pd.Series, from_numpy: bool) -> str:
     observed = col[col.notna()]
     if len(observed) == 0:
         return "numeric" if from_numpy else "categorical"  # the preprocessor rejects an empty column
-    is_str = observed.map(lambda v: isinstance(v, str))
-    if not is_str.any():
-        if observed.map(lambda v: isinstance(v, (bool, np.bool_))).all():
-            return "boolean"
-        if observed.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)).all():
-            return "numeric"
-        if observed.map(lambda v: isinstance(v, (pd.Timestamp, np.datetime64))).all():
-            return "datetime"
-        return "categorical"
-    if from_numpy and not is_str.all():
-        return "categorical"  # a numpy object array mixing numbers and strings: values are labels
+    inferred = pd.api.types.infer_dtype(observed, skipna=True)  # one C pass over the values
+    if inferred == "boolean":
+        return "boolean"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numeric"
+    if inferred in ("datetime", "datetime64", "date"):
+        return "datetime"
+    if inferred not in ("string", "mixed", "mixed-integer"):
+        return "categorical"  # bytes, periods, intervals, objects: their values are labels
+    if inferred != "string" and (from_numpy or not observed.map(lambda v: isinstance(v, str)).any()):
+        return "categorical"  # numbers mixed with labels in a numpy array, or other objects
     parsed = parse_numbers(col)
     n_numbers = int(parsed.notna().sum())
     if n_numbers == len(observed):

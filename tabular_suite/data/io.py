@@ -149,7 +149,8 @@ def sniff_csv(path: str | os.PathLike, *, sep=None, decimal=None, thousands=None
     encoding = encoding or _detect_encoding(head)
     text = head.decode(encoding, errors="replace")
     lines = text.splitlines()
-    sample = "\n".join(lines[:-1] if len(lines) > 1 else lines)  # drop a cut-off last line
+    cut = len(head) == _SNIFF_BYTES and len(lines) > 1
+    sample = "\n".join(lines[:-1] if cut else lines)  # drop a line the sample cut off
     if sep is None:
         if path.suffix.lower() == ".tsv" or ".tsv" in [s.lower() for s in path.suffixes]:
             sep = "\t"

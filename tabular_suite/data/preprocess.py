@@ -85,6 +85,8 @@ class DataDriftWarning(UserWarning):
 
 def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
     """Column as float64 with NaN for missing; strings that are not numbers raise unless ``coerce``."""
+    if ptypes.is_numeric_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)  # the common case, without a Series
     parsed = parse_numbers(col)
     if not coerce and parsed.isna().sum() > col.isna().sum():
         raise stray_numbers_error(name, col, parsed)

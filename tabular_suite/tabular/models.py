@@ -120,7 +120,8 @@ class FTTransformerClassifier(TabularClassifierMixin, _FTTransformerParams):
         """    >>> from tabular_suite import FTTransformerClassifier
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    >>> clf = FTTransformerClassifier(max_epochs=10, random_state=0, num_threads=1).fit(X, y)
+    >>> clf = FTTransformerClassifier(n_blocks=1, d_token=32, lr=1e-3, max_epochs=10, random_state=0, num_threads=1)
+    >>> clf = clf.fit(X, y)  # a small model for the example; the defaults are the paper's
     >>> clf.score(X, y) > 0.9
     True
 """,
@@ -135,7 +136,8 @@ class FTTransformerRegressor(TabularRegressorMixin, _FTTransformerParams):
         """    >>> from tabular_suite import FTTransformerRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
-    >>> reg = FTTransformerRegressor(max_epochs=30, random_state=0, num_threads=1).fit(X, y)
+    >>> reg = FTTransformerRegressor(n_blocks=1, d_token=32, lr=1e-3, max_epochs=30, random_state=0, num_threads=1)
+    >>> reg = reg.fit(X, y)
     >>> reg.score(X, y) > 0.3
     True
 """,

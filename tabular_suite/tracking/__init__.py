@@ -6,7 +6,11 @@ MLflow pyfunc model (our model file as an artifact, with signature and input exa
 
 The store is ``tracking_uri`` if given, else ``MLFLOW_TRACKING_URI``, else a URI set with
 ``mlflow.set_tracking_uri``, else ``sqlite:///mlflow.db``. If the store cannot be reached,
-training still finishes and one warning says why nothing was logged.
+training still finishes and one warning says why nothing was logged; :func:`failures` lists
+such failures (the CLI ends with an error when one happened). Processes that start on a new
+SQLite store together take turns creating it (a file lock), and a busy SQLite store is retried.
+A comparison logs each model's nested run as soon as the model finishes
+(:class:`ComparisonRun`); an interrupted fit or comparison ends its open runs as KILLED.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ __all__ = [
     "tracked_fit",
     "log_model",
     "log_test_metrics",
-    "log_comparison",
+    "ComparisonRun",
+    "failures",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -106,6 +111,37 @@ def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
     return DEFAULT_TRACKING_URI
 
 
+_FAILURES: list[str] = []
+
+
+def failures() -> list[str]:
+    """Messages of the tracking failures in this process so far (each also warned once)."""
+    return list(_FAILURES)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """For a SQLite store, an exclusive lock on ``<db>.lock`` (creating, migrating the schema and
+    creating an experiment are not safe to run in two processes at once); a no-op otherwise."""
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _check_reachable(uri: str) -> None:
     """Fail fast for HTTP stores (MLflow's own client retries for minutes)."""
     if uri.startswith(("http://", "https://")):
@@ -159,6 +195,7 @@ class _Tracker:
 
     def warn(self, exc: Exception) -> None:
         if not self.failed:
+            _FAILURES.append(f"MLflow tracking to {self.uri} failed ({type(exc).__name__}: {exc})")
             warnings.warn(
                 f"MLflow tracking to {self.uri} failed ({type(exc).__name__}: {exc}); "
                 "training continues without tracking.",
@@ -172,11 +209,19 @@ class _Tracker:
             return None
         import mlflow
 
-        try:
-            return getattr(mlflow, name)(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any store error must not stop training
-            self.warn(exc)
-            return None
+        return self.retrying(lambda: getattr(mlflow, name)(*args, **kwargs))
+
+    def retrying(self, fn, attempts: int = 6):
+        """``fn()``, retried while a SQLite store is busy (another process writing); other errors warn."""
+        for attempt in range(attempts):
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - any store error must not stop training
+                if "database is locked" in str(exc) and attempt < attempts - 1:
+                    time.sleep(0.1 * 2**attempt)
+                    continue
+                self.warn(exc)
+                return None
 
 
 def _connect(uri: str) -> _Tracker:
@@ -184,7 +229,10 @@ def _connect(uri: str) -> _Tracker:
     tracker = _Tracker(uri)
     try:
         _check_reachable(uri)
-        import mlflow  # noqa: F401
+        from mlflow.tracking import MlflowClient
+
+        with _store_lock(uri):  # the first process creates and migrates a new store, the others wait
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001
         tracker.warn(exc)
     return tracker
@@ -215,13 +263,13 @@ def _experiment_id(tracker: _Tracker, name: str | None, uri: str) -> str | None:
         return None
     from mlflow.tracking import MlflowClient
 
-    try:
+    def get_or_create():
         client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(name)
-        return experiment.experiment_id if experiment else client.create_experiment(name)
-    except Exception as exc:  # noqa: BLE001
-        tracker.warn(exc)
-        return None
+        with _store_lock(uri):  # two processes must not both create the experiment
+            experiment = client.get_experiment_by_name(name)
+            return experiment.experiment_id if experiment else client.create_experiment(name)
+
+    return tracker.retrying(get_or_create)
 
 
 def tracking_enabled(estimator) -> bool:
@@ -234,105 +282,118 @@ def tracking_enabled_for(choice: bool | None) -> bool:
     return _SETTINGS.enabled if choice is None else bool(choice)
 
 
-def log_comparison(
-    result,
-    kinds: dict,
-    *,
-    cv: int,
-    preset: str,
-    seed: int,
-    experiment: str | None = None,
-    tracking_uri: str | None = None,
-) -> str | None:
-    """Log a :func:`~tabular_suite.compare` result: a parent run, one nested run per model.
+class ComparisonRun:
+    """A :func:`~tabular_suite.compare` in MLflow, logged as it goes: a parent run opened with the
+    settings, one nested run per model as soon as the model's folds finish (:meth:`log_model`),
+    and the results at the end (:meth:`finish`). :meth:`end` closes the parent early (KILLED
+    when the comparison is interrupted, FAILED on an error): what finished stays logged.
 
-    Child runs hold the model's status (and error), the metric per fold (``step`` = fold),
-    mean/std, costs, and each fold's per-epoch history (``fold<k>_<name>``, ``step`` =
-    epoch). The parent holds the settings, the best score, ``leaderboard.csv``, the HTML
-    report and the refitted model file. Fills ``mlflow_run_id`` in the leaderboard and
-    ``result.mlflow_run_id``; returns the parent run id (None if the store failed).
+    Child runs hold the model's hyperparameters (params), status (and error), the metric per
+    fold (``step`` = fold), mean/std, costs, and each fold's per-epoch history
+    (``fold<k>_<name>``, ``step`` = epoch). The parent holds the settings, the best score,
+    ``leaderboard.csv``, the HTML report and the refitted model file. Uses MLflow's client API
+    (no process-wide active run). A store that fails degrades to one warning (:func:`failures`).
     """
-    tracker = _connect(resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri))
-    if tracker.failed:
-        return None
-    uri = tracker.uri
-    board = result.leaderboard
-    metric = result.metric.name
-    with _use_tracking_uri(uri):
-        experiment_id = _experiment_id(tracker, experiment or _SETTINGS.experiment_name, uri)
-        parent = tracker.call("start_run", run_name="compare", experiment_id=experiment_id)
-        if parent is None:
-            return None
-        status = "FAILED"
-        try:
-            summary = result.data_summary
-            tracker.call(
-                "log_params",
-                {
-                    "models": ",".join(m for m in board["model"] if m != "ensemble"),
-                    "cv": cv,
-                    "metric": metric,
-                    "preset": preset,
-                    "task": result.task,
-                    "seed": seed,
-                    "rows": summary["rows"],
-                    "columns": summary["columns"],
-                },
-            )
-            for i, row in board.iterrows():
-                child = tracker.call("start_run", run_name=row["model"], nested=True, experiment_id=experiment_id)
-                if child is None:
-                    break
-                try:
-                    tracker.call(
-                        "set_tags",
-                        {"model": row["model"], "status": row["status"], "kind": kinds.get(row["model"], "ensemble")},
-                    )
-                    if row["error"]:
-                        tracker.call("set_tag", "error", str(row["error"])[:4000])
-                    numbers = {f"{metric}_mean": row["mean"], f"{metric}_std": row["std"]}
-                    numbers.update(
-                        {
-                            k: row[k]
-                            for k in ("fit_seconds", "predict_seconds", "predict_rows_per_s", "best_epoch", "n_params")
-                        }
-                    )
-                    batch = [(k, float(v), 0) for k, v in numbers.items() if pd.notna(v)]
-                    batch += [
-                        (f"fold_{metric}", float(v), fold)
-                        for fold, v in enumerate(result.fold_scores.get(row["model"], []))
-                    ]
-                    for fold, history in enumerate(result.histories.get(row["model"], [])):
-                        batch += [
-                            (f"fold{fold}_{k}", float(v), int(epoch.get("epoch", 0)))
-                            for epoch in history
-                            for k, v in epoch.items()
-                            if k != "epoch" and isinstance(v, (int, float))
-                        ]
-                    _log_batch(tracker, child.info.run_id, batch)
-                finally:
-                    tracker.call("end_run")
-                board.at[i, "mlflow_run_id"] = child.info.run_id
-            best = board.iloc[0]
-            tracker.call("set_tags", {"best_model": best["model"], "metric": metric})
-            if pd.notna(best["mean"]):
-                tracker.call(
-                    "log_metrics", {f"best_{metric}": float(best["mean"]), "wall_seconds": result.wall_seconds}
+
+    def __init__(self, settings: dict, *, experiment: str | None = None, tracking_uri: str | None = None):
+        self.tracker = _connect(resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri))
+        self.run_id, self.child_ids, self._open = None, {}, False
+        if self.tracker.failed:
+            return
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=self.tracker.uri)
+        self.experiment_id = _experiment_id(self.tracker, experiment or _SETTINGS.experiment_name, self.tracker.uri)
+        self.experiment_id = self.experiment_id or "0"
+        run = self.tracker.retrying(lambda: self.client.create_run(self.experiment_id, run_name="compare"))
+        if run is None:
+            return
+        self.run_id, self._open = run.info.run_id, True
+        self._log(self.run_id, params=settings)
+
+    def _log(self, run_id: str, metrics=(), params=None, tags=None) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        entities = [Metric(_metric_name(k), float(v), now, step) for k, v, step in metrics]
+        params = [Param(str(k), str(v)[:6000]) for k, v in (params or {}).items()]
+        tags = [RunTag(str(k), str(v)[:5000]) for k, v in (tags or {}).items()]
+        for start in range(0, max(len(entities), 1), 1000):
+            batch = entities[start : start + 1000]
+            first = start == 0
+            self.tracker.retrying(
+                lambda batch=batch, first=first: self.client.log_batch(
+                    run_id, metrics=batch, params=params if first else [], tags=tags if first else []
                 )
-            with tempfile.TemporaryDirectory() as tmp:
-                board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
-                result.report(Path(tmp) / "report.html")
-                files = [Path(tmp) / "leaderboard.csv", Path(tmp) / "report.html"]
-                if result.best_model_ is not None:
-                    result.best_model_.save(Path(tmp) / "best_model.tsm")
-                    files.append(Path(tmp) / "best_model.tsm")
-                for f in files:
-                    tracker.call("log_artifact", str(f))
-            status = "FINISHED"
-        finally:
-            tracker.call("end_run", status=status)
-    result.mlflow_run_id = parent.info.run_id
-    return result.mlflow_run_id
+            )
+
+    def log_model(self, row: dict, fold_scores: list, histories: list, params: dict, kind: str) -> str | None:
+        """One finished model (a leaderboard row) as a nested run; returns its run id."""
+        if not self._open or self.tracker.failed:
+            return None
+        name = row["model"]
+        child = self.tracker.retrying(
+            lambda: self.client.create_run(self.experiment_id, run_name=name, tags={"mlflow.parentRunId": self.run_id})
+        )
+        if child is None:
+            return None
+        metric = row["metric"]
+        numbers = {f"{metric}_mean": row["mean"], f"{metric}_std": row["std"]}
+        numbers.update(
+            {k: row.get(k) for k in ("fit_seconds", "predict_seconds", "predict_rows_per_s", "best_epoch", "n_params")}
+        )
+        batch = [(k, v, 0) for k, v in numbers.items() if v is not None and pd.notna(v)]
+        batch += [(f"fold_{metric}", v, fold) for fold, v in enumerate(fold_scores)]
+        for fold, history in enumerate(histories):
+            batch += [
+                (f"fold{fold}_{k}", v, int(epoch.get("epoch", 0)))
+                for epoch in history
+                for k, v in epoch.items()
+                if k != "epoch" and isinstance(v, (int, float))
+            ]
+        tags = {"model": name, "status": row["status"], "kind": kind}
+        if row.get("error"):
+            tags["error"] = row["error"]
+        self._log(child.info.run_id, batch, params, tags)
+        self.tracker.retrying(lambda: self.client.set_terminated(child.info.run_id, "FINISHED"))
+        self.child_ids[name] = child.info.run_id
+        return child.info.run_id
+
+    def finish(self, result, kinds: dict) -> str | None:
+        """Log the results (ensemble run, best score, leaderboard, report, refitted model), close
+        the parent run and fill ``mlflow_run_id`` in ``result``; returns the parent run id.
+        ``kinds``: model name -> "deep" or "baseline" (the candidates')."""
+        if not self._open:
+            return None
+        board = result.leaderboard
+        for _, row in board.iterrows():
+            if row["model"] not in self.child_ids:  # the ensemble, known only at the end (or a model never run)
+                kind = kinds.get(row["model"], "ensemble")
+                self.log_model(row.to_dict(), result.fold_scores.get(row["model"], []), [], {}, kind)
+        board["mlflow_run_id"] = [self.child_ids.get(m) for m in board["model"]]
+        best, metric = board.iloc[0], result.metric.name
+        numbers = [("wall_seconds", result.wall_seconds, 0)]
+        if pd.notna(best["mean"]):
+            numbers.append((f"best_{metric}", best["mean"], 0))
+        self._log(self.run_id, numbers, tags={"best_model": best["model"], "metric": metric})
+        with tempfile.TemporaryDirectory() as tmp:
+            board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
+            result.report(Path(tmp) / "report.html")
+            files = [Path(tmp) / "leaderboard.csv", Path(tmp) / "report.html"]
+            if result.best_model_ is not None:
+                result.best_model_.save(Path(tmp) / "best_model.tsm")
+                files.append(Path(tmp) / "best_model.tsm")
+            for f in files:
+                self.tracker.retrying(lambda f=f: self.client.log_artifact(self.run_id, str(f)))
+        self.end("FINISHED")
+        result.mlflow_run_id = self.run_id
+        return self.run_id
+
+    def end(self, status: str) -> None:
+        """Close the parent run with ``status`` (FINISHED, KILLED or FAILED) if it is open."""
+        if self._open:
+            self._open = False
+            self.tracker.retrying(lambda: self.client.set_terminated(self.run_id, status))
 
 
 def log_recommender(
@@ -428,7 +489,11 @@ def tracked_fit(estimator, X_sample, num_threads: int):
                 }
                 tracker.call("log_params", params)
                 tracker.call("set_tags", _system_tags(estimator, num_threads))
-            yield TrackingCallback(tracker) if run is not None else None
+            try:
+                yield TrackingCallback(tracker) if run is not None else None
+            except KeyboardInterrupt:
+                status = "KILLED"
+                raise
             if run is not None:
                 _log_results(tracker, estimator, X_sample, time.perf_counter() - started)
                 estimator.mlflow_run_id_ = run.info.run_id
