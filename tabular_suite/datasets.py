@@ -419,7 +419,8 @@ def fetch_bars(
             parquet_path.unlink(missing_ok=True)
             _download(base + f"{split}.csv", csv_path, expected, timeout)
         if not recorded.exists():
-            recorded.write_text(_md5(csv_path))
+            with atomic_path(recorded) as tmp:
+                tmp.write_text(_md5(csv_path))
         if not parquet_path.exists():
             tmp = parquet_path.with_name(f".{parquet_path.name}.part")
             try:

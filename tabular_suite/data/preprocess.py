@@ -342,10 +342,9 @@ class TablePreprocessor:
         Batches under ``min_rows`` rows are not judged."""
         if len(df) < min_rows:
             return
-        empty, unseen, far = [], [], []
-        for name in self.schema.columns:
-            if df[name].isna().all():
-                empty.append(name)
+        unseen, far = [], []
+        all_missing = df[list(self.schema.columns)].isna().all(axis=0).to_numpy()
+        empty = [name for name, gone in zip(self.schema.columns, all_missing) if gone]
         for j, name in enumerate(self.schema.categorical):
             observed = codes[:, j] != MISSING_ID
             if name not in empty and observed.any() and (codes[observed, j] == UNKNOWN_ID).mean() > 0.5:
