@@ -78,9 +78,17 @@ def files(
 
 
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
-def test_train_predict_evaluate_round_trip(files, ext):
+def test_train_predict_evaluate_round_trip(files, ext, invoke):
+    """CSV in real processes; Parquet in this process (typer's runner), the same commands."""
     data, model = files / f"train.{ext}", files / f"m_{ext}.tsm"
-    r = cli(
+
+    def run(*args):
+        if ext == "csv":
+            return cli(*args)
+        r = invoke(*args)
+        return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+    r = run(
         "train",
         data,
         "--target",
@@ -98,11 +106,11 @@ def test_train_predict_evaluate_round_trip(files, ext):
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and model.read_bytes().startswith(MODEL_FILE_MAGIC)
     preds = files / f"pred_{ext}.{ext}"
-    r = cli("predict", model, data, "--out", preds, "--proba")
+    r = run("predict", model, data, "--out", preds, "--proba")
     assert r.returncode == 0, r.stderr
     out = pd.read_csv(preds) if ext == "csv" else pd.read_parquet(preds)
     assert list(out.columns) == ["proba_neg", "proba_pos"] and len(out) == 200
-    r = cli("evaluate", model, data, "--target", "label")
+    r = run("evaluate", model, data, "--target", "label")
     assert r.returncode == 0 and "roc_auc" in r.stdout
 
 
