@@ -1,6 +1,6 @@
 """Peer side of benchmarks/ctr.py: FuxiCTR's AutoInt+ / FinalMLP (run in FuxiCTR's own venv).
 
-    /work/peers/fuxictr/bin/python benchmarks/_ctr_peer.py --split SPLIT.parquet \
+    ../peers/fuxictr/bin/python benchmarks/_ctr_peer.py --split SPLIT.parquet \
         --model {autoint_plus,finalmlp} --params '{"...": ...}' --threads 1 --seed 0 \
         [--max-epochs N] [--categorical col1,col2] [--fuxictr-repo PATH]
 
@@ -91,7 +91,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_REPO = "/work/.mirror/reczoo+FuxiCTR/repo"
+# A bare git mirror of reczoo/FuxiCTR (its model_zoo is loaded from it at run time, never committed);
+# relative to the repository root unless FUXICTR_REPO says otherwise.
+DEFAULT_REPO = os.environ.get("FUXICTR_REPO", "../.mirror/reczoo+FuxiCTR/repo")
 
 MODELS = {
     # our name: (model_zoo folder, class name)

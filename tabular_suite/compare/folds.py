@@ -27,6 +27,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,7 @@ from ..training.device import resolve_device
 from .candidates import BuildContext
 from .ensemble import _align_proba
 
-__all__ = ["Deadline", "FoldResult", "fit_within", "fold_budget", "run_fold", "run_folds_locally"]
+__all__ = ["Deadline", "FoldPlan", "FoldResult", "fit_within", "fold_budget", "run_fold", "run_folds_locally"]
 
 
 class Deadline(Callback):
@@ -460,22 +461,36 @@ def total_limit_reached(time_limit: float, reserved: float) -> str:
     return f"total time limit of {time_limit:.0f} s{kept} reached"
 
 
-def run_folds_locally(
-    candidates,
-    ctx,
-    df,
-    target,
-    folds,
-    n_classes,
-    model_time_limit,
-    time_limit,
-    started,
-    verbose,
-    reserved: float = 0.0,
-    on_model_done=None,
-):
-    """Run every (candidate, fold) in turn in this process: ``{name: [FoldResult per fold]}``;
-    ``on_model_done(name, results)`` is called as each candidate's folds are done."""
+@dataclass
+class FoldPlan:
+    """What a fold backend runs (the local one and Ray's take the same plan): every candidate on
+    every fold of ``df``/``target`` within the budgets (``started`` is the comparison's
+    ``perf_counter`` start, ``reserved`` the seconds kept for the refit), calling
+    ``on_model_done(name, results)`` as each candidate's folds are all done."""
+
+    candidates: list
+    ctx: BuildContext
+    df: pd.DataFrame
+    target: np.ndarray
+    folds: list
+    n_classes: int
+    model_time_limit: float | None
+    time_limit: float | None
+    started: float
+    reserved: float = 0.0
+    on_model_done: Callable | None = None
+
+
+def run_folds_locally(plan: FoldPlan, verbose: int = 0):
+    """Run every (candidate, fold) of ``plan`` in turn in this process: ``{name: [FoldResult per fold]}``."""
+    candidates, ctx, df, target, folds = plan.candidates, plan.ctx, plan.df, plan.target, plan.folds
+    started, time_limit, model_time_limit, reserved = (
+        plan.started,
+        plan.time_limit,
+        plan.model_time_limit,
+        plan.reserved,
+    )
+    n_classes, on_model_done = plan.n_classes, plan.on_model_done
     out = {}
     for cand in candidates:
         results, model_start = [], time.perf_counter()

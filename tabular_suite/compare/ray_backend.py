@@ -17,25 +17,10 @@ def _import_ray():
     return ray
 
 
-def run_folds_on_ray(
-    candidates,
-    ctx,
-    df,
-    target,
-    folds,
-    n_classes,
-    model_time_limit,
-    time_limit,
-    started,
-    address,
-    gpus_per_task,
-    reserved: float = 0.0,
-    on_model_done=None,
-):
-    """Submit every (model, fold) as a task; gather results, cancelling what overruns ``time_limit``
-    less the ``reserved`` seconds kept for the refit.
-
-    ``on_model_done(name, results)`` is called as each model's folds are all back. Each task
+def run_folds_on_ray(plan, address, gpus_per_task):
+    """Submit every (model, fold) of ``plan`` (a :class:`~.folds.FoldPlan`) as a task; gather
+    results, cancelling what overruns ``time_limit`` less the ``reserved`` seconds kept for the
+    refit; ``on_model_done`` is called as each model's folds are all back. Each task
     asks for ``ctx.num_threads`` CPUs and ``gpus_per_task`` GPUs (None: one GPU per
     deep-model task when the cluster has GPUs and ``device`` is not "cpu", else none). Uses
     the running Ray instance if there is one, else starts a local one (or joins ``address``)
@@ -46,41 +31,21 @@ def run_folds_on_ray(
     if started_ray:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        return _run(
-            ray,
-            candidates,
-            ctx,
-            df,
-            target,
-            folds,
-            n_classes,
-            model_time_limit,
-            time_limit,
-            started,
-            gpus_per_task,
-            reserved,
-            on_model_done,
-        )
+        return _run(ray, plan, gpus_per_task)
     finally:
         if started_ray:
             ray.shutdown()
 
 
-def _run(
-    ray,
-    candidates,
-    ctx,
-    df,
-    target,
-    folds,
-    n_classes,
-    model_time_limit,
-    time_limit,
-    started,
-    gpus_per_task,
-    reserved,
-    on_model_done,
-):
+def _run(ray, plan, gpus_per_task):
+    candidates, ctx, df, target, folds = plan.candidates, plan.ctx, plan.df, plan.target, plan.folds
+    started, time_limit, model_time_limit, reserved = (
+        plan.started,
+        plan.time_limit,
+        plan.model_time_limit,
+        plan.reserved,
+    )
+    n_classes, on_model_done = plan.n_classes, plan.on_model_done
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     data_ref, target_ref = ray.put(df), ray.put(target)
     # Tasks run concurrently: each fold gets its share of the model budget up front.

@@ -12,13 +12,13 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from ..core.sklearn_glue import resolve_num_threads
-from ..data.features import describe_types, infer_feature_types, resolve_overrides
+from ..data.features import decide_types, describe_types
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import Schema, infer_task
 from ..training.device import resolve_device
 from .candidates import BuildContext, resolve_candidates
 from .ensemble import EnsembleModel, caruana_selection
-from .folds import Deadline, FoldResult, fit_within, run_folds_locally
+from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .metrics import Metric, get_metric
 
 __all__ = ["compare", "ComparisonResult"]
@@ -275,8 +275,7 @@ def compare(
     else:
         y_enc, target = None, y_raw.astype(np.float64)
     folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
-    kinds = infer_feature_types(df, categorical_features, feature_types, coerce_numeric)
-    _, coerced = resolve_overrides(df, categorical_features, feature_types, coerce_numeric)
+    kinds, coerced = decide_types(df, categorical_features, feature_types, coerce_numeric)
     schema = Schema.from_types(kinds)
     n_unique = {c: int(df[c].nunique(dropna=True)) for c in schema.categorical}
     threads = resolve_num_threads(num_threads)
@@ -309,39 +308,16 @@ def compare(
             run.log_model(row, scores, histories, _hyperparameters(cand, ctx), cand.kind)
 
     try:
+        plan = FoldPlan(
+            candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, reserved,
+            on_model_done,
+        )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
 
-            fold_results = run_folds_on_ray(
-                candidates,
-                ctx,
-                df,
-                target,
-                folds,
-                n_classes,
-                model_time_limit,
-                time_limit,
-                started,
-                ray_address,
-                gpus_per_task,
-                reserved=reserved,
-                on_model_done=on_model_done,
-            )
+            fold_results = run_folds_on_ray(plan, ray_address, gpus_per_task)
         else:
-            fold_results = run_folds_locally(
-                candidates,
-                ctx,
-                df,
-                target,
-                folds,
-                n_classes,
-                model_time_limit,
-                time_limit,
-                started,
-                verbose,
-                reserved=reserved,
-                on_model_done=on_model_done,
-            )
+            fold_results = run_folds_locally(plan, verbose)
 
         rows, oof, histories, fold_scores = [], {}, {}, {}
         for cand in candidates:

@@ -345,11 +345,17 @@ def infer_feature_types(
     ...
     ValueError: Column 'x' holds numbers except for 1 value(s): 'n/a?' (row 3) (rows count from 0, ...
     """
-    overrides, _ = resolve_overrides(df, categorical_features, feature_types, coerce_numeric)
-    kinds = {}
-    for name in df.columns:
-        kinds[name] = overrides.get(name) or _infer(name, df[name], from_numpy)
-    return kinds
+    return decide_types(df, categorical_features, feature_types, coerce_numeric, from_numpy=from_numpy)[0]
+
+
+def decide_types(
+    df: pd.DataFrame, categorical_features=None, feature_types=None, coerce_numeric=None, *, from_numpy=False
+):
+    """:func:`infer_feature_types`'s ``{column: kind}`` and the columns whose stray values are read
+    as missing (``coerce_numeric`` resolved to labels)."""
+    overrides, coerced = resolve_overrides(df, categorical_features, feature_types, coerce_numeric)
+    kinds = {name: overrides.get(name) or _infer(name, df[name], from_numpy) for name in df.columns}
+    return kinds, coerced
 
 
 def _infer(name, col: pd.Series, from_numpy: bool) -> str:

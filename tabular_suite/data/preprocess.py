@@ -19,10 +19,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .features import (
     DateFeatures,
     TextFeatures,
-    infer_feature_types,
+    decide_types,
     is_id_like,
     parse_numbers,
-    resolve_overrides,
     stray_numbers_error,
     warn_id_like,
 )
@@ -167,10 +166,9 @@ class TablePreprocessor:
     # ------------------------------------------------------------------ fit
     def _set_types(self, df: pd.DataFrame, from_numpy: bool) -> None:
         self.__dict__.pop("_indexes", None)
-        kinds = infer_feature_types(
+        kinds, coerced = decide_types(
             df, self.categorical_features, self.feature_types, self.coerce_numeric, from_numpy=from_numpy
         )
-        _, coerced = resolve_overrides(df, self.categorical_features, self.feature_types, self.coerce_numeric)
         self.coerced = list(coerced)
         self.feature_types_ = kinds
         self.schema = Schema.from_types(kinds)
@@ -181,6 +179,11 @@ class TablePreprocessor:
         self.text_features = [TextFeatures(random_state=self.random_state).fit(df[name]) for name in self.schema.text]
 
     def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> TablePreprocessor:
+        self._fit(df, from_numpy)
+        return self
+
+    def _fit(self, df: pd.DataFrame, from_numpy: bool) -> np.ndarray:
+        """Fit on ``df``; returns its numeric block (fit_transform scales it without recomputing it)."""
         self._set_types(df, from_numpy)
         self._fit_text(df)
         rng = np.random.default_rng(self.random_state)
@@ -193,7 +196,7 @@ class TablePreprocessor:
                 raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
             counts.append(Counter(pd.Series(keys[~missing]).value_counts().to_dict()))
         self._keep_categories(counts, len(df))
-        return self
+        return block
 
     def fit_batches(self, batches, *, sample_rows: int = 200_000) -> TablePreprocessor:
         """Fit on a stream of DataFrames that need not fit in memory together.
@@ -319,8 +322,11 @@ class TablePreprocessor:
         return (values - params[0]) / params[1]
 
     def transform(self, df: pd.DataFrame) -> PreparedTable:
+        """``df`` as model inputs; warns when it differs from the training data (:meth:`check_drift`)."""
+        return self._prepare(df, self.numeric_block(df), check=True)
+
+    def _prepare(self, df: pd.DataFrame, block: np.ndarray, check: bool) -> PreparedTable:
         n = df.shape[0]
-        block = self.numeric_block(df)
         num_cols, indicators = [], []
         for j, (params, has_missing) in enumerate(zip(self.num_params, self.num_has_missing)):
             values = block[:, j]
@@ -332,7 +338,8 @@ class TablePreprocessor:
                 indicators.append(missing.astype(np.float64))
         x_num = np.stack(num_cols + indicators, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
         codes = self.category_codes(df)
-        self.check_drift(df, block, codes)
+        if check:
+            self.check_drift(df, block, codes)
         return PreparedTable(x_num, codes)
 
     def check_drift(self, df: pd.DataFrame, block: np.ndarray, codes: np.ndarray, min_rows: int = 10) -> None:
@@ -389,7 +396,9 @@ class TablePreprocessor:
         return np.stack(cat_cols, axis=1) if cat_cols else np.zeros((df.shape[0], 0), np.int64)
 
     def fit_transform(self, df: pd.DataFrame, *, from_numpy: bool = False) -> PreparedTable:
-        return self.fit(df, from_numpy=from_numpy).transform(df)
+        """:meth:`fit` then :meth:`transform`, computing dates and text features once (no drift check
+        of the training table against itself)."""
+        return self._prepare(df, self._fit(df, from_numpy), check=False)
 
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
