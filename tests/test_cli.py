@@ -199,20 +199,20 @@ def test_datasets_and_models_commands(invoke):
         assert r.exit_code == 0 and "Example" in r.stdout, command
 
 
-def test_pfn_pretrain_and_export_averaging_two_runs(tmp_path):
+def test_pfn_pretrain_and_export_averaging_two_runs(invoke, tmp_path):
     from tabular_suite.incontext.weights import load_weights
 
     tiny = [*TINY_PFN, "--eval-every", "0", "--no-eval-bundled"]
     for seed in (0, 1):
-        r = cli("pfn", "pretrain", "--checkpoint", tmp_path / f"run{seed}.pt", "--seed", seed, *tiny)
-        assert r.returncode == 0, r.stderr
+        r = invoke("pfn", "pretrain", "--checkpoint", tmp_path / f"run{seed}.pt", "--seed", seed, *tiny)
+        assert r.exit_code == 0, r.output
     out = tmp_path / "soup.tsm"
-    r = cli("pfn", "export", tmp_path / "run0.pt", tmp_path / "run1.pt", "--out", out)
-    assert r.returncode == 0, r.stderr
+    r = invoke("pfn", "export", tmp_path / "run0.pt", tmp_path / "run1.pt", "--out", out)
+    assert r.exit_code == 0, r.output
     model, config = load_weights(out)
     assert config["step"] == [1, 1] and model.config["d_model"] == 16
-    r = cli("pfn", "export", tmp_path / "run0.pt", tmp_path / "missing.pt", "--out", tmp_path / "x.tsm")
-    assert r.returncode != 0 and "missing.pt does not exist" in r.stderr + r.stdout
+    r = invoke("pfn", "export", tmp_path / "run0.pt", tmp_path / "missing.pt", "--out", tmp_path / "x.tsm")
+    assert r.exit_code != 0 and "missing.pt does not exist" in r.output
 
 
 def test_pfn_pretrain_evaluates_on_the_bundled_datasets_by_default(invoke, tmp_path):

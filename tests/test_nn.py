@@ -96,16 +96,17 @@ def _reference_attention(q, k, v, drop=None, scale=1.0):
     return (probs @ v).transpose(1, 2)
 
 
-# short rows (explicit softmax), long rows (PyTorch's kernel), several chunks, recomputed probs
-KERNEL_SETTINGS = [(5, 2**18, 2**22), (20, 2**18, 2**22), (7, 2 * 49, 2**22), (18, 3 * 324, 0)]
+# short rows (explicit softmax), long rows (PyTorch's kernel; one sequence keeps gradcheck short),
+# several chunks, recomputed probs
+KERNEL_SETTINGS = [(3, 5, 2**18, 2**22), (1, 20, 2**18, 2**22), (3, 7, 2 * 49, 2**22), (3, 18, 3 * 324, 0)]
 
 
-@pytest.mark.parametrize("tokens,chunk,keep", KERNEL_SETTINGS)
-def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chunk, keep):
+@pytest.mark.parametrize("batch,tokens,chunk,keep", KERNEL_SETTINGS)
+def test_causal_attention_matches_formula_and_gradients(monkeypatch, batch, tokens, chunk, keep):
     monkeypatch.setattr(blocks, "_CPU_CHUNK_ELEMENTS", chunk)
     monkeypatch.setattr(blocks, "_CPU_KEEP_PROBS_ELEMENTS", keep)
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(3, tokens, 2, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    q, k, v = (torch.randn(batch, tokens, 2, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
     torch.testing.assert_close(causal_attention(q, k, v), _reference_attention(q, k, v))
     assert torch.autograd.gradcheck(causal_attention, (q, k, v))
 
@@ -120,9 +121,9 @@ def test_causal_attention_matches_formula_and_gradients(monkeypatch, tokens, chu
     )
     # The dropout mask is the one the threshold rule defines: a byte below 77 drops.
     torch.manual_seed(1)
-    rows = 3 * 2 * tokens * tokens
+    rows = batch * 2 * tokens * tokens
     draws = torch.randint(-(2**63), 2**63 - 1, ((rows + 7) // 8,), dtype=torch.int64)
-    drop = (draws.view(torch.uint8)[:rows] < 77).view(3, 2, tokens, tokens)
+    drop = (draws.view(torch.uint8)[:rows] < 77).view(batch, 2, tokens, tokens)
     torch.testing.assert_close(with_dropout(q, k, v), _reference_attention(q, k, v, drop, 256 / 179))
 
 
