@@ -5,7 +5,7 @@ Examples
 --------
 >>> import tabular_suite
 >>> tabular_suite.list_models()
-['autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'mlp', 'resnet', 'sasrec', 'tabpfn']
+['autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'mlp', 'resnet', 'sasrec', 'tabm', 'tabpfn']
 """
 
 from . import datasets, tracking
@@ -30,6 +30,8 @@ from .tabular import (
     MLPRegressor,
     ResNetClassifier,
     ResNetRegressor,
+    TabMClassifier,
+    TabMRegressor,
 )
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "AutoIntRegressor",
     "FinalMLPClassifier",
     "FinalMLPRegressor",
+    "TabMClassifier",
+    "TabMRegressor",
     "SASRecRecommender",
     "TabPFNClassifier",
     "TabPFNRegressor",

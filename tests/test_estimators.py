@@ -33,6 +33,7 @@ def test_registry():
         "mlp",
         "resnet",
         "sasrec",
+        "tabm",
         "tabpfn",
     ]
     assert tabular_suite.list_models("regression") == TABULAR + ["tabpfn"]
@@ -110,8 +111,8 @@ def _save_load(est, tmp_path):
 def test_save_load_round_trip(cls, mixed_frame, tmp_path):
     df, y_cls, y_reg = mixed_frame
     y = y_reg if cls.__name__.endswith("Regressor") else y_cls
-    params = {**FAST, **(SMALL if "FT" in cls.__name__ or "Excel" in cls.__name__ else {})}
-    est = cls(**params).fit(df, y)
+    small = SMALL if "FT" in cls.__name__ or "Excel" in cls.__name__ else dict(k=4) if "TabM" in cls.__name__ else {}
+    est = cls(**FAST, **small).fit(df, y)
     restored = _save_load(est, tmp_path)
     assert type(restored) is cls and restored.get_params() == est.get_params()
     np.testing.assert_array_equal(restored.predict(df), est.predict(df))
@@ -233,9 +234,22 @@ from tabular_suite.core.params import param, params_doc  # noqa: E402
 from tabular_suite.training.engine import TrainConfig, TrainingParams  # noqa: E402
 
 #: A valid value other than the default for every architecture field (a new field must be added here).
+EMBEDDINGS = dict(num_embeddings="periodic", n_frequencies=16, frequency_init_scale=0.1, n_bins=8, d_embedding=4)
 NON_DEFAULT = {
-    "mlp": dict(n_blocks=2, d_block=16, dropout=0.2, activation="gelu", cat_embedding_dim=4),
-    "resnet": dict(n_blocks=2, d_block=16, d_hidden_multiplier=1.5, dropout1=0.1, dropout2=0.05, cat_embedding_dim=4),
+    "mlp": dict(n_blocks=2, d_block=16, dropout=0.2, activation="gelu", cat_embedding_dim=4, **EMBEDDINGS),
+    "resnet": dict(
+        n_blocks=2, d_block=16, d_hidden_multiplier=1.5, dropout1=0.1, dropout2=0.05, cat_embedding_dim=4, **EMBEDDINGS
+    ),
+    "tabm": dict(
+        arch_type="tabm-mini",
+        k=4,
+        n_blocks=2,
+        d_block=16,
+        dropout=0.2,
+        activation="gelu",
+        scaling_init="normal",
+        **EMBEDDINGS,
+    ),
     "ft_transformer": dict(
         n_blocks=2,
         d_token=16,
@@ -244,6 +258,10 @@ NON_DEFAULT = {
         ffn_d_hidden_multiplier=2.0,
         ffn_dropout=0.2,
         residual_dropout=0.05,
+        num_embeddings="piecewise-linear",
+        n_frequencies=16,
+        frequency_init_scale=0.1,
+        n_bins=8,
     ),
     "excelformer": dict(
         n_blocks=2, d_token=16, n_heads=4, attention_dropout=0.1, ffn_dropout=0.1, residual_dropout=0.1, init_scale=0.5
@@ -322,6 +340,7 @@ def test_training_defaults_have_one_source(name, cls):
         "autoint": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
         "finalmlp": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
         "sasrec": {"max_epochs", "batch_size", "weight_decay", "patience"},
+        "tabm": {"lr", "weight_decay"},
     }
     assert overridden == recipes.get(name, set())
     assert TrainingParams().max_epochs == TrainConfig().max_epochs == MLPClassifier().max_epochs == 300

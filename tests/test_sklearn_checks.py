@@ -11,6 +11,7 @@ _SMALL = {
     "resnet": dict(d_block=32, n_blocks=1),
     "ft_transformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3),
     "excelformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3, warmup_epochs=0),
+    "tabm": dict(k=4, d_block=32, n_blocks=2),
     # The CTR models' recipe (batch 1024, lr / 10 per stalled epoch) suits large data; for the
     # checks' 100-row tables they get small batches and a constant rate.
     "autoint": dict(

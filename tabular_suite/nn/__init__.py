@@ -1,11 +1,13 @@
 """Architectures: pure ``torch.nn.Module`` classes, one per file with its config dataclass (the
 defaults). Tabular models take ``forward(x_num, x_cat)``; :mod:`.sasrec` item sequences;
-:mod:`.pfn` a context table. Shared pieces: :mod:`.embeddings`, :mod:`.blocks` and the native
+:mod:`.pfn` a context table. Shared pieces: :mod:`.embeddings`, :mod:`.num_embeddings` (numeric
+feature embeddings), :mod:`.blocks` and the native
 CPU attention kernel (:mod:`.native`)."""
 
 from .excelformer import ExcelFormer
 from .ft_transformer import FTTransformer
 from .mlp import MLP
 from .resnet import ResNet
+from .tabm import TabM
 
-__all__ = ["MLP", "ResNet", "FTTransformer", "ExcelFormer"]
+__all__ = ["MLP", "ResNet", "FTTransformer", "ExcelFormer", "TabM"]

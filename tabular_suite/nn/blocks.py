@@ -12,6 +12,7 @@ from torch import nn
 from . import native
 
 __all__ = [
+    "Dropout",
     "MultiheadAttention",
     "ReGLU",
     "TransformerBlock",
@@ -201,6 +202,20 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return F.dropout(x, p, True)
     keep, scale = _keep_bytes(x.numel(), p, x.device)
     return x * keep.view(x.shape).to(x.dtype).mul_(scale)
+
+
+class Dropout(nn.Module):
+    """:func:`dropout` as a module (``nn.Dropout``'s contract; cheaper masks on CPU)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:

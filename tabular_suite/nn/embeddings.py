@@ -80,14 +80,19 @@ class FeatureTokenizer(nn.Module):
 
 
 class FlatInput(nn.Module):
-    """Numeric features concatenated with flattened categorical embeddings (MLP, ResNet)."""
+    """Numeric features (or their flattened embeddings, from ``num_encoder``: (n, f) -> (n, f, d))
+    concatenated with flattened categorical embeddings (MLP, ResNet)."""
 
-    def __init__(self, n_num: int, cardinalities: list[int], d_embedding: int):
+    def __init__(self, n_num: int, cardinalities: list[int], d_embedding: int, num_encoder: nn.Module | None = None):
         super().__init__()
         self.categorical = CategoricalEmbeddings(cardinalities, d_embedding) if cardinalities else None
-        self.d_out = n_num + len(cardinalities) * d_embedding
+        self.num_encoder = num_encoder
+        d_num = n_num * (1 if num_encoder is None else num_encoder.d_embedding)
+        self.d_out = d_num + len(cardinalities) * d_embedding
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.num_encoder is not None:
+            x_num = self.num_encoder(x_num).flatten(1)
         if self.categorical is None:
             return x_num
         return torch.cat([x_num, self.categorical(x_cat).flatten(1)], dim=1)

@@ -10,14 +10,16 @@ from torch import nn
 
 from ..core.params import param
 from .blocks import TransformerBlock
-from .embeddings import FeatureTokenizer
+from .embeddings import FeatureTokenizer, NumericTokenizer
+from .num_embeddings import NumEmbeddingConfig, make_num_embeddings
 
 __all__ = ["FTTransformer", "FTTransformerConfig"]
 
 
 @dataclass(kw_only=True, eq=False)
-class FTTransformerConfig:
-    """The FT-Transformer's hyperparameters: the paper's default configuration."""
+class FTTransformerConfig(NumEmbeddingConfig):
+    """The FT-Transformer's hyperparameters: the paper's default configuration (numeric embeddings, of
+    size ``d_token``, replace the linear numeric tokens when set)."""
 
     n_blocks: int = param(3, "Number of transformer blocks.")
     d_token: int = param(192, "Size of every feature token.")
@@ -49,7 +51,9 @@ class FTTransformer(nn.Module):
         cfg = FTTransformerConfig(**config)
         self.config = asdict(cfg)
         d_token, n_blocks = cfg.d_token, cfg.n_blocks
-        self.tokenizer = FeatureTokenizer(n_num, cardinalities, d_token)
+        self.tokenizer = FeatureTokenizer(
+            n_num, cardinalities, d_token, numeric=lambda n, d: make_num_embeddings(cfg, n, d) or NumericTokenizer(n, d)
+        )
         self.cls = nn.Parameter(torch.empty(1, 1, d_token))
         nn.init.uniform_(self.cls, -1 / math.sqrt(d_token), 1 / math.sqrt(d_token))
         ffn_d_hidden = int(d_token * cfg.ffn_d_hidden_multiplier)

@@ -10,13 +10,14 @@ from torch import nn
 from ..core.params import param
 from .blocks import make_activation
 from .embeddings import FlatInput
+from .num_embeddings import FlatNumEmbeddingConfig, default_d_embedding, make_num_embeddings
 
 __all__ = ["MLP", "MLPConfig"]
 
 
 @dataclass(kw_only=True, eq=False)
-class MLPConfig:
-    """The MLP's hyperparameters, with the paper's defaults."""
+class MLPConfig(FlatNumEmbeddingConfig):
+    """The MLP's hyperparameters, with the paper's defaults (no numeric embeddings)."""
 
     n_blocks: int = param(3, "Number of ``Linear -> activation -> Dropout`` blocks.")
     d_block: int = param(256, "Width of every hidden layer.")
@@ -29,8 +30,9 @@ class MLP(nn.Module):
     """``(Linear -> ReLU -> Dropout) x n_blocks -> Linear``.
 
     Categorical columns enter as learned embeddings of size ``cat_embedding_dim``,
-    concatenated with the numeric features. ``**config``: the fields of :class:`MLPConfig`
-    (kept, with the defaults filled in, as the dict :attr:`config`).
+    concatenated with the numeric features (or their embeddings, ``num_embeddings``).
+    ``**config``: the fields of :class:`MLPConfig` (kept, with the defaults filled in, as the dict
+    :attr:`config`).
 
     Examples
     --------
@@ -47,7 +49,8 @@ class MLP(nn.Module):
         super().__init__()
         cfg = MLPConfig(**config)
         self.config = asdict(cfg)
-        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim)
+        d_num = cfg.d_embedding or default_d_embedding(cfg.num_embeddings)
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_num_embeddings(cfg, n_num, d_num))
         layers, d_in = [], self.input.d_out
         for _ in range(cfg.n_blocks):
             layers += [nn.Linear(d_in, cfg.d_block), make_activation(cfg.activation), nn.Dropout(cfg.dropout)]

@@ -9,13 +9,14 @@ from torch import nn
 
 from ..core.params import param
 from .embeddings import FlatInput
+from .num_embeddings import FlatNumEmbeddingConfig, default_d_embedding, make_num_embeddings
 
 __all__ = ["ResNet", "ResNetConfig"]
 
 
 @dataclass(kw_only=True, eq=False)
-class ResNetConfig:
-    """The ResNet's hyperparameters, with the paper's defaults."""
+class ResNetConfig(FlatNumEmbeddingConfig):
+    """The ResNet's hyperparameters, with the paper's defaults (no numeric embeddings)."""
 
     n_blocks: int = param(3, "Number of residual blocks.")
     d_block: int = param(192, "Width of the residual stream.")
@@ -60,7 +61,8 @@ class ResNet(nn.Module):
         cfg = ResNetConfig(**config)
         self.config = asdict(cfg)
         d_block = cfg.d_block
-        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim)
+        d_num = cfg.d_embedding or default_d_embedding(cfg.num_embeddings)
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_num_embeddings(cfg, n_num, d_num))
         self.first = nn.Linear(self.input.d_out, d_block)
         d_hidden = int(d_block * cfg.d_hidden_multiplier)
         self.blocks = nn.Sequential(

@@ -15,6 +15,8 @@ from .models import (
     MLPRegressor,
     ResNetClassifier,
     ResNetRegressor,
+    TabMClassifier,
+    TabMRegressor,
 )
 
 __all__ = [
@@ -33,4 +35,6 @@ __all__ = [
     "AutoIntRegressor",
     "FinalMLPClassifier",
     "FinalMLPRegressor",
+    "TabMClassifier",
+    "TabMRegressor",
 ]

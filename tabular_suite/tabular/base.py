@@ -24,6 +24,7 @@ from ..data.features import DataParams
 from ..data.io import as_1d_array, as_dataframe
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
 from ..data.validation import prepare_fit, prepare_frame
+from ..nn.num_embeddings import PiecewiseLinearEmbeddings
 from ..training.engine import ChunkedData, Objective, TrainConfig, TrainingParams, fit_module, predict_module, seeded
 
 __all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin"]
@@ -109,7 +110,11 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         return self.batch_size
 
     def _init_module(self, module, prepared, target, train_idx, seed: int) -> None:
-        """Data-dependent set-up of a freshly built module (e.g. feature ordering); no-op here."""
+        """Data-dependent set-up of a freshly built module: the bins of piecewise-linear numeric
+        embeddings from the training rows (models add e.g. feature ordering)."""
+        for encoder in module.modules():
+            if isinstance(encoder, PiecewiseLinearEmbeddings):
+                encoder.fit(prepared.x_num[train_idx], target[train_idx], regression=not is_classifier(self))
 
     def _train_loss(self):
         """An optional ``Objective.train_loss`` (batch strategy); None = plain loss."""
@@ -118,6 +123,17 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     def _validator(self, valid):
         """An optional ``Objective.evaluate`` on the validation tensors; None = validation loss."""
         return None
+
+    def _training_objective(self, valid=None) -> Objective:
+        """What the engine minimises: the task's loss, the model's batch strategy and validator."""
+        objective = self._objective()
+        objective.train_loss = self._train_loss()
+        objective.evaluate = self._validator(valid)
+        return objective
+
+    def _combine_outputs(self, out: torch.Tensor) -> torch.Tensor:
+        """The module's outputs as one prediction per row (identity; TabM averages its members)."""
+        return out
 
     def _module_kwargs(self) -> dict:
         """The module's hyperparameters: this estimator's values of the module's config fields."""
@@ -174,11 +190,8 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         with seeded(seed, config.device):
             module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
             self._init_module(module, prepared, target, train_idx, seed)
-            objective = self._objective()
-            objective.train_loss = self._train_loss()
-            objective.evaluate = self._validator(valid)
             callbacks = list(self.callbacks or ()) + list(extra_callbacks)
-            state = fit_module(module, train, objective, config, valid, callbacks)
+            state = fit_module(module, train, self._training_objective(valid), config, valid, callbacks)
         self.module_ = module
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch
@@ -255,13 +268,11 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         epochs_done = self.__dict__.get("_epochs_done", 0 if first else len(self.history_))
         config = self._train_config(self._seed + epochs_done - (state.epoch if state is not None else 0), len(target))
         config.max_epochs, config.patience, config.scheduler, config.warmup_epochs = 1, None, "constant", 0.0
-        objective = self._objective()
-        objective.train_loss = self._train_loss()
         with seeded(self._seed + epochs_done, config.device):
             state = fit_module(
                 self.module_,
                 self._tensors(prepared, target),
-                objective,
+                self._training_objective(),
                 config,
                 callbacks=list(self.callbacks or ()),
                 state=state,
@@ -368,9 +379,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
             sample = self.preprocessor_.transform(first_rows[0])
             self._init_module(module, sample, self._encode_target(first_rows[1]), np.arange(len(first_rows[1])), seed)
-            objective = self._objective()
-            objective.train_loss = self._train_loss()
-            objective.evaluate = self._validator(valid)
+            objective = self._training_objective(valid)
             state = fit_module(module, train, objective, config, valid, list(self.callbacks or ()))
         self.module_ = module
         self.history_ = state.history
@@ -392,7 +401,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             precision=self.precision,
             num_threads=self.num_threads,
         )
-        return out.numpy().astype(np.float64)
+        return self._combine_outputs(out).numpy().astype(np.float64)
 
     # ----------------------------------------------------------- persistence
     def __getstate__(self):

@@ -1,5 +1,5 @@
 """The tabular estimators, one (classifier, regressor) pair per architecture, registered by name:
-MLP, ResNet, FT-Transformer (Gorishniy et al. 2021), ExcelFormer, AutoInt(+) and FinalMLP."""
+MLP, ResNet, FT-Transformer (Gorishniy et al. 2021), ExcelFormer, AutoInt(+), FinalMLP and TabM."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ..nn.finalmlp import FinalMLP, FinalMLPConfig
 from ..nn.ft_transformer import FTTransformer, FTTransformerConfig
 from ..nn.mlp import MLP, MLPConfig
 from ..nn.resnet import ResNet, ResNetConfig
+from ..nn.tabm import TabM, TabMConfig, ensemble_logits
 from ..training.engine import predict_module
 from .base import TabularClassifierMixin, TabularEstimator, TabularRegressorMixin, estimator_doc
 
@@ -36,6 +37,8 @@ __all__ = [
     "AutoIntRegressor",
     "FinalMLPClassifier",
     "FinalMLPRegressor",
+    "TabMClassifier",
+    "TabMRegressor",
 ]
 
 
@@ -192,6 +195,7 @@ class _ExcelFormerParams(TabularEstimator, ExcelFormerConfig):
         """Order tokens by mutual information with the target on the training rows."""
         from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
+        super()._init_module(module, prepared, target, train_idx, seed)
         rng = np.random.default_rng(seed)
         rows = (
             train_idx
@@ -272,6 +276,74 @@ class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
     >>> reg = ExcelFormerRegressor(d_token=32, n_heads=4, max_epochs=30, lr=1e-3, random_state=0,
     ...                            num_threads=1, mix_type="hidden").fit(X, y)
     >>> reg.score(X, y) > 0.3
+    True
+""",
+    )
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class _TabMParams(TabularEstimator, TabMConfig):
+    # The official recipe (the tabm README's starting point): AdamW, lr 2e-3, weight decay 3e-4.
+    lr: float = 2e-3
+    weight_decay: float = 3e-4
+
+    _module_cls = TabM
+
+    def _output_kind(self) -> str:
+        if not is_classifier(self):
+            return "regression"
+        return "binary" if len(self.classes_) == 2 else "multiclass"
+
+    def _combine_outputs(self, out: torch.Tensor) -> torch.Tensor:
+        return ensemble_logits(out, self._output_kind())
+
+    def _training_objective(self, valid=None):
+        """Each member is trained on its own loss (their mean); validation, early stopping and
+        the reported metric use the ensemble's prediction (the mean of the members' probabilities)."""
+        objective = super()._training_objective(valid)
+        loss, metric, combine, sample_loss = objective.loss, objective.metric, self._combine_outputs, self._sample_loss
+        objective.loss = lambda out, y: loss(combine(out), y)
+        objective.metric = lambda out, y: metric(combine(out), y)
+
+        def members_loss(module, inputs, y):
+            out = module(*inputs).float()  # (n, k, d_out): every member sees the batch
+            return sample_loss(out.flatten(0, 1), y.repeat_interleave(out.shape[1])).mean()
+
+        objective.train_loss = members_loss
+        return objective
+
+
+_TABM_SUMMARY = """
+
+    ``k`` MLPs that share most weights (BatchEnsemble), trained jointly on the mean of their losses;
+    the prediction is the mean of their probabilities (classification) or values (regression).
+    ``num_embeddings="piecewise-linear"`` gives the paper's TabM with piecewise-linear embeddings."""
+
+
+class TabMClassifier(TabularClassifierMixin, _TabMParams):
+    __doc__ = estimator_doc(
+        "TabM classifier: an efficient ensemble of MLPs (Gorishniy et al. 2025)." + _TABM_SUMMARY,
+        _TabMParams,
+        """    >>> from tabular_suite import TabMClassifier
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    >>> clf = TabMClassifier(k=8, d_block=64, max_epochs=10, random_state=0, num_threads=1).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+""",
+    )
+
+
+class TabMRegressor(TabularRegressorMixin, _TabMParams):
+    __doc__ = estimator_doc(
+        "TabM regressor: an efficient ensemble of MLPs (Gorishniy et al. 2025)." + _TABM_SUMMARY,
+        _TabMParams,
+        """    >>> from tabular_suite import TabMRegressor
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+    >>> reg = TabMRegressor(k=8, d_block=64, num_embeddings="piecewise-linear", max_epochs=30, random_state=0,
+    ...                     num_threads=1).fit(X, y)
+    >>> reg.score(X, y) > 0.4
     True
 """,
     )
@@ -529,5 +601,12 @@ register_model(
     "FinalMLP: two gated MLP streams with bilinear fusion (Mao et al. 2023)",
     classifier=FinalMLPClassifier,
     regressor=FinalMLPRegressor,
+    presets=("best",),
+)
+register_model(
+    "tabm",
+    "TabM: an efficient ensemble of k MLPs, BatchEnsemble-style (Gorishniy et al. 2025)",
+    classifier=TabMClassifier,
+    regressor=TabMRegressor,
     presets=("best",),
 )

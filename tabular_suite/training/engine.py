@@ -153,12 +153,16 @@ def seeded(seed: int, device: str | torch.device = "cpu"):
 
 
 def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms, embeddings and tokens (rtdl's recipe)."""
+    """No weight decay on biases, norms, embeddings, tokens and periodic frequencies (rtdl's recipe)."""
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        exempt = p.ndim < 2 or any(k in name for k in ("tokenizer", "embedding", "norm", "cls"))
+        exempt = (
+            p.ndim < 2
+            or name.endswith("bias")  # also per-member biases (TabM)
+            or any(k in name for k in ("tokenizer", "embedding", "norm", "cls", "frequencies"))
+        )
         (no_decay if exempt else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
