@@ -22,12 +22,12 @@ demo: $(BIN)/.installed
 	$(BIN)/tabular-suite compare credit_g --cv 5 --time-limit 600 \
 		--report runs/credit_g_report.html --out runs/credit_g_best.tsm --force --track
 
-## Default test suite: house style (ruff lint + format check), then pytest (one torch thread; long
-## tests excluded).
+## Default test suite: house style (ruff lint + format check), then pytest in two worker processes
+## (one torch thread each; a test file stays in one worker; long tests excluded).
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## Everything, including tests marked slow.
 test-all: $(BIN)/.installed

@@ -5,7 +5,8 @@ Examples
 --------
 >>> import tabular_suite
 >>> tabular_suite.list_models()
-['autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'mlp', 'resnet', 'sasrec', 'tabm', 'tabpfn']
+['activator', 'autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'hourglass_mlp', 'kan', 'mlp', 'resnet',
+ 'sasrec', 'tabm', 'tabpfn']
 """
 
 from . import datasets, tracking
@@ -18,6 +19,8 @@ from .datasets import list_datasets, load_dataset
 from .incontext import TabPFNClassifier, TabPFNRegressor
 from .recsys import SASRecRecommender, metrics
 from .tabular import (
+    ActivatorClassifier,
+    ActivatorRegressor,
     AutoIntClassifier,
     AutoIntRegressor,
     ExcelFormerClassifier,
@@ -26,6 +29,10 @@ from .tabular import (
     FinalMLPRegressor,
     FTTransformerClassifier,
     FTTransformerRegressor,
+    HourglassMLPClassifier,
+    HourglassMLPRegressor,
+    KANClassifier,
+    KANRegressor,
     MLPClassifier,
     MLPRegressor,
     ResNetClassifier,
@@ -50,6 +57,12 @@ __all__ = [
     "FinalMLPRegressor",
     "TabMClassifier",
     "TabMRegressor",
+    "ActivatorClassifier",
+    "ActivatorRegressor",
+    "HourglassMLPClassifier",
+    "HourglassMLPRegressor",
+    "KANClassifier",
+    "KANRegressor",
     "SASRecRecommender",
     "TabPFNClassifier",
     "TabPFNRegressor",

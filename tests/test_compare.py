@@ -281,7 +281,6 @@ def test_mlflow_parent_run_with_nested_runs(tmp_path):
     assert parent.data.params["cv"] == "2" and parent.data.tags["best_model"] == result.leaderboard["model"][0]
 
 
-@pytest.mark.slow  # a server/cluster start-up: ~15-25 s; run by `make test-all`
 def test_ray_backend_matches_local_results():
     import ray  # installed by the test extra
 

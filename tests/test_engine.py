@@ -107,8 +107,10 @@ def test_schedules():
     # plateau (patience None: waits max(2, 16 // 4) = 4 epochs) follows the validation loss
     plateau = _history("plateau")
     assert [h["lr"] for h in plateau] == pytest.approx(_plateau_rule([h["val_loss"] for h in plateau], 1e-3, 4))
+    linear = _lrs("linear")  # 10 epochs: 0.9, 0.8, ..., 0 of the rate
+    assert linear == pytest.approx([1e-3 * (9 - i) / 10 for i in range(10)], abs=1e-12)
     with pytest.raises(ValueError, match="scheduler"):
-        _lrs("linear")
+        _lrs("step")
 
 
 def test_plateau_reduces_lr_when_validation_stalls():

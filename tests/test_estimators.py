@@ -26,10 +26,13 @@ DEVICES = (
 
 def test_registry():
     assert tabular_suite.list_models() == [
+        "activator",
         "autoint",
         "excelformer",
         "finalmlp",
         "ft_transformer",
+        "hourglass_mlp",
+        "kan",
         "mlp",
         "resnet",
         "sasrec",
@@ -236,7 +239,25 @@ from tabular_suite.training.engine import TrainConfig, TrainingParams  # noqa: E
 #: A valid value other than the default for every architecture field (a new field must be added here).
 EMBEDDINGS = dict(num_embeddings="periodic", n_frequencies=16, frequency_init_scale=0.1, n_bins=8, d_embedding=4)
 NON_DEFAULT = {
-    "mlp": dict(n_blocks=2, d_block=16, dropout=0.2, activation="gelu", cat_embedding_dim=4, **EMBEDDINGS),
+    "mlp": dict(
+        n_blocks=2, d_block=16, dropout=0.2, activation="gelu", cat_embedding_dim=4, bidirectional=True, **EMBEDDINGS
+    ),
+    "activator": dict(
+        n_blocks=2,
+        d_token=16,
+        d_hidden=24,
+        activation="silu",
+        num_embeddings="piecewise-linear",
+        n_frequencies=16,
+        frequency_init_scale=0.1,
+        n_bins=8,
+    ),
+    "hourglass_mlp": dict(
+        n_blocks=2, d_wide=32, d_narrow=8, train_input_projection=True, cat_embedding_dim=4, **EMBEDDINGS
+    ),
+    "kan": dict(
+        n_blocks=1, d_block=16, n_grid=5, grid_range=1.5, first_layer_norm=True, cat_embedding_dim=4, **EMBEDDINGS
+    ),
     "resnet": dict(
         n_blocks=2, d_block=16, d_hidden_multiplier=1.5, dropout1=0.1, dropout2=0.05, cat_embedding_dim=4, **EMBEDDINGS
     ),
@@ -341,6 +362,9 @@ def test_training_defaults_have_one_source(name, cls):
         "finalmlp": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
         "sasrec": {"max_epochs", "batch_size", "weight_decay", "patience"},
         "tabm": {"lr", "weight_decay"},
+        "activator": {"weight_decay"},
+        "hourglass_mlp": {"weight_decay", "scheduler"},
+        "kan": {"weight_decay"},
     }
     assert overridden == recipes.get(name, set())
     assert TrainingParams().max_epochs == TrainConfig().max_epochs == MLPClassifier().max_epochs == 300

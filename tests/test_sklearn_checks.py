@@ -10,7 +10,8 @@ _SMALL = {
     "mlp": dict(d_block=32, n_blocks=2),
     "resnet": dict(d_block=32, n_blocks=1),
     "ft_transformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3),
-    "excelformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3, warmup_epochs=0),
+    # These three learn the checks' tables in fewer epochs (and their epochs cost more).
+    "excelformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3, warmup_epochs=0, max_epochs=25, patience=5),
     "tabm": dict(k=4, d_block=32, n_blocks=2),
     # The CTR models' recipe (batch 1024, lr / 10 per stalled epoch) suits large data; for the
     # checks' 100-row tables they get small batches and a constant rate.
@@ -22,6 +23,8 @@ _SMALL = {
         dnn_hidden=(16,),
         batch_size=16,
         scheduler="constant",
+        max_epochs=25,
+        patience=5,
     ),
     "finalmlp": dict(
         embedding_dim=8,
@@ -31,7 +34,12 @@ _SMALL = {
         n_heads=4,
         batch_size=16,
         scheduler="constant",
+        max_epochs=25,
+        patience=5,
     ),
+    "activator": dict(d_token=16, d_hidden=32, n_blocks=1),
+    "hourglass_mlp": dict(d_wide=64, d_narrow=16, n_blocks=2),
+    "kan": dict(d_block=16, n_blocks=1),
 }
 
 
@@ -43,11 +51,12 @@ def _instances():
             if task not in spec.tasks:
                 continue
             # The in-context models are not trained: the shipped pre-trained weights predict (in fp32: the
-            # contract does not depend on precision, and bf16 is emulated, so slow, on CPUs without it).
+            # contract does not depend on precision, and bf16 is emulated, so slow, on CPUs without it;
+            # 4 views: the contract does not depend on their number either).
             if spec.family == "in-context":
-                train = dict(precision="fp32")
+                train = dict(precision="fp32", n_estimators=4)
             else:
-                train = dict(max_epochs=60, patience=10, **_SMALL.get(name, {}))
+                train = {"max_epochs": 60, "patience": 10, **_SMALL.get(name, {})}
             out.append(tabular_suite.make_estimator(name, task, num_threads=1, random_state=0, **train))
     return out
 

@@ -159,7 +159,6 @@ def mlflow_server(tmp_path_factory):
         _stop(proc)
 
 
-@pytest.mark.slow  # a server/cluster start-up: ~15-25 s; run by `make test-all`
 def test_real_mlflow_server(data, mlflow_server, monkeypatch):
     X, y = data
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -211,7 +210,6 @@ def test_cli_track_flag(tmp_path, data):
     assert "Traceback" not in r.stderr and "INFO" not in r.stderr
 
 
-@pytest.mark.slow  # a server/cluster start-up: ~15-25 s; run by `make test-all`
 def test_mlflow_models_serve_answers_invocations(data, sqlite_uri, tmp_path):
     X, y = data
     tracking.autolog(tracking_uri=sqlite_uri)

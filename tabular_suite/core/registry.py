@@ -124,7 +124,8 @@ def list_models(task: str | None = None, *, family: str | None = None) -> list[s
     --------
     >>> import tabular_suite
     >>> tabular_suite.list_models()
-    ['autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'mlp', 'resnet', 'sasrec', 'tabm', 'tabpfn']
+    ['activator', 'autoint', 'excelformer', 'finalmlp', 'ft_transformer', 'hourglass_mlp', 'kan', 'mlp', 'resnet',
+     'sasrec', 'tabm', 'tabpfn']
     >>> tabular_suite.list_models("recommendation")
     ['sasrec']
     """

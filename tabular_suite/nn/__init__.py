@@ -4,10 +4,13 @@ defaults). Tabular models take ``forward(x_num, x_cat)``; :mod:`.sasrec` item se
 feature embeddings), :mod:`.blocks` and the native
 CPU attention kernel (:mod:`.native`)."""
 
+from .activator import Activator
 from .excelformer import ExcelFormer
 from .ft_transformer import FTTransformer
+from .hourglass import HourglassMLP
+from .kan import KAN
 from .mlp import MLP
 from .resnet import ResNet
 from .tabm import TabM
 
-__all__ = ["MLP", "ResNet", "FTTransformer", "ExcelFormer", "TabM"]
+__all__ = ["MLP", "ResNet", "FTTransformer", "ExcelFormer", "TabM", "Activator", "HourglassMLP", "KAN"]

@@ -24,8 +24,14 @@ __all__ = [
 
 
 def make_activation(name: str) -> nn.Module:
-    """``"relu"``, ``"gelu"``, ``"silu"`` or ``"tanh"`` as a module."""
-    table = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+    """``"relu"``, ``"gelu"``, ``"silu"``, ``"tanh"`` or ``"sigmoid"`` as a module.
+
+    Examples
+    --------
+    >>> make_activation("sigmoid")
+    Sigmoid()
+    """
+    table = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
     if name not in table:
         raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(table)}.")
     return table[name]()

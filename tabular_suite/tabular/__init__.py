@@ -3,6 +3,8 @@ with streaming fits (``partial_fit``, ``fit_parquet``) for data larger than memo
 
 from .base import TabularClassifierMixin, TabularEstimator, TabularRegressorMixin
 from .models import (
+    ActivatorClassifier,
+    ActivatorRegressor,
     AutoIntClassifier,
     AutoIntRegressor,
     ExcelFormerClassifier,
@@ -11,6 +13,10 @@ from .models import (
     FinalMLPRegressor,
     FTTransformerClassifier,
     FTTransformerRegressor,
+    HourglassMLPClassifier,
+    HourglassMLPRegressor,
+    KANClassifier,
+    KANRegressor,
     MLPClassifier,
     MLPRegressor,
     ResNetClassifier,
@@ -37,4 +43,10 @@ __all__ = [
     "FinalMLPRegressor",
     "TabMClassifier",
     "TabMRegressor",
+    "ActivatorClassifier",
+    "ActivatorRegressor",
+    "HourglassMLPClassifier",
+    "HourglassMLPRegressor",
+    "KANClassifier",
+    "KANRegressor",
 ]

@@ -1,5 +1,6 @@
 """The tabular estimators, one (classifier, regressor) pair per architecture, registered by name:
-MLP, ResNet, FT-Transformer (Gorishniy et al. 2021), ExcelFormer, AutoInt(+), FinalMLP and TabM."""
+MLP, ResNet, FT-Transformer (Gorishniy et al. 2021), ExcelFormer, AutoInt(+), FinalMLP, TabM and the seed
+papers' backbones (Activator, Hourglass MLP, KAN; bidirectional learning is an MLP option)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from sklearn.base import is_classifier
 from ..core.params import param
 from ..core.registry import register_model
 from ..core.sklearn_glue import resolve_num_threads
+from ..nn.activator import Activator, ActivatorConfig
 from ..nn.autoint import AutoInt, AutoIntConfig
 from ..nn.excelformer import ExcelFormer, ExcelFormerConfig, feat_mix, hidden_mix
 from ..nn.finalmlp import FinalMLP, FinalMLPConfig
 from ..nn.ft_transformer import FTTransformer, FTTransformerConfig
+from ..nn.hourglass import HourglassMLP, HourglassMLPConfig
+from ..nn.kan import KAN, KANConfig
 from ..nn.mlp import MLP, MLPConfig
 from ..nn.resnet import ResNet, ResNetConfig
 from ..nn.tabm import TabM, TabMConfig, ensemble_logits
@@ -39,6 +43,12 @@ __all__ = [
     "FinalMLPRegressor",
     "TabMClassifier",
     "TabMRegressor",
+    "ActivatorClassifier",
+    "ActivatorRegressor",
+    "HourglassMLPClassifier",
+    "HourglassMLPRegressor",
+    "KANClassifier",
+    "KANRegressor",
 ]
 
 
@@ -47,6 +57,30 @@ __all__ = [
 @dataclass(kw_only=True, repr=False, eq=False)
 class _MLPParams(TabularEstimator, MLPConfig):
     _module_cls = MLP
+
+    def _train_loss(self):
+        """With ``bidirectional``: before each classifier step, one Adam step of the generator (the
+        transposed layers, from the batch's classes to its inputs) on the reconstruction loss."""
+        if not self.bidirectional:
+            return None
+        if not is_classifier(self):
+            raise ValueError(
+                "bidirectional=True trains a generator from the class to the input, so it needs classes: "
+                "use MLPClassifier, or set bidirectional=False for regression."
+            )
+        n_classes, sample_loss, lr = len(self.classes_), self._sample_loss, self.lr
+        state = {}
+
+        def loss(module, inputs, y):
+            if state.get("module") is not module:  # a generator optimizer per fit (Adam, the paper's)
+                state.update(module=module, optimizer=torch.optim.Adam(module.parameters(), lr=lr))
+            code = (2 * y - 1).unsqueeze(1) if n_classes == 2 else F.one_hot(y, n_classes).to(inputs[0].dtype)
+            state["optimizer"].zero_grad(set_to_none=True)
+            module.reconstruction_loss(module.generate(code), *inputs).backward()
+            state["optimizer"].step()
+            return sample_loss(module(*inputs).float(), y).mean()
+
+        return loss
 
 
 class MLPClassifier(TabularClassifierMixin, _MLPParams):
@@ -349,6 +383,138 @@ class TabMRegressor(TabularRegressorMixin, _TabMParams):
     )
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
+class _ActivatorParams(TabularEstimator, ActivatorConfig):
+    # The authors' recipe: Adam, lr 1e-3, no weight decay.
+    weight_decay: float = 0.0
+
+    _module_cls = Activator
+
+
+_ACTIVATOR_SUMMARY = """
+
+    Feature tokens through blocks whose attention and second MLP are replaced by one GLU MLP
+    (``x + W3 (LN(act(W1 LN x)) * LN(W2 LN x))``), then the mean over tokens. As in the authors'
+    code the blocks act on each token separately, so the model is additive over features."""
+
+
+class ActivatorClassifier(TabularClassifierMixin, _ActivatorParams):
+    __doc__ = estimator_doc(
+        "Activator classifier: GLU-activated MLP blocks over feature tokens (Abdullah & Aydin 2024)."
+        + _ACTIVATOR_SUMMARY,
+        _ActivatorParams,
+        """    >>> from tabular_suite import ActivatorClassifier
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    >>> clf = ActivatorClassifier(d_token=16, d_hidden=32, n_blocks=2, max_epochs=10, random_state=0,
+    ...                           num_threads=1).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+""",
+    )
+
+
+class ActivatorRegressor(TabularRegressorMixin, _ActivatorParams):
+    __doc__ = estimator_doc(
+        "Activator regressor: GLU-activated MLP blocks over feature tokens (Abdullah & Aydin 2024)."
+        + _ACTIVATOR_SUMMARY,
+        _ActivatorParams,
+        """    >>> from tabular_suite import ActivatorRegressor
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+    >>> reg = ActivatorRegressor(d_token=16, d_hidden=32, n_blocks=2, max_epochs=30, random_state=0,
+    ...                          num_threads=1).fit(X, y)
+    >>> reg.score(X, y) > 0.4
+    True
+""",
+    )
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class _HourglassMLPParams(TabularEstimator, HourglassMLPConfig):
+    # The authors' recipe: AdamW (weight decay 1e-2, torch's default), learning rate decayed linearly to 0.
+    weight_decay: float = 1e-2
+    scheduler: str = "linear"
+
+    _module_cls = HourglassMLP
+
+
+_HOURGLASS_SUMMARY = """
+
+    A fixed random projection lifts the input to ``d_wide``; each residual block computes
+    ``z + W2 ReLU(W1 BN(z))`` through a ``d_narrow`` bottleneck, the skip path staying wide."""
+
+
+class HourglassMLPClassifier(TabularClassifierMixin, _HourglassMLPParams):
+    __doc__ = estimator_doc(
+        "Hourglass MLP classifier: wide-narrow-wide residual blocks (Chen et al. 2025)." + _HOURGLASS_SUMMARY,
+        _HourglassMLPParams,
+        """    >>> from tabular_suite import HourglassMLPClassifier
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    >>> clf = HourglassMLPClassifier(max_epochs=10, random_state=0, num_threads=1).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+""",
+    )
+
+
+class HourglassMLPRegressor(TabularRegressorMixin, _HourglassMLPParams):
+    __doc__ = estimator_doc(
+        "Hourglass MLP regressor: wide-narrow-wide residual blocks (Chen et al. 2025)." + _HOURGLASS_SUMMARY,
+        _HourglassMLPParams,
+        """    >>> from tabular_suite import HourglassMLPRegressor
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+    >>> reg = HourglassMLPRegressor(max_epochs=30, random_state=0, num_threads=1).fit(X, y)
+    >>> reg.score(X, y) > 0.4
+    True
+""",
+    )
+
+
+@dataclass(kw_only=True, repr=False, eq=False)
+class _KANParams(TabularEstimator, KANConfig):
+    # FastKAN's recipe: AdamW, lr 1e-3, weight decay 1e-4.
+    weight_decay: float = 1e-4
+
+    _module_cls = KAN
+
+
+_KAN_SUMMARY = """
+
+    Every edge carries a learnable univariate function (Gaussian radial basis functions on a
+    fixed grid, plus a ``SiLU`` base branch) and every node sums its edges."""
+
+
+class KANClassifier(TabularClassifierMixin, _KANParams):
+    __doc__ = estimator_doc(
+        "Kolmogorov-Arnold network classifier, FastKAN's RBF form (Liu et al. 2024; Li 2024)." + _KAN_SUMMARY,
+        _KANParams,
+        """    >>> from tabular_suite import KANClassifier
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    >>> clf = KANClassifier(max_epochs=10, random_state=0, num_threads=1).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+""",
+    )
+
+
+class KANRegressor(TabularRegressorMixin, _KANParams):
+    __doc__ = estimator_doc(
+        "Kolmogorov-Arnold network regressor, FastKAN's RBF form (Liu et al. 2024; Li 2024)." + _KAN_SUMMARY,
+        _KANParams,
+        """    >>> from tabular_suite import KANRegressor
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+    >>> reg = KANRegressor(max_epochs=30, random_state=0, num_threads=1).fit(X, y)
+    >>> reg.score(X, y) > 0.4
+    True
+""",
+    )
+
+
 class _SquaredNorm(torch.autograd.Function):
     """Sum of the squared entries of fp32 tensors, as ``sum(t.pow(2).sum())`` but without its
     temporaries: a dot product per tensor, and ``2 g t`` in the backward pass (with
@@ -383,8 +549,8 @@ class _CTRParams(TabularEstimator):
         "plateau",
         'Learning-rate schedule: FuxiCTR\'s "plateau" divides the rate by 10 (down to 1e-6) after each '
         "epoch without a better validation AUC (binary targets; the validation loss otherwise); "
-        '"constant" or "cosine" as for the other models.',
-        type='{"constant", "cosine", "plateau"}',
+        '"constant", "cosine" or "linear" as for the other models.',
+        type='{"constant", "cosine", "linear", "plateau"}',
     )
     patience: int | None = param(
         2,
@@ -609,4 +775,22 @@ register_model(
     classifier=TabMClassifier,
     regressor=TabMRegressor,
     presets=("best",),
+)
+register_model(
+    "activator",
+    "Activator: GLU-activated MLP blocks in place of attention, over feature tokens (Abdullah & Aydin 2024)",
+    classifier=ActivatorClassifier,
+    regressor=ActivatorRegressor,
+)
+register_model(
+    "hourglass_mlp",
+    "Hourglass MLP: wide-narrow-wide residual blocks after a fixed random lift (Chen et al. 2025)",
+    classifier=HourglassMLPClassifier,
+    regressor=HourglassMLPRegressor,
+)
+register_model(
+    "kan",
+    "Kolmogorov-Arnold network with Gaussian RBF edge functions (FastKAN; Liu et al. 2024)",
+    classifier=KANClassifier,
+    regressor=KANRegressor,
 )

@@ -47,10 +47,10 @@ class TrainingParams:
     weight_decay: float = param(1e-5, "AdamW weight decay (no decay on biases, norms and embeddings).")
     scheduler: str = param(
         "constant",
-        'Learning-rate schedule after ``warmup_epochs`` of linear warm-up: "constant", "cosine" (decay '
-        'to 0 at ``max_epochs``) or "plateau" (halved after max(2, patience // 4) epochs without a lower '
-        "validation loss).",
-        type='{"constant", "cosine", "plateau"}',
+        'Learning-rate schedule after ``warmup_epochs`` of linear warm-up: "constant", "cosine" or "linear" '
+        '(decay to 0 at ``max_epochs``) or "plateau" (halved after max(2, patience // 4) epochs without a '
+        "lower validation loss).",
+        type='{"constant", "cosine", "linear", "plateau"}',
     )
     warmup_epochs: float = param(0.0, "Epochs of linear learning-rate warm-up (may be fractional).")
     patience: int | None = param(
@@ -96,8 +96,8 @@ class TrainConfig(TrainingParams):
         return cls(**{**values, **settings})
 
     def __post_init__(self):
-        if self.scheduler not in ("constant", "cosine", "plateau"):
-            raise ValueError(f"scheduler must be 'constant', 'cosine' or 'plateau', got {self.scheduler!r}.")
+        if self.scheduler not in ("constant", "cosine", "linear", "plateau"):
+            raise ValueError(f"scheduler must be 'constant', 'cosine', 'linear' or 'plateau', got {self.scheduler!r}.")
         for name in ("max_epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -176,6 +176,8 @@ def _step_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int],
             return (step + 1) / warmup
         if config.scheduler == "cosine":
             return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        if config.scheduler == "linear":
+            return max(0.0, 1 - (step - warmup) / (total - warmup))
         return 1.0
 
     return factor
