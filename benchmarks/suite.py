@@ -1,0 +1,286 @@
+"""The sure-bet benchmark (issue 24): every registered tabular model with its defaults next to
+HistGradientBoosting, LightGBM and CatBoost defaults, on the datasets of ../shared/data/tabular.
+
+Protocol. For each dataset and seed (0, 1, 2): one split, 80% to fit and 20% to test (stratified for
+classification); identifier columns named in the manifest are dropped, rows without a target too.
+Every model gets the same 80% and does what its defaults do with it (our deep models hold out
+their default validation fraction for early stopping; the tree libraries use all of it). One
+thread for everyone (torch, OpenMP, LightGBM ``n_jobs=1``, CatBoost ``thread_count=1``). A fit that
+passes ``--fit-limit`` seconds (default 600) is stopped at the next batch with its best weights
+kept and marked *capped* in the tables. Primary metric: accuracy (classification), RMSE
+(regression); log loss and ROC AUC are recorded too.
+
+Models: ``list_models(task)`` of the tabular and in-context families with their defaults, plus
+``tabm_mini_pl`` (TabM-mini with piecewise-linear embeddings, the TabM paper's best variant),
+``hgb`` (scikit-learn's HistGradientBoosting, our environment), ``lightgbm`` and ``catboost``
+(their own environment, the peer)::
+
+    python -m venv ../peers/gbdt
+    ../peers/gbdt/bin/pip install lightgbm catboost scikit-learn pandas pyarrow numpy
+
+Work order: the models that answer the issue's question first (TabM, TabM-mini+PL, MLP and the
+three GBDTs), seed 0 on every dataset (smallest first), then seeds 1 and 2, then the other models.
+Each finished (dataset, seed, model) is appended to ``benchmarks/_work/suite.jsonl``, so an
+interrupted run resumes; while ``benchmarks/_work/suite.pause`` exists the run waits between fits
+(so tests can run on an idle machine). ``--write`` renders what is measured into RESULTS.md: mean
+rank, mean normalised score, wins against HistGradientBoosting, fit seconds, per-dataset scores.
+
+    python benchmarks/suite.py --data ../shared/data/tabular                   # run / resume
+    python benchmarks/suite.py --data ../shared/data/tabular --write           # update RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LOG = HERE / "_work" / "suite.jsonl"
+PAUSE = HERE / "_work" / "suite.pause"
+SEEDS = (0, 1, 2)
+GBDTS = ("hgb", "lightgbm", "catboost")
+VARIANTS = {"tabm_mini_pl": ("tabm", {"arch_type": "tabm-mini", "num_embeddings": "piecewise-linear"})}
+FIRST = ("tabm", "tabm_mini_pl", "mlp", *GBDTS)
+# The code measured (a run may go on for days: start it from a worktree of a fixed commit).
+COMMIT = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+).stdout.strip()
+
+
+def datasets(data_dir: Path) -> pd.DataFrame:
+    manifest = pd.read_csv(data_dir / "manifest.csv")
+    return manifest.sort_values("rows", kind="stable").reset_index(drop=True)
+
+
+def load(data_dir: Path, entry) -> tuple[pd.DataFrame, np.ndarray, str]:
+    df = pd.read_csv(data_dir / entry.file, low_memory=False)
+    ids = [c for c in str(entry.id_columns).split(";") if c in df.columns] if isinstance(entry.id_columns, str) else []
+    df = df.drop(columns=ids)
+    df = df[df[entry.target].notna()].reset_index(drop=True)
+    y = df.pop(entry.target)
+    if entry.task == "regression":
+        return df, y.to_numpy(np.float64), "regression"
+    return df, np.unique(y.astype(str), return_inverse=True)[1], entry.task
+
+
+def models_for(task: str) -> list[str]:
+    import tabular_suite
+
+    kind = "regression" if task == "regression" else "classification"
+    ours = [
+        m
+        for m in tabular_suite.list_models(kind)
+        if tabular_suite.core.registry.get_model(m).family in ("tabular", "in-context")
+    ]
+    variants = [v for v, (base, _) in VARIANTS.items() if base in ours]
+    return sorted(ours + variants + list(GBDTS), key=lambda m: (m not in FIRST, m))
+
+
+def fit_ours(name: str, task: str, seed: int, X_tr, y_tr, X_te, fit_limit: float) -> dict:
+    import tabular_suite
+    from tabular_suite.compare.folds import Deadline, fit_within
+
+    base, params = VARIANTS.get(name, (name, {}))
+    spec = tabular_suite.core.registry.get_model(base)
+    est = tabular_suite.make_estimator(
+        base, "regression" if task == "regression" else "classification", random_state=seed, num_threads=1, **params
+    )
+    start = time.perf_counter()
+    capped = fit_within(est, X_tr, y_tr, Deadline(fit_limit), deep=spec.family == "tabular")
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = est.predict(X_te) if task == "regression" else est.predict_proba(X_te)
+    return {"fit_s": fit_s, "predict_s": time.perf_counter() - start, "capped": capped, "pred": pred}
+
+
+def fit_gbdt(name: str, task: str, seed: int, X_tr, y_tr, X_te, peer_python: Path) -> dict:
+    python = sys.executable if name == "hgb" else str(peer_python)
+    with tempfile.TemporaryDirectory(dir=LOG.parent) as tmp:
+        tmp = Path(tmp)
+        X_tr.assign(__target__=y_tr).to_parquet(tmp / "train.parquet")
+        X_te.to_parquet(tmp / "test.parquet")
+        cmd = [python, str(HERE / "_gbdt_peer.py"), "--model", name, "--task", task, "--seed", str(seed)]
+        cmd += ["--train", str(tmp / "train.parquet"), "--test", str(tmp / "test.parquet"), "--out", str(tmp / "p.npy")]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        result["pred"] = np.load(tmp / "p.npy")
+    result["capped"] = None
+    return result
+
+
+def score(task: str, y: np.ndarray, pred: np.ndarray) -> dict:
+    if task == "regression":
+        rmse = float(np.sqrt(np.mean((y - pred) ** 2)))
+        r2 = 1 - float(np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+        return {"primary": rmse, "rmse": rmse, "r2": r2}
+    proba = np.clip(pred, 1e-15, 1)
+    proba = proba / proba.sum(1, keepdims=True)
+    out = {"primary": float(accuracy_score(y, proba.argmax(1)))}
+    out["accuracy"] = out["primary"]
+    out["log_loss"] = float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
+    if task == "binary":
+        out["roc_auc"] = float(roc_auc_score(y, proba[:, 1]))
+    return out
+
+
+def measure(name: str, entry, seed: int, data, args) -> dict:
+    X, y, task = data
+    stratify = None if task == "regression" else y
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=seed, stratify=stratify)
+    if name in GBDTS:
+        result = fit_gbdt(name, task, seed, X_tr, y_tr, X_te, args.peer_python)
+    else:
+        result = fit_ours(name, task, seed, X_tr, y_tr, X_te, args.fit_limit)
+    row = {"dataset": entry.name, "task": task, "seed": seed, "model": name, "rows": len(X), "commit": COMMIT}
+    row.update(score(task, y_te, np.asarray(result.pop("pred"), dtype=np.float64)))
+    row.update(fit_s=round(result["fit_s"], 2), predict_s=round(result["predict_s"], 3), capped=result["capped"])
+    return row
+
+
+def plan(manifest: pd.DataFrame, only: set[str] | None) -> list[tuple]:
+    order = []
+    for first in (True, False):
+        for seed in SEEDS:
+            for entry in manifest.itertuples():
+                for name in models_for(entry.task):
+                    if (name in FIRST) == first and (only is None or name in only):
+                        order.append((entry, seed, name))
+    return order
+
+
+def run(args) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    manifest = datasets(args.data)
+    if args.datasets:
+        manifest = manifest[manifest.name.isin(args.datasets)]
+    done = {(r["dataset"], r["seed"], r["model"]) for r in read_rows(LOG)}
+    cache: dict[str, tuple] = {}
+    for entry, seed, name in plan(manifest, set(args.models) if args.models else None):
+        if (entry.name, seed, name) in done:
+            continue
+        while PAUSE.exists():
+            time.sleep(10)
+        if entry.name not in cache:
+            cache = {entry.name: load(args.data, entry)}  # one table in memory at a time
+        try:
+            row = measure(name, entry, seed, cache[entry.name], args)
+        except Exception as e:  # a failure is a result too (recorded, not retried)
+            row = {"dataset": entry.name, "task": entry.task, "seed": seed, "model": name, "error": repr(e)[:300]}
+        append_row(LOG, row)
+
+
+# ------------------------------------------------------------------------------------ report
+def write(rows: list[dict], min_seeds: int) -> None:
+    df = pd.DataFrame([r for r in rows if "error" not in r])
+    errors = [r for r in rows if "error" in r]
+    lower = df.task == "regression"
+    df["higher"] = np.where(lower, -df.primary, df.primary)  # larger is better for every dataset
+    # A (dataset, model) counts once it has min_seeds seeds; a dataset once all its models count.
+    n_seeds = df.groupby(["dataset", "model"]).seed.nunique()
+    complete = n_seeds[n_seeds >= min_seeds].reset_index()[["dataset", "model"]]
+    df = df.merge(complete, on=["dataset", "model"])
+    models = sorted(set(df.model))
+    per = df.groupby(["dataset", "model"]).agg(
+        score=("primary", "mean"),
+        higher=("higher", "mean"),
+        fit_s=("fit_s", "mean"),
+        capped=("capped", lambda c: int(c.notna().sum())),
+    )
+    counts = per.reset_index().groupby("dataset").model.nunique()
+    full = sorted(counts[counts == len(models)].index)
+    per = per.loc[full]
+    wide = per.higher.unstack()
+    ranks = wide.rank(axis=1, ascending=False)
+    norm = wide.sub(wide.min(1), axis=0).div((wide.max(1) - wide.min(1)).replace(0, 1), axis=0)
+    beats_hgb = (wide.gt(wide["hgb"], axis=0)).sum() if "hgb" in wide else None
+    fit = per.fit_s.unstack()
+    capped = per.capped.unstack()
+    summary = pd.DataFrame(
+        {
+            "mean rank": ranks.mean(),
+            "mean normalised score": norm.mean(),
+            "beats HGB": beats_hgb,
+            "median fit s": fit.median(),
+            "capped fits": capped.sum(),
+        }
+    ).sort_values("mean rank")
+    lines = [
+        "## Sure-bet suite: every model's defaults against GBDT defaults (issue 24)",
+        "",
+        f"Machine: {machine()}; 1 thread for every model. {len(full)} datasets complete with all "
+        f"{len(models)} models and at least {min_seeds} seed(s) each (mean over seeds; 80/20 split per seed, "
+        "stratified; every model fits on the same 80% with its defaults). Primary metric: accuracy, or RMSE "
+        "for regression. Rank 1 is best; the normalised score is 1 for the dataset's best model and 0 for "
+        "its worst. `beats HGB`: datasets where the model's mean primary metric is better than "
+        "HistGradientBoosting's. Fits over the limit are stopped with their best weights (`capped`).",
+        "",
+        "| model | mean rank | mean normalised score | beats HGB | median fit s | capped fits |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model, r in summary.iterrows():
+        hgb = "" if r["beats HGB"] is None or model == "hgb" else f"{int(r['beats HGB'])} / {len(full)}"
+        lines.append(
+            f"| {model} | {r['mean rank']:.2f} | {r['mean normalised score']:.3f} | {hgb} | "
+            f"{r['median fit s']:.1f} | {int(r['capped fits'])} |"
+        )
+    order = list(summary.index)
+    lines += ["", "Per dataset (mean primary metric over seeds; best in bold):", ""]
+    lines += ["| dataset | " + " | ".join(order) + " |", "|---|" + "---:|" * len(order)]
+    scores = per.score.unstack()
+    for name in full:
+        best = wide.loc[name].idxmax()
+        cells = []
+        for model in order:
+            value = scores.loc[name, model]
+            text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+            text += "*" if capped.loc[name, model] else ""
+            cells.append(f"**{text}**" if model == best else text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "`*`: at least one seed's fit was capped."]
+    if errors:
+        lines += ["", "Failed fits: " + "; ".join(f"{e['model']} on {e['dataset']} ({e['error']})" for e in errors)]
+    lines += [
+        "",
+        "    python benchmarks/suite.py --data ../shared/data/tabular          # run / resume",
+        f"    python benchmarks/suite.py --data ../shared/data/tabular --write --min-seeds {min_seeds}",
+    ]
+    write_section(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TABULAR_DATA", "../shared/data/tabular")))
+    parser.add_argument(
+        "--peer-python", type=Path, default=Path(os.environ.get("GBDT_PEER", "../peers/gbdt/bin/python"))
+    )
+    parser.add_argument("--fit-limit", type=float, default=600.0, help="Seconds a fit may take before it is capped.")
+    parser.add_argument("--models", nargs="*", help="Only these models (default: all).")
+    parser.add_argument("--datasets", nargs="*", help="Only these datasets (default: all).")
+    parser.add_argument("--write", action="store_true", help="Render the measured rows into RESULTS.md.")
+    parser.add_argument("--min-seeds", type=int, default=len(SEEDS), help="--write: seeds a result needs.")
+    args = parser.parse_args()
+    if args.write:
+        write(read_rows(LOG), args.min_seeds)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
