@@ -465,7 +465,10 @@ def compare_command(
     task: str | None = typer.Option(None, help="classification or regression (default: inferred)."),
     seed: int = typer.Option(0, help="random_state for folds and models."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Save the refitted best model/ensemble here (.tsm)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save the best model/ensemble here (.tsm)."),
+    refit: bool = typer.Option(
+        False, "--refit", help="Refit the best on all rows instead of keeping the fold models (k-fold bagging)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite --report/--out if they exist."),
     track: bool = typer.Option(
         False, "--track/--no-track", help="Log to MLflow: a parent run, one nested run per model."
@@ -520,7 +523,8 @@ def compare_command(
             backend=backend,
             ray_address=ray_address,
             num_threads=num_threads,
-            refit=out is not None or track,
+            bag=out is not None or track,
+            refit=refit and (out is not None or track),
             tracking_uri=tracking_uri,
         )
         console.print(f"column types: {result.data_summary['column_types']}", highlight=False)
@@ -535,7 +539,8 @@ def compare_command(
             raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
         if out is not None:
             result.save(out)
-            console.print(f"saved the refitted {result.best_model_!r} to {out}")
+            how = "refitted on all rows" if result.refit_status else f"bagged (each member: its {cv} fold models)"
+            console.print(f"saved the {how} {result.best_model_!r} to {out}")
         if report is not None:
             result.report(report)
             console.print(f"wrote the report to {report}")

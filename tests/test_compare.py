@@ -8,9 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import StratifiedKFold
 
 import tabular_suite
 from tabular_suite.compare import caruana_selection, get_metric
+from tabular_suite.compare.ensemble import BaggedModel
 from tabular_suite.core import registry
 from tabular_suite.tabular.models import MLPClassifier
 
@@ -169,7 +172,7 @@ def test_scikit_learn_models_keep_to_num_threads(monkeypatch):
 
     monkeypatch.setattr(HistGradientBoostingClassifier, "fit", fit)
     X, y = _table(120)
-    tabular_suite.compare(X, y, models=["hist_gradient_boosting"], cv=2, **FAST)
+    tabular_suite.compare(X, y, models=["hist_gradient_boosting"], cv=2, refit=True, **FAST)
     assert len(seen) == 3 and all(pools and set(pools) == {1} for pools in seen)  # 2 folds + the refit
 
 
@@ -342,3 +345,43 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     assert len(pd.read_csv(preds)) == 150
     res = CliRunner().invoke(app, ["compare", str(data), "--models", "linear"])
     assert res.exit_code == 1 and "--target is required" in res.output
+
+
+def test_bagging_keeps_the_fold_models_and_averages_them(tmp_path):
+    """The default best model is the best row's fold models (k-fold bagging): their mean, no refit."""
+    X, y = make_classification(n_samples=160, n_features=5, random_state=0)
+    result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=3, ensemble=False, **FAST)
+    best = result.leaderboard.iloc[0]["model"]
+    bagged = result.best_model_.members[best]
+    assert isinstance(bagged, BaggedModel) and len(bagged.models) == 3 and result.refit_status is None
+    mean = np.mean([m.predict_proba(X) for m in bagged.models], axis=0)
+    np.testing.assert_allclose(result.predict_proba(X), mean, rtol=1e-6)
+    # Each fold model predicts its own validation rows as in the out-of-fold predictions.
+    oof = result.oof_predictions[best]
+    folds = StratifiedKFold(3, shuffle=True, random_state=0).split(X, y)
+    for model, (_, valid) in zip(bagged.models, folds):
+        np.testing.assert_allclose(model.predict_proba(X[valid]), oof[valid], rtol=1e-5, atol=1e-6)
+    path = tmp_path / "bagged.tsm"
+    result.save(path)
+    loaded = tabular_suite.load(path, trusted=True)
+    np.testing.assert_allclose(loaded.predict_proba(X), result.predict_proba(X), rtol=1e-6)
+
+
+def test_bagged_deep_models_load_without_trust(tmp_path):
+    X, y = make_classification(n_samples=120, n_features=4, random_state=1)
+    labels = np.array(["no", "yes"])[y]
+    result = tabular_suite.compare(X, labels, models=["mlp"], cv=2, ensemble=False, **FAST)
+    path = tmp_path / "mlp.tsm"
+    result.save(path)
+    loaded = tabular_suite.load(path)  # our models are stored as weights: no pickle, no trust needed
+    assert list(loaded.classes_) == ["no", "yes"]
+    np.testing.assert_array_equal(loaded.predict(X), result.predict(X))
+    assert set(loaded.predict(X)) <= {"no", "yes"}
+
+
+def test_no_bag_and_no_refit_keeps_no_model():
+    X, y = make_classification(n_samples=80, n_features=4, random_state=2)
+    result = tabular_suite.compare(X, y, models=["linear"], cv=2, bag=False, **FAST)
+    assert result.best_model_ is None
+    with pytest.raises(ValueError, match="bag=False and refit=False"):
+        result.predict(X)

@@ -48,7 +48,7 @@ def test_random_forest_and_its_refit_keep_to_the_time_limit():
     # One 300-tree forest on a fold of this table takes far longer than time_limit + GRACE
     # (and the refit on all rows about twice that).
     X, y = _numeric_table(30_000, 20)
-    result, seconds = _timed_compare(X, y, models=["random_forest"], cv=2, time_limit=4)
+    result, seconds = _timed_compare(X, y, models=["random_forest"], cv=2, time_limit=4, refit=True)
     assert seconds < 4 + GRACE
     row = result.leaderboard.set_index("model").loc["random_forest"]
     assert row["status"] == "timeout" and "trees" in row["error"]
@@ -60,11 +60,21 @@ def test_random_forest_and_its_refit_keep_to_the_time_limit():
     assert result.predict(X.iloc[:5]).shape == (5,)
 
 
+def test_bagging_gives_the_folds_the_whole_time_limit_and_trains_nothing_after():
+    X, y = _numeric_table(30_000, 20)
+    result, seconds = _timed_compare(X, y, models=["random_forest"], cv=2, time_limit=4)
+    assert seconds < 4 + GRACE
+    bagged = result.best_model_.members["random_forest"]
+    assert len(bagged.models) == 2 and result.refit_status is None
+    # Nothing was kept back for a refit: each fold had about half the limit (not a quarter).
+    assert result.leaderboard.set_index("model").loc["random_forest", "fit_seconds"] > 4 / 2 * 0.75
+
+
 def test_hist_gradient_boosting_keeps_to_the_time_limit():
     # Ten classes: each boosting iteration grows ten trees; 100 iterations take far longer
     # than the limit, and validation keeps improving (no early stop).
     X, y = _numeric_table(30_000, 30, n_classes=10)
-    result, seconds = _timed_compare(X, y, models=["hist_gradient_boosting"], cv=2, time_limit=4)
+    result, seconds = _timed_compare(X, y, models=["hist_gradient_boosting"], cv=2, time_limit=4, refit=True)
     assert seconds < 4 + GRACE
     row = result.leaderboard.set_index("model").loc["hist_gradient_boosting"]
     assert row["status"] == "timeout" and "boosting iterations" in row["error"]
@@ -116,7 +126,7 @@ def _small_table(n=120):
 
 def test_no_time_left_for_the_refit_refits_nothing_and_says_why(slow_start_model, tmp_path):
     X, y = _small_table()
-    result, seconds = _timed_compare(X, y, models=[slow_start_model], cv=2, time_limit=1)
+    result, seconds = _timed_compare(X, y, models=[slow_start_model], cv=2, time_limit=1, refit=True)
     assert seconds < 1 + GRACE  # an unbounded refit would sleep again
     board = result.leaderboard.set_index("model")
     assert board.loc[slow_start_model, "status"] == "timeout" and board.loc[slow_start_model, "folds"] == 1
@@ -153,6 +163,7 @@ def test_cli_says_in_one_line_that_nothing_was_refitted(slow_start_model, tmp_pa
         "1",
         "--out",
         str(out),
+        "--refit",
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)  # a red line, not a traceback
@@ -162,7 +173,7 @@ def test_cli_says_in_one_line_that_nothing_was_refitted(slow_start_model, tmp_pa
 
 def test_ensemble_members_share_what_is_left_for_the_refit():
     X, y = _numeric_table(30_000, 20)
-    result, seconds = _timed_compare(X, y, models=["linear", "random_forest"], cv=2, time_limit=6)
+    result, seconds = _timed_compare(X, y, models=["linear", "random_forest"], cv=2, time_limit=6, refit=True)
     assert seconds < 6 + GRACE
     assert result.refit_status in ("ok", "timeout") and result.best_model_ is not None
     assert set(result.best_model_.weights) <= {"linear", "random_forest"}
@@ -177,7 +188,7 @@ def test_forest_is_the_same_as_one_plain_fit_when_the_limit_is_not_reached():
     proba = {}
     for time_limit in (None, 10_000):
         result = tabular_suite.compare(
-            X, y, models=["random_forest"], cv=2, time_limit=time_limit, ensemble=False, **QUIET
+            X, y, models=["random_forest"], cv=2, time_limit=time_limit, ensemble=False, refit=True, **QUIET
         )
         assert result.leaderboard["status"].iloc[0] == "ok"
         proba[time_limit] = result.predict_proba(X)
@@ -194,7 +205,9 @@ def test_boosting_and_linear_are_the_same_as_one_plain_fit_when_the_limit_is_not
     proba = {}
     for name in ("hist_gradient_boosting", "linear"):
         for time_limit in (None, 10_000):
-            result = tabular_suite.compare(X, y, models=[name], cv=2, time_limit=time_limit, ensemble=False, **QUIET)
+            result = tabular_suite.compare(
+                X, y, models=[name], cv=2, time_limit=time_limit, ensemble=False, refit=True, **QUIET
+            )
             assert result.leaderboard["status"].iloc[0] == "ok"
             proba[name, time_limit] = result.predict_proba(X)
         np.testing.assert_array_equal(proba[name, None], proba[name, 10_000])

@@ -12,7 +12,7 @@ import torch
 from ..core.model_file import read_model_file, rebuild, register_reader, write_model_file
 from .metrics import Metric
 
-__all__ = ["caruana_selection", "EnsembleModel"]
+__all__ = ["caruana_selection", "BaggedModel", "EnsembleModel"]
 
 
 def caruana_selection(
@@ -122,8 +122,9 @@ class EnsembleModel:
             config["feature_names"] = [str(c) for c in self.feature_names_in_]
         for name in self.weights:
             member = self.members[name]
-            if hasattr(member, "_to_state"):
-                member_config, member_tensors = member._to_state()
+            state = member._to_state() if hasattr(member, "_to_state") else None
+            if state is not None:
+                member_config, member_tensors = state
                 config["members"][name] = {"kind": "tabular_suite", "config": member_config}
                 tensors.update({f"member.{name}.{k}": v for k, v in member_tensors.items()})
             else:
@@ -165,6 +166,72 @@ class EnsembleModel:
         return cls._from_state(config, tensors, trusted=trusted, source=Path(path))
 
 
+class BaggedModel:
+    """The models of a k-fold cross-validation predicting together (k-fold bagging): the mean of
+    their class probabilities (classification) or values (regression).
+
+    What :func:`tabular_suite.compare` keeps of each model instead of refitting it on all rows:
+    every row was seen by k - 1 of the k models, and nothing is trained after the folds. The
+    fold models were trained on class codes ``0 .. len(classes) - 1``; ``classes_`` holds the
+    original labels (a fold missing a class gives it probability 0).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> X = np.arange(10.0).reshape(-1, 1)
+    >>> folds = [Ridge().fit(X[i::2], 2 * X[i::2, 0]) for i in range(2)]
+    >>> BaggedModel(folds, task="regression").predict(X[:2]).round(2)
+    array([0.22, 2.17])
+    """
+
+    def __init__(self, models: list, *, task: str, classes=None):
+        if not models:
+            raise ValueError("BaggedModel needs at least one fitted model.")
+        self.models, self.task = list(models), task
+        self.classes_ = None if classes is None else np.asarray(classes)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Mean of the fold models' class probabilities, columns ordered as ``classes_``."""
+        if self.task != "classification":
+            raise AttributeError("predict_proba is only available for classification.")
+        codes = np.arange(len(self.classes_))
+        total = sum(_align_proba(np.asarray(m.predict_proba(X), np.float64), m.classes_, codes) for m in self.models)
+        return total / len(self.models)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class (classification) or the mean of the fold models' values."""
+        if self.task == "classification":
+            return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return sum(np.asarray(m.predict(X), np.float64) for m in self.models) / len(self.models)
+
+    def __repr__(self) -> str:
+        return f"BaggedModel({len(self.models)} x {type(self.models[0]).__name__})"
+
+    def _to_state(self):
+        """``(config, tensors)`` when every fold model is one of ours (stored as weights), else None
+        (the ensemble then stores this model pickled, loaded only when trusted)."""
+        if not all(hasattr(m, "_to_state") for m in self.models):
+            return None
+        config = {"estimator": "BaggedModel", "format_version": 1, "task": self.task, "folds": []}
+        if self.classes_ is not None:
+            config["classes"] = self.classes_.tolist()
+        tensors = {}
+        for i, model in enumerate(self.models):
+            fold_config, fold_tensors = model._to_state()
+            config["folds"].append(fold_config)
+            tensors.update({f"fold.{i}.{k}": v for k, v in fold_tensors.items()})
+        return config, tensors
+
+    @classmethod
+    def _from_state(cls, config: dict, tensors: dict, *, trusted: bool = False, source="the model") -> BaggedModel:
+        models = []
+        for i, fold_config in enumerate(config["folds"]):
+            prefix = f"fold.{i}."
+            fold_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            models.append(rebuild(fold_config, fold_tensors, trusted=trusted, source=source))
+        return cls(models, task=config["task"], classes=config.get("classes"))
+
+
 def _align_proba(proba: np.ndarray, member_classes, classes) -> np.ndarray:
     """Put a member's probability columns in the ensemble's class order (absent classes: 0)."""
     member_classes = np.asarray(member_classes)
@@ -186,3 +253,4 @@ def _unpickle(tensor: torch.Tensor):
 
 
 register_reader("EnsembleModel", EnsembleModel._from_state)
+register_reader("BaggedModel", BaggedModel._from_state)

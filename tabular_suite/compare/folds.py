@@ -105,6 +105,7 @@ class FoldResult:
     n_params: float = float("nan")
     history: list = field(default_factory=list)
     device: str = "cpu"
+    estimator: object = field(default=None, repr=False)  # the fitted fold model, when the plan keeps them
 
 
 def run_fold(
@@ -117,23 +118,25 @@ def run_fold(
     fold: int,
     budget: float | None,
     n_classes: int,
+    keep_model: bool = False,
 ) -> FoldResult:
     """Fit ``candidate`` on the training rows and predict the validation rows (never raises).
 
     ``budget`` (seconds, None: no limit) bounds the fit and the prediction together, counted
     from this call; a fold that reaches it keeps what it has learned and is "timeout".
+    ``keep_model``: the result holds the fitted model (``estimator``) when its predictions were scored.
     """
     # OpenMP / BLAS pools too (HistGradientBoosting has no n_jobs): a pool wider than num_threads
     # slows the fits down badly when another process is busy.
     with threadpool_limits(limits=ctx.num_threads):
-        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes)
+        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model)
 
 
 def _seconds(value: float) -> str:
     return f"{value:.3g} s"
 
 
-def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes) -> FoldResult:
+def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model) -> FoldResult:
     import torch
 
     deadline = None if budget is None else Deadline(budget)
@@ -153,6 +156,8 @@ def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classe
                 result.pred = _align_proba(pred, est.classes_, np.arange(n_classes))
             else:
                 result.pred = np.asarray(pred, dtype=np.float64)
+            if keep_model:
+                result.estimator = est
         if candidate.kind == "deep":
             result.best_epoch, result.n_params = float(est.best_epoch_), float(est.n_params_)
             result.history = est.history_
@@ -479,6 +484,7 @@ class FoldPlan:
     started: float
     reserved: float = 0.0
     on_model_done: Callable | None = None
+    keep_models: bool = False  # the fold results hold their fitted models (k-fold bagging)
 
 
 def run_folds_locally(plan: FoldPlan, verbose: int = 0):
@@ -506,7 +512,9 @@ def run_folds_locally(plan: FoldPlan, verbose: int = 0):
             if reason:
                 results.append(FoldResult(cand.name, fold, "skipped", reason))
                 continue
-            results.append(run_fold(cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes))
+            results.append(
+                run_fold(cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, plan.keep_models)
+            )
             if verbose:
                 r = results[-1]
                 print(f"  {cand.name} fold {fold}: {r.status} ({r.fit_seconds:.1f} s)")

@@ -69,7 +69,19 @@ def _run(ray, plan, gpus_per_task):
             gpus = 1 if (has_gpu and cand.kind == "deep" and ctx.device != "cpu") else 0
         task = remote.options(num_cpus=ctx.num_threads, num_gpus=gpus, max_retries=0)
         for fold, (train_idx, valid_idx) in enumerate(folds):
-            ref = task.remote(cand, ctx, data_ref, target_ref, train_idx, valid_idx, fold, budget, n_classes, ends_at)
+            ref = task.remote(
+                cand,
+                ctx,
+                data_ref,
+                target_ref,
+                train_idx,
+                valid_idx,
+                fold,
+                budget,
+                n_classes,
+                ends_at,
+                plan.keep_models,
+            )
             pending[ref] = (cand.name, fold)
 
     results = {c.name: [] for c in candidates}
@@ -97,7 +109,7 @@ def _run(ray, plan, gpus_per_task):
     return results
 
 
-def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, ends_at=None):
+def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, ends_at=None, keep=False):
     import torch
 
     from ..training.device import resolve_device
@@ -117,4 +129,4 @@ def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget,
         if left <= 0:
             return FoldResult(candidate.name, fold, "skipped", "total time limit reached before this fold started")
         budget = left if budget is None else min(budget, left)
-    return run_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes)
+    return run_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, keep)

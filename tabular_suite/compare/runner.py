@@ -17,7 +17,7 @@ from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import Schema, infer_task
 from ..training.device import resolve_device
 from .candidates import BuildContext, resolve_candidates
-from .ensemble import EnsembleModel, caruana_selection
+from .ensemble import BaggedModel, EnsembleModel, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .metrics import Metric, get_metric
 
@@ -35,13 +35,15 @@ class ComparisonResult:
     leaderboard : DataFrame
         One row per model (and the ensemble), best first; see :func:`compare`.
     best_model_ : EnsembleModel or None
-        The best row refitted on all data (an ensemble of one for a single model); None when
-        nothing was refitted (see ``refit_status``).
+        The best row (an ensemble of one for a single model): its models' fold models
+        (:class:`~tabular_suite.compare.ensemble.BaggedModel`, k-fold bagging) or, with
+        ``refit=True``, its models refitted on all rows; None with ``bag=False`` and no refit,
+        when no model has a score, or when no time was left for the refit (see ``refit_status``).
     refit_status : str or None
-        "ok"; "timeout": the time limit cut the refit short (a member has fewer trees or
-        epochs than in cross-validation, or members were left out: ``best_model_`` averages
-        those refitted); "skipped": no time was left, nothing was refitted; None: no refit
-        (``refit=False``, or no model has a score).
+        With ``refit=True``: "ok"; "timeout": the time limit cut the refit short (a member has
+        fewer trees or epochs than in cross-validation, or members were left out:
+        ``best_model_`` averages those refitted); "skipped": no time was left, nothing was
+        refitted. None otherwise.
     refit_error : str or None
         What cut the refit short or stopped it, and what to do about it.
     oof_predictions : dict
@@ -81,8 +83,9 @@ class ComparisonResult:
 
     def _best(self) -> EnsembleModel:
         if self.best_model_ is None:
-            reason = self.refit_error or "compare was called with refit=False; call it with refit=True."
-            raise ValueError(f"No model was refitted: {reason}")
+            if self.refit_error:
+                raise ValueError(f"No model was refitted: {self.refit_error}")
+            raise ValueError("No model was kept: compare was called with bag=False and refit=False; leave bag=True.")
         return self.best_model_
 
     def report(self, path) -> Path:  # noqa: F821
@@ -153,7 +156,8 @@ def compare(
     time_limit: float | None = None,
     model_time_limit: float | None = None,
     ensemble: bool = True,
-    refit: bool = True,
+    bag: bool = True,
+    refit: bool = False,
     random_state: int = 0,
     device: str = "auto",
     num_threads: int | None = None,
@@ -191,7 +195,8 @@ def compare(
         "fast": small deep models, at most 40 epochs; "best": paper defaults.
     time_limit, model_time_limit : float or None
         Seconds for the whole comparison, refit included, and for each model (all its folds;
-        each refit too). With ``refit``, ``time_limit / cv`` is kept for the refit: enough to
+        each refit too). Bagging trains nothing after the folds. With ``refit``, ``time_limit / cv``
+        is kept for the refit: enough to
         refit every model on all rows at the pace of its folds. The folds share the rest, each
         model equally unless ``model_time_limit`` is given. A fold or refit that reaches its
         budget stops and keeps what it has learned (status "timeout", still scored): deep
@@ -214,8 +219,13 @@ def compare(
         as it would be on its own.
     ensemble : bool
         Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
+    bag : bool
+        Keep each fold's fitted model: ``result.best_model_`` is the best row (model or
+        ensemble) with each model predicting as the mean of its ``cv`` fold models (k-fold
+        bagging, as AutoGluon's; nothing is trained after the folds, and the whole
+        ``time_limit`` goes to them). False keeps no models (less memory).
     refit : bool
-        Refit the best row (model or ensemble) on all rows: ``result.best_model_`` (see
+        Instead of bagging, refit the best row on all rows: ``result.best_model_`` (see
         ``refit_status`` when a time limit cuts it short).
     random_state : int
         Seeds the folds and every model.
@@ -310,7 +320,7 @@ def compare(
     try:
         plan = FoldPlan(
             candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, reserved,
-            on_model_done,
+            on_model_done, keep_models=bag and not refit,
         )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
@@ -358,7 +368,9 @@ def compare(
             wall_seconds=float("nan"),
             fold_scores=fold_scores,
         )
-        if refit:
+        if plan.keep_models:
+            result.best_model_ = _bagged(board, weights, fold_results, ctx, df, classes)
+        elif refit:
             result.best_model_, result.refit_status, result.refit_error = _refit(
                 board,
                 weights,
@@ -465,6 +477,21 @@ def _build_native_kernels(candidates, device) -> None:
         from ..nn import native
 
         native.load()
+
+
+def _bagged(board: pd.DataFrame, weights: dict, fold_results: dict, ctx, df, classes) -> EnsembleModel | None:
+    """The best row with each model as its scored fold models (None when no model has a score)."""
+    usable = board[board["score"].notna()]
+    if usable.empty:
+        return None
+    best = usable.iloc[0]["model"]
+    chosen = weights if best == ENSEMBLE else {best: 1.0}
+    members = {}
+    for name in chosen:
+        models = [r.estimator for r in fold_results[name] if r.estimator is not None]
+        members[name] = BaggedModel(models, task=ctx.task, classes=classes)
+    names = list(df.columns) if all(isinstance(c, str) for c in df.columns) else None
+    return EnsembleModel(members, chosen, task=ctx.task, classes=classes, feature_names=names)
 
 
 def _refit(

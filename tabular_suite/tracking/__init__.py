@@ -291,7 +291,7 @@ class ComparisonRun:
     Child runs hold the model's hyperparameters (params), status (and error), the metric per
     fold (``step`` = fold), mean/std, costs, and each fold's per-epoch history
     (``fold<k>_<name>``, ``step`` = epoch). The parent holds the settings, the best score,
-    ``leaderboard.csv``, the HTML report and the refitted model file. Uses MLflow's client API
+    ``leaderboard.csv``, the HTML report and the best model file. Uses MLflow's client API
     (no process-wide active run). A store that fails degrades to one warning (:func:`failures`).
     """
 
@@ -360,7 +360,7 @@ class ComparisonRun:
         return child.info.run_id
 
     def finish(self, result, kinds: dict) -> str | None:
-        """Log the results (ensemble run, best score, leaderboard, report, refitted model), close
+        """Log the results (ensemble run, best score, leaderboard, report, best model), close
         the parent run and fill ``mlflow_run_id`` in ``result``; returns the parent run id.
         ``kinds``: model name -> "deep" or "baseline" (the candidates')."""
         if not self._open:
