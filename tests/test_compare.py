@@ -385,3 +385,19 @@ def test_no_bag_and_no_refit_keeps_no_model():
     assert result.best_model_ is None
     with pytest.raises(ValueError, match="bag=False and refit=False"):
         result.predict(X)
+
+
+def test_gbdt_libraries_are_default_candidates_and_their_models_save(tmp_path):
+    """LightGBM, XGBoost and CatBoost come with the library: in every preset, fitted, bagged, saved."""
+    from tabular_suite.compare.candidates import resolve_candidates
+
+    for preset in ("fast", "best"):
+        names = [c.name for c in resolve_candidates(None, preset, "classification")]
+        assert {"lightgbm", "xgboost", "catboost"} <= set(names)
+    X, y = _table(150)
+    result = tabular_suite.compare(X, y, models=["lightgbm", "xgboost", "catboost"], cv=2, **FAST)
+    board = result.leaderboard.set_index("model")
+    assert (board["status"] == "ok").all() and (board["mean"] > 0.6).all()
+    path = tmp_path / "gbdt.tsm"
+    result.save(path)
+    np.testing.assert_allclose(tabular_suite.load(path, trusted=True).predict_proba(X), result.predict_proba(X))

@@ -275,3 +275,15 @@ def test_native_kernel_is_built_before_the_timed_folds(monkeypatch):
     assert calls, "compare did not build the native kernel for a deep model on the CPU"
     first_epochs = [history[0]["seconds"] for history in result.histories["autoint"]]
     assert first_epochs and max(first_epochs) < build_seconds
+
+
+def test_gbdt_libraries_keep_to_the_time_limit():
+    # Ten classes, 500 rounds of 10 trees each on 30,000 rows: far longer than 2 s per model.
+    X, y = _numeric_table(30_000, 30, n_classes=10)
+    models = ["lightgbm", "xgboost", "catboost"]
+    result, seconds = _timed_compare(X, y, models=models, cv=2, time_limit=6, ensemble=False)
+    assert seconds < 6 + GRACE
+    board = result.leaderboard.set_index("model")
+    for name in models:
+        assert board.loc[name, "status"] == "timeout" and "boosting rounds" in board.loc[name, "error"], name
+        assert board.loc[name, "folds"] >= 1 and np.isfinite(board.loc[name, "mean"]), name

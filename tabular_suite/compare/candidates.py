@@ -229,7 +229,7 @@ def _installed(package: str | None) -> bool:
 def resolve_candidates(models, preset: str, task: str) -> list[Candidate]:
     """Candidates named by ``models`` (None = the preset's), supporting ``task``.
 
-    A named GBDT library that is not installed is an error; in a preset it is left out.
+    A GBDT library that is not installed (they are dependencies of the library) is an error.
     """
     registered = preset_models(preset, task)
     if models is not None:
@@ -237,7 +237,7 @@ def resolve_candidates(models, preset: str, task: str) -> list[Candidate]:
         if not names:
             raise ValueError("models is empty: name at least one model, or pass None for the preset's.")
     else:
-        names = registered + [b for b, (_, package) in BASELINES.items() if _installed(package)]
+        names = registered + list(BASELINES)
     out, seen = [], set()
     for name in names:
         key = str(name).lower()

@@ -178,7 +178,7 @@ def compare(
     models : list of str or None
         Registered deep models (``list_models()``), the pre-trained in-context model
         (``tabpfn``) and baselines (``hist_gradient_boosting``, ``random_forest``, ``linear``,
-        and ``lightgbm``/``xgboost``/``catboost`` when installed). None = the preset's candidates.
+        ``lightgbm``, ``xgboost``, ``catboost``). None = the preset's candidates.
     task : {"auto", "classification", "regression"}
         "auto": see :func:`tabular_suite.data.infer_task` (numbers with more than 20
         distinct or non-integral values are a regression target).

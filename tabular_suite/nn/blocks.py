@@ -576,9 +576,9 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
 
     Examples
     --------
-    >>> q = torch.randn(2, 3, 1, 4)
+    >>> q = torch.randn(2, 3, 1, 4, generator=torch.Generator().manual_seed(0))
     >>> ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, q, q)), is_causal=True)
-    >>> torch.allclose(causal_attention(q, q, q), ref.transpose(1, 2), atol=1e-6)
+    >>> torch.allclose(causal_attention(q, q, q), ref.transpose(1, 2), atol=1e-5)
     True
     """
     if q.device.type != "cpu":
@@ -611,9 +611,9 @@ def attention(
 
     Examples
     --------
-    >>> q = torch.randn(2, 5, 3, 4)
+    >>> q = torch.randn(2, 5, 3, 4, generator=torch.Generator().manual_seed(0))
     >>> ref = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (q, q, q))).transpose(1, 2)
-    >>> torch.allclose(attention(q, q, q), ref, atol=1e-6)
+    >>> torch.allclose(attention(q, q, q), ref, atol=1e-5)
     True
     >>> torch.allclose(attention(torch.stack((q, q, q), 2)), ref, atol=1e-6)
     True
