@@ -82,6 +82,11 @@ def _check_run(uri: str, run_id: str, X, est) -> None:
     with tracking._use_tracking_uri(uri):
         model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     np.testing.assert_array_equal(model.predict(X), est.predict(X))
+    proba = model.predict(X, params={"predict_method": "predict_proba"})
+    assert list(proba.columns) == [str(c) for c in est.classes_]
+    np.testing.assert_allclose(proba.to_numpy(), est.predict_proba(X), rtol=1e-6)
+    with pytest.raises(Exception, match="predict_method 'decision_function' is not available"):
+        model.predict(X, params={"predict_method": "decision_function"})
     inputs = {c["name"]: c["type"] for c in json.loads(model.metadata.signature.inputs.to_json())}
     assert inputs == {"age": "long", "x": "double", "city": "string"}
 

@@ -547,6 +547,8 @@ def log_model(estimator, X_sample, tracker: _Tracker | None = None, name: str = 
 
     The pyfunc is defined in code (``pyfunc_model.py``), the weights travel as our
     checksummed model file, and the signature and input example come from ``X_sample``.
+    ``pyfunc.predict(X, params={"predict_method": "predict_proba"})`` gives a classifier's
+    probabilities, one column per class.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -566,7 +568,8 @@ def log_model(estimator, X_sample, tracker: _Tracker | None = None, name: str = 
                 name=name,
                 python_model=str(Path(__file__).with_name("pyfunc_model.py")),
                 artifacts={"model_file": str(path)},
-                signature=infer_signature(example, estimator.predict(example)),
+                # params: the pyfunc's predict_method ("predict", or "predict_proba" for classifiers)
+                signature=infer_signature(example, estimator.predict(example), params={"predict_method": "predict"}),
                 input_example=example,
                 pip_requirements=[f"tabular-suite=={__version__}"],
             )

@@ -9,7 +9,9 @@ from mlflow.models import set_model
 
 
 class TabularSuitePyfunc(mlflow.pyfunc.PythonModel):
-    """Loads the ``model_file`` artifact with :func:`tabular_suite.load`; ``predict`` = est.predict."""
+    """Loads the ``model_file`` artifact with :func:`tabular_suite.load`; ``predict`` = est.predict,
+    or, with ``params={"predict_method": "predict_proba"}`` (a classifier), a DataFrame of class
+    probabilities with one column per class (as MLflow's scikit-learn flavour)."""
 
     def load_context(self, context):
         import tabular_suite
@@ -24,7 +26,16 @@ class TabularSuitePyfunc(mlflow.pyfunc.PythonModel):
         names = getattr(self.estimator, "feature_names_in_", None)
         if names is not None:
             model_input = model_input[list(names)]
-        return self.estimator.predict(model_input)
+        method = (params or {}).get("predict_method", "predict")
+        if method == "predict":
+            return self.estimator.predict(model_input)
+        if method != "predict_proba" or not hasattr(self.estimator, "predict_proba"):
+            raise ValueError(
+                f"predict_method {method!r} is not available for this model: use 'predict'"
+                + (" or 'predict_proba'." if hasattr(self.estimator, "predict_proba") else ".")
+            )
+        proba = self.estimator.predict_proba(model_input)
+        return pd.DataFrame(proba, columns=[str(c) for c in self.estimator.classes_], index=model_input.index)
 
 
 set_model(TabularSuitePyfunc())
