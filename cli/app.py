@@ -188,6 +188,17 @@ def _dialect(sep: str | None, decimal: str | None, encoding: str | None) -> dict
     return {"sep": sep, "decimal": decimal, "encoding": encoding}
 
 
+def _model_params(values: list[str]) -> dict:
+    """--param model.key=value (repeatable) as compare's model_params (values as in _parse_params)."""
+    out: dict = {}
+    for item in values:
+        model, dot, rest = item.partition(".")
+        if not (dot and model.strip() and "=" in rest and rest.split("=", 1)[0].strip()):
+            raise ValueError(f"--param {item!r}: write model.key=value, e.g. --param mlp.max_epochs=50.")
+        out.setdefault(model.strip().lower(), {}).update(_parse_params([rest]))
+    return out
+
+
 def _column_options(categorical: list[str], coerce_numeric: list[str], types: list[str]) -> dict:
     """--categorical / --coerce-numeric (comma-separated, repeatable) and --type col=kind as data parameters."""
 
@@ -455,6 +466,9 @@ def compare_command(
         None, "--target", "-t", help="Target column (default for a bundled dataset: its target)."
     ),
     models: str | None = typer.Option(None, "--models", help="Comma-separated model names (default: the preset's)."),
+    params: list[str] = typer.Option(
+        [], "--param", "-p", help="A candidate's setting model.key=value (value read as JSON, else text; repeatable)."
+    ),
     cv: int = typer.Option(5, help="Cross-validation folds."),
     metric: str | None = typer.Option(
         None, help="accuracy, roc_auc, log_loss, f1_macro, balanced_accuracy | rmse, mae, r2."
@@ -511,6 +525,7 @@ def compare_command(
             y,
             **columns,
             models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
+            model_params=_model_params(params),
             task=task or "auto",
             cv=cv,
             metric=metric,

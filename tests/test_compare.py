@@ -401,3 +401,41 @@ def test_gbdt_libraries_are_default_candidates_and_their_models_save(tmp_path):
     path = tmp_path / "gbdt.tsm"
     result.save(path)
     np.testing.assert_allclose(tabular_suite.load(path, trusted=True).predict_proba(X), result.predict_proba(X))
+
+
+def test_model_params_replace_a_candidates_settings():
+    X, y = _table(120)
+    params = {"mlp": {"max_epochs": 2, "patience": None}, "linear": {"C": 0.01}}
+    result = tabular_suite.compare(X, y, models=["mlp", "linear"], model_params=params, cv=2, **FAST)
+    assert all(len(h) == 2 for h in result.histories["mlp"])  # 2 epochs, not the preset's 40
+    linear = result.best_model_.members.get("linear") or next(iter(result.best_model_.members.values()))
+    assert isinstance(linear, BaggedModel)
+    plain = tabular_suite.compare(X, y, models=["linear"], cv=2, **FAST)
+    strong_l2 = tabular_suite.compare(X, y, models=["linear"], model_params={"linear": {"C": 0.01}}, cv=2, **FAST)
+    assert not np.allclose(plain.oof_predictions["linear"], strong_l2.oof_predictions["linear"])
+
+
+def test_model_params_errors_name_the_problem_before_any_fit():
+    X, y = _table(60)
+    with pytest.raises(ValueError, match="'resnet', not a candidate; candidates: mlp"):
+        tabular_suite.compare(X, y, models=["mlp"], model_params={"resnet": {"max_epochs": 2}}, cv=2, **FAST)
+    with pytest.raises(ValueError, match="mlp has no parameter 'max_epoch'"):
+        tabular_suite.compare(X, y, models=["mlp"], model_params={"mlp": {"max_epoch": 2}}, cv=2, **FAST)
+
+
+def test_cli_param_overrides_and_bad_param_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from tabular_suite.cli.app import app
+
+    X, y = _table(100)
+    data = tmp_path / "t.csv"
+    X.assign(label=y).to_csv(data, index=False)
+    base = ["compare", str(data), "--target", "label", "--models", "mlp", "--cv", "2", "--num-threads", "1"]
+    res = CliRunner().invoke(app, [*base, "--param", "mlp.max_epochs=2", "--param", "mlp.activation=gelu"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"mlp\s.*ok", res.output)
+    res = CliRunner().invoke(app, [*base, "--param", "mlp=2"])
+    assert res.exit_code == 1 and "write model.key=value" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*base, "--param", "mlp.nope=2"])
+    assert res.exit_code == 1 and "mlp has no parameter 'nope'" in res.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
@@ -25,7 +25,7 @@ from ..core.registry import get_model, model_specs
 from ..data.preprocess import FeatureFrame
 from ..data.schema import Schema
 
-__all__ = ["BuildContext", "Candidate", "PRESETS", "preset_models", "resolve_candidates", "BASELINES"]
+__all__ = ["BuildContext", "Candidate", "PRESETS", "preset_models", "resolve_candidates", "with_params", "BASELINES"]
 
 # Deep-model settings per preset. "fast" trades accuracy for minutes on a laptop CPU (then each
 # model's registered fast_params); "best" keeps each model's paper defaults (only the epoch
@@ -220,6 +220,55 @@ def preset_models(preset: str, task: str) -> list[str]:
         for spec in model_specs()
         if spec.family == family and preset in spec.presets and task in spec.tasks
     ]
+
+
+def _model_step(estimator):
+    """The model of a baseline's pipeline (its last step), or the estimator itself."""
+    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+
+
+def with_params(candidates: list[Candidate], model_params: dict | None, ctx: BuildContext) -> list[Candidate]:
+    """``candidates`` with ``model_params`` (``{name: {param: value}}``) applied to what each
+    ``make`` builds; every name and parameter is checked on a first build (a clear error
+    before any fit).
+
+    Examples
+    --------
+    >>> from tabular_suite.data.schema import Schema
+    >>> ctx = BuildContext("classification", Schema.from_types({"a": "numeric"}), {}, {"a": "numeric"}, (), 0, 1, "cpu")
+    >>> [c] = with_params(resolve_candidates(["mlp"], "fast", "classification"), {"mlp": {"max_epochs": 3}}, ctx)
+    >>> c.make(ctx).max_epochs
+    3
+    """
+    if not model_params:
+        return list(candidates)
+    names = [c.name for c in candidates]
+    unknown = sorted(set(model_params) - set(names))
+    if unknown:
+        raise ValueError(
+            f"model_params names {', '.join(map(repr, unknown))}, not a candidate; candidates: {', '.join(names)}."
+        )
+    out = []
+    for cand in candidates:
+        params = dict(model_params.get(cand.name) or {})
+        if not params:
+            out.append(cand)
+            continue
+
+        def make(ctx, _make=cand.make, _params=params):
+            est = _make(ctx)
+            _model_step(est).set_params(**_params)
+            return est
+
+        model = _model_step(cand.make(ctx))
+        bad = sorted(set(params) - set(model.get_params(deep=False)))
+        if bad:
+            raise ValueError(
+                f"{cand.name} has no parameter {', '.join(map(repr, bad))}; "
+                f"its parameters: {', '.join(sorted(model.get_params(deep=False)))}."
+            )
+        out.append(replace(cand, make=make))
+    return out
 
 
 def _installed(package: str | None) -> bool:

@@ -16,7 +16,7 @@ from ..data.features import decide_types, describe_types
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import Schema, infer_task
 from ..training.device import resolve_device
-from .candidates import BuildContext, resolve_candidates
+from .candidates import BuildContext, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .metrics import Metric, get_metric
@@ -146,6 +146,7 @@ def compare(
     y,
     *,
     models=None,
+    model_params: dict | None = None,
     task: str = "auto",
     categorical_features=None,
     feature_types: dict | None = None,
@@ -179,6 +180,11 @@ def compare(
         Registered deep models (``list_models()``), the pre-trained in-context model
         (``tabpfn``) and baselines (``hist_gradient_boosting``, ``random_forest``, ``linear``,
         ``lightgbm``, ``xgboost``, ``catboost``). None = the preset's candidates.
+    model_params : dict or None
+        Settings that replace a candidate's: ``{"mlp": {"max_epochs": 50}, "lightgbm":
+        {"num_leaves": 63}}`` (for a baseline, parameters of its model, not of its
+        preprocessing). A name that is not a candidate, or a parameter the model does not
+        have, is an error before anything is fitted.
     task : {"auto", "classification", "regression"}
         "auto": see :func:`tabular_suite.data.infer_task` (numbers with more than 20
         distinct or non-integral values are a regression target).
@@ -290,6 +296,7 @@ def compare(
     n_unique = {c: int(df[c].nunique(dropna=True)) for c in schema.categorical}
     threads = resolve_num_threads(num_threads)
     ctx = BuildContext(task, schema, n_unique, kinds, tuple(coerced), random_state, threads, device)
+    candidates = with_params(candidates, model_params, ctx)
     # Kept for the refit: refitting on all rows costs about cv / (cv - 1) folds of a model,
     # i.e. as much time as the model's cv folds of an equal share of (cv - 1) / cv of the limit.
     reserved = time_limit / cv if (refit and time_limit is not None) else 0.0
