@@ -149,6 +149,7 @@ def measure(name: str, entry, seed: int, data, args) -> dict:
     row = {"dataset": entry.name, "task": task, "seed": seed, "model": name, "rows": len(X), "commit": COMMIT}
     row.update(score(task, y_te, np.asarray(result.pop("pred"), dtype=np.float64)))
     row.update(fit_s=round(result["fit_s"], 2), predict_s=round(result["predict_s"], 3), capped=result["capped"])
+    row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")  # to find rows measured beside another job
     return row
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -282,6 +283,10 @@ def test_mlflow_parent_run_with_nested_runs(tmp_path):
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"leaderboard.csv", "report.html", "best_model.tsm"} <= artifacts
     assert parent.data.params["cv"] == "2" and parent.data.tags["best_model"] == result.leaderboard["model"][0]
+    [data_input] = client.get_run(parent.info.run_id).inputs.dataset_inputs
+    assert {t.key: t.value for t in data_input.tags} == {"mlflow.data.context": "training"}
+    schema = [c["name"] for c in json.loads(data_input.dataset.schema)["mlflow_colspec"]]
+    assert schema == ["a", "b", "c", "target"] and json.loads(data_input.dataset.profile)["num_rows"] == 120
 
 
 def test_ray_backend_matches_local_results():

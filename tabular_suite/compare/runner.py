@@ -314,6 +314,7 @@ def compare(
                     "preset": preset, "task": task, "seed": random_state, "rows": len(df), "columns": df.shape[1],
                     "column_types": describe_types(kinds)}  # fmt: skip
         run = ComparisonRun(settings, experiment=experiment, tracking_uri=tracking_uri)
+        run.log_dataset(df, y_raw)
     by_name = {c.name: c for c in candidates}
 
     def on_model_done(name: str, results: list[FoldResult]) -> None:

@@ -327,6 +327,26 @@ class ComparisonRun:
                 )
             )
 
+    def log_dataset(self, df: pd.DataFrame, target, target_name: str = "target") -> None:
+        """The training table (features and target) as the parent run's MLflow dataset input
+        (context "training": its schema, row count and digest; the rows are not uploaded)."""
+        if not self._open or self.tracker.failed:
+            return
+        import mlflow.data
+        import numpy as np
+        from mlflow.entities import DatasetInput, InputTag
+
+        name = target_name if target_name not in df.columns else f"{target_name}_"
+        try:
+            dataset = mlflow.data.from_pandas(df.assign(**{name: np.asarray(target)}), targets=name, name="training")
+        except Exception as exc:  # noqa: BLE001 - a table MLflow cannot describe must not stop the comparison
+            warnings.warn(
+                f"MLflow could not describe the training table ({exc}); its dataset input is not logged.", stacklevel=3
+            )
+            return
+        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
+        self.tracker.retrying(lambda: self.client.log_inputs(self.run_id, datasets=[entity]))
+
     def log_model(self, row: dict, fold_scores: list, histories: list, params: dict, kind: str) -> str | None:
         """One finished model (a leaderboard row) as a nested run; returns its run id."""
         if not self._open or self.tracker.failed:
