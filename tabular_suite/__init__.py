@@ -9,7 +9,7 @@ Examples
  'sasrec', 'tabm', 'tabpfn']
 """
 
-from . import datasets, tracking
+from . import datasets, tabular, tracking
 from ._version import __version__
 from .batch import evaluate_file, predict_file
 from .compare import ComparisonResult, EnsembleModel, compare
@@ -18,51 +18,11 @@ from .data.io import read_table
 from .datasets import list_datasets, load_dataset
 from .incontext import TabPFNClassifier, TabPFNRegressor
 from .recsys import SASRecRecommender, metrics
-from .tabular import (
-    ActivatorClassifier,
-    ActivatorRegressor,
-    AutoIntClassifier,
-    AutoIntRegressor,
-    ExcelFormerClassifier,
-    ExcelFormerRegressor,
-    FinalMLPClassifier,
-    FinalMLPRegressor,
-    FTTransformerClassifier,
-    FTTransformerRegressor,
-    HourglassMLPClassifier,
-    HourglassMLPRegressor,
-    KANClassifier,
-    KANRegressor,
-    MLPClassifier,
-    MLPRegressor,
-    ResNetClassifier,
-    ResNetRegressor,
-    TabMClassifier,
-    TabMRegressor,
-)
+from .tabular.models import *  # noqa: F403 - the tabular estimators (tabular.models.__all__)
 
 __all__ = [
     "__version__",
-    "MLPClassifier",
-    "MLPRegressor",
-    "ResNetClassifier",
-    "ResNetRegressor",
-    "FTTransformerClassifier",
-    "FTTransformerRegressor",
-    "ExcelFormerClassifier",
-    "ExcelFormerRegressor",
-    "AutoIntClassifier",
-    "AutoIntRegressor",
-    "FinalMLPClassifier",
-    "FinalMLPRegressor",
-    "TabMClassifier",
-    "TabMRegressor",
-    "ActivatorClassifier",
-    "ActivatorRegressor",
-    "HourglassMLPClassifier",
-    "HourglassMLPRegressor",
-    "KANClassifier",
-    "KANRegressor",
+    *tabular.models.__all__,
     "SASRecRecommender",
     "TabPFNClassifier",
     "TabPFNRegressor",

@@ -222,7 +222,7 @@ def preset_models(preset: str, task: str) -> list[str]:
     ]
 
 
-def _model_step(estimator):
+def model_step(estimator):
     """The model of a baseline's pipeline (its last step), or the estimator itself."""
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
@@ -257,10 +257,10 @@ def with_params(candidates: list[Candidate], model_params: dict | None, ctx: Bui
 
         def make(ctx, _make=cand.make, _params=params):
             est = _make(ctx)
-            _model_step(est).set_params(**_params)
+            model_step(est).set_params(**_params)
             return est
 
-        model = _model_step(cand.make(ctx))
+        model = model_step(cand.make(ctx))
         bad = sorted(set(params) - set(model.get_params(deep=False)))
         if bad:
             raise ValueError(

@@ -16,7 +16,7 @@ from ..data.features import decide_types, describe_types
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import Schema, infer_task
 from ..training.device import resolve_device
-from .candidates import BuildContext, resolve_candidates, with_params
+from .candidates import BuildContext, model_step, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .metrics import Metric, get_metric
@@ -464,9 +464,7 @@ def _hyperparameters(cand, ctx) -> dict:
         estimator = cand.make(ctx)
     except Exception:  # noqa: BLE001 - a model that cannot be built has its error in the leaderboard
         return {}
-    if hasattr(estimator, "steps"):  # a baseline's pipeline: the model's own parameters
-        estimator = estimator.steps[-1][1]
-    params = estimator.get_params(deep=False)
+    params = model_step(estimator).get_params(deep=False)  # a baseline's pipeline: its model's parameters
     return {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v) for k, v in params.items()}
 
 

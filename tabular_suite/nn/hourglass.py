@@ -17,7 +17,7 @@ from torch import nn
 
 from ..core.params import param
 from .embeddings import FlatInput
-from .num_embeddings import FlatNumEmbeddingConfig, default_d_embedding, make_num_embeddings
+from .num_embeddings import FlatNumEmbeddingConfig, make_flat_num_embeddings
 
 __all__ = ["HourglassMLP", "HourglassMLPConfig"]
 
@@ -71,8 +71,7 @@ class HourglassMLP(nn.Module):
                 f"An hourglass block needs 0 < d_narrow < d_wide, got d_narrow={cfg.d_narrow!r}, "
                 f"d_wide={cfg.d_wide!r}; raise d_wide or lower d_narrow."
             )
-        d_num = cfg.d_embedding or default_d_embedding(cfg.num_embeddings)
-        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_num_embeddings(cfg, n_num, d_num))
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_flat_num_embeddings(cfg, n_num))
         self.lift = nn.Linear(self.input.d_out, cfg.d_wide, bias=False)  # nn.Linear's default init, as the code
         self.lift.weight.requires_grad_(cfg.train_input_projection)
         self.blocks = nn.Sequential(*[_HourglassBlock(cfg.d_wide, cfg.d_narrow) for _ in range(cfg.n_blocks)])

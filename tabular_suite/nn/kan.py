@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core.params import param
 from .embeddings import FlatInput
-from .num_embeddings import FlatNumEmbeddingConfig, default_d_embedding, make_num_embeddings
+from .num_embeddings import FlatNumEmbeddingConfig, make_flat_num_embeddings
 
 __all__ = ["KAN", "KANConfig", "KANLayer"]
 
@@ -83,8 +83,7 @@ class KAN(nn.Module):
         super().__init__()
         cfg = KANConfig(**config)
         self.config = asdict(cfg)
-        d_num = cfg.d_embedding or default_d_embedding(cfg.num_embeddings)
-        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_num_embeddings(cfg, n_num, d_num))
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_flat_num_embeddings(cfg, n_num))
         widths = [self.input.d_out] + [cfg.d_block] * cfg.n_blocks + [d_out]
         self.layers = nn.Sequential(
             *[

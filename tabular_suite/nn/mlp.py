@@ -12,7 +12,7 @@ from torch import nn
 from ..core.params import param
 from .blocks import make_activation
 from .embeddings import FlatInput
-from .num_embeddings import FlatNumEmbeddingConfig, default_d_embedding, make_num_embeddings
+from .num_embeddings import FlatNumEmbeddingConfig, make_flat_num_embeddings
 
 __all__ = ["MLP", "MLPConfig"]
 
@@ -60,8 +60,7 @@ class MLP(nn.Module):
         super().__init__()
         cfg = MLPConfig(**config)
         self.config = asdict(cfg)
-        d_num = cfg.d_embedding or default_d_embedding(cfg.num_embeddings)
-        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_num_embeddings(cfg, n_num, d_num))
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_flat_num_embeddings(cfg, n_num))
         layers, d_in = [], self.input.d_out
         for _ in range(cfg.n_blocks):
             layers += [nn.Linear(d_in, cfg.d_block), make_activation(cfg.activation), nn.Dropout(cfg.dropout)]

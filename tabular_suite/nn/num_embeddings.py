@@ -36,6 +36,7 @@ __all__ = [
     "PiecewiseLinearEmbeddings",
     "compute_bins",
     "make_num_embeddings",
+    "make_flat_num_embeddings",
 ]
 
 NUM_EMBEDDINGS = ("none", "periodic", "periodic-lite", "piecewise-linear", "piecewise-linear-tree")
@@ -280,6 +281,16 @@ class _LinearEmbeddings(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.bias, self.weight, x.unsqueeze(-1))
+
+
+def make_flat_num_embeddings(config: FlatNumEmbeddingConfig, n_features: int) -> nn.Module | None:
+    """:func:`make_num_embeddings` of size ``config.d_embedding`` (None: the kind's default size).
+
+    >>> cfg = FlatNumEmbeddingConfig(num_embeddings="piecewise-linear")
+    >>> make_flat_num_embeddings(cfg, 3).d_embedding
+    16
+    """
+    return make_num_embeddings(config, n_features, config.d_embedding or default_d_embedding(config.num_embeddings))
 
 
 def make_num_embeddings(config: NumEmbeddingConfig, n_features: int, d_embedding: int) -> nn.Module | None:

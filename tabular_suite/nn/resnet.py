@@ -9,7 +9,7 @@ from torch import nn
 
 from ..core.params import param
 from .embeddings import FlatInput
-from .num_embeddings import FlatNumEmbeddingConfig, default_d_embedding, make_num_embeddings
+from .num_embeddings import FlatNumEmbeddingConfig, make_flat_num_embeddings
 
 __all__ = ["ResNet", "ResNetConfig"]
 
@@ -61,8 +61,7 @@ class ResNet(nn.Module):
         cfg = ResNetConfig(**config)
         self.config = asdict(cfg)
         d_block = cfg.d_block
-        d_num = cfg.d_embedding or default_d_embedding(cfg.num_embeddings)
-        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_num_embeddings(cfg, n_num, d_num))
+        self.input = FlatInput(n_num, cardinalities, cfg.cat_embedding_dim, make_flat_num_embeddings(cfg, n_num))
         self.first = nn.Linear(self.input.d_out, d_block)
         d_hidden = int(d_block * cfg.d_hidden_multiplier)
         self.blocks = nn.Sequential(

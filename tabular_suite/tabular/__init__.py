@@ -1,52 +1,8 @@
 """Tabular estimators: one sklearn class per (architecture, task), trained by the one engine,
 with streaming fits (``partial_fit``, ``fit_parquet``) for data larger than memory."""
 
+from . import models
 from .base import TabularClassifierMixin, TabularEstimator, TabularRegressorMixin
-from .models import (
-    ActivatorClassifier,
-    ActivatorRegressor,
-    AutoIntClassifier,
-    AutoIntRegressor,
-    ExcelFormerClassifier,
-    ExcelFormerRegressor,
-    FinalMLPClassifier,
-    FinalMLPRegressor,
-    FTTransformerClassifier,
-    FTTransformerRegressor,
-    HourglassMLPClassifier,
-    HourglassMLPRegressor,
-    KANClassifier,
-    KANRegressor,
-    MLPClassifier,
-    MLPRegressor,
-    ResNetClassifier,
-    ResNetRegressor,
-    TabMClassifier,
-    TabMRegressor,
-)
+from .models import *  # noqa: F403 - the estimators, listed once in models.__all__
 
-__all__ = [
-    "TabularEstimator",
-    "TabularClassifierMixin",
-    "TabularRegressorMixin",
-    "MLPClassifier",
-    "MLPRegressor",
-    "ResNetClassifier",
-    "ResNetRegressor",
-    "FTTransformerClassifier",
-    "FTTransformerRegressor",
-    "ExcelFormerClassifier",
-    "ExcelFormerRegressor",
-    "AutoIntClassifier",
-    "AutoIntRegressor",
-    "FinalMLPClassifier",
-    "FinalMLPRegressor",
-    "TabMClassifier",
-    "TabMRegressor",
-    "ActivatorClassifier",
-    "ActivatorRegressor",
-    "HourglassMLPClassifier",
-    "HourglassMLPRegressor",
-    "KANClassifier",
-    "KANRegressor",
-]
+__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", *models.__all__]
