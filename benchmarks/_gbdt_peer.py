@@ -71,6 +71,8 @@ def main() -> None:
     train, test = pd.read_parquet(args.train), pd.read_parquet(args.test)
     y = train.pop("__target__").to_numpy()
     test = test.drop(columns="__target__", errors="ignore")
+    if args.model == "lightgbm":  # LightGBM rejects JSON characters ("[", ",", ...) in feature names
+        train.columns = test.columns = [f"f{i}" for i in range(train.shape[1])]
     train, test, cats = prepare(train, test, args.model)
     est, fit_kw = make(args.model, args.task, args.seed, cats)
     start = time.perf_counter()

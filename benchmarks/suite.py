@@ -116,7 +116,10 @@ def fit_gbdt(name: str, task: str, seed: int, X_tr, y_tr, X_te, peer_python: Pat
         cmd = [python, str(HERE / "_gbdt_peer.py"), "--model", name, "--task", task, "--seed", str(seed)]
         cmd += ["--train", str(tmp / "train.parquet"), "--test", str(tmp / "test.parquet"), "--out", str(tmp / "p.npy")]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise RuntimeError(f"{name} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        out = proc.stdout
         result = json.loads(out.strip().splitlines()[-1])
         result["pred"] = np.load(tmp / "p.npy")
     result["capped"] = None
