@@ -135,6 +135,9 @@ _COERCE = typer.Option(
 _TYPE = typer.Option(
     [], "--type", help="column=kind, kind one of numeric, categorical, boolean, datetime[:format], text (repeatable)."
 )
+_SAMPLE_WEIGHT = typer.Option(
+    None, "--sample-weight", help="Column holding each row's training weight (>= 0; not a feature)."
+)
 _CHUNK_ROWS = typer.Option(100_000, "--chunk-rows", help="Rows read at a time (memory holds one chunk).")
 _TRUST_HELP = "Allow a compare ensemble with scikit-learn/GBDT members (stored with pickle); only for files you made."
 
@@ -224,6 +227,16 @@ def _split_target(df, target: str):
             f"Target column {target!r} is not in the file (columns: {', '.join(map(str, df.columns[:20]))})."
         )
     return df.drop(columns=[target]), df[target].to_numpy()
+
+
+def _split_weight(X, column: str | None):
+    """``(X without the weight column, the weights or None)``."""
+    if column is None:
+        return X, None
+    if column not in X.columns:
+        names = ", ".join(map(str, X.columns[:20]))
+        raise ValueError(f"--sample-weight column {column!r} is not in the file (columns: {names}).")
+    return X.drop(columns=[column]), X[column].to_numpy()
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:
@@ -324,6 +337,7 @@ def train(
     task: str | None = typer.Option(None, help="classification or regression (default: inferred from the target)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Estimator parameter key=value (repeatable)."),
     holdout: float = typer.Option(0.0, help="Share of rows held out to report test metrics (0 = none)."),
+    sample_weight: str | None = _SAMPLE_WEIGHT,
     seed: int = typer.Option(0, help="random_state for the split and the model."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     verbose: bool = typer.Option(True, "--verbose/--quiet", help="Show a progress bar."),
@@ -354,6 +368,7 @@ def train(
         columns = _column_options(categorical, coerce_numeric, types)
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
+        X, weights = _split_weight(X, sample_weight)
         chosen = task or infer_task(y)
         params = {"random_state": seed, **{k: v for k, v in columns.items() if v is not None}, **_parse_params(param)}
         est = tabular_suite.make_estimator(model, chosen, **params)
@@ -370,8 +385,11 @@ def train(
                 est.set_params(tracking=True)
         if holdout > 0:
             strat = y if chosen == "classification" else None
-            X, X_test, y, y_test = train_test_split(X, y, test_size=holdout, random_state=seed, stratify=strat)
-        est.fit(X, y)
+            rows = np.arange(len(y))
+            train_rows, test_rows = train_test_split(rows, test_size=holdout, random_state=seed, stratify=strat)
+            X, X_test, y, y_test = X.iloc[train_rows], X.iloc[test_rows], y[train_rows], y[test_rows]
+            weights = None if weights is None else weights[train_rows]
+        est.fit(X, y, **({} if weights is None else {"sample_weight": weights}))
         console.print(f"column types: {describe_types(est.feature_types_)}", highlight=False)
         est.save(out)
         summary = f" ({est.n_params_:,} parameters, best epoch {est.best_epoch_})" if trained_by_the_engine else ""
@@ -470,6 +488,16 @@ def compare_command(
         [], "--param", "-p", help="A candidate's setting model.key=value (value read as JSON, else text; repeatable)."
     ),
     cv: int = typer.Option(5, help="Cross-validation folds."),
+    sample_weight: str | None = _SAMPLE_WEIGHT,
+    class_weight: str | None = typer.Option(
+        None, "--class-weight", help='balanced, or JSON {"class": weight} (classification).'
+    ),
+    calibrate: str = typer.Option(
+        "auto", help="Calibrate the best model's probabilities: auto, temperature, isotonic or none."
+    ),
+    decision_threshold: str = typer.Option(
+        "auto", "--decision-threshold", help="Binary: auto (tuned for the metric), none (argmax) or a number in (0, 1)."
+    ),
     metric: str | None = typer.Option(
         None, help="accuracy, roc_auc, log_loss, f1_macro, balanced_accuracy | rmse, mae, r2."
     ),
@@ -524,6 +552,10 @@ def compare_command(
             X,
             y,
             **columns,
+            sample_weight=sample_weight,
+            class_weight=_class_weight(class_weight),
+            calibrate=None if calibrate.lower() == "none" else calibrate.lower(),
+            decision_threshold=_threshold(decision_threshold),
             models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
             model_params=_model_params(params),
             task=task or "auto",
@@ -549,6 +581,8 @@ def compare_command(
                 console.print(
                     f"[yellow]{row['model']}[/]: {row['status']}: {row['error']}", highlight=False, soft_wrap=True
                 )
+        for line in _postprocessing_lines(result):
+            console.print(line, highlight=False)
         fitted = result.leaderboard[result.leaderboard["model"] != "ensemble"]
         if not fitted["mean"].notna().any():
             raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
@@ -566,6 +600,54 @@ def compare_command(
             _tracking_succeeded()
 
     _run(run)
+
+
+def _class_weight(text: str | None):
+    if text is None or text == "balanced":
+        return text
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f'--class-weight must be balanced or a JSON object such as {{"yes": 3}}, got {text!r}.')
+    return value
+
+
+def _threshold(text: str):
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--decision-threshold must be auto, none or a number in (0, 1), got {text!r}.") from None
+
+
+def _postprocessing_lines(result) -> list[str]:
+    """What compare fitted on the out-of-fold predictions, in words."""
+    post, lines = result.postprocessing, []
+    cal = post.get("calibration", {})
+    if "method" in cal:
+        verdict = "applied" if cal["applied"] else "not applied (it did not help)"
+        lines.append(
+            f"calibration: {cal['method']} {verdict}; cross-fitted log loss {cal['log_loss_before']:.4f} -> "
+            f"{cal['log_loss_after']:.4f}, ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}"
+        )
+    t = post.get("threshold")
+    if t and t["tuned"]:
+        verdict = f"{t['threshold']:.3f}" if t["applied"] else "0.5 kept (a tuned one did not help on held-out folds)"
+        lines.append(
+            f"decision threshold: {verdict}; cross-fitted {result.metric.name} {t['cross_fitted_score_at_0.5']:.4f} "
+            f"at 0.5, {t['cross_fitted_score']:.4f} tuned"
+        )
+    elif t:
+        lines.append(f"decision threshold: {t['threshold']:g} (given)")
+    if "intervals" in post:
+        i = post["intervals"]
+        lines.append(
+            f"90% prediction interval: width {i['width']:.4g}, cross-fitted coverage {i['cross_fitted_coverage']:.3f}"
+        )
+    return lines
 
 
 recommend_app = typer.Typer(

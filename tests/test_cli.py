@@ -289,3 +289,34 @@ def test_cli_settles_the_heap_at_start_up(invoke, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         cli_app.main()
     assert exit_info.value.code == 0 and calls == [1]
+
+
+def test_weights_calibration_and_threshold_from_the_command_line(tmp_path):
+    """--sample-weight takes a column out of the features and weighs the rows (train and compare);
+    compare says what it fitted on the out-of-fold predictions."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = np.where(X[:, 0] + rng.normal(0, 1, 400) > 1.4, "yes", "no")
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "w": rng.uniform(0.5, 2, 400), "y": y}).to_csv(data, index=False)
+    runner = CliRunner()
+    res = runner.invoke(
+        cli_app.app,
+        ["compare", str(data), "-t", "y", "--models", "linear", "--cv", "3", "--num-threads", "1",
+         "--sample-weight", "w", "--class-weight", '{"yes": 2}', "--metric", "balanced_accuracy",
+         "--calibrate", "temperature"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "calibration: temperature" in res.output and "decision threshold:" in res.output
+    assert "numeric: 2" in res.output or "'a'" not in res.output  # two features: w is not one
+    res = runner.invoke(
+        cli_app.app,
+        ["train", str(data), "-t", "y", "--model", "mlp", "--out", str(tmp_path / "m.tsm"), "--sample-weight", "w",
+         "--param", "max_epochs=2", "--param", "num_threads=1", "--quiet", "--holdout", "0.2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert tabular_suite.load(tmp_path / "m.tsm").n_features_in_ == 2
+    res = runner.invoke(cli_app.app, ["compare", str(data), "-t", "y", "--models", "linear", "--class-weight", "x"])
+    assert res.exit_code == 1 and "--class-weight must be balanced" in res.output
+    res = runner.invoke(cli_app.app, ["compare", str(data), "-t", "y", "--models", "linear", "--sample-weight", "v"])
+    assert res.exit_code == 1 and "not a column of X" in res.output

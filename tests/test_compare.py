@@ -355,7 +355,7 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
 def test_bagging_keeps_the_fold_models_and_averages_them(tmp_path):
     """The default best model is the best row's fold models (k-fold bagging): their mean, no refit."""
     X, y = make_classification(n_samples=160, n_features=5, random_state=0)
-    result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=3, ensemble=False, **FAST)
+    result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=3, ensemble=False, calibrate=None, **FAST)
     best = result.leaderboard.iloc[0]["model"]
     bagged = result.best_model_.members[best]
     assert isinstance(bagged, BaggedModel) and len(bagged.models) == 3 and result.refit_status is None

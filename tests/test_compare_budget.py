@@ -188,7 +188,15 @@ def test_forest_is_the_same_as_one_plain_fit_when_the_limit_is_not_reached():
     proba = {}
     for time_limit in (None, 10_000):
         result = tabular_suite.compare(
-            X, y, models=["random_forest"], cv=2, time_limit=time_limit, ensemble=False, refit=True, **QUIET
+            X,
+            y,
+            models=["random_forest"],
+            cv=2,
+            time_limit=time_limit,
+            ensemble=False,
+            refit=True,
+            calibrate=None,
+            **QUIET,
         )
         assert result.leaderboard["status"].iloc[0] == "ok"
         proba[time_limit] = result.predict_proba(X)
@@ -206,7 +214,7 @@ def test_boosting_and_linear_are_the_same_as_one_plain_fit_when_the_limit_is_not
     for name in ("hist_gradient_boosting", "linear"):
         for time_limit in (None, 10_000):
             result = tabular_suite.compare(
-                X, y, models=[name], cv=2, time_limit=time_limit, ensemble=False, refit=True, **QUIET
+                X, y, models=[name], cv=2, time_limit=time_limit, ensemble=False, refit=True, calibrate=None, **QUIET
             )
             assert result.leaderboard["status"].iloc[0] == "ok"
             proba[name, time_limit] = result.predict_proba(X)

@@ -8,7 +8,8 @@ import tabular_suite
 # the estimator contract, which does not depend on model size. All run with one thread.
 _SMALL = {
     "mlp": dict(d_block=32, n_blocks=2),
-    "resnet": dict(d_block=32, n_blocks=1),
+    # (lr 3e-3: the class-weight check's 50 rows give one step per epoch; at 1e-3 60 steps do not converge.)
+    "resnet": dict(d_block=32, n_blocks=1, lr=3e-3),
     "ft_transformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3),
     # These three learn the checks' tables in fewer epochs (and their epochs cost more).
     "excelformer": dict(d_token=32, n_heads=4, n_blocks=1, lr=1e-3, warmup_epochs=0, max_epochs=25, patience=5),
@@ -62,13 +63,24 @@ def _instances():
 
 
 def _expected_failures(estimator):
+    # A weight of k and k copies of a row are the same in expectation (the deep models' batches
+    # are drawn uniformly; the in-context model's contexts are drawn by weight), not the same
+    # model: like scikit-learn's SGD estimators, these fail the exact equivalence check.
+    # tests/test_weights.py checks what the weights do.
+    failures = {"check_sample_weight_equivalence_on_dense_data": "stochastic: equivalent in expectation only"}
+    if type(estimator).__name__ in ("AutoIntClassifier", "FinalMLPClassifier"):
+        # Binary CTR models early-stop on validation ROC AUC (FuxiCTR's monitor), which class
+        # weights do not change (every positive-negative pair is weighted alike): on the check's
+        # 5 noisy validation rows training stops after the first epochs. test_weights.py shows
+        # the weights at work when training runs its course.
+        failures["check_class_weight_classifiers"] = "early stopping on AUC, which class weights do not change"
     if type(estimator).__name__.startswith("TabPFN"):
         # A row's prediction does not depend on the other test rows (test_pfn.py checks this
         # to 1e-5), but matrix kernels may round differently for different batch sizes: with
         # the fused SDPA kernel subsets agreed to ~3e-7 relative, above this check's 1e-7
         # tolerance (the chunked CPU bf16 attention passes it on the development CPU).
-        return {"check_methods_subset_invariance": "rounding may differ by batch size (~3e-7)"}
-    return {}
+        failures["check_methods_subset_invariance"] = "rounding may differ by batch size (~3e-7)"
+    return failures
 
 
 @parametrize_with_checks(_instances(), expected_failed_checks=_expected_failures)

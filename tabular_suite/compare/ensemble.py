@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from ..core.model_file import read_model_file, rebuild, register_reader, write_model_file
+from ..data.io import as_dataframe
+from .calibration import Calibrator
 from .metrics import Metric
 
 __all__ = ["caruana_selection", "BaggedModel", "EnsembleModel"]
@@ -60,6 +62,12 @@ class EnsembleModel:
     models are stored as weights, scikit-learn / GBDT members as a pickle, so such a file
     loads only with ``trusted=True`` (CLI: ``--trust``).
 
+    What compare fits on the out-of-fold predictions travels with it: ``calibrator`` (a
+    :class:`~tabular_suite.compare.calibration.Calibrator` applied by ``predict_proba``),
+    ``threshold`` (binary: ``predict`` says the second class when its probability is at
+    least this) and ``residual_quantiles`` (regression: :meth:`predict_quantiles`,
+    :meth:`predict_interval`).
+
     Examples
     --------
     >>> from sklearn.linear_model import Ridge
@@ -78,8 +86,12 @@ class EnsembleModel:
         self.classes_ = None if classes is None else np.asarray(classes)
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        self.calibrator = None
+        self.threshold: float | None = None
+        self.residual_quantiles: np.ndarray | None = None
 
     def _average(self, X, method: str) -> np.ndarray:
+        X = as_dataframe(X)  # as compare gave the members (an array's columns named 0, 1, ...)
         total = None
         for name, weight in self.weights.items():
             member = self.members[name]
@@ -93,13 +105,41 @@ class EnsembleModel:
         """Weighted mean of the members' class probabilities, columns ordered as ``classes_``."""
         if self.task != "classification":
             raise AttributeError("predict_proba is only available for classification.")
-        return self._average(X, "predict_proba")
+        proba = self._average(X, "predict_proba")
+        return proba if self.calibrator is None else self.calibrator.transform(proba)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable class (classification) or weighted mean prediction (regression)."""
+        """Most probable class, or with ``threshold`` (binary) the second class when its
+        probability reaches it (classification); weighted mean prediction (regression)."""
         if self.task == "classification":
-            return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+            proba = self.predict_proba(X)
+            if self.threshold is not None:
+                return self.classes_[(proba[:, 1] >= self.threshold).astype(int)]
+            return self.classes_[np.argmax(proba, axis=1)]
         return self._average(X, "predict")
+
+    def predict_quantiles(self, X, quantiles) -> np.ndarray:
+        """Regression: estimates of the target's ``quantiles`` (rows, len(quantiles)): the
+        prediction plus the quantiles of the out-of-fold residuals (one spread for every row;
+        its coverage holds on average over rows like the training rows, not row by row)."""
+        if self.task != "regression" or self.residual_quantiles is None:
+            raise AttributeError(
+                "predict_quantiles needs a regression model from compare() (it keeps the out-of-fold residuals)."
+            )
+        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        if q.ndim != 1 or not ((q >= 0) & (q <= 1)).all():
+            raise ValueError(f"quantiles must be numbers in [0, 1], got {quantiles!r}.")
+        levels = np.linspace(0.0, 1.0, len(self.residual_quantiles))
+        return self.predict(X)[:, None] + np.interp(q, levels, self.residual_quantiles)[None, :]
+
+    def predict_interval(self, X, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Regression: ``(lower, upper)`` bounds meant to hold the target for ``coverage`` of the
+        rows: the ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` quantiles (see
+        :meth:`predict_quantiles`)."""
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must be between 0 and 1 (e.g. 0.9), got {coverage!r}.")
+        bounds = self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
+        return bounds[:, 0], bounds[:, 1]
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}={w:.2f}" for n, w in self.weights.items())
@@ -120,6 +160,12 @@ class EnsembleModel:
             config["classes"] = self.classes_.tolist()
         if hasattr(self, "feature_names_in_"):
             config["feature_names"] = [str(c) for c in self.feature_names_in_]
+        if self.calibrator is not None:
+            config["calibrator"] = self.calibrator.get_state()
+        if self.threshold is not None:
+            config["threshold"] = self.threshold
+        if self.residual_quantiles is not None:
+            tensors["residual_quantiles"] = np.asarray(self.residual_quantiles, dtype=np.float64)
         for name in self.weights:
             member = self.members[name]
             state = member._to_state() if hasattr(member, "_to_state") else None
@@ -149,13 +195,19 @@ class EnsembleModel:
                 prefix = f"member.{name}."
                 member_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
                 members[name] = rebuild(spec["config"], member_tensors, source=source)
-        return cls(
+        model = cls(
             members,
             config["weights"],
             task=config["task"],
             classes=config.get("classes"),
             feature_names=config.get("feature_names"),
         )
+        if config.get("calibrator") is not None:
+            model.calibrator = Calibrator.from_state(config["calibrator"])
+        model.threshold = config.get("threshold")
+        if "residual_quantiles" in tensors:
+            model.residual_quantiles = tensors["residual_quantiles"].numpy()
+        return model
 
     @classmethod
     def load(cls, path, *, trusted: bool = False) -> EnsembleModel:

@@ -119,24 +119,26 @@ def run_fold(
     budget: float | None,
     n_classes: int,
     keep_model: bool = False,
+    weights: np.ndarray | None = None,
 ) -> FoldResult:
     """Fit ``candidate`` on the training rows and predict the validation rows (never raises).
 
     ``budget`` (seconds, None: no limit) bounds the fit and the prediction together, counted
     from this call; a fold that reaches it keeps what it has learned and is "timeout".
     ``keep_model``: the result holds the fitted model (``estimator``) when its predictions were scored.
+    ``weights``: every row's weight (the training rows' are the fit's ``sample_weight``), or None.
     """
     # OpenMP / BLAS pools too (HistGradientBoosting has no n_jobs): a pool wider than num_threads
     # slows the fits down badly when another process is busy.
     with threadpool_limits(limits=ctx.num_threads):
-        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model)
+        return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model, weights)
 
 
 def _seconds(value: float) -> str:
     return f"{value:.3g} s"
 
 
-def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model) -> FoldResult:
+def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model, weights) -> FoldResult:
     import torch
 
     deadline = None if budget is None else Deadline(budget)
@@ -145,7 +147,10 @@ def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classe
         est = candidate.make(ctx)
         X_train, X_valid = X.iloc[train_idx], X.iloc[valid_idx]
         start = time.perf_counter()
-        cut_short = fit_within(est, X_train, y[train_idx], deadline, deep=candidate.kind == "deep")
+        sample_weight = None if weights is None else weights[train_idx]
+        cut_short = fit_within(
+            est, X_train, y[train_idx], deadline, deep=candidate.kind == "deep", sample_weight=sample_weight
+        )
         result.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         method = "predict_proba" if ctx.task == "classification" else "predict"
@@ -180,14 +185,15 @@ def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classe
 
 
 # ------------------------------------------------------------------------------ bounded fits
-def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False) -> str | None:
+def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False, sample_weight=None) -> str | None:
     """Fit ``est`` on ``X, y`` so that it stops at ``deadline``; returns what it got to when
     the deadline cut it short (e.g. "57 of 300 trees"), else None.
 
     ``deep``: ``est`` is trained by the engine (takes ``callbacks``). Other estimators, or a
     :class:`~sklearn.pipeline.Pipeline` ending in one, are bounded by their kind (see the
     module docstring); kinds without a bound (e.g. Ridge, a closed-form solve) are fitted
-    as they are. Without a deadline this is ``est.fit(X, y)``.
+    as they are. Without a deadline this is ``est.fit(X, y)``. ``sample_weight`` goes to
+    the model's fit (a pipeline's last step).
 
     Examples
     --------
@@ -197,14 +203,17 @@ def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False) -> s
     >>> fit_within(forest, X, y, Deadline(600.0)) is None, len(forest.estimators_)
     (True, 20)
     """
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
     if deadline is None:
-        est.fit(X, y)
+        if weighted and isinstance(est, Pipeline):
+            weighted = {f"{est.steps[-1][0]}__sample_weight": sample_weight}
+        est.fit(X, y, **weighted)
         return None
     if deep:
         callbacks = est.get_params()["callbacks"]
         est.set_params(callbacks=[*(callbacks or ()), deadline])
         try:
-            est.fit(X, y)
+            est.fit(X, y, **weighted)
         finally:
             est.set_params(callbacks=callbacks)  # the fitted model keeps no reference to the deadline
         epochs = len(est.history_)
@@ -216,8 +225,8 @@ def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False) -> s
             return None
     for kind, fit in _BOUNDED_FITS:
         if _is_instance(model, kind):
-            return fit(model, Xt, y, deadline)
-    model.fit(Xt, y)
+            return fit(model, Xt, y, deadline, weighted)
+    model.fit(Xt, y, **weighted)
     return None
 
 
@@ -256,7 +265,7 @@ def _grow(step, total: int, first: int, deadline: Deadline, *, doubling: bool = 
         size = min(2 * size, affordable) if doubling else affordable
 
 
-def _fit_forest(model, X, y, deadline: Deadline) -> str | None:
+def _fit_forest(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
     """A random forest grown with ``warm_start``: the same trees as one fit (the seeds of
     the trees are drawn in the same order)."""
     total = model.n_estimators
@@ -264,7 +273,7 @@ def _fit_forest(model, X, y, deadline: Deadline) -> str | None:
 
     def step(done, target):
         model.set_params(n_estimators=target)
-        model.fit(X, y)
+        model.fit(X, y, **weighted)
         return False
 
     model.set_params(warm_start=True)
@@ -288,13 +297,13 @@ def _boosting_stopped(model) -> bool:
         return False
 
 
-def _fit_hist_boosting(model, X, y, deadline: Deadline) -> str | None:
+def _fit_hist_boosting(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
     """HistGradientBoosting grown with ``warm_start`` (same bins, split and trees as one fit)."""
     total = model.max_iter
 
     def step(done, target):
         model.set_params(max_iter=target)
-        model.fit(X, y)
+        model.fit(X, y, **weighted)
         return model.n_iter_ < target or _boosting_stopped(model)
 
     model.set_params(warm_start=True)
@@ -306,7 +315,7 @@ def _fit_hist_boosting(model, X, y, deadline: Deadline) -> str | None:
     return f"{grown} of {total} boosting iterations" if hit else None
 
 
-def _fit_logistic(model, X, y, deadline: Deadline) -> str | None:
+def _fit_logistic(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
     """A probe fit of a few solver iterations times the solver; then, unless the probe has
     converged already, one fit from scratch with ``max_iter`` capped to what is left. A fit
     that converges within its cap is the one fit without a deadline would give (the solver
@@ -318,7 +327,7 @@ def _fit_logistic(model, X, y, deadline: Deadline) -> str | None:
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X, y)
+            model.fit(X, y, **weighted)
         per_iteration = max(time.perf_counter() - started, 1e-9) / probe
         if probe == total or np.max(model.n_iter_) < probe:
             return None
@@ -329,7 +338,7 @@ def _fit_logistic(model, X, y, deadline: Deadline) -> str | None:
         with warnings.catch_warnings():
             if iterations < total:  # stopped by the deadline, not by max_iter: say so as a timeout
                 warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X, y)
+            model.fit(X, y, **weighted)
         if iterations < total and np.max(model.n_iter_) >= iterations:
             return f"{iterations} of {total} solver iterations"
         return None
@@ -337,47 +346,50 @@ def _fit_logistic(model, X, y, deadline: Deadline) -> str | None:
         model.set_params(max_iter=total)
 
 
-def _fit_lightgbm(model, X, y, deadline: Deadline) -> str | None:
+def _fit_lightgbm(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
     import lightgbm
 
-    total = model.n_estimators
+    total, stopped = model.n_estimators, []
 
     def stop_at_deadline(env):
         if env.iteration + 1 < env.end_iteration and deadline.passed():
+            stopped.append(env.iteration)
             raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
 
-    model.fit(X, y, callbacks=[stop_at_deadline])
-    grown = model.booster_.current_iteration()
-    return f"{grown} of {total} boosting rounds" if grown < total else None
+    model.fit(X, y, callbacks=[stop_at_deadline], **weighted)
+    # (LightGBM also stops by itself when no split gains anything: that is not a timeout.)
+    return f"{model.booster_.current_iteration()} of {total} boosting rounds" if stopped else None
 
 
-def _fit_xgboost(model, X, y, deadline: Deadline) -> str | None:
+def _fit_xgboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
     import xgboost
 
     class StopAtDeadline(xgboost.callback.TrainingCallback):
         def after_iteration(self, booster, epoch, evals_log) -> bool:
-            return deadline.passed()
+            deadline.hit = deadline.hit or deadline.passed()
+            return deadline.hit
 
     total = model.get_params()["n_estimators"] or 100  # (None: XGBoost's default)
     callbacks = model.get_params()["callbacks"]
     model.set_params(callbacks=[*(callbacks or ()), StopAtDeadline()])
     try:
-        model.fit(X, y)
+        model.fit(X, y, **weighted)
     finally:
         model.set_params(callbacks=callbacks)
     grown = model.get_booster().num_boosted_rounds()
-    return f"{grown} of {total} boosting rounds" if grown < total else None
+    return f"{grown} of {total} boosting rounds" if deadline.hit and grown < total else None
 
 
-def _fit_catboost(model, X, y, deadline: Deadline) -> str | None:
+def _fit_catboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
     class StopAtDeadline:
         def after_iteration(self, info) -> bool:  # False stops training
-            return not deadline.passed()
+            deadline.hit = deadline.hit or deadline.passed()
+            return not deadline.hit
 
-    model.fit(X, y, callbacks=[StopAtDeadline()])
+    model.fit(X, y, callbacks=[StopAtDeadline()], **weighted)
     total = model.get_all_params()["iterations"]
     grown = model.tree_count_
-    return f"{grown} of {total} boosting rounds" if grown < total else None
+    return f"{grown} of {total} boosting rounds" if deadline.hit and grown < total else None
 
 
 #: (model classes, or "module.Class" of an optional package) -> its bounded fit.
@@ -485,6 +497,7 @@ class FoldPlan:
     reserved: float = 0.0
     on_model_done: Callable | None = None
     keep_models: bool = False  # the fold results hold their fitted models (k-fold bagging)
+    weights: np.ndarray | None = None  # every row's training weight (sample_weight x class_weight)
 
 
 def run_folds_locally(plan: FoldPlan, verbose: int = 0):
@@ -513,7 +526,9 @@ def run_folds_locally(plan: FoldPlan, verbose: int = 0):
                 results.append(FoldResult(cand.name, fold, "skipped", reason))
                 continue
             results.append(
-                run_fold(cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, plan.keep_models)
+                run_fold(
+                    cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, plan.keep_models, plan.weights
+                )
             )
             if verbose:
                 r = results[-1]

@@ -47,7 +47,7 @@ def _run(ray, plan, gpus_per_task):
     )
     n_classes, on_model_done = plan.n_classes, plan.on_model_done
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-    data_ref, target_ref = ray.put(df), ray.put(target)
+    data_ref, target_ref, weights_ref = ray.put(df), ray.put(target), ray.put(plan.weights)
     # Tasks run concurrently: each fold gets its share of the model budget up front.
     budget, reason = fold_budget(
         started=started,
@@ -81,6 +81,7 @@ def _run(ray, plan, gpus_per_task):
                 n_classes,
                 ends_at,
                 plan.keep_models,
+                weights_ref,
             )
             pending[ref] = (cand.name, fold)
 
@@ -109,7 +110,9 @@ def _run(ray, plan, gpus_per_task):
     return results
 
 
-def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, ends_at=None, keep=False):
+def _remote_fold(
+    candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, ends_at=None, keep=False, weights=None
+):
     import torch
 
     from ..training.device import resolve_device
@@ -129,4 +132,4 @@ def _remote_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget,
         if left <= 0:
             return FoldResult(candidate.name, fold, "skipped", "total time limit reached before this fold started")
         budget = left if budget is None else min(budget, left)
-    return run_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, keep)
+    return run_fold(candidate, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, keep, weights)

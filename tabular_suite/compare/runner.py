@@ -15,7 +15,9 @@ from ..core.sklearn_glue import resolve_num_threads
 from ..data.features import decide_types, describe_types
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import Schema, infer_task
+from ..data.validation import row_weights
 from ..training.device import resolve_device
+from .calibration import check_settings, fit_postprocessing
 from .candidates import BuildContext, model_step, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
@@ -46,6 +48,12 @@ class ComparisonResult:
         refitted. None otherwise.
     refit_error : str or None
         What cut the refit short or stopped it, and what to do about it.
+    postprocessing : dict
+        What was fitted on the best row's out-of-fold predictions and applied by
+        ``best_model_`` (see ``calibrate`` and ``decision_threshold`` of :func:`compare`):
+        ``"calibration"`` (method, whether applied, log loss and reliability-diagram data
+        before and after, cross-fitted), ``"threshold"`` (binary), ``"intervals"``
+        (regression: the 90% interval's width and its cross-fitted coverage).
     oof_predictions : dict
         Out-of-fold predictions per model (probabilities over ``classes`` or values).
     histories : dict
@@ -68,14 +76,33 @@ class ComparisonResult:
     mlflow_run_id: str | None = None
     refit_status: str | None = None
     refit_error: str | None = None
+    postprocessing: dict = field(default_factory=dict)
 
     def predict(self, X):
         """Predictions of :attr:`best_model_`."""
         return self._best().predict(X)
 
     def predict_proba(self, X):
-        """Class probabilities of :attr:`best_model_`."""
+        """Class probabilities of :attr:`best_model_` (calibrated when ``calibrate`` applied)."""
         return self._best().predict_proba(X)
+
+    def predict_quantiles(self, X, quantiles):
+        """Regression: the target's ``quantiles`` per row (see :meth:`EnsembleModel.predict_quantiles`)."""
+        return self._best().predict_quantiles(X, quantiles)
+
+    def predict_interval(self, X, coverage: float = 0.9):
+        """Regression: ``(lower, upper)`` per row for ``coverage`` (see :meth:`EnsembleModel.predict_interval`).
+
+        Examples
+        --------
+        >>> import numpy as np, tabular_suite
+        >>> X = np.random.default_rng(0).normal(size=(200, 2)); y = X[:, 0] + np.random.default_rng(1).normal(size=200)
+        >>> result = tabular_suite.compare(X, y, models=["linear"], cv=2, num_threads=1, tracking=False)
+        >>> lower, upper = result.predict_interval(X, coverage=0.8)
+        >>> bool(0.7 < ((y >= lower) & (y <= upper)).mean() < 0.9)
+        True
+        """
+        return self._best().predict_interval(X, coverage)
 
     def save(self, path) -> None:
         """Save :attr:`best_model_` (load with ``tabular_suite.load``; see EnsembleModel)."""
@@ -148,6 +175,8 @@ def compare(
     models=None,
     model_params: dict | None = None,
     task: str = "auto",
+    sample_weight=None,
+    class_weight=None,
     categorical_features=None,
     feature_types: dict | None = None,
     coerce_numeric=None,
@@ -157,6 +186,8 @@ def compare(
     time_limit: float | None = None,
     model_time_limit: float | None = None,
     ensemble: bool = True,
+    calibrate: str | None = "auto",
+    decision_threshold="auto",
     bag: bool = True,
     refit: bool = False,
     random_state: int = 0,
@@ -188,6 +219,16 @@ def compare(
     task : {"auto", "classification", "regression"}
         "auto": see :func:`tabular_suite.data.infer_task` (numbers with more than 20
         distinct or non-integral values are a regression target).
+    sample_weight : array-like, str or None
+        A weight >= 0 per row, or the name of a column of ``X`` that holds them (the column is
+        then not a feature, as AutoGluon's ``sample_weight``). Every model trains with the
+        weights of its training rows (the deep models as in ``fit(sample_weight=...)``, the
+        tree and linear models through their own ``sample_weight``). Scores, the ensemble and
+        the leaderboard count every row once (AutoGluon's default); choose a ``metric`` that
+        matches what the weights are for (e.g. balanced_accuracy for class balance).
+    class_weight : "balanced", dict or None
+        Classification: weights of the classes (scikit-learn's meaning), multiplying
+        ``sample_weight``.
     categorical_features, feature_types, coerce_numeric :
         How columns are read (see :class:`~tabular_suite.data.features.DataParams`): the kinds
         are decided once on the whole table (``result.data_summary["column_types"]``) and
@@ -225,6 +266,20 @@ def compare(
         as it would be on its own.
     ensemble : bool
         Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
+    calibrate : {"auto", "temperature", "isotonic"} or None
+        Classification: calibrate ``best_model_``'s probabilities on the best row's out-of-fold
+        predictions: temperature scaling (one scalar; never changes the predicted class) or
+        isotonic (per class; needs hundreds of rows). "auto": temperature scaling when it
+        lowers the log loss cross-fitted over the folds (each fold's rows calibrated by the
+        other folds). The leaderboard scores the uncalibrated predictions;
+        ``result.postprocessing["calibration"]`` has the before/after figures.
+    decision_threshold : "auto", float or None
+        Binary classification: the probability of the second class (``classes[1]``) from
+        which ``best_model_`` predicts it. "auto": tuned on the (calibrated) out-of-fold
+        predictions for a metric that scores decisions (accuracy, balanced_accuracy,
+        f1_macro), and kept only when thresholds tuned on some folds beat 0.5 on the others;
+        None: the most probable class. Regression models get prediction intervals from the
+        out-of-fold residuals instead (``result.predict_interval``).
     bag : bool
         Keep each fold's fitted model: ``result.best_model_`` is the best row (model or
         ensemble) with each model predicting as the mean of its ``cv`` fold models (k-fold
@@ -274,8 +329,17 @@ def compare(
         raise ValueError(f"X has {len(df)} rows but y has {len(y_raw)}: they must match.")
     if pd.isna(y_raw).any():
         raise ValueError(f"The target has {int(pd.isna(y_raw).sum())} missing values; drop those rows first.")
+    if isinstance(sample_weight, str):
+        if sample_weight not in df.columns:
+            raise ValueError(f"sample_weight names {sample_weight!r}, which is not a column of X.")
+        df, sample_weight = df.drop(columns=sample_weight), df[sample_weight].to_numpy()
+        if df.shape[1] == 0:
+            raise ValueError("X has no feature left once the sample_weight column is taken out.")
     task = _resolve_task(y_raw, task)
     _check_target(y_raw, task)
+    if class_weight is not None and task != "classification":
+        raise ValueError("class_weight is for classification; weight a regression's rows with sample_weight.")
+    row_weight = row_weights(None, y_raw, sample_weight, class_weight)
     metric_obj = get_metric(metric, task)
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}.")
@@ -283,6 +347,7 @@ def compare(
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
     candidates = resolve_candidates(models, preset, task)
+    check_settings(calibrate, decision_threshold)
 
     classes = None
     if task == "classification":
@@ -312,7 +377,8 @@ def compare(
     if tracking_enabled_for(tracking):
         settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "metric": metric_obj.name,
                     "preset": preset, "task": task, "seed": random_state, "rows": len(df), "columns": df.shape[1],
-                    "column_types": describe_types(kinds)}  # fmt: skip
+                    "column_types": describe_types(kinds), "weighted": row_weight is not None,
+                    "class_weight": None if class_weight is None else str(class_weight)}  # fmt: skip
         run = ComparisonRun(settings, experiment=experiment, tracking_uri=tracking_uri)
         run.log_dataset(df, y_raw)
     by_name = {c.name: c for c in candidates}
@@ -328,7 +394,7 @@ def compare(
     try:
         plan = FoldPlan(
             candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, reserved,
-            on_model_done, keep_models=bag and not refit,
+            on_model_done, keep_models=bag and not refit, weights=row_weight,
         )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
@@ -390,7 +456,16 @@ def compare(
                 started=started,
                 time_limit=time_limit,
                 model_time_limit=refit_time_limit,
+                sample_weight=row_weight,
             )
+        best = board[board["score"].notna()].iloc[0]["model"] if board["score"].notna().any() else None
+        if best in oof:  # complete out-of-fold predictions to fit on
+            post = fit_postprocessing(task, metric_obj, oof[best], target, folds, calibrate, decision_threshold)
+            result.postprocessing = post["summary"]
+            if result.best_model_ is not None:
+                result.best_model_.calibrator = post["calibrator"]
+                result.best_model_.threshold = post["threshold"]
+                result.best_model_.residual_quantiles = post["residual_quantiles"]
         result.wall_seconds = time.perf_counter() - started
 
         if run is not None:
@@ -512,6 +587,7 @@ def _refit(
     started: float,
     time_limit: float | None,
     model_time_limit: float | None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[EnsembleModel | None, str | None, str | None]:
     """Refit the best row on all rows within what is left of ``time_limit`` (each member also
     within ``model_time_limit``): ``(model or None, refit_status, refit_error)``."""
@@ -539,9 +615,9 @@ def _refit(
                 notes.append(f"{name} not refitted (no time left)")
                 continue
             est = by_name[name].make(ctx)
-            cut_short = fit_within(
-                est, df, y_raw, None if budget is None else Deadline(budget), deep=by_name[name].kind == "deep"
-            )
+            deadline = None if budget is None else Deadline(budget)
+            deep = by_name[name].kind == "deep"
+            cut_short = fit_within(est, df, y_raw, deadline, deep=deep, sample_weight=sample_weight)
             if cut_short:
                 notes.append(f"{name} stopped after {budget:.3g} s: {cut_short}")
             members[name] = est

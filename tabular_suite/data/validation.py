@@ -9,7 +9,7 @@ from sklearn.utils.validation import validate_data
 
 from .io import as_1d_array, as_dataframe
 
-__all__ = ["prepare_fit", "prepare_frame"]
+__all__ = ["prepare_fit", "prepare_frame", "row_weights"]
 
 
 def prepare_fit(estimator, X, y) -> tuple[pd.DataFrame, bool, np.ndarray]:
@@ -55,3 +55,57 @@ def prepare_frame(estimator, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
         # columns are matched by position once names and counts are validated.
         df = df.set_axis(estimator._fit_columns, axis=1)
     return df, from_numpy
+
+
+def row_weights(estimator, y: np.ndarray, sample_weight=None, class_weight=None) -> np.ndarray | None:
+    """The weight of each training row: ``sample_weight`` times the weight of the row's class
+    (``class_weight``: ``"balanced"`` or ``{class: weight}``, scikit-learn's meaning), scaled to
+    mean 1; None when every row weighs the same (a fit without weights, exactly).
+
+    Examples
+    --------
+    >>> row_weights(None, np.array([0, 0, 0, 1]), class_weight="balanced").round(2).tolist()
+    [0.67, 0.67, 0.67, 2.0]
+    >>> row_weights(None, np.array([0, 1]), sample_weight=[3, 3]) is None
+    True
+    """
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    name = type(estimator).__name__ if estimator is not None else "the model"
+    weights = np.ones(len(y))
+    if sample_weight is not None:
+        weights = np.asarray(as_1d_array(sample_weight, name="sample_weight"), dtype=np.float64)
+        if weights.shape != (len(y),):
+            raise ValueError(f"sample_weight has {weights.shape[0]} values but y has {len(y)} rows: they must match.")
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("sample_weight must hold finite numbers >= 0 (no NaN, inf or negative weights).")
+    if class_weight is not None:
+        if class_weight != "balanced" and not isinstance(class_weight, dict):
+            raise ValueError(f"class_weight must be 'balanced', a dict {{class: weight}} or None: {class_weight!r}.")
+        if isinstance(class_weight, dict):
+            class_weight = _by_class(class_weight, np.unique(y).tolist())
+        weights = weights * compute_sample_weight(class_weight, y)
+    total = weights.sum()
+    if not total > 0:
+        raise ValueError(f"Every row has weight zero: {name} has nothing to learn from; give rows a positive weight.")
+    if np.all(weights == weights[0]):
+        return None
+    return weights * (len(weights) / total)
+
+
+def _by_class(class_weight: dict, classes: list) -> dict:
+    """``class_weight`` keyed by the classes of y; a key may also be a class's text (``"1"`` for
+    the class 1, as JSON and the command line give them)."""
+    by_text = {str(c): c for c in classes}
+    known = set(classes)
+    out, unknown = {}, []
+    for key, value in class_weight.items():
+        if key in known:
+            out[key] = value
+        elif str(key) in by_text:
+            out[by_text[str(key)]] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f"class_weight names {unknown!r}, not a class of y (classes: {classes[:20]}).")
+    return out

@@ -46,7 +46,7 @@ from ..core.registry import register_model
 from ..core.sklearn_glue import derive_seed, json_params, resolve_num_threads, table_tags
 from ..data.features import DataParams
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
-from ..data.validation import prepare_fit, prepare_frame
+from ..data.validation import prepare_fit, prepare_frame, row_weights
 from ..nn.pfn import PFNTransformer, bar_mean, bar_quantile
 from ..training.device import autocast_dtype, resolve_device, thread_limit
 from .transforms import TRANSFORMS, QuantileNormal, Rotation, YeoJohnson
@@ -114,6 +114,7 @@ class _InContextEstimator(BaseEstimator, DataParams):
     precision: str = "bf16"
     num_threads: int | None = None
     random_state: Any = None
+    class_weight: Any = None
 
     _regression: ClassVar[bool] = False
 
@@ -142,16 +143,33 @@ class _InContextEstimator(BaseEstimator, DataParams):
         if not (isinstance(self.softmax_temperature, (int, float)) and self.softmax_temperature > 0):
             raise ValueError(f"softmax_temperature must be > 0, got {self.softmax_temperature!r}.")
         autocast_dtype(self.precision, torch.device("cpu"))  # validates the name
+        if self.class_weight is not None and self._regression:
+            raise ValueError(f"class_weight is for classifiers; leave it None for {type(self).__name__}.")
 
-    def fit(self, X, y):
-        """Store ``(X, y)`` as the context and prepare the ensemble views (no training)."""
+    def fit(self, X, y, sample_weight=None):
+        """Store ``(X, y)`` as the context and prepare the ensemble views (no training).
+
+        ``sample_weight`` (and ``class_weight``): the model reads rows, not weights, so each
+        view's context is drawn from the rows with replacement, each row with probability
+        proportional to its weight (as many rows as the view would use unweighted): a row of
+        weight 2 appears twice as often in expectation, a row of weight 0 never.
+
+        Examples
+        --------
+        >>> import numpy as np, tabular_suite
+        >>> X = np.random.default_rng(0).normal(size=(60, 2)); y = (X[:, 0] > 0).astype(int)
+        >>> clf = tabular_suite.TabPFNClassifier(num_threads=1, class_weight={1: 3.0}).fit(X, y)
+        >>> clf.predict_proba(X).shape
+        (60, 2)
+        """
         self._check_params()
         df, from_numpy, y = prepare_fit(self, X, y)
+        weights = row_weights(self, y, sample_weight, self.class_weight)
         self._fit_columns = list(df.columns)
         self._seed = derive_seed(self.random_state)
         self.preprocessor_ = TablePreprocessor.from_params(self, "none", self._seed).fit(df, from_numpy=from_numpy)
         target = self._fit_target(y)
-        self._setup(self._encode(df), target)
+        self._setup(self._encode(df), target, weights=weights)
         return self
 
     def _encode(self, df: pd.DataFrame) -> np.ndarray:
@@ -163,9 +181,12 @@ class _InContextEstimator(BaseEstimator, DataParams):
         codes[codes < 0] = np.nan
         return np.concatenate([block, codes], axis=1).astype(np.float32)
 
-    def _setup(self, x: np.ndarray, target: np.ndarray, transforms: list[str] | str | None = None) -> None:
+    def _setup(
+        self, x: np.ndarray, target: np.ndarray, transforms: list[str] | str | None = None, weights=None
+    ) -> None:
         """Build the ensemble views. ``transforms``: one per view (a saved estimator being
-        loaded), "cycle" (the four in turn) or None (chosen here)."""
+        loaded), "cycle" (the four in turn) or None (chosen here); ``weights``: the rows'
+        weights (mean 1) that the views' contexts are drawn by, or None."""
         model, _ = self._pfn()
         rng = np.random.default_rng(self._seed)  # drawn in fit; stored by save, so loads rebuild the same views
         observed = ~np.isnan(x)
@@ -173,7 +194,7 @@ class _InContextEstimator(BaseEstimator, DataParams):
         self.used_columns_ = np.flatnonzero(varying)
         n_cat = len(self.preprocessor_.schema.categorical)
         self._categorical_columns = set(range(x.shape[1] - n_cat, x.shape[1]))
-        self._context_x, self._context_y = x, target
+        self._context_x, self._context_y, self._context_w = x, target, weights
         n_used = len(self.used_columns_)
         n_slots = min(n_used, model.max_features)
         n_views = self.n_estimators
@@ -202,7 +223,7 @@ class _InContextEstimator(BaseEstimator, DataParams):
         views = []
         for v in range(n_views):
             columns = view_columns(v, rng)
-            rows = self._context_rows(rng, target)
+            rows = self._context_rows(rng, target, weights)
             if self._regression:
                 label_map = None
             elif code_books is not None:
@@ -281,8 +302,10 @@ class _InContextEstimator(BaseEstimator, DataParams):
             transforms.append(TRANSFORMS[t])
         return transforms
 
-    def _context_rows(self, rng, target: np.ndarray) -> np.ndarray:
+    def _context_rows(self, rng, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         n = len(target)
+        if weights is not None:  # a weighted draw with replacement (see fit)
+            return np.sort(rng.choice(n, min(n, self.max_context_rows), replace=True, p=weights / weights.sum()))
         if n <= self.max_context_rows:
             return np.arange(n)
         if self._regression:
@@ -413,6 +436,8 @@ class _InContextEstimator(BaseEstimator, DataParams):
         tensors = {f"pre.{k}": v for k, v in pre_arrays.items()}
         tensors["context.x"] = self._context_x
         tensors["context.y"] = np.asarray(self._context_y)
+        if self.__dict__.get("_context_w") is not None:
+            tensors["context.w"] = np.asarray(self._context_w)
         tensors.update({f"weights.{k}": v for k, v in compact_tensors(model).items()})
         return config, tensors
 
@@ -434,7 +459,8 @@ class _InContextEstimator(BaseEstimator, DataParams):
         est._seed = fitted["seed"]
         # Files written before the transforms were chosen per table cycle through them.
         transforms = fitted.get("view_transforms") or "cycle"
-        est._setup(tensors["context.x"].numpy(), tensors["context.y"].numpy(), transforms)
+        weights = tensors["context.w"].numpy() if "context.w" in tensors else None
+        est._setup(tensors["context.x"].numpy(), tensors["context.y"].numpy(), transforms, weights)
         est.transform_weights_ = fitted.get("transform_weights")
         return est
 
@@ -460,6 +486,9 @@ class TabPFNClassifier(ClassifierMixin, _InContextEstimator):
         ``view_transforms_``); an integer cycles through the four transforms.
     max_context_rows : int, default=1000
         Larger tables: each view uses a stratified subsample of this many rows.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes (scikit-learn's meaning), multiplying ``fit``'s
+        ``sample_weight``: the views' contexts are drawn by the weights (see :meth:`fit`).
     categorical_features, feature_types, coerce_numeric, min_frequency
         How columns are read, as for every estimator (:class:`~tabular_suite.data.features.DataParams`);
         dates and text become numeric features.

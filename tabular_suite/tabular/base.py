@@ -23,9 +23,18 @@ from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve
 from ..data.features import DataParams
 from ..data.io import as_1d_array, as_dataframe
 from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
-from ..data.validation import prepare_fit, prepare_frame
+from ..data.validation import prepare_fit, prepare_frame, row_weights
 from ..nn.num_embeddings import PiecewiseLinearEmbeddings
-from ..training.engine import ChunkedData, Objective, TrainConfig, TrainingParams, fit_module, predict_module, seeded
+from ..training.engine import (
+    ChunkedData,
+    Objective,
+    TrainConfig,
+    TrainingParams,
+    fit_module,
+    predict_module,
+    seeded,
+    weighted_mean,
+)
 
 __all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin"]
 
@@ -63,6 +72,13 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         "are bit-identical on CPU.",
         type="int, RandomState or None",
     )
+    class_weight: Any = param(
+        None,
+        'Classifiers: ``"balanced"`` (weights inversely proportional to the class frequencies) or '
+        "``{class: weight}`` (classes not named weigh 1), multiplying ``fit``'s ``sample_weight`` in the "
+        "training and validation losses. Regressors: None.",
+        type='dict, "balanced" or None',
+    )
     verbose: int = param(0, "1 shows a progress bar with the losses.")
     callbacks: Any = param(
         None,
@@ -95,6 +111,11 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     def _check_params(self) -> None:
         if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
+        if self.class_weight is not None and not is_classifier(self):
+            raise ValueError(
+                f"class_weight is for classifiers; {type(self).__name__} predicts values: leave it None "
+                "(weight rows with fit's sample_weight)."
+            )
 
     def _train_config(self, seed: int, n_train: int) -> TrainConfig:
         return TrainConfig.from_params(
@@ -120,15 +141,16 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         """An optional ``Objective.train_loss`` (batch strategy); None = plain loss."""
         return None
 
-    def _validator(self, valid):
-        """An optional ``Objective.evaluate`` on the validation tensors; None = validation loss."""
+    def _validator(self, valid, valid_weight=None):
+        """An optional ``Objective.evaluate`` on the validation tensors (and the rows' weights);
+        None = validation loss."""
         return None
 
-    def _training_objective(self, valid=None) -> Objective:
+    def _training_objective(self, valid=None, valid_weight=None) -> Objective:
         """What the engine minimises: the task's loss, the model's batch strategy and validator."""
         objective = self._objective()
         objective.train_loss = self._train_loss()
-        objective.evaluate = self._validator(valid)
+        objective.evaluate = self._validator(valid, valid_weight)
         return objective
 
     def _combine_outputs(self, out: torch.Tensor) -> torch.Tensor:
@@ -143,31 +165,46 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         return self._module_cls(n_num=n_num, cardinalities=list(cardinalities), d_out=d_out, **self._module_kwargs())
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, eval_set=None):
+    def fit(self, X, y, sample_weight=None, eval_set=None):
         """Fit the model.
 
         Parameters
         ----------
         X : pandas/polars DataFrame, pyarrow Table or array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
-        eval_set : tuple (X_val, y_val), optional
+        sample_weight : array-like of shape (n_samples,), optional
+            A weight >= 0 per row (with ``class_weight``, multiplied by its class's weight):
+            each row's loss counts in proportion, in training and in the validation loss that
+            early stopping follows; a weight of 2 counts like the row twice (in expectation:
+            the batches are drawn uniformly). Weights are scaled to mean 1, so the learning
+            rate keeps its meaning.
+        eval_set : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
             Validation data for early stopping; replaces the internal validation split.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> import numpy as np, tabular_suite
+        >>> X = np.random.default_rng(0).normal(size=(200, 2)); y = (X[:, 0] > 1).astype(int)
+        >>> clf = tabular_suite.MLPClassifier(class_weight="balanced", max_epochs=5, num_threads=1, random_state=0)
+        >>> clf.fit(X, y, sample_weight=np.where(X[:, 1] > 0, 2.0, 1.0)).predict(X).shape
+        (200,)
         """
         from ..tracking import tracked_fit, tracking_enabled
 
         if not tracking_enabled(self):
-            return self._fit(X, y, eval_set, ())
+            return self._fit(X, y, sample_weight, eval_set, ())
         sample = X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X)
         with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
-            return self._fit(X, y, eval_set, (callback,) if callback else ())
+            return self._fit(X, y, sample_weight, eval_set, (callback,) if callback else ())
 
-    def _fit(self, X, y, eval_set, extra_callbacks: tuple):
+    def _fit(self, X, y, sample_weight, eval_set, extra_callbacks: tuple):
         self._check_params()
         df, from_numpy, y = prepare_fit(self, X, y)
+        weights = row_weights(self, y, sample_weight, self.class_weight)
         self._seed = seed = derive_seed(self.random_state)
         self._fit_columns = list(df.columns)
 
@@ -175,23 +212,33 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         prepared = self.preprocessor_.fit_transform(df, from_numpy=from_numpy)
         target = self._fit_target(y)
 
-        train_idx, valid = np.arange(len(target)), None
+        train_idx, valid, valid_weight = np.arange(len(target)), None, None
         if eval_set is not None:
-            X_val, y_val = eval_set
+            X_val, y_val, *w_val = eval_set
+            y_val = as_1d_array(y_val, name="eval_set y")
             v_df, _ = self._prepare_frame(X_val, reset=False)
             v_prep = self.preprocessor_.transform(v_df)
-            valid = self._tensors(v_prep, self._encode_target(as_1d_array(y_val, name="eval_set y")))
+            valid = self._tensors(v_prep, self._encode_target(y_val))
+            v_weights = row_weights(self, y_val, w_val[0] if w_val else None, self.class_weight)
+            valid_weight = None if v_weights is None else _weight_tensor(v_weights)
         elif self.validation_fraction > 0 and len(target) >= _MIN_ROWS_FOR_VALIDATION:
             train_idx, valid_idx = self._split(target, seed)
             valid = self._tensors(prepared, target, valid_idx)
+            valid_weight = None if weights is None else _weight_tensor(weights[valid_idx])
         train = self._tensors(prepared, target, train_idx)
+        train_weight = None if weights is None else _weight_tensor(weights[train_idx])
+        if weights is not None and train_weight is None:
+            raise ValueError("Every training row has weight zero (the rest were held out for validation).")
 
         config = self._train_config(seed, n_train=len(train_idx))
         with seeded(seed, config.device):
             module = self._build_module(self.preprocessor_.n_numeric_out, self.preprocessor_.cardinalities, self._d_out)
             self._init_module(module, prepared, target, train_idx, seed)
             callbacks = list(self.callbacks or ()) + list(extra_callbacks)
-            state = fit_module(module, train, self._training_objective(valid), config, valid, callbacks)
+            objective = self._training_objective(valid, valid_weight)
+            state = fit_module(
+                module, train, objective, config, valid, callbacks, train_weight=train_weight, valid_weight=valid_weight
+            )
         self.module_ = module
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch
@@ -221,14 +268,16 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         return out
 
     # ---------------------------------------------------------- out of core
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one pass over the chunk ``(X, y)``, continuing from earlier calls.
 
         The first call (on an unfitted estimator) fits the preprocessing on its chunk
         (categories first seen later map to the "unknown" id) and builds the model;
         ``classes`` must then list every label of the whole stream if the chunk lacks some.
         The optimizer state carries over between calls; the learning rate stays at ``lr``
-        and there is no early stopping. For Parquet files see :meth:`fit_parquet`.
+        and there is no early stopping. ``sample_weight`` weighs the chunk's rows as in
+        :meth:`fit` (``class_weight`` too, from the chunk's classes when "balanced"). For
+        Parquet files see :meth:`fit_parquet`.
 
         Examples
         --------
@@ -255,6 +304,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             self._fit_target(np.asarray(classes) if classes is not None else y)
         prepared = self.preprocessor_.transform(df)
         target = self._encode_target(y)
+        weights = row_weights(self, y, sample_weight, self.class_weight)
         if first:
             with seeded(self._seed, self.device):
                 self.module_ = self._build_module(
@@ -276,6 +326,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
                 config,
                 callbacks=list(self.callbacks or ()),
                 state=state,
+                train_weight=None if weights is None else _weight_tensor(weights),
             )
         self._train_state, self._epochs_done = state, epochs_done + 1
         self.history_, self.best_epoch_ = state.history, state.epoch
@@ -533,6 +584,16 @@ class _ParquetChunks(ChunkedData):
                 yield self.prepare(batch[keep] if not keep.all() else batch)
 
 
+def _weight_tensor(weights: np.ndarray) -> torch.Tensor | None:
+    """The rows' weights scaled to mean 1 over these rows (a validation loss is then the
+    weighted average of its rows' losses); None when they are all 0 (a validation split
+    holding only rows of weight 0 is scored unweighted)."""
+    total = float(np.sum(weights))
+    if not total > 0:
+        return None
+    return torch.from_numpy(np.ascontiguousarray(weights * (len(weights) / total), dtype=np.float32))
+
+
 class TabularClassifierMixin(ClassifierMixin):
     """Classification behaviour: label encoding, BCE/CE losses, ``predict_proba``."""
 
@@ -552,14 +613,18 @@ class TabularClassifierMixin(ClassifierMixin):
     def _objective(self) -> Objective:
         if len(self.classes_) == 2:
 
-            def loss(out, y):
+            def loss(out, y, weight=None):
+                if weight is not None:
+                    return weighted_mean(F.binary_cross_entropy_with_logits(out[:, 0], y, reduction="none"), weight)
                 return F.binary_cross_entropy_with_logits(out[:, 0], y)
 
             def accuracy(out, y):
                 return float(((out[:, 0] > 0).float() == y).float().mean())
         else:
 
-            def loss(out, y):
+            def loss(out, y, weight=None):
+                if weight is not None:
+                    return weighted_mean(F.cross_entropy(out, y, reduction="none"), weight)
                 return F.cross_entropy(out, y)
 
             def accuracy(out, y):
@@ -610,7 +675,9 @@ class TabularRegressorMixin(RegressorMixin):
     def _objective(self) -> Objective:
         scale = self._target_scaler.scale_
 
-        def loss(out, y):
+        def loss(out, y, weight=None):
+            if weight is not None:
+                return weighted_mean((out[:, 0] - y) ** 2, weight)
             return F.mse_loss(out[:, 0], y)
 
         def rmse(out, y):

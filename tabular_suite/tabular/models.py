@@ -25,7 +25,7 @@ from ..nn.kan import KAN, KANConfig
 from ..nn.mlp import MLP, MLPConfig
 from ..nn.resnet import ResNet, ResNetConfig
 from ..nn.tabm import TabM, TabMConfig, ensemble_logits
-from ..training.engine import predict_module
+from ..training.engine import predict_module, weighted_mean
 from .base import TabularClassifierMixin, TabularEstimator, TabularRegressorMixin, estimator_doc
 
 __all__ = [
@@ -71,14 +71,14 @@ class _MLPParams(TabularEstimator, MLPConfig):
         n_classes, sample_loss, lr = len(self.classes_), self._sample_loss, self.lr
         state = {}
 
-        def loss(module, inputs, y):
+        def loss(module, inputs, y, weight=None):
             if state.get("module") is not module:  # a generator optimizer per fit (Adam, the paper's)
                 state.update(module=module, optimizer=torch.optim.Adam(module.parameters(), lr=lr))
             code = (2 * y - 1).unsqueeze(1) if n_classes == 2 else F.one_hot(y, n_classes).to(inputs[0].dtype)
             state["optimizer"].zero_grad(set_to_none=True)
             module.reconstruction_loss(module.generate(code), *inputs).backward()
             state["optimizer"].step()
-            return sample_loss(module(*inputs).float(), y).mean()
+            return weighted_mean(sample_loss(module(*inputs).float(), y), weight)
 
         return loss
 
@@ -264,16 +264,18 @@ class _ExcelFormerParams(TabularEstimator, ExcelFormerConfig):
         classifier, beta, mix_type = is_classifier(self), self.beta, self.mix_type
         sample_loss = self._sample_loss
 
-        def mixed_loss(module, inputs, y):
+        def mixed_loss(module, inputs, y, weight=None):
             tokens = module.embed(*inputs)
             if mix_type == "feature":
                 tokens, lam, perm = feat_mix(tokens, beta, module.feature_mi)
             else:
                 tokens, lam, perm = hidden_mix(tokens, beta)
             out = module.forward_tokens(tokens).float()
+            if weight is not None:  # a mixed row weighs as its two rows do, in the mix's proportions
+                weight = lam * weight + (1 - lam) * weight[perm]
             if classifier:  # lam * L(y) + (1 - lam) * L(y')
-                return (lam * sample_loss(out, y) + (1 - lam) * sample_loss(out, y[perm])).mean()
-            return sample_loss(out, lam * y + (1 - lam) * y[perm]).mean()  # mixed regression target
+                return weighted_mean(lam * sample_loss(out, y) + (1 - lam) * sample_loss(out, y[perm]), weight)
+            return weighted_mean(sample_loss(out, lam * y + (1 - lam) * y[perm]), weight)  # mixed regression target
 
         return mixed_loss
 
@@ -331,17 +333,19 @@ class _TabMParams(TabularEstimator, TabMConfig):
     def _combine_outputs(self, out: torch.Tensor) -> torch.Tensor:
         return ensemble_logits(out, self._output_kind())
 
-    def _training_objective(self, valid=None):
+    def _training_objective(self, valid=None, valid_weight=None):
         """Each member is trained on its own loss (their mean); validation, early stopping and
         the reported metric use the ensemble's prediction (the mean of the members' probabilities)."""
-        objective = super()._training_objective(valid)
+        objective = super()._training_objective(valid, valid_weight)
         loss, metric, combine, sample_loss = objective.loss, objective.metric, self._combine_outputs, self._sample_loss
-        objective.loss = lambda out, y: loss(combine(out), y)
+        objective.loss = lambda out, y, *weight: loss(combine(out), y, *weight)
         objective.metric = lambda out, y: metric(combine(out), y)
 
-        def members_loss(module, inputs, y):
+        def members_loss(module, inputs, y, weight=None):
             out = module(*inputs).float()  # (n, k, d_out): every member sees the batch
-            return sample_loss(out.flatten(0, 1), y.repeat_interleave(out.shape[1])).mean()
+            k = out.shape[1]
+            weight = None if weight is None else weight.repeat_interleave(k)
+            return weighted_mean(sample_loss(out.flatten(0, 1), y.repeat_interleave(k)), weight)
 
         objective.train_loss = members_loss
         return objective
@@ -581,14 +585,16 @@ class _CTRParams(TabularEstimator):
             out.append(fields.index(name))
         return out
 
-    def _validator(self, valid):
-        """FuxiCTR monitors validation AUC (binary tasks): early stopping and lr decay follow it."""
+    def _validator(self, valid, valid_weight=None):
+        """FuxiCTR monitors validation AUC (binary tasks): early stopping and lr decay follow it
+        (weighted by the validation rows' weights when there are any)."""
         if valid is None or not is_classifier(self) or len(self.classes_) != 2:
             return None
         from sklearn.metrics import roc_auc_score
 
         *inputs, target = valid
         labels = target.numpy()
+        weights = None if valid_weight is None else valid_weight.numpy()
 
         def evaluate(module):
             out = predict_module(
@@ -598,8 +604,10 @@ class _CTRParams(TabularEstimator):
                 precision=self.precision,
                 num_threads=resolve_num_threads(self.num_threads),
             )[:, 0]
-            auc = float(roc_auc_score(labels, out.numpy())) if 0 < labels.sum() < len(labels) else 0.5
-            loss = float(F.binary_cross_entropy_with_logits(out, target))
+            both = 0 < labels.sum() < len(labels)
+            auc = float(roc_auc_score(labels, out.numpy(), sample_weight=weights)) if both else 0.5
+            losses = F.binary_cross_entropy_with_logits(out, target, reduction="none")
+            loss = float(weighted_mean(losses, valid_weight))
             return -auc, {"val_loss": loss, "val_auc": auc}
 
         return evaluate
@@ -609,9 +617,10 @@ class _CTRParams(TabularEstimator):
             return None
         l2, sample_loss = self.embedding_l2, self._sample_loss
 
-        def regularised(module, inputs, y):
+        def regularised(module, inputs, y, weight=None):
             out = module(*inputs).float()
-            return sample_loss(out, y).mean() + 0.5 * l2 * _SquaredNorm.apply(*module.embedding.tables())
+            penalty = 0.5 * l2 * _SquaredNorm.apply(*module.embedding.tables())
+            return weighted_mean(sample_loss(out, y), weight) + penalty
 
         return regularised
 

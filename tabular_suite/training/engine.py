@@ -29,6 +29,7 @@ __all__ = [
     "fit_module",
     "predict_module",
     "seeded",
+    "weighted_mean",
 ]
 
 
@@ -117,6 +118,9 @@ class Objective:
     ``train_loss(module, inputs, target)``, when given, replaces ``loss(module(*inputs),
     target)`` for training batches: the hook for batch strategies such as mixing
     augmentations or negative sampling, which need the module and not just its outputs.
+    With per-row weights (:func:`fit_module`'s ``train_weight`` / ``valid_weight``) both are
+    called with the batch's weights as a fourth (``train_loss``) or third (``loss``) argument
+    and return the weighted mean (see :func:`weighted_mean`).
     ``evaluate(module)``, when given, validates without ``valid`` tensors (e.g. ranking
     metrics): it returns ``(criterion, logs)``, the criterion being minimised by early
     stopping (e.g. ``-NDCG``) and ``logs`` extra values for the epoch's history.
@@ -140,6 +144,19 @@ class TrainState:
     stop: bool = False
     step_scheduler: object = None
     plateau: object = None
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """``values.mean()``, or with per-row ``weight`` the mean of ``weight * values``: with weights
+    of mean 1 over the training rows (the estimators normalise them so), a row of weight 2
+    counts as twice that row in expectation, and the learning rate keeps its meaning.
+
+    >>> float(weighted_mean(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 2.0])))
+    3.0
+    """
+    if weight is None:
+        return values.mean()
+    return (values * weight.to(values.dtype)).mean()
 
 
 @contextlib.contextmanager
@@ -260,6 +277,9 @@ def fit_module(
     callbacks: Sequence[Callback] = (),
     lengths: torch.Tensor | None = None,
     state: TrainState | None = None,
+    *,
+    train_weight: torch.Tensor | None = None,
+    valid_weight: torch.Tensor | None = None,
 ) -> TrainState:
     """Train ``module`` in place; returns the final :class:`TrainState` with the history.
 
@@ -270,7 +290,8 @@ def fit_module(
     training row, e.g. real tokens of a padded sequence) makes each batch hold rows of
     similar length, so a batch strategy can trim the padding. ``state`` (a previous call's
     result) continues training with its optimizer and schedule: ``config.max_epochs`` more
-    epochs (``partial_fit``).
+    epochs (``partial_fit``). ``train_weight`` / ``valid_weight``: a weight per training /
+    validation row, passed with each batch to the objective's losses (in-memory data only).
 
     Examples
     --------
@@ -284,6 +305,8 @@ def fit_module(
     amp = autocast_dtype(config.precision, device)
     callbacks = list(callbacks) + ([ProgressBar()] if config.verbose else [])
     streamed = isinstance(train, ChunkedData)
+    if streamed and train_weight is not None:
+        raise ValueError("Row weights need in-memory training data, not ChunkedData.")
     n = train.n_rows if streamed else train[0].shape[0]
     batch_size = min(config.batch_size, n)
     steps_per_epoch = math.ceil((n - 1 if n % batch_size == 1 and n > batch_size else n) / batch_size)
@@ -293,6 +316,8 @@ def fit_module(
         module.to(device)
         if not streamed:
             train = [t.to(device) for t in train]
+            if train_weight is not None:  # sliced with the batch, split off below
+                train.append(train_weight.to(device))
         if state is None:
             # The fused kernel: one pass over all parameters (the per-tensor loop is a visible share of a CPU step).
             optimizer = torch.optim.AdamW(
@@ -350,12 +375,14 @@ def fit_module(
                     order = order.to(device)
                     for begin in range(0, n_used, batch_size):
                         idx = order[begin : min(begin + batch_size, n_used)]
-                        *inputs, target = [t[idx] for t in chunk]
+                        batch = [t[idx] for t in chunk]
+                        weighted = (batch.pop(),) if train_weight is not None else ()  # the rows' weights
+                        *inputs, target = batch
                         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                             if objective.train_loss is not None:
-                                loss = objective.train_loss(module, inputs, target).float()
+                                loss = objective.train_loss(module, inputs, target, *weighted).float()
                             else:
-                                loss = objective.loss(module(*inputs).float(), target)
+                                loss = objective.loss(module(*inputs).float(), target, *weighted)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         if config.grad_clip:
@@ -386,7 +413,8 @@ def fit_module(
                     v_out = predict_module(
                         module, v_inputs, device=device, precision=config.precision, num_threads=num_threads
                     )
-                    val_loss = float(objective.loss(v_out, v_target))
+                    v_weighted = () if valid_weight is None else (valid_weight,)
+                    val_loss = float(objective.loss(v_out, v_target, *v_weighted))
                     logs["val_loss"] = val_loss
                     logs[f"val_{objective.metric_name}"] = objective.metric(v_out, v_target)
                 if valid is not None or objective.evaluate is not None:
