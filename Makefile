@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench clean browser
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +22,25 @@ demo: $(BIN)/.installed
 	$(BIN)/tabular-suite compare credit_g --cv 5 --time-limit 600 \
 		--report runs/credit_g_report.html --out runs/credit_g_best.tsm --force --track
 
+## The report's test renders it in headless Chromium: Debian's package, installed when missing
+## (or point CHROMIUM at another Chrome/Chromium binary).
+CHROMIUM ?= chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v $(CHROMIUM) >/dev/null || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "The report test needs Chromium: install it, or set CHROMIUM=/path/to/chrome."; exit 1; }
+
 ## Default test suite: house style (ruff lint + format check), then pytest in two worker processes
 ## (one torch thread each; a test file stays in one worker; long tests excluded).
-test: $(BIN)/.installed
+test: $(BIN)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	TABULAR_SUITE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## Everything, including tests marked slow.
-test-all: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-all: $(BIN)/.installed browser
+	TABULAR_SUITE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/backbones.py && $(BIN)/python benchmarks/backbones.py --write

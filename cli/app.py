@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -507,6 +508,9 @@ def compare_command(
     task: str | None = typer.Option(None, help="classification or regression (default: inferred)."),
     seed: int = typer.Option(0, help="random_state for folds and models."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
+    importance: bool = typer.Option(
+        False, "--importance", help="Print the best row's permutation feature importance (out of fold)."
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the best model/ensemble here (.tsm)."),
     refit: bool = typer.Option(
         False, "--refit", help="Refit the best on all rows instead of keeping the fold models (k-fold bagging)."
@@ -519,9 +523,15 @@ def compare_command(
         None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
     ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
+    register: str | None = typer.Option(
+        None, "--register", help="With --track: register the best model in the MLflow model registry under this name."
+    ),
     backend: str = typer.Option("local", help="local, or ray (each model x fold a Ray task)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (backend ray; default: start a local Ray)."),
     num_threads: int | None = typer.Option(None, help="Threads per model (default: all cores but one)."),
+    verbose: bool = typer.Option(
+        True, "--verbose/--quiet", help="Live progress (model, fold, time left, best so far) and a line per model."
+    ),
     categorical: list[str] = _CATEGORICAL,
     coerce_numeric: list[str] = _COERCE,
     types: list[str] = _TYPE,
@@ -548,32 +558,37 @@ def compare_command(
             column = datasets.dataset_info(str(data))["target"]
         columns = _column_options(categorical, coerce_numeric, types)
         X, y = _split_target(_read_data(data, _dialect(sep, decimal, encoding)), column)
-        result = tabular_suite.compare(
-            X,
-            y,
-            **columns,
-            sample_weight=sample_weight,
-            class_weight=_class_weight(class_weight),
-            calibrate=None if calibrate.lower() == "none" else calibrate.lower(),
-            decision_threshold=_threshold(decision_threshold),
-            models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
-            model_params=_model_params(params),
-            task=task or "auto",
-            cv=cv,
-            metric=metric,
-            preset=preset,
-            time_limit=time_limit,
-            model_time_limit=model_time_limit,
-            random_state=seed,
-            tracking=track,
-            experiment=experiment if track else None,
-            backend=backend,
-            ray_address=ray_address,
-            num_threads=num_threads,
-            bag=out is not None or track,
-            refit=refit and (out is not None or track),
-            tracking_uri=tracking_uri,
-        )
+        with _compare_progress(verbose) as on_progress:
+            result = tabular_suite.compare(
+                X,
+                y,
+                **columns,
+                sample_weight=sample_weight,
+                class_weight=_class_weight(class_weight),
+                calibrate=None if calibrate.lower() == "none" else calibrate.lower(),
+                decision_threshold=_threshold(decision_threshold),
+                models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
+                model_params=_model_params(params),
+                task=task or "auto",
+                cv=cv,
+                metric=metric,
+                preset=preset,
+                time_limit=time_limit,
+                model_time_limit=model_time_limit,
+                random_state=seed,
+                tracking=track,
+                experiment=experiment if track else None,
+                backend=backend,
+                ray_address=ray_address,
+                num_threads=num_threads,
+                bag=out is not None or track or report is not None or importance,
+                refit=refit and (out is not None or track),
+                tracking_uri=tracking_uri,
+                registered_model_name=register,
+                progress=on_progress,
+            )
+
+        result.settings["command"] = shlex.join(["tabular-suite", *sys.argv[1:]])
         console.print(f"column types: {result.data_summary['column_types']}", highlight=False)
         console.print(_leaderboard_table(result, data))
         for _, row in result.leaderboard.iterrows():
@@ -590,16 +605,63 @@ def compare_command(
             result.save(out)
             how = "refitted on all rows" if result.refit_status else f"bagged (each member: its {cv} fold models)"
             console.print(f"saved the {how} {result.best_model_!r} to {out}")
+        table = None
+        if importance or report is not None:
+            table = result.feature_importance()
+        if importance:
+            console.print(_importance_table(table, result))
         if report is not None:
-            result.report(report)
+            result.report(report, importance=table)
             console.print(f"wrote the report to {report}")
         if result.mlflow_run_id:
             uri = tabular_suite.tracking.resolve_tracking_uri(tracking_uri)
             console.print(f"MLflow run {result.mlflow_run_id} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
+        if result.mlflow_model_uri:
+            console.print(f"MLflow model {result.mlflow_model_uri}", highlight=False)
+        if result.registered_model_version:
+            console.print(f"registered as {register} version {result.registered_model_version}", highlight=False)
         if track:
             _tracking_succeeded()
 
     _run(run)
+
+
+def _importance_table(importance, result) -> Table:
+    title = (
+        f"permutation importance of {importance.attrs['model']}: how much worse {result.metric.name} gets when a "
+        f"column is shuffled (out of fold, {int(importance['n_repeats'].iloc[0])} shuffles)"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("feature", "importance", "stddev"):
+        table.add_column(col, justify="left" if col == "feature" else "right")
+    for name, row in importance.head(25).iterrows():
+        table.add_row(str(name), f"{row['importance']:.4g}", f"{row['stddev']:.2g}")
+    if len(importance) > 25:
+        table.add_row(f"... {len(importance) - 25} more", "", "")
+    return table
+
+
+@contextlib.contextmanager
+def _compare_progress(verbose: bool):
+    """A live status line (model, fold, time left, best so far) and a printed line per finished
+    model; yields compare's ``progress`` callback (None when quiet)."""
+    if not verbose:
+        yield None
+        return
+    err = Console(stderr=True)
+    with err.status("starting the comparison", spinner="dots") as status:
+
+        def on_progress(e: dict) -> None:
+            best = f"best so far {e['best_model']} {e['best_score']:.4g}" if e["best_model"] else "no score yet"
+            left = f" · {e['time_left']:.0f} s left" if e["time_left"] is not None else ""
+            where = f"{e['model']} ({e['model_index'] + 1}/{e['n_models']})"
+            if e["event"] == "fold_start":
+                status.update(f"{where} fold {e['fold'] + 1}/{e['n_folds']} · {best}{left}")
+            elif e["event"] == "model_end":
+                score = f"{e['score']:.4g}" if e["score"] is not None else "no score"
+                err.print(f"[{e['elapsed']:5.0f} s] {where}: {e['status']}, {score} · {best}{left}", highlight=False)
+
+        yield on_progress
 
 
 def _class_weight(text: str | None):

@@ -2,6 +2,7 @@
 prediction intervals; and that the saved model keeps them."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tabular_suite
@@ -105,3 +106,36 @@ def test_compare_regression_intervals_cover_new_rows(tmp_path):
     np.testing.assert_allclose(loaded.predict_interval(X[1000:], 0.9)[1], upper)
     with pytest.raises(ValueError, match="coverage"):
         result.predict_interval(X, coverage=90)
+
+
+def _signal_table(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=n), "noise": rng.normal(size=n), "c": rng.choice(["x", "y", "z"], n)})
+    y = np.where(X["a"] + 1.5 * (X["c"] == "x") + rng.normal(0, 0.3, n) > 0.5, "p", "n")
+    return X, y
+
+
+def test_feature_importance_ranks_the_signal_out_of_fold_and_on_given_rows():
+    X, y = _signal_table()
+    result = tabular_suite.compare(X, y, models=["linear", "random_forest"], cv=3, num_threads=1, tracking=False)
+    oof = result.feature_importance()
+    assert oof.index.tolist()[-1] == "noise" and oof.loc["a", "importance"] > 0.1
+    assert abs(oof.loc["noise", "importance"]) < 0.03 and oof.attrs["model"] == result.leaderboard["model"].iloc[0]
+    for model in ("linear", "random_forest", "ensemble"):
+        given = result.feature_importance(X, y, model=model, n_repeats=2)
+        assert given.index[-1] == "noise" and (given["n_repeats"] == 2).all()
+    # out-of-fold importance is on rows the models did not train on: the forest's own training
+    # rows flatter it (it fits them almost perfectly), so its out-of-fold drop is the honest one
+    assert result.feature_importance(model="random_forest").attrs["score"] < 0.99
+    with pytest.raises(ValueError, match="scored rows"):
+        result.feature_importance(model="xgboost")
+    with pytest.raises(ValueError, match="never saw"):
+        result.feature_importance(X, np.where(y == "p", "P", "n"))
+
+
+def test_feature_importance_needs_the_fold_models_or_data():
+    X, y = _signal_table(n=120)
+    result = tabular_suite.compare(X, y, models=["linear"], cv=2, refit=True, num_threads=1, tracking=False)
+    with pytest.raises(ValueError, match="bag=True"):
+        result.feature_importance()
+    assert result.feature_importance(X, y).index[-1] == "noise"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,7 +255,7 @@ def test_bad_targets_are_named():
 def test_report_is_self_contained(classification_result, tmp_path):
     _, _, result = classification_result
     page = result.report(tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # scores, score vs time, learning curves
+    assert page.count("data:image/png;base64,") == 7  # models x 3, ROC, PR, reliability, importance (test_report.py)
     assert "<table>" in page and "hist_gradient_boosting" in page and "rows" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
 
@@ -281,7 +284,7 @@ def test_mlflow_parent_run_with_nested_runs(tmp_path):
     assert [m.value for m in sorted(folds, key=lambda m: m.step)] == pytest.approx(result.fold_scores["mlp"])
     assert len(client.get_metric_history(mlp.info.run_id, "fold0_val_loss")) >= 1
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"leaderboard.csv", "report.html", "best_model.tsm"} <= artifacts
+    assert {"leaderboard.csv", "report.html"} <= artifacts
     assert parent.data.params["cv"] == "2" and parent.data.tags["best_model"] == result.leaderboard["model"][0]
     [data_input] = client.get_run(parent.info.run_id).inputs.dataset_inputs
     assert {t.key: t.value for t in data_input.tags} == {"mlflow.data.context": "training"}
@@ -444,3 +447,79 @@ def test_cli_param_overrides_and_bad_param_is_one_line(tmp_path):
     assert res.exit_code == 1 and "write model.key=value" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, [*base, "--param", "mlp.nope=2"])
     assert res.exit_code == 1 and "mlp has no parameter 'nope'" in res.output
+
+
+def test_progress_events_and_verbose_lines(capsys):
+    X, y = _table(120)
+    events = []
+    result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=2, verbose=2, progress=events.append, **FAST)
+    kinds = [(e["event"], e["model"], e["fold"]) for e in events]
+    assert kinds == [
+        ("fold_start", "linear", 0), ("fold_end", "linear", 0), ("fold_start", "linear", 1), ("fold_end", "linear", 1),
+        ("model_end", "linear", None),
+        ("fold_start", "mlp", 0), ("fold_end", "mlp", 0), ("fold_start", "mlp", 1), ("fold_end", "mlp", 1),
+        ("model_end", "mlp", None),
+    ]  # fmt: skip
+    ends = [e for e in events if e["event"] == "model_end"]
+    assert ends[0]["best_model"] == "linear"
+    assert ends[0]["score"] == pytest.approx(np.mean(result.fold_scores["linear"]))
+    best = max(("linear", "mlp"), key=lambda m: np.mean(result.fold_scores[m]))
+    assert ends[1]["best_model"] == best and all(e["time_left"] is None and e["n_models"] == 2 for e in events)
+    out = capsys.readouterr().out
+    assert "linear fold 1/2: ok, accuracy" in out and f"best so far: {best}" in out
+
+
+def test_cli_compare_shows_live_progress_on_a_terminal(tmp_path):
+    """On a terminal the status line names the model and fold being fitted; a line per model stays."""
+    import pty
+
+    X, y = _table(100)
+    data = tmp_path / "d.csv"
+    X.assign(target=y).to_csv(data, index=False)
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tabular_suite.cli.app", "compare", str(data), "-t", "target", "--models",
+         "linear,mlp", "--cv", "2", "--num-threads", "1", "--time-limit", "300"],
+        stdin=secondary, stdout=secondary, stderr=secondary, env={**os.environ, "COLUMNS": "150"},
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=300) == 0
+    os.close(main)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "mlp (2/2) fold 1/2" in shown  # the live status line while mlp's first fold ran
+    assert re.search(r"linear \(1/2\): ok, [0-9.]+ · best so far linear [0-9.]+ · [0-9]+ s left", shown)
+
+
+def test_compare_logs_the_predictor_as_an_mlflow_model_and_registers_it(tmp_path):
+    """The final predictor (here an ensemble with a pickled scikit-learn member) is the parent run's
+    pyfunc model, with probabilities, and a registered model version."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    X, y = _table(120)
+    result = tabular_suite.compare(
+        X, y, models=["linear", "mlp"], cv=2, num_threads=1, tracking=True, tracking_uri=uri,
+        registered_model_name="churn",
+    )  # fmt: skip
+    assert result.mlflow_model_uri and result.registered_model_version == 1
+    mlflow.set_tracking_uri(uri)
+    try:
+        for model_uri in (result.mlflow_model_uri, "models:/churn/1"):
+            model = mlflow.pyfunc.load_model(model_uri)
+            np.testing.assert_array_equal(model.predict(X), result.predict(X))
+            proba = model.predict(X, params={"predict_method": "predict_proba"})
+            np.testing.assert_allclose(proba.to_numpy(), result.predict_proba(X))
+            assert list(proba.columns) == [str(c) for c in result.classes]
+    finally:
+        mlflow.set_tracking_uri(None)
+    with pytest.raises(ValueError, match="needs tracking"):
+        tabular_suite.compare(X, y, models=["linear"], tracking=False, registered_model_name="x", **{"cv": 2})

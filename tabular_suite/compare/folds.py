@@ -498,9 +498,11 @@ class FoldPlan:
     on_model_done: Callable | None = None
     keep_models: bool = False  # the fold results hold their fitted models (k-fold bagging)
     weights: np.ndarray | None = None  # every row's training weight (sample_weight x class_weight)
+    # on_fold(name, fold, result): before a fold starts (result None; local backend) and when it ends.
+    on_fold: Callable | None = None
 
 
-def run_folds_locally(plan: FoldPlan, verbose: int = 0):
+def run_folds_locally(plan: FoldPlan):
     """Run every (candidate, fold) of ``plan`` in turn in this process: ``{name: [FoldResult per fold]}``."""
     candidates, ctx, df, target, folds = plan.candidates, plan.ctx, plan.df, plan.target, plan.folds
     started, time_limit, model_time_limit, reserved = (
@@ -525,14 +527,15 @@ def run_folds_locally(plan: FoldPlan, verbose: int = 0):
             if reason:
                 results.append(FoldResult(cand.name, fold, "skipped", reason))
                 continue
+            if plan.on_fold is not None:
+                plan.on_fold(cand.name, fold, None)
             results.append(
                 run_fold(
                     cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, plan.keep_models, plan.weights
                 )
             )
-            if verbose:
-                r = results[-1]
-                print(f"  {cand.name} fold {fold}: {r.status} ({r.fit_seconds:.1f} s)")
+            if plan.on_fold is not None:
+                plan.on_fold(cand.name, fold, results[-1])
         out[cand.name] = results
         if on_model_done is not None:
             on_model_done(cand.name, results)

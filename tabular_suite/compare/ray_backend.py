@@ -101,6 +101,8 @@ def _run(ray, plan, gpus_per_task):
             results[name].append(ray.get(ref))
         except Exception as exc:  # noqa: BLE001 - a crashed worker fails only its task
             results[name].append(FoldResult(name, fold, "failed", f"Ray task failed: {type(exc).__name__}: {exc}"))
+        if plan.on_fold is not None:
+            plan.on_fold(name, fold, results[name][-1])
         if len(results[name]) == len(folds) and on_model_done is not None:
             on_model_done(name, sorted(results[name], key=lambda r: r.fold))
     for name in results:

@@ -19,8 +19,9 @@ from ..data.validation import row_weights
 from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
 from .candidates import BuildContext, model_step, resolve_candidates, with_params
-from .ensemble import BaggedModel, EnsembleModel, caruana_selection
+from .ensemble import BaggedModel, EnsembleModel, _align_proba, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
+from .importance import permutation_importance
 from .metrics import Metric, get_metric
 
 __all__ = ["compare", "ComparisonResult"]
@@ -41,6 +42,12 @@ class ComparisonResult:
         (:class:`~tabular_suite.compare.ensemble.BaggedModel`, k-fold bagging) or, with
         ``refit=True``, its models refitted on all rows; None with ``bag=False`` and no refit,
         when no model has a score, or when no time was left for the refit (see ``refit_status``).
+    mlflow_run_id, mlflow_model_uri : str or None
+        With tracking: the parent run, and ``best_model_`` logged in it as an MLflow pyfunc model
+        ("best_model"; ``mlflow.pyfunc.load_model(uri)``, probabilities with
+        ``params={"predict_method": "predict_proba"}``).
+    registered_model_version : str or None
+        Its version in the model registry (``registered_model_name``).
     refit_status : str or None
         With ``refit=True``: "ok"; "timeout": the time limit cut the refit short (a member has
         fewer trees or epochs than in cross-validation, or members were left out:
@@ -48,6 +55,13 @@ class ComparisonResult:
         refitted. None otherwise.
     refit_error : str or None
         What cut the refit short or stopped it, and what to do about it.
+    settings : dict
+        The call's settings, the library versions (``settings["versions"]``) and, from the
+        command line, the command (``settings["command"]``).
+    hyperparameters : dict
+        Each candidate's estimator parameters (a baseline's model, not its preprocessing).
+    column_profile : DataFrame
+        One row per column: kind, missing share, distinct values, warnings.
     postprocessing : dict
         What was fitted on the best row's out-of-fold predictions and applied by
         ``best_model_`` (see ``calibrate`` and ``decision_threshold`` of :func:`compare`):
@@ -56,6 +70,8 @@ class ComparisonResult:
         (regression: the 90% interval's width and its cross-fitted coverage).
     oof_predictions : dict
         Out-of-fold predictions per model (probabilities over ``classes`` or values).
+    oof_target : ndarray
+        The target they predict: class codes (indices into ``classes``) or values.
     histories : dict
         Per model, the training history of each fold (deep models).
     ensemble_weights : dict
@@ -74,9 +90,18 @@ class ComparisonResult:
     fold_scores: dict = field(default_factory=dict)
     best_model_: EnsembleModel | None = None
     mlflow_run_id: str | None = None
+    mlflow_model_uri: str | None = None
+    registered_model_version: str | None = None
     refit_status: str | None = None
     refit_error: str | None = None
     postprocessing: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    hyperparameters: dict = field(default_factory=dict)
+    column_profile: pd.DataFrame | None = None
+    oof_target: np.ndarray | None = None
+    # For out-of-fold feature importance (bagging): each model's fold models, and the data and folds.
+    fold_models: dict = field(default_factory=dict, repr=False)
+    _data: tuple | None = field(default=None, repr=False)
 
     def predict(self, X):
         """Predictions of :attr:`best_model_`."""
@@ -115,11 +140,91 @@ class ComparisonResult:
             raise ValueError("No model was kept: compare was called with bag=False and refit=False; leave bag=True.")
         return self.best_model_
 
-    def report(self, path) -> Path:  # noqa: F821
-        """Write the self-contained HTML report to ``path``; returns the path."""
+    def feature_importance(
+        self, X=None, y=None, *, model: str | None = None, n_repeats: int = 3, max_rows: int = 2000, random_state=0
+    ) -> pd.DataFrame:
+        """Permutation feature importance of ``model`` (None: the best row; a model's name;
+        "ensemble"): the drop in the comparison's metric when a column is shuffled (see
+        :func:`~tabular_suite.compare.importance.permutation_importance`).
+
+        Without ``X, y``: on out-of-fold rows, each fold's validation rows predicted by the
+        models that did not train on them (needs the fold models: ``bag=True``, the default).
+        With ``X, y`` (e.g. a test set): by ``best_model_`` for the best row, else by the
+        model's fold models together. At most ``max_rows`` rows are used (a random sample).
+
+        Examples
+        --------
+        >>> import numpy as np, tabular_suite
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(200, 3)); y = (X[:, 1] > 0).astype(int)
+        >>> result = tabular_suite.compare(X, y, models=["linear"], cv=2, num_threads=1, tracking=False)
+        >>> int(result.feature_importance().index[0])  # the column the target depends on
+        1
+        """
+        name = self._importance_target(model)
+        weights = self.ensemble_weights if name == ENSEMBLE else {name: 1.0}
+        rng = np.random.default_rng(random_state)
+        method = "predict_proba" if self.task == "classification" else "predict"
+        if X is None:
+            if y is not None:
+                raise ValueError("Pass X with y (or neither, for out-of-fold importance).")
+            missing = [m for m in weights if m not in self.fold_models]
+            if self._data is None or missing:
+                raise ValueError(
+                    "Out-of-fold importance needs every fold model, kept only with bag=True (the default) "
+                    f"and complete folds{' (' + ', '.join(missing) + ')' if missing else ''}; pass X, y instead."
+                )
+            df, target, folds = self._data
+            per_fold = max(1, max_rows // len(folds))
+            parts = []
+            for k, (_, valid) in enumerate(folds):
+                rows = np.sort(rng.choice(valid, min(per_fold, len(valid)), replace=False))
+                members = {m: self.fold_models[m][k] for m in weights}
+                parts.append((_weighted_predictor(members, weights, method, self), df.iloc[rows], target[rows]))
+        else:
+            df, y_raw = as_dataframe(X), as_1d_array(y)
+            if len(df) != len(y_raw):
+                raise ValueError(f"X has {len(df)} rows but y has {len(y_raw)}: they must match.")
+            target = self._encode(y_raw)
+            rows = np.sort(rng.choice(len(df), min(max_rows, len(df)), replace=False))
+            best = self.leaderboard[self.leaderboard["score"].notna()]["model"].iloc[0]
+            if name == best and self.best_model_ is not None:
+                predictor = getattr(self.best_model_, method)
+            else:
+                if any(m not in self.fold_models for m in weights):
+                    raise ValueError(f"{name}'s fitted models were not kept (bag=True keeps them).")
+                members = {m: BaggedModel(self.fold_models[m], task=self.task, classes=self.classes) for m in weights}
+                predictor = _weighted_predictor(members, weights, method, self, codes=False)
+            parts = [(predictor, df.iloc[rows], target[rows])]
+        out = permutation_importance(parts, self.metric, n_repeats=n_repeats, random_state=random_state)
+        out.attrs["model"] = name
+        return out
+
+    def _importance_target(self, model: str | None) -> str:
+        scored = self.leaderboard[self.leaderboard["score"].notna()]["model"].tolist()
+        if not scored:
+            raise ValueError("No model has a score; there is nothing to explain.")
+        if model is None:
+            return scored[0]
+        if model not in scored:
+            raise ValueError(f"model must be one of the scored rows ({', '.join(scored)}), got {model!r}.")
+        return model
+
+    def _encode(self, y_raw: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            return y_raw.astype(np.float64)
+        index = {c: i for i, c in enumerate(self.classes.tolist())}
+        unknown = sorted({v for v in y_raw.tolist() if v not in index}, key=str)
+        if unknown:
+            raise ValueError(f"y holds labels the comparison never saw: {unknown[:5]}.")
+        return np.array([index[v] for v in y_raw.tolist()])
+
+    def report(self, path, importance: pd.DataFrame | None = None) -> Path:  # noqa: F821
+        """Write the self-contained HTML report to ``path``; returns the path (see
+        :func:`~tabular_suite.compare.report.write_report`)."""
         from .report import write_report
 
-        return write_report(self, path)
+        return write_report(self, path, importance=importance)
 
 
 def _resolve_task(y: np.ndarray, task: str) -> str:
@@ -150,6 +255,46 @@ def _folds(y_enc: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.nd
     else:
         splitter = KFold(cv, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y_enc)), y_enc))
+
+
+def _profile(df: pd.DataFrame, kinds: dict, coerced) -> pd.DataFrame:
+    """Per column: kind, missing share, distinct values and what looks wrong."""
+    rows = []
+    for name in df.columns:
+        col = df[name]
+        missing = float(col.isna().mean())
+        distinct = int(col.nunique(dropna=True))
+        kind = kinds[name]
+        warnings = []
+        if distinct <= 1:
+            warnings.append("constant: carries no information")
+        if missing > 0.5:
+            warnings.append(f"{missing:.0%} missing")
+        if kind.startswith(("categorical", "text")) and distinct > 0.9 * len(df) and distinct > 50:
+            warnings.append("nearly every value distinct: an identifier? drop it")
+        elif kind.startswith("categorical") and distinct > 255:
+            warnings.append("over 255 categories: rare ones carry little")
+        if name in set(coerced):
+            warnings.append("values that are not numbers read as missing")
+        rows.append({"column": str(name), "kind": kind, "missing": missing, "distinct": distinct,
+                     "warnings": "; ".join(warnings)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _versions() -> dict:
+    """Versions of Python and the libraries a comparison's models come from."""
+    import importlib.metadata
+    import platform
+
+    from .._version import __version__
+
+    out = {"tabular_suite": __version__, "python": platform.python_version()}
+    for package in ("numpy", "pandas", "scikit-learn", "torch", "lightgbm", "xgboost", "catboost"):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def _summarise(df: pd.DataFrame, y: np.ndarray, task: str, kinds: dict) -> dict:
@@ -196,10 +341,12 @@ def compare(
     tracking: bool | None = None,
     experiment: str | None = None,
     tracking_uri: str | None = None,
+    registered_model_name: str | None = None,
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_task: float | None = None,
     verbose: int = 0,
+    progress=None,
 ) -> ComparisonResult:
     """Cross-validate models on ``X, y`` and rank them: a leaderboard, an ensemble, a refit.
 
@@ -295,14 +442,23 @@ def compare(
         all cores but one, or ``TABULAR_SUITE_NUM_THREADS``.
     tracking : bool or None
         One MLflow parent run with a nested run per model (None follows ``autolog``), in
-        ``experiment`` at ``tracking_uri`` (default: as for estimators, sqlite:///mlflow.db).
+        ``experiment`` at ``tracking_uri`` (default: as for estimators, sqlite:///mlflow.db); the
+        final predictor is logged as the parent run's MLflow model "best_model".
+    registered_model_name : str or None
+        With tracking: also register that model in the MLflow model registry under this name.
     backend : {"local", "ray"}
         "ray" runs each (model, fold) as a Ray task (``pip install tabular-suite[ray]``),
         on a local Ray or the cluster at ``ray_address``; ``gpus_per_task`` overrides the
         GPU request (default: one per deep-model task when the cluster has GPUs).
     verbose : int
-        1 prints each finished fold (local backend).
-
+        1 prints a line as each model finishes (its score, the best so far, the time left);
+        2 also a line per fold.
+    progress : callable or None
+        Called with a dict at each event, for a live display (the CLI's): ``{"event":
+        "fold_start" | "fold_end" | "model_end", "model", "model_index", "n_models", "fold",
+        "n_folds", "status", "score" (the fold's or the model's mean metric), "best_model",
+        "best_score" (so far), "elapsed", "time_left" (None without time_limit)}``. With the
+        Ray backend, fold_start is not reported.
     Returns
     -------
     ComparisonResult
@@ -374,34 +530,50 @@ def compare(
     from ..tracking import ComparisonRun, tracking_enabled_for
 
     run = None
+    if registered_model_name is not None and not (tracking_enabled_for(tracking) and (bag or refit)):
+        raise ValueError(
+            "registered_model_name registers the comparison's MLflow model: it needs tracking=True (or autolog) "
+            "and a kept model (bag=True or refit=True)."
+        )
     if tracking_enabled_for(tracking):
         settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "metric": metric_obj.name,
                     "preset": preset, "task": task, "seed": random_state, "rows": len(df), "columns": df.shape[1],
                     "column_types": describe_types(kinds), "weighted": row_weight is not None,
                     "class_weight": None if class_weight is None else str(class_weight)}  # fmt: skip
-        run = ComparisonRun(settings, experiment=experiment, tracking_uri=tracking_uri)
+        run = ComparisonRun(
+            settings, experiment=experiment, tracking_uri=tracking_uri, registered_model_name=registered_model_name
+        )
         run.log_dataset(df, y_raw)
     by_name = {c.name: c for c in candidates}
 
+    watch = _Progress(progress, verbose, metric_obj, started, time_limit, [c.name for c in candidates], cv)
+
+    def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
+        score = None
+        if result is not None and result.pred is not None:
+            score = metric_obj.value(target[folds[fold][1]], result.pred)
+        watch.fold(name, fold, result, score)
+
     def on_model_done(name: str, results: list[FoldResult]) -> None:
         """Log a model as soon as its folds are done (a long comparison can be watched live)."""
+        cand = by_name[name]
+        row, _, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+        watch.model(name, row)
         if run is not None:
-            cand = by_name[name]
-            row, _, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
             histories = [r.history for r in results if r.status in ("ok", "timeout")]
             run.log_model(row, scores, histories, _hyperparameters(cand, ctx), cand.kind)
 
     try:
         plan = FoldPlan(
             candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, reserved,
-            on_model_done, keep_models=bag and not refit, weights=row_weight,
+            on_model_done, keep_models=bag and not refit, weights=row_weight, on_fold=on_fold,
         )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
 
             fold_results = run_folds_on_ray(plan, ray_address, gpus_per_task)
         else:
-            fold_results = run_folds_locally(plan, verbose)
+            fold_results = run_folds_locally(plan)
 
         rows, oof, histories, fold_scores = [], {}, {}, {}
         for cand in candidates:
@@ -441,9 +613,26 @@ def compare(
             data_summary=_summarise(df, y_raw, task, kinds),
             wall_seconds=float("nan"),
             fold_scores=fold_scores,
+            column_profile=_profile(df, kinds, coerced),
+            oof_target=target,
         )
+        result.settings = {
+            "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv,
+            "preset": preset, "time_limit": time_limit, "model_time_limit": model_time_limit, "ensemble": ensemble,
+            "bag": bag, "refit": refit, "calibrate": calibrate, "decision_threshold": decision_threshold,
+            "weighted": row_weight is not None, "class_weight": class_weight, "model_params": model_params,
+            "random_state": random_state, "num_threads": threads, "device": device, "backend": backend,
+            "versions": _versions(),
+        }  # fmt: skip
+        result.hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}
         if plan.keep_models:
             result.best_model_ = _bagged(board, weights, fold_results, ctx, df, classes)
+            result.fold_models = {
+                name: [r.estimator for r in results]
+                for name, results in fold_results.items()
+                if all(r.estimator is not None for r in results)
+            }
+            result._data = (df, target, folds)
         elif refit:
             result.best_model_, result.refit_status, result.refit_error = _refit(
                 board,
@@ -480,6 +669,71 @@ def compare(
             run.end("FAILED")
         raise
     return result
+
+
+class _Progress:
+    """Progress events for ``compare(progress=...)`` and the lines ``verbose`` prints."""
+
+    def __init__(self, callback, verbose: int, metric: Metric, started: float, time_limit, names: list, n_folds: int):
+        self.callback, self.verbose, self.metric = callback, verbose, metric
+        self.started, self.time_limit, self.names, self.n_folds = started, time_limit, names, n_folds
+        self.best_model, self.best_score = None, None
+
+    def _emit(self, event: dict) -> dict:
+        elapsed = time.perf_counter() - self.started
+        event.update(
+            model_index=self.names.index(event["model"]), n_models=len(self.names), n_folds=self.n_folds,
+            best_model=self.best_model, best_score=self.best_score, elapsed=elapsed,
+            time_left=None if self.time_limit is None else max(0.0, self.time_limit - elapsed),
+        )  # fmt: skip
+        if self.callback is not None:
+            self.callback(event)
+        return event
+
+    def _tail(self, e: dict) -> str:
+        best = f"best so far: {e['best_model']} {e['best_score']:.4g}" if e["best_model"] else "no score yet"
+        left = f"; {e['time_left']:.0f} s left" if e["time_left"] is not None else ""
+        return f"{best}{left}"
+
+    def fold(self, name: str, fold: int, result, score) -> None:
+        if result is None:
+            self._emit({"event": "fold_start", "model": name, "fold": fold, "status": None, "score": None})
+            return
+        e = self._emit({"event": "fold_end", "model": name, "fold": fold, "status": result.status, "score": score})
+        if self.verbose >= 2:
+            shown = f"{self.metric.name} {score:.4g}" if score is not None else "not scored"
+            print(f"[{e['elapsed']:6.0f} s] {name} fold {fold + 1}/{self.n_folds}: {result.status}, {shown} "
+                  f"({result.fit_seconds:.1f} s fit)", flush=True)  # fmt: skip
+
+    def model(self, name: str, row: dict) -> None:
+        score = row["mean"]
+        if not np.isnan(score):
+            sign = 1 if self.metric.greater_is_better else -1
+            if self.best_score is None or sign * score > sign * self.best_score:
+                self.best_model, self.best_score = name, score
+        e = self._emit({"event": "model_end", "model": name, "fold": None, "status": row["status"],
+                        "score": None if np.isnan(score) else score})  # fmt: skip
+        if self.verbose >= 1:
+            shown = f"{self.metric.name} {score:.4g} ± {row['std']:.2g}" if e["score"] is not None else "no score"
+            print(f"[{e['elapsed']:6.0f} s] {name} ({e['model_index'] + 1}/{e['n_models']}): {row['status']}, "
+                  f"{shown}; {self._tail(e)}", flush=True)  # fmt: skip
+
+
+def _weighted_predictor(members: dict, weights: dict, method: str, result, codes: bool = True):
+    """Predict as the weighted mean of ``members`` (fold models trained on class codes, or with
+    ``codes=False`` models whose ``classes_`` are the original labels)."""
+    classes = None if result.classes is None else (np.arange(len(result.classes)) if codes else result.classes)
+
+    def predict(X):
+        total = 0.0
+        for name, weight in weights.items():
+            out = np.asarray(getattr(members[name], method)(X), dtype=np.float64)
+            if classes is not None:
+                out = _align_proba(out, members[name].classes_, classes)
+            total = total + weight * out
+        return total / sum(weights.values())
+
+    return predict
 
 
 def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx: BuildContext) -> dict[str, Any]:

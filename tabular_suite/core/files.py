@@ -29,6 +29,8 @@ def atomic_path(path: str | os.PathLike):
     ...     _ = tmp.write_text("done")
     >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
     ('done', ['a.txt'])
+    >>> oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's private 0600
+    True
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,9 +39,18 @@ def atomic_path(path: str | os.PathLike):
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes the file private (0600): give it the mode an ordinary new file gets, or
+        # the mode of the file it replaces.
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
+    os.umask(mask)
+    return mask
 
 
 def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str = "--force") -> Path:

@@ -295,9 +295,17 @@ class ComparisonRun:
     (no process-wide active run). A store that fails degrades to one warning (:func:`failures`).
     """
 
-    def __init__(self, settings: dict, *, experiment: str | None = None, tracking_uri: str | None = None):
+    def __init__(
+        self,
+        settings: dict,
+        *,
+        experiment: str | None = None,
+        tracking_uri: str | None = None,
+        registered_model_name: str | None = None,
+    ):
         self.tracker = _connect(resolve_tracking_uri(tracking_uri or _SETTINGS.tracking_uri))
         self.run_id, self.child_ids, self._open = None, {}, False
+        self.registered_model_name, self._sample = registered_model_name, None
         if self.tracker.failed:
             return
         from mlflow.tracking import MlflowClient
@@ -336,6 +344,7 @@ class ComparisonRun:
         import numpy as np
         from mlflow.entities import DatasetInput, InputTag
 
+        self._sample = df.head(5)  # the logged model's signature and input example
         name = target_name if target_name not in df.columns else f"{target_name}_"
         try:
             dataset = mlflow.data.from_pandas(df.assign(**{name: np.asarray(target)}), targets=name, name="training")
@@ -400,11 +409,22 @@ class ComparisonRun:
             board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
             result.report(Path(tmp) / "report.html")
             files = [Path(tmp) / "leaderboard.csv", Path(tmp) / "report.html"]
-            if result.best_model_ is not None:
-                result.best_model_.save(Path(tmp) / "best_model.tsm")
-                files.append(Path(tmp) / "best_model.tsm")
             for f in files:
                 self.tracker.retrying(lambda f=f: self.client.log_artifact(self.run_id, str(f)))
+        if result.best_model_ is not None and self._sample is not None:
+            import mlflow
+
+            # The predictor as an MLflow model of the parent run ("best_model"), registered when asked.
+            # It may hold scikit-learn/GBDT members stored with pickle, as MLflow's own scikit-learn
+            # flavour does: loading the MLflow model trusts them (model_config "trusted").
+            with _use_tracking_uri(self.tracker.uri), mlflow.start_run(run_id=self.run_id, nested=True):
+                info = log_model(
+                    result.best_model_, self._sample, self.tracker, name="best_model", trusted=True,
+                    registered_model_name=self.registered_model_name,
+                )  # fmt: skip
+            result.mlflow_model_uri = None if info is None else info.model_uri
+            if info is not None and self.registered_model_name:
+                result.registered_model_version = getattr(info, "registered_model_version", None)
         self.end("FINISHED")
         result.mlflow_run_id = self.run_id
         return self.run_id
@@ -562,13 +582,23 @@ def _log_results(tracker: _Tracker, estimator, X_sample, fit_seconds: float) -> 
         log_model(estimator, X_sample, tracker)
 
 
-def log_model(estimator, X_sample, tracker: _Tracker | None = None, name: str = "model"):
+def log_model(
+    estimator,
+    X_sample,
+    tracker: _Tracker | None = None,
+    name: str = "model",
+    *,
+    trusted: bool = False,
+    registered_model_name: str | None = None,
+):
     """Log a fitted estimator to the active MLflow run as a pyfunc model; returns ModelInfo.
 
     The pyfunc is defined in code (``pyfunc_model.py``), the weights travel as our
     checksummed model file, and the signature and input example come from ``X_sample``.
     ``pyfunc.predict(X, params={"predict_method": "predict_proba"})`` gives a classifier's
-    probabilities, one column per class.
+    probabilities, one column per class. ``trusted``: the pyfunc loads the model file with
+    ``trusted=True`` (a compare ensemble with pickled members). ``registered_model_name``:
+    also register it in the model registry under that name (a new version).
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -592,6 +622,8 @@ def log_model(estimator, X_sample, tracker: _Tracker | None = None, name: str = 
                 signature=infer_signature(example, estimator.predict(example), params={"predict_method": "predict"}),
                 input_example=example,
                 pip_requirements=[f"tabular-suite=={__version__}"],
+                model_config={"trusted": bool(trusted)},
+                registered_model_name=registered_model_name,
             )
         except Exception as exc:  # noqa: BLE001 - a failed upload must not fail the fit
             tracker.warn(exc)

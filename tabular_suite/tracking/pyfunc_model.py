@@ -16,7 +16,10 @@ class TabularSuitePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import tabular_suite
 
-        self.estimator = tabular_suite.load(context.artifacts["model_file"])
+        # "trusted": set when the model was logged by compare() with scikit-learn/GBDT members
+        # stored with pickle (as MLflow's scikit-learn flavour stores models).
+        trusted = bool((context.model_config or {}).get("trusted", False))
+        self.estimator = tabular_suite.load(context.artifacts["model_file"], trusted=trusted)
 
     def predict(self, context, model_input, params=None):
         import pandas as pd
