@@ -295,3 +295,20 @@ def test_gbdt_libraries_keep_to_the_time_limit():
     for name in models:
         assert board.loc[name, "status"] == "timeout" and "boosting rounds" in board.loc[name, "error"], name
         assert board.loc[name, "folds"] >= 1 and np.isfinite(board.loc[name, "mean"]), name
+
+
+def test_time_a_fast_model_leaves_goes_to_the_models_after_it():
+    """Cheap models run first and a model starts with its share of the time still left: the
+    linear model's unused share goes to the MLP (an equal split would give it half)."""
+    X, y = _numeric_table(600, 6)
+    events = []
+    limit = 12.0
+    result = tabular_suite.compare(
+        X, y, models=["mlp", "linear"], cv=2, time_limit=limit, ensemble=False, progress=events.append,
+        model_params={"mlp": {"max_epochs": 100_000, "patience": None}}, **QUIET,
+    )  # fmt: skip
+    assert [e["model"] for e in events if e["event"] == "model_end"] == ["linear", "mlp"]
+    board = result.leaderboard.set_index("model")
+    assert board.loc["mlp", "status"] == "timeout"
+    assert 2 * board.loc["mlp", "fit_seconds"] > 0.75 * limit  # about all of the time linear left
+    assert result.wall_seconds < limit + 3

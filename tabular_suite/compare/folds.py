@@ -500,6 +500,9 @@ class FoldPlan:
     weights: np.ndarray | None = None  # every row's training weight (sample_weight x class_weight)
     # on_fold(name, fold, result): before a fold starts (result None; local backend) and when it ends.
     on_fold: Callable | None = None
+    # {name: weight} in run order: each model's time is weight / (remaining weights) of the time left
+    # (local backend, time_limit without model_time_limit); None: the candidates' order, model_time_limit.
+    shares: dict | None = None
 
 
 def run_folds_locally(plan: FoldPlan):
@@ -513,8 +516,15 @@ def run_folds_locally(plan: FoldPlan):
     )
     n_classes, on_model_done = plan.n_classes, plan.on_model_done
     out = {}
-    for cand in candidates:
+    if plan.shares is not None:
+        by_name = {c.name: c for c in candidates}
+        candidates = [by_name[name] for name in plan.shares]
+    for i, cand in enumerate(candidates):
         results, model_start = [], time.perf_counter()
+        if plan.shares is not None:  # this model's share of the time left
+            left = time_limit - reserved - (model_start - started)
+            weights = [plan.shares[c.name] for c in candidates[i:]]
+            model_time_limit = max(0.0, left) * weights[0] / sum(weights)
         for fold, (train_idx, valid_idx) in enumerate(folds):
             budget, reason = fold_budget(
                 started=started,

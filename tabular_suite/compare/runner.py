@@ -18,7 +18,7 @@ from ..data.schema import Schema, infer_task
 from ..data.validation import row_weights
 from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
-from .candidates import BuildContext, model_step, resolve_candidates, with_params
+from .candidates import BASELINES, BuildContext, model_step, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, _align_proba, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .importance import permutation_importance
@@ -391,8 +391,13 @@ def compare(
         Seconds for the whole comparison, refit included, and for each model (all its folds;
         each refit too). Bagging trains nothing after the folds. With ``refit``, ``time_limit / cv``
         is kept for the refit: enough to
-        refit every model on all rows at the pace of its folds. The folds share the rest, each
-        model equally unless ``model_time_limit`` is given. A fold or refit that reaches its
+        refit every model on all rows at the pace of its folds. The folds share the rest
+        (unless ``model_time_limit`` is given) as it goes: the cheap models run first (linear,
+        trees, GBDTs), then the deep models, then the in-context model, and each model starts
+        with its share of the time still left, so what a fast model does not use goes to the
+        ones after it. A deep model's share weighs 1 + log10(rows / 1,000) (1 to 3) against 1
+        for the others: deep models need more of the time on larger tables. (The Ray backend
+        starts every task at once: there each model gets an equal share.) A fold or refit that reaches its
         budget stops and keeps what it has learned (status "timeout", still scored): deep
         models at the first batch past it; random forests and gradient boosting
         (HistGradientBoosting, LightGBM, XGBoost, CatBoost) after the chunk of trees or the
@@ -522,8 +527,12 @@ def compare(
     # i.e. as much time as the model's cv folds of an equal share of (cv - 1) / cv of the limit.
     reserved = time_limit / cv if (refit and time_limit is not None) else 0.0
     refit_time_limit = model_time_limit  # as given: a refit may use all that is left of time_limit
+    shares = None
     if model_time_limit is None and time_limit is not None:
-        model_time_limit = (time_limit - reserved) / len(candidates)
+        if backend == "ray":
+            model_time_limit = (time_limit - reserved) / len(candidates)
+        else:
+            shares = budget_shares(candidates, len(df))
     n_classes = 0 if classes is None else len(classes)
     _build_native_kernels(candidates, device)
 
@@ -546,7 +555,8 @@ def compare(
         run.log_dataset(df, y_raw)
     by_name = {c.name: c for c in candidates}
 
-    watch = _Progress(progress, verbose, metric_obj, started, time_limit, [c.name for c in candidates], cv)
+    run_order = list(shares) if shares else [c.name for c in candidates]
+    watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, cv)
 
     def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
         score = None
@@ -566,7 +576,7 @@ def compare(
     try:
         plan = FoldPlan(
             candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, reserved,
-            on_model_done, keep_models=bag and not refit, weights=row_weight, on_fold=on_fold,
+            on_model_done, keep_models=bag and not refit, weights=row_weight, on_fold=on_fold, shares=shares,
         )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
@@ -717,6 +727,24 @@ class _Progress:
             shown = f"{self.metric.name} {score:.4g} ± {row['std']:.2g}" if e["score"] is not None else "no score"
             print(f"[{e['elapsed']:6.0f} s] {name} ({e['model_index'] + 1}/{e['n_models']}): {row['status']}, "
                   f"{shown}; {self._tail(e)}", flush=True)  # fmt: skip
+
+
+def budget_shares(candidates, n_rows: int) -> dict:
+    """``{name: weight}`` in the order the local backend runs the candidates (cheap first, the
+    in-context model last); a model starts with weight / (sum of the weights still to run) of
+    the time left. Deep models weigh 1 + log10(rows / 1000), clipped to [1, 3].
+
+    >>> from tabular_suite.compare.candidates import resolve_candidates
+    >>> budget_shares(resolve_candidates(["mlp", "tabpfn", "linear"], "fast", "classification"), 10_000)
+    {'linear': 1.0, 'mlp': 2.0, 'tabpfn': 1.0}
+    """
+    deep = float(np.clip(1 + np.log10(max(n_rows, 1) / 1000), 1, 3))
+
+    def group(c) -> int:  # baselines, deep models, then the registered models not trained by the engine
+        return 1 if c.kind == "deep" else (0 if c.name in BASELINES else 2)
+
+    ordered = sorted(candidates, key=group)  # stable: the preset's order within a group
+    return {c.name: (deep if c.kind == "deep" else 1.0) for c in ordered}
 
 
 def _weighted_predictor(members: dict, weights: dict, method: str, result, codes: bool = True):
