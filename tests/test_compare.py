@@ -59,7 +59,9 @@ def classification_result():
     return (
         X,
         y,
-        tabular_suite.compare(X, y, models=["linear", "mlp", "hist_gradient_boosting"], cv=3, metric="roc_auc", **FAST),
+        tabular_suite.compare(
+            X, y, models=["linear", "mlp", "hist_gradient_boosting"], cv=3, metric="roc_auc", stack=False, **FAST
+        ),
     )
 
 
@@ -215,7 +217,16 @@ def test_time_limits_mark_models_instead_of_dropping_them(epoch_clock):
     # Total: once the limit has passed, no later fold starts; the model stays on the board. The
     # MLP's first fold gets the 0.05 s left (2 epochs); then nothing starts.
     result = tabular_suite.compare(
-        X, y, models=["mlp", "linear"], cv=2, time_limit=0.05, model_time_limit=10, ensemble=False, refit=False, **FAST
+        X,
+        y,
+        models=["mlp", "linear"],
+        cv=2,
+        time_limit=0.05,
+        model_time_limit=10,
+        ensemble=False,
+        refit=False,
+        stack=False,
+        **FAST,
     )
     assert [len(h) for h in result.histories["mlp"]] == [2]
     board = result.leaderboard.set_index("model")
@@ -266,7 +277,15 @@ def test_mlflow_parent_run_with_nested_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     X, y = _table(120)
     result = tabular_suite.compare(
-        X, y, models=["linear", "mlp"], cv=2, num_threads=1, tracking=True, tracking_uri=uri, experiment="cmp"
+        X,
+        y,
+        models=["linear", "mlp"],
+        cv=2,
+        num_threads=1,
+        tracking=True,
+        tracking_uri=uri,
+        experiment="cmp",
+        stack=False,
     )
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("cmp")
@@ -297,7 +316,7 @@ def test_ray_backend_matches_local_results():
 
     X, y = _table(120)
     kwargs = dict(models=["linear", "mlp"], cv=2, refit=False, **FAST)
-    local = tabular_suite.compare(X, y, **kwargs)
+    local = tabular_suite.compare(X, y, stack=False, **kwargs)  # (the Ray backend does not stack)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = tabular_suite.compare(X, y, backend="ray", **kwargs)
@@ -452,7 +471,9 @@ def test_cli_param_overrides_and_bad_param_is_one_line(tmp_path):
 def test_progress_events_and_verbose_lines(capsys):
     X, y = _table(120)
     events = []
-    result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=2, verbose=2, progress=events.append, **FAST)
+    result = tabular_suite.compare(
+        X, y, models=["linear", "mlp"], cv=2, verbose=2, progress=events.append, stack=False, **FAST
+    )
     kinds = [(e["event"], e["model"], e["fold"]) for e in events]
     assert kinds == [
         ("fold_start", "linear", 0), ("fold_end", "linear", 0), ("fold_start", "linear", 1), ("fold_end", "linear", 1),
@@ -523,3 +544,26 @@ def test_compare_logs_the_predictor_as_an_mlflow_model_and_registers_it(tmp_path
         mlflow.set_tracking_uri(None)
     with pytest.raises(ValueError, match="needs tracking"):
         tabular_suite.compare(X, y, models=["linear"], tracking=False, registered_model_name="x", **{"cv": 2})
+
+
+def test_stacking_layer_on_out_of_fold_predictions(tmp_path):
+    """Level-2 models train on the features plus the level-1 out-of-fold predictions, on the same
+    folds: each fold's level-2 model, fed by the same fold's level-1 models, reproduces its
+    out-of-fold predictions; a stacked member predicts and saves like any other."""
+    X, y = _table(240)
+    result = tabular_suite.compare(X, y, models=["linear", "random_forest", "mlp", "lightgbm"], cv=3, **FAST)
+    board = result.leaderboard.set_index("model")
+    assert {"lightgbm_l2", "linear_l2"} <= set(board.index) and board.loc["linear_l2", "status"] == "ok"
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    for name in ("linear_l2", "lightgbm_l2"):
+        for model, (_, valid) in zip(result.fold_models[name], folds):
+            np.testing.assert_allclose(model.predict_proba(X.iloc[valid]), result.oof_predictions[name][valid],
+                                       rtol=1e-5, atol=1e-6)  # fmt: skip
+    model = result.get_model("linear_l2")
+    assert repr(model.members["linear_l2"]).startswith("StackedModel(")
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.allclose(proba.sum(1), 1)
+    model.save(tmp_path / "s.tsm")
+    np.testing.assert_allclose(tabular_suite.load(tmp_path / "s.tsm", trusted=True).predict_proba(X), proba)
+    plain = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=3, stack=False, **FAST)
+    assert not any(m.endswith("_l2") for m in plain.leaderboard["model"])

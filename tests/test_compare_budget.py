@@ -305,7 +305,7 @@ def test_time_a_fast_model_leaves_goes_to_the_models_after_it():
     limit = 12.0
     result = tabular_suite.compare(
         X, y, models=["mlp", "linear"], cv=2, time_limit=limit, ensemble=False, progress=events.append,
-        model_params={"mlp": {"max_epochs": 100_000, "patience": None}}, **QUIET,
+        model_params={"mlp": {"max_epochs": 100_000, "patience": None}}, stack=False, **QUIET,
     )  # fmt: skip
     assert [e["model"] for e in events if e["event"] == "model_end"] == ["linear", "mlp"]
     board = result.leaderboard.set_index("model")

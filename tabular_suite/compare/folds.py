@@ -474,7 +474,7 @@ def fold_budget(
 
 def total_limit_reached(time_limit: float, reserved: float) -> str:
     """Why a fold did not run or was cancelled: the folds' share of ``time_limit`` is used up."""
-    kept = f" ({reserved:.0f} s of it kept for the refit)" if reserved else ""
+    kept = f" ({reserved:.0f} s of it kept for stacking or the refit)" if reserved else ""
     return f"total time limit of {time_limit:.0f} s{kept} reached"
 
 

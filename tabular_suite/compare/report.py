@@ -276,6 +276,10 @@ def _saved_model(result) -> str:
     rows = []
     for name, weight in model.weights.items():
         member = model.members[name]
+        if hasattr(member, "base"):  # a level-2 model: its own fold models over the level-1 models' predictions
+            rows.append({"member": name, "weight": weight, "form": f"stacked over {', '.join(member.base)}",
+                         "model": type(member.model.models[0].steps[-1][1]).__name__})  # fmt: skip
+            continue
         folds = getattr(member, "models", None)
         inner = type(folds[0]).__name__ if folds else type(member).__name__
         steps = getattr(folds[0] if folds else member, "steps", None)

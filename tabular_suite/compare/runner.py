@@ -23,6 +23,7 @@ from .ensemble import BaggedModel, EnsembleModel, _align_proba, caruana_selectio
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .importance import permutation_importance
 from .metrics import Metric, get_metric
+from .stacking import STACKERS, StackedModel, stack_columns, stack_frame, stackers
 
 __all__ = ["compare", "ComparisonResult"]
 
@@ -102,6 +103,7 @@ class ComparisonResult:
     # For out-of-fold feature importance (bagging): each model's fold models, and the data and folds.
     fold_models: dict = field(default_factory=dict, repr=False)
     _data: tuple | None = field(default=None, repr=False)
+    _stacked: dict = field(default_factory=dict, repr=False)  # level-2 name -> (level-1 names, columns)
 
     def predict(self, X):
         """Predictions of :attr:`best_model_`."""
@@ -110,6 +112,30 @@ class ComparisonResult:
     def predict_proba(self, X):
         """Class probabilities of :attr:`best_model_` (calibrated when ``calibrate`` applied)."""
         return self._best().predict_proba(X)
+
+    def get_model(self, name: str) -> EnsembleModel:
+        """The leaderboard row ``name`` (a model, or "ensemble") as a predictor of its own: each
+        model the mean of its fold models (needs ``bag=True``). Unlike :attr:`best_model_` it
+        has no calibration, threshold or intervals fitted.
+
+        Examples
+        --------
+        >>> import numpy as np, tabular_suite
+        >>> X = np.random.default_rng(0).normal(size=(100, 2)); y = (X[:, 0] > 0).astype(int)
+        >>> result = tabular_suite.compare(X, y, models=["linear", "random_forest"], cv=2, num_threads=1,
+        ...                                tracking=False)
+        >>> result.get_model("random_forest").predict(X[:3]).tolist() == (X[:3, 0] > 0).astype(int).tolist()
+        True
+        """
+        chosen = self.ensemble_weights if name == ENSEMBLE else {name: 1.0}
+        missing = [m for m in chosen if m not in self.fold_models]
+        if not chosen or missing or self._data is None:
+            scored = ", ".join(m for m in self.fold_models)
+            raise ValueError(
+                f"No fold models kept for {name!r} (bag=True keeps them for models whose folds all finished: {scored})."
+            )
+        columns = list(self._data[0].columns)
+        return _bagged_row(chosen, self.fold_models, self._stacked, self.task, columns, self.classes)
 
     def predict_quantiles(self, X, quantiles):
         """Regression: the target's ``quantiles`` per row (see :meth:`EnsembleModel.predict_quantiles`)."""
@@ -331,6 +357,7 @@ def compare(
     time_limit: float | None = None,
     model_time_limit: float | None = None,
     ensemble: bool = True,
+    stack: bool = True,
     calibrate: str | None = "auto",
     decision_threshold="auto",
     bag: bool = True,
@@ -418,6 +445,13 @@ def compare(
         as it would be on its own.
     ensemble : bool
         Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
+    stack : bool
+        With bagging (``bag=True``, no ``refit``) and at least two models with complete
+        out-of-fold predictions: one stacking layer, LightGBM and the linear model (rows
+        ``lightgbm_l2``, ``linear_l2``; each only when it is among the compared models)
+        trained on the original features plus those predictions, on the same folds; they join
+        the leaderboard and the ensemble. Under a ``time_limit`` a fifth of it is kept for
+        them. (Not with the Ray backend.)
     calibrate : {"auto", "temperature", "isotonic"} or None
         Classification: calibrate ``best_model_``'s probabilities on the best row's out-of-fold
         predictions: temperature scaling (one scalar; never changes the predicted class) or
@@ -479,7 +513,7 @@ def compare(
     >>> X = rng.normal(size=(120, 3)); y = (X[:, 0] > 0).astype(int)
     >>> result = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=2, num_threads=1, tracking=False)
     >>> sorted(result.leaderboard["model"])
-    ['ensemble', 'linear', 'mlp']
+    ['ensemble', 'linear', 'linear_l2', 'mlp']
     """
     started = time.perf_counter()
     df = as_dataframe(X)
@@ -526,6 +560,10 @@ def compare(
     # Kept for the refit: refitting on all rows costs about cv / (cv - 1) folds of a model,
     # i.e. as much time as the model's cv folds of an equal share of (cv - 1) / cv of the limit.
     reserved = time_limit / cv if (refit and time_limit is not None) else 0.0
+    # The level-2 models are those of STACKERS the user also compares (models=["mlp", "tabm"]: none).
+    stacker_names = [n for n in STACKERS if n in {c.name for c in candidates}]
+    stacking = stack and bag and not refit and backend == "local" and len(candidates) >= 2 and bool(stacker_names)
+    stack_reserve = 0.2 * time_limit if (stacking and time_limit is not None) else 0.0
     refit_time_limit = model_time_limit  # as given: a refit may use all that is left of time_limit
     shares = None
     if model_time_limit is None and time_limit is not None:
@@ -575,8 +613,9 @@ def compare(
 
     try:
         plan = FoldPlan(
-            candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started, reserved,
-            on_model_done, keep_models=bag and not refit, weights=row_weight, on_fold=on_fold, shares=shares,
+            candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
+            reserved + stack_reserve, on_model_done, keep_models=bag and not refit, weights=row_weight,
+            on_fold=on_fold, shares=shares,
         )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
@@ -594,6 +633,30 @@ def compare(
             fold_scores[cand.name] = scores
             if pred is not None:
                 oof[cand.name] = pred
+
+        stacked = {}  # level-2 name -> (level-1 names, feature columns)
+        level1 = [c.name for c in candidates if c.name in oof]
+        if stacking and len(level1) >= 2 and (time_limit is None or time.perf_counter() - started < time_limit):
+            columns = stack_columns(level1, n_classes)
+            level2, ctx2 = stackers(ctx, columns, stacker_names)
+            by_name.update({c.name: c for c in level2})
+            watch.names += [c.name for c in level2]
+            plan2 = FoldPlan(
+                level2, ctx2, stack_frame(df, {n: oof[n] for n in level1}, columns), target, folds, n_classes,
+                model_time_limit, time_limit, started, reserved, on_model_done, keep_models=True,
+                weights=row_weight, on_fold=on_fold,
+                shares=budget_shares(level2, len(df)) if model_time_limit is None and time_limit else None,
+            )  # fmt: skip
+            level2_results = run_folds_locally(plan2)
+            for cand in level2:
+                results = level2_results[cand.name]
+                row, pred, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+                rows.append(row)
+                histories[cand.name], fold_scores[cand.name] = [], scores
+                if pred is not None:
+                    oof[cand.name] = pred
+                    stacked[cand.name] = (level1, columns)
+            fold_results.update(level2_results)
 
         weights = {}
         if ensemble and len(oof) >= 1:
@@ -636,12 +699,18 @@ def compare(
         }  # fmt: skip
         result.hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}
         if plan.keep_models:
-            result.best_model_ = _bagged(board, weights, fold_results, ctx, df, classes)
-            result.fold_models = {
-                name: [r.estimator for r in results]
-                for name, results in fold_results.items()
-                if all(r.estimator is not None for r in results)
-            }
+            # Each model's scored fold models (a model cut short by the time limit keeps those it has).
+            kept = {n: [r.estimator for r in rs if r.estimator is not None] for n, rs in fold_results.items()}
+            kept = {n: models for n, models in kept.items() if models}
+            for name, (level1, columns) in stacked.items():  # each fold: its level-1 models under its level 2
+                kept[name] = [
+                    StackedModel({n: kept[n][k] for n in level1}, columns, model, task=task, n_classes=n_classes)
+                    for k, model in enumerate(kept[name])
+                ]
+            result.best_model_ = _bagged(board, weights, kept, stacked, task, df, classes)
+            # Models with every fold (out-of-fold importance, get_model).
+            result.fold_models = {n: models for n, models in kept.items() if len(models) == len(folds)}
+            result._stacked = stacked
             result._data = (df, target, folds)
         elif refit:
             result.best_model_, result.refit_status, result.refit_error = _refit(
@@ -842,19 +911,31 @@ def _build_native_kernels(candidates, device) -> None:
         native.load()
 
 
-def _bagged(board: pd.DataFrame, weights: dict, fold_results: dict, ctx, df, classes) -> EnsembleModel | None:
-    """The best row with each model as its scored fold models (None when no model has a score)."""
+def _bagged(board: pd.DataFrame, weights: dict, fold_models: dict, stacked: dict, task, df, classes):
+    """The best row with each model as its fold models (a level-2 model over its level-1 models'
+    fold models); None when no model has a score."""
     usable = board[board["score"].notna()]
     if usable.empty:
         return None
     best = usable.iloc[0]["model"]
     chosen = weights if best == ENSEMBLE else {best: 1.0}
-    members = {}
-    for name in chosen:
-        models = [r.estimator for r in fold_results[name] if r.estimator is not None]
-        members[name] = BaggedModel(models, task=ctx.task, classes=classes)
-    names = list(df.columns) if all(isinstance(c, str) for c in df.columns) else None
-    return EnsembleModel(members, chosen, task=ctx.task, classes=classes, feature_names=names)
+    return _bagged_row(chosen, fold_models, stacked, task, list(df.columns), classes)
+
+
+def _bagged_row(chosen: dict, fold_models: dict, stacked: dict, task, columns: list, classes) -> EnsembleModel:
+    """The models of ``chosen`` (name -> weight) as one predictor, each the mean of its fold models."""
+    n_classes = 0 if classes is None else len(classes)
+
+    def bagged(name):
+        if name not in stacked:
+            return BaggedModel(fold_models[name], task=task, classes=classes)
+        level1, columns = stacked[name]
+        level2 = BaggedModel([m.model for m in fold_models[name]], task=task, classes=classes)
+        return StackedModel({n: bagged(n) for n in level1}, columns, level2, task=task, n_classes=n_classes)
+
+    members = {name: bagged(name) for name in chosen}
+    names = columns if all(isinstance(c, str) for c in columns) else None
+    return EnsembleModel(members, chosen, task=task, classes=classes, feature_names=names)
 
 
 def _refit(
