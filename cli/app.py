@@ -597,14 +597,14 @@ def compare_command(
                     f"[yellow]{row['model']}[/]: {row['status']}: {row['error']}", highlight=False, soft_wrap=True
                 )
         for line in _postprocessing_lines(result):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
         fitted = result.leaderboard[result.leaderboard["model"] != "ensemble"]
         if not fitted["mean"].notna().any():
             raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
         if out is not None:
             result.save(out)
             how = "refitted on all rows" if result.refit_status else f"bagged (each member: its {cv} fold models)"
-            console.print(f"saved the {how} {result.best_model_!r} to {out}")
+            console.print(f"saved the {how} {result.best_model_!r} to {out}", soft_wrap=True)
         table = None
         if importance or report is not None:
             table = result.feature_importance()
@@ -659,7 +659,8 @@ def _compare_progress(verbose: bool):
                 status.update(f"{where} fold {e['fold'] + 1}/{e['n_folds']} · {best}{left}")
             elif e["event"] == "model_end":
                 score = f"{e['score']:.4g}" if e["score"] is not None else "no score"
-                err.print(f"[{e['elapsed']:5.0f} s] {where}: {e['status']}, {score} · {best}{left}", highlight=False)
+                line = f"[{e['elapsed']:5.0f} s] {where}: {e['status']}, {score} · {best}{left}"
+                err.print(line, highlight=False, soft_wrap=True)
 
         yield on_progress
 

@@ -449,8 +449,9 @@ def compare(
         With bagging (``bag=True``, no ``refit``) and at least two models with complete
         out-of-fold predictions: one stacking layer, LightGBM and the linear model (rows
         ``lightgbm_l2``, ``linear_l2``; each only when it is among the compared models)
-        trained on the original features plus those predictions, on the same folds; they join
-        the leaderboard and the ensemble. Under a ``time_limit`` a fifth of it is kept for
+        trained on those predictions, on the same folds; they join the leaderboard and the
+        ensemble. (Not on the original features too: that leaks the validation rows' labels,
+        see :mod:`tabular_suite.compare.stacking`.) Under a ``time_limit`` a fifth of it is kept for
         them. (Not with the Ray backend.)
     calibrate : {"auto", "temperature", "isotonic"} or None
         Classification: calibrate ``best_model_``'s probabilities on the best row's out-of-fold
@@ -642,7 +643,7 @@ def compare(
             by_name.update({c.name: c for c in level2})
             watch.names += [c.name for c in level2]
             plan2 = FoldPlan(
-                level2, ctx2, stack_frame(df, {n: oof[n] for n in level1}, columns), target, folds, n_classes,
+                level2, ctx2, stack_frame({n: oof[n] for n in level1}, columns), target, folds, n_classes,
                 model_time_limit, time_limit, started, reserved, on_model_done, keep_models=True,
                 weights=row_weight, on_fold=on_fold,
                 shares=budget_shares(level2, len(df)) if model_time_limit is None and time_limit else None,
