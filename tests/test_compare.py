@@ -559,6 +559,8 @@ def test_stacking_layer_on_out_of_fold_predictions(tmp_path):
         for model, (_, valid) in zip(result.fold_models[name], folds):
             np.testing.assert_allclose(model.predict_proba(X.iloc[valid]), result.oof_predictions[name][valid],
                                        rtol=1e-5, atol=1e-6)  # fmt: skip
+    importance = result.feature_importance(model="linear_l2")  # through the level-1 fold models
+    assert sorted(importance.index) == ["a", "b", "c"] and importance.loc["a", "importance"] > 0.05
     model = result.get_model("linear_l2")
     assert repr(model.members["linear_l2"]).startswith("StackedModel(")
     proba = model.predict_proba(X)
@@ -581,3 +583,13 @@ def test_stacking_does_not_learn_shuffled_labels():
     )
     board = result.leaderboard.set_index("model")
     assert board.loc["linear_l2", "mean"] < 0.6 and board.loc["lightgbm_l2", "mean"] < 0.6
+
+
+def test_the_in_context_model_is_kept_as_one_model_on_all_rows():
+    """Its fit only stores the rows: one context on all rows predicts (one forward pass per view
+    instead of one per fold); its out-of-fold scores still come from the fold models."""
+    X, y = _table(150)
+    result = tabular_suite.compare(X, y, models=["tabpfn"], cv=3, ensemble=False, stack=False, **FAST)
+    [member] = result.best_model_.members.values()
+    assert len(member.models) == 1 and len(member.models[0]._context_y) == 150
+    assert len(result.fold_models["tabpfn"]) == 3

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
@@ -73,6 +74,10 @@ class ComparisonResult:
         Out-of-fold predictions per model (probabilities over ``classes`` or values).
     oof_target : ndarray
         The target they predict: class codes (indices into ``classes``) or values.
+    fold_models : dict
+        With bagging: each model whose folds all finished -> its fitted fold models, in fold
+        order (trained on class codes); level-2 rows hold each fold's level-2 model over the
+        same fold's level-1 models. What :meth:`get_model` and :meth:`feature_importance` use.
     histories : dict
         Per model, the training history of each fold (deep models).
     ensemble_weights : dict
@@ -134,8 +139,7 @@ class ComparisonResult:
             raise ValueError(
                 f"No fold models kept for {name!r} (bag=True keeps them for models whose folds all finished: {scored})."
             )
-        columns = list(self._data[0].columns)
-        return _bagged_row(chosen, self.fold_models, self._stacked, self.task, columns, self.classes)
+        return _bagged_row(chosen, self.fold_models, self._stacked, self.task, self._data, self.classes)
 
     def predict_quantiles(self, X, quantiles):
         """Regression: the target's ``quantiles`` per row (see :meth:`EnsembleModel.predict_quantiles`)."""
@@ -200,7 +204,7 @@ class ComparisonResult:
                     "Out-of-fold importance needs every fold model, kept only with bag=True (the default) "
                     f"and complete folds{' (' + ', '.join(missing) + ')' if missing else ''}; pass X, y instead."
                 )
-            df, target, folds = self._data
+            df, target, folds = self._data[:3]
             per_fold = max(1, max_rows // len(folds))
             parts = []
             for k, (_, valid) in enumerate(folds):
@@ -471,7 +475,8 @@ def compare(
         Keep each fold's fitted model: ``result.best_model_`` is the best row (model or
         ensemble) with each model predicting as the mean of its ``cv`` fold models (k-fold
         bagging, as AutoGluon's; nothing is trained after the folds, and the whole
-        ``time_limit`` goes to them). False keeps no models (less memory).
+        ``time_limit`` goes to them; the in-context model, whose fit only stores its rows, is
+        fitted once on all rows instead: one context to run). False keeps no models (less memory).
     refit : bool
         Instead of bagging, refit the best row on all rows: ``result.best_model_`` (see
         ``refit_status`` when a time limit cuts it short).
@@ -708,11 +713,12 @@ def compare(
                     StackedModel({n: kept[n][k] for n in level1}, columns, model, task=task, n_classes=n_classes)
                     for k, model in enumerate(kept[name])
                 ]
-            result.best_model_ = _bagged(board, weights, kept, stacked, task, df, classes)
+            data = (df, target, folds, row_weight)
+            result.best_model_ = _bagged(board, weights, kept, stacked, task, data, classes)
             # Models with every fold (out-of-fold importance, get_model).
             result.fold_models = {n: models for n, models in kept.items() if len(models) == len(folds)}
             result._stacked = stacked
-            result._data = (df, target, folds)
+            result._data = data
         elif refit:
             result.best_model_, result.refit_status, result.refit_error = _refit(
                 board,
@@ -912,7 +918,7 @@ def _build_native_kernels(candidates, device) -> None:
         native.load()
 
 
-def _bagged(board: pd.DataFrame, weights: dict, fold_models: dict, stacked: dict, task, df, classes):
+def _bagged(board: pd.DataFrame, weights: dict, fold_models: dict, stacked: dict, task, data: tuple, classes):
     """The best row with each model as its fold models (a level-2 model over its level-1 models'
     fold models); None when no model has a score."""
     usable = board[board["score"].notna()]
@@ -920,21 +926,35 @@ def _bagged(board: pd.DataFrame, weights: dict, fold_models: dict, stacked: dict
         return None
     best = usable.iloc[0]["model"]
     chosen = weights if best == ENSEMBLE else {best: 1.0}
-    return _bagged_row(chosen, fold_models, stacked, task, list(df.columns), classes)
+    return _bagged_row(chosen, fold_models, stacked, task, data, classes)
 
 
-def _bagged_row(chosen: dict, fold_models: dict, stacked: dict, task, columns: list, classes) -> EnsembleModel:
-    """The models of ``chosen`` (name -> weight) as one predictor, each the mean of its fold models."""
+def _bagged_row(chosen: dict, fold_models: dict, stacked: dict, task, data: tuple, classes) -> EnsembleModel:
+    """The models of ``chosen`` (name -> weight) as one predictor, each the mean of its fold
+    models. The in-context model is the exception: its fit only stores the rows it predicts
+    from, so it is fitted once on all the rows (``data``: the table, target codes or values and
+    row weights) instead: one context to run, not one per fold."""
+    from ..incontext import TabPFNClassifier, TabPFNRegressor
+
+    df, target, weights = data[0], data[1], data[3]
     n_classes = 0 if classes is None else len(classes)
+    all_rows: dict = {}
 
     def bagged(name):
+        models = fold_models[name]
         if name not in stacked:
-            return BaggedModel(fold_models[name], task=task, classes=classes)
-        level1, columns = stacked[name]
-        level2 = BaggedModel([m.model for m in fold_models[name]], task=task, classes=classes)
-        return StackedModel({n: bagged(n) for n in level1}, columns, level2, task=task, n_classes=n_classes)
+            if isinstance(models[0], (TabPFNClassifier, TabPFNRegressor)):
+                if name not in all_rows:
+                    weighted = {} if weights is None else {"sample_weight": weights}
+                    all_rows[name] = [clone(models[0]).fit(df, target, **weighted)]
+                models = all_rows[name]
+            return BaggedModel(models, task=task, classes=classes)
+        level1, features = stacked[name]
+        level2 = BaggedModel([m.model for m in models], task=task, classes=classes)
+        return StackedModel({n: bagged(n) for n in level1}, features, level2, task=task, n_classes=n_classes)
 
     members = {name: bagged(name) for name in chosen}
+    columns = list(df.columns)
     names = columns if all(isinstance(c, str) for c in columns) else None
     return EnsembleModel(members, chosen, task=task, classes=classes, feature_names=names)
 

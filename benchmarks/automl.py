@@ -1,0 +1,195 @@
+"""``tabular_suite.compare`` against AutoGluon-Tabular at equal time budgets (issue 23, point 5).
+
+Protocol. Every dataset of ../shared/data/tabular (27: classification and regression, up to the
+75k- and 100k-row tables), one 80/20 split per seed (stratified for classification; identifier
+columns dropped, as in benchmarks/suite.py), the same rows for everyone. Systems, each on one
+thread with the same time limit (60 s and 300 s): ours (``compare`` with its defaults: the
+"fast" preset, 5-fold bagging, stacking, the Caruana ensemble, calibration), AutoGluon 1.6.3
+``medium_quality`` and ``best_quality``. The primary metric, optimised by both and scored on the
+20% test rows: ROC AUC (binary), log loss (multiclass), RMSE (regression). Also recorded: the fit
+wall time and the prediction seconds per 1,000 test rows.
+
+AutoGluon runs in its own environment (fastai is left out: AutoGluon skips its FASTAI model when
+fastai is missing; fastai would pull a torchvision build that does not load beside torch 2.13)::
+
+    python -m venv ../peers/autogluon
+    ../peers/autogluon/bin/pip install "torch==2.13.0" "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3"
+
+Work order: the 60 s budget on every dataset (smallest first), then 300 s. Each finished
+(dataset, seed, budget, system) is appended to ``benchmarks/_work/automl.jsonl`` (resumable;
+``benchmarks/_work/automl.pause`` makes it wait between fits). ``--write`` renders the tables into
+RESULTS.md: per dataset and budget, wins against each AutoGluon preset, mean rank, prediction time.
+
+    python benchmarks/automl.py --data ../shared/data/tabular             # run / resume
+    python benchmarks/automl.py --data ../shared/data/tabular --write     # update RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from _results import append_row, machine, read_rows, write_section  # noqa: E402
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from suite import datasets, load  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LOG = HERE / "_work" / "automl.jsonl"
+PAUSE = HERE / "_work" / "automl.pause"
+SYSTEMS = ("ours", "medium_quality", "best_quality")
+HEADER = "## AutoML: compare() against AutoGluon at equal budgets (issue 23)"
+# The primary metric per task: our compare() name, AutoGluon's name, higher is better.
+PRIMARY = {
+    "binary": ("roc_auc", "roc_auc", True),
+    "multiclass": ("log_loss", "log_loss", False),
+    "regression": ("rmse", "root_mean_squared_error", False),
+}
+
+
+def score(task: str, y: np.ndarray, pred: np.ndarray) -> dict:
+    if task == "regression":
+        return {"primary": float(np.sqrt(np.mean((y - pred) ** 2)))}
+    proba = np.clip(pred, 1e-15, 1)
+    proba = proba / proba.sum(1, keepdims=True)
+    out = {"accuracy": float(accuracy_score(y, proba.argmax(1)))}
+    if task == "binary":
+        out["primary"] = float(roc_auc_score(y, proba[:, 1]))
+    else:
+        out["primary"] = float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
+    return out
+
+
+def fit_ours(task: str, seed: int, budget: float, X_tr, y_tr, X_te) -> dict:
+    import tabular_suite
+
+    start = time.perf_counter()
+    result = tabular_suite.compare(
+        X_tr, y_tr, time_limit=budget, metric=PRIMARY[task][0], random_state=seed, num_threads=1, tracking=False
+    )
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = result.predict(X_te) if task == "regression" else result.predict_proba(X_te)
+    best = result.leaderboard.iloc[0]["model"]
+    return {"pred": pred, "fit_s": fit_s, "predict_s": time.perf_counter() - start, "best": str(best)}
+
+
+def fit_autogluon(task: str, seed: int, budget: float, preset: str, X_tr, y_tr, X_te, peer_python) -> dict:
+    with tempfile.TemporaryDirectory(dir=LOG.parent) as tmp:
+        tmp = Path(tmp)
+        X_tr.assign(__target__=y_tr).to_parquet(tmp / "train.parquet")
+        X_te.to_parquet(tmp / "test.parquet")
+        cmd = [str(peer_python), str(HERE / "_autogluon_peer.py"), "--train", str(tmp / "train.parquet"),
+               "--test", str(tmp / "test.parquet"), "--task", task, "--preset", preset, "--time-limit", str(budget),
+               "--metric", PRIMARY[task][1], "--seed", str(seed), "--out", str(tmp / "p.npy")]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if proc.returncode:
+            raise RuntimeError(f"AutoGluon failed: {proc.stderr.strip().splitlines()[-3:]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        out["pred"] = np.load(tmp / "p.npy")
+    return out
+
+
+def plan(manifest: pd.DataFrame, budgets, seeds, systems) -> list[tuple]:
+    return [(e, s, b, sys_) for b in budgets for s in seeds for e in manifest.itertuples() for sys_ in systems]
+
+
+def run(args) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    manifest = datasets(args.data)
+    if args.datasets:
+        manifest = manifest[manifest.name.isin(args.datasets)]
+    done = {(r["dataset"], r["seed"], r["budget"], r["system"]) for r in read_rows(LOG)}
+    cache: dict[str, tuple] = {}
+    for entry, seed, budget, system in plan(manifest, args.budgets, args.seeds, args.systems):
+        if (entry.name, seed, budget, system) in done:
+            continue
+        while PAUSE.exists():
+            time.sleep(10)
+        if entry.name not in cache:
+            cache = {entry.name: load(args.data, entry)}
+        X, y, task = cache[entry.name]
+        stratify = None if task == "regression" else y
+        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=seed, stratify=stratify)
+        row = {"dataset": entry.name, "task": task, "rows": len(X), "seed": seed, "budget": budget, "system": system}
+        try:
+            if system == "ours":
+                out = fit_ours(task, seed, budget, X_tr, y_tr, X_te)
+            else:
+                out = fit_autogluon(task, seed, budget, system, X_tr, y_tr, X_te, args.peer_python)
+            row.update(score(task, y_te, np.asarray(out.pop("pred"), dtype=np.float64)))
+            row.update(fit_s=round(out["fit_s"], 1), predict_ms_per_1000=round(1000 * out["predict_s"] / len(X_te) * 1000, 2),
+                       best=out.get("best"))  # fmt: skip
+        except Exception as e:  # a failure is a result too (recorded, not retried)
+            row["error"] = repr(e)[:400]
+        row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        append_row(LOG, row)
+
+
+def write(rows: list[dict]) -> None:
+    df = pd.DataFrame([r for r in rows if "error" not in r])
+    lines = [f"Machine: {machine()}. One thread per system; seeds {sorted(df.seed.unique().tolist())}.", ""]
+    lines += ["Command: `python benchmarks/automl.py --data ../shared/data/tabular && python benchmarks/automl.py "
+              "--data ../shared/data/tabular --write` (AutoGluon's environment: see the script's docstring).", ""]  # fmt: skip
+    for budget, part in df.groupby("budget"):
+        table = part.pivot_table(index=["dataset", "task"], columns="system", values="primary", aggfunc="mean")
+        table = table[[s for s in SYSTEMS if s in table.columns]].dropna()
+        higher = np.array([PRIMARY[t][2] for _, t in table.index])
+        signed = table.to_numpy() * np.where(higher, 1, -1)[:, None]
+        ranks = pd.DataFrame(-signed, index=table.index, columns=table.columns).rank(axis=1)
+        lines += [f"### {budget:g} s per fit ({len(table)} datasets)", ""]
+        lines += ["| dataset | task (metric) | " + " | ".join(table.columns) + " |",
+                  "|---|---|" + "---:|" * len(table.columns)]  # fmt: skip
+        for (name, task), values in table.iterrows():
+            metric = {"binary": "ROC AUC", "multiclass": "log loss", "regression": "RMSE"}[task]
+            lines.append(f"| {name} | {task} ({metric}) | " + " | ".join(f"{v:.4g}" for v in values) + " |")
+        lines.append("")
+        for peer in ("medium_quality", "best_quality"):
+            if peer in table.columns and "ours" in table.columns:
+                i, j = list(table.columns).index("ours"), list(table.columns).index(peer)
+                wins = int((signed[:, i] > signed[:, j]).sum())
+                lines.append(f"- ours ahead of AutoGluon {peer}: {wins} of {len(table)} ({wins / len(table):.0%})")
+        lines.append("- mean rank (1 = best): " + ", ".join(f"{c} {ranks[c].mean():.2f}" for c in ranks.columns))
+        speed = part.groupby("system")["predict_ms_per_1000"].median()
+        lines.append("- prediction, median ms per 1,000 rows: " + ", ".join(f"{s} {speed[s]:.1f}" for s in speed.index))
+        fit = part.groupby("system")["fit_s"].median()
+        lines.append("- fit wall time, median s: " + ", ".join(f"{s} {fit[s]:.0f}" for s in fit.index))
+        lines.append("")
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        lines.append(
+            "Failed fits: " + "; ".join(f"{e['system']} on {e['dataset']} ({e['error'][:120]})" for e in errors)
+        )
+    write_section([HEADER, "", *lines])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="../shared/data/tabular")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[60.0, 300.0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--datasets", nargs="*")
+    parser.add_argument("--peer-python", type=Path, default=Path("../peers/autogluon/bin/python"))
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    if args.write:
+        write(read_rows(LOG))
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
