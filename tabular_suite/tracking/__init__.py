@@ -417,11 +417,15 @@ class ComparisonRun:
             # The predictor as an MLflow model of the parent run ("best_model"), registered when asked.
             # It may hold scikit-learn/GBDT members stored with pickle, as MLflow's own scikit-learn
             # flavour does: loading the MLflow model trusts them (model_config "trusted").
-            with _use_tracking_uri(self.tracker.uri), mlflow.start_run(run_id=self.run_id, nested=True):
-                info = log_model(
-                    result.best_model_, self._sample, self.tracker, name="best_model", trusted=True,
-                    registered_model_name=self.registered_model_name,
-                )  # fmt: skip
+            info = None
+            try:
+                with _use_tracking_uri(self.tracker.uri), mlflow.start_run(run_id=self.run_id, nested=True):
+                    info = log_model(
+                        result.best_model_, self._sample, self.tracker, name="best_model", trusted=True,
+                        registered_model_name=self.registered_model_name,
+                    )  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a store failing now must not lose the comparison
+                self.tracker.warn(exc)
             result.mlflow_model_uri = None if info is None else info.model_uri
             if info is not None and self.registered_model_name:
                 result.registered_model_version = getattr(info, "registered_model_version", None)
