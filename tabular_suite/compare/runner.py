@@ -20,7 +20,7 @@ from ..data.validation import row_weights
 from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
 from .candidates import BASELINES, BuildContext, model_step, resolve_candidates, with_params
-from .ensemble import BaggedModel, EnsembleModel, _align_proba, caruana_selection
+from .ensemble import BaggedModel, EnsembleModel, caruana_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .importance import permutation_importance
 from .metrics import Metric, get_metric
@@ -195,6 +195,7 @@ class ComparisonResult:
         weights = self.ensemble_weights if name == ENSEMBLE else {name: 1.0}
         rng = np.random.default_rng(random_state)
         method = "predict_proba" if self.task == "classification" else "predict"
+        codes = None if self.classes is None else np.arange(len(self.classes))
         if X is None:
             if y is not None:
                 raise ValueError("Pass X with y (or neither, for out-of-fold importance).")
@@ -210,7 +211,9 @@ class ComparisonResult:
             for k, (_, valid) in enumerate(folds):
                 rows = np.sort(rng.choice(valid, min(per_fold, len(valid)), replace=False))
                 members = {m: self.fold_models[m][k] for m in weights}
-                parts.append((_weighted_predictor(members, weights, method, self), df.iloc[rows], target[rows]))
+                # fold models are trained on the class codes
+                fold_ensemble = EnsembleModel(members, weights, task=self.task, classes=codes)
+                parts.append((getattr(fold_ensemble, method), df.iloc[rows], target[rows]))
         else:
             df, y_raw = as_dataframe(X), as_1d_array(y)
             if len(df) != len(y_raw):
@@ -224,7 +227,7 @@ class ComparisonResult:
                 if any(m not in self.fold_models for m in weights):
                     raise ValueError(f"{name}'s fitted models were not kept (bag=True keeps them).")
                 members = {m: BaggedModel(self.fold_models[m], task=self.task, classes=self.classes) for m in weights}
-                predictor = _weighted_predictor(members, weights, method, self, codes=False)
+                predictor = getattr(EnsembleModel(members, weights, task=self.task, classes=self.classes), method)
             parts = [(predictor, df.iloc[rows], target[rows])]
         out = permutation_importance(parts, self.metric, n_repeats=n_repeats, random_state=random_state)
         out.attrs["model"] = name
@@ -599,6 +602,7 @@ def compare(
         run.log_dataset(df, y_raw)
     by_name = {c.name: c for c in candidates}
 
+    hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}  # (MLflow and the report)
     run_order = list(shares) if shares else [c.name for c in candidates]
     watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, cv)
 
@@ -615,7 +619,7 @@ def compare(
         watch.model(name, row)
         if run is not None:
             histories = [r.history for r in results if r.status in ("ok", "timeout")]
-            run.log_model(row, scores, histories, _hyperparameters(cand, ctx), cand.kind)
+            run.log_model(row, scores, histories, hyperparameters[name], cand.kind)
 
     try:
         plan = FoldPlan(
@@ -646,6 +650,7 @@ def compare(
             columns = stack_columns(level1, n_classes)
             level2, ctx2 = stackers(ctx, columns, stacker_names)
             by_name.update({c.name: c for c in level2})
+            hyperparameters.update({c.name: _hyperparameters(c, ctx2) for c in level2})
             watch.names += [c.name for c in level2]
             plan2 = FoldPlan(
                 level2, ctx2, stack_frame({n: oof[n] for n in level1}, columns), target, folds, n_classes,
@@ -703,7 +708,7 @@ def compare(
             "random_state": random_state, "num_threads": threads, "device": device, "backend": backend,
             "versions": _versions(),
         }  # fmt: skip
-        result.hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}
+        result.hyperparameters = hyperparameters
         if plan.keep_models:
             # Each model's scored fold models (a model cut short by the time limit keeps those it has).
             kept = {n: [r.estimator for r in rs if r.estimator is not None] for n, rs in fold_results.items()}
@@ -821,23 +826,6 @@ def budget_shares(candidates, n_rows: int) -> dict:
 
     ordered = sorted(candidates, key=group)  # stable: the preset's order within a group
     return {c.name: (deep if c.kind == "deep" else 1.0) for c in ordered}
-
-
-def _weighted_predictor(members: dict, weights: dict, method: str, result, codes: bool = True):
-    """Predict as the weighted mean of ``members`` (fold models trained on class codes, or with
-    ``codes=False`` models whose ``classes_`` are the original labels)."""
-    classes = None if result.classes is None else (np.arange(len(result.classes)) if codes else result.classes)
-
-    def predict(X):
-        total = 0.0
-        for name, weight in weights.items():
-            out = np.asarray(getattr(members[name], method)(X), dtype=np.float64)
-            if classes is not None:
-                out = _align_proba(out, members[name].classes_, classes)
-            total = total + weight * out
-        return total / sum(weights.values())
-
-    return predict
 
 
 def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx: BuildContext) -> dict[str, Any]:
