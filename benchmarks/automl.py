@@ -16,7 +16,7 @@ fastai is missing; fastai would pull a torchvision build that does not load besi
     ../peers/autogluon/bin/pip install "torch==2.13.0" "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3"
 
 Work order: the 60 s budget on every dataset (smallest first), then 300 s. Each finished
-(dataset, seed, budget, system) is appended to ``benchmarks/_work/automl.jsonl`` (resumable;
+(dataset, seed, budget, system) is appended to ``benchmarks/logs/automl.jsonl`` (committed; resumable;
 ``benchmarks/_work/automl.pause`` makes it wait between fits). ``--write`` renders the tables into
 RESULTS.md: per dataset and budget, wins against each AutoGluon preset, mean rank, prediction time.
 
@@ -45,8 +45,10 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from suite import datasets, load  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-LOG = HERE / "_work" / "automl.jsonl"
-PAUSE = HERE / "_work" / "automl.pause"
+LOG = HERE / "logs" / "automl.jsonl"  # tracked: a run spans sessions and checkouts
+WORK = HERE / "_work"  # scratch, git-ignored
+WORK.mkdir(exist_ok=True)
+PAUSE = WORK / "automl.pause"
 SYSTEMS = ("ours", "medium_quality", "best_quality")
 HEADER = "## AutoML: compare() against AutoGluon at equal budgets (issue 23)"
 # The primary metric per task: our compare() name, AutoGluon's name, higher is better.
@@ -85,7 +87,7 @@ def fit_ours(task: str, seed: int, budget: float, X_tr, y_tr, X_te) -> dict:
 
 
 def fit_autogluon(task: str, seed: int, budget: float, preset: str, X_tr, y_tr, X_te, peer_python) -> dict:
-    with tempfile.TemporaryDirectory(dir=LOG.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         tmp = Path(tmp)
         X_tr.assign(__target__=y_tr).to_parquet(tmp / "train.parquet")
         X_te.to_parquet(tmp / "test.parquet")
