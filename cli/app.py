@@ -515,6 +515,12 @@ def compare_command(
     refit: bool = typer.Option(
         False, "--refit", help="Refit the best on all rows instead of keeping the fold models (k-fold bagging)."
     ),
+    tune: int = typer.Option(
+        0,
+        "--tune",
+        help="Search hyperparameters (Optuna TPE from a portfolio) with at most this many trials per model; "
+        "-1: as many as half of each model's time allows. 0: no search.",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite --report/--out if they exist."),
     track: bool = typer.Option(
         False, "--track/--no-track", help="Log to MLflow: a parent run, one nested run per model."
@@ -583,6 +589,7 @@ def compare_command(
                 num_threads=num_threads,
                 bag=out is not None or track or report is not None or importance,
                 refit=refit and (out is not None or track),
+                tune=_tune(tune),
                 tracking_uri=tracking_uri,
                 registered_model_name=register,
                 progress=on_progress,
@@ -657,12 +664,20 @@ def _compare_progress(verbose: bool):
             where = f"{e['model']} ({e['model_index'] + 1}/{e['n_models']})"
             if e["event"] == "fold_start":
                 status.update(f"{where} fold {e['fold'] + 1}/{e['n_folds']} · {best}{left}")
+            elif e["event"] == "trial_end":
+                status.update(f"{where} tuning, trial {e['trial'] + 2} · {best}{left}")
             elif e["event"] == "model_end":
                 score = f"{e['score']:.4g}" if e["score"] is not None else "no score"
                 line = f"[{e['elapsed']:5.0f} s] {where}: {e['status']}, {score} · {best}{left}"
                 err.print(line, highlight=False, soft_wrap=True)
 
         yield on_progress
+
+
+def _tune(trials: int) -> bool | int:
+    if trials < -1:
+        raise ValueError(f"--tune must be a number of trials >= 1, -1 (as time allows) or 0 (none), got {trials}.")
+    return {0: False, -1: True}.get(trials, trials)
 
 
 def _class_weight(text: str | None):

@@ -359,6 +359,25 @@ def test_classifier_on_mixed_table(tiny_weights, mixed_frame):
     np.testing.assert_allclose(small.predict_proba(df[160:]), proba, rtol=1e-5, atol=1e-6)
 
 
+def _context_must_not_run(*args, **kwargs):
+    raise AssertionError("the context ran again")
+
+
+def test_predict_runs_the_context_once(tiny_weights, mixed_frame, monkeypatch):
+    df, y, y_reg = mixed_frame
+    for est, target in ((TabPFNClassifier, y), (TabPFNRegressor, y_reg)):
+        model = est(weights=tiny_weights, num_threads=1, random_state=0).fit(df[:160], target[:160])
+        first = model.predict(df[160:])
+        pfn_model, _ = model._pfn()
+        monkeypatch.setattr(pfn_model, "context", _context_must_not_run)
+        np.testing.assert_array_equal(model.predict(df[160:]), first)  # from the kept context, the same
+        monkeypatch.undo()
+        # A new fit (other rows) runs its own context; a pickle does not carry the kept one.
+        refit = model.fit(df[:100], target[:100])
+        assert not np.array_equal(refit.predict(df[160:]), first)
+        assert refit._context_memo and not pickle.loads(pickle.dumps(refit))._context_memo
+
+
 def test_classifier_views_subsample_large_contexts(tiny_weights):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(900, 4))

@@ -503,6 +503,26 @@ class FoldPlan:
     # {name: weight} in run order: each model's time is weight / (remaining weights) of the time left
     # (local backend, time_limit without model_time_limit); None: the candidates' order, model_time_limit.
     shares: dict | None = None
+    # A tabular_suite.compare.tuning.Tuner: each model it applies to is tuned on the first fold (out
+    # of the model's own time) before its folds run (local backend).
+    tuner: object | None = None
+
+
+def _tuned(plan: FoldPlan, cand, model_start: float, model_time_limit: float | None):
+    """``cand`` with the parameters ``plan.tuner`` chose on the first fold, within the model's time."""
+
+    def time_left() -> float | None:
+        budget, reason = fold_budget(
+            started=plan.started, time_limit=plan.time_limit, model_started=model_start,
+            model_time_limit=model_time_limit, folds_left=1, reserved=plan.reserved,
+        )  # fmt: skip
+        return 0.0 if reason else budget
+
+    with threadpool_limits(limits=plan.ctx.num_threads):
+        return plan.tuner.tune(
+            cand, plan.ctx, plan.df, plan.target, plan.folds[0], len(plan.folds), plan.n_classes, plan.weights,
+            time_left,
+        )  # fmt: skip
 
 
 def run_folds_locally(plan: FoldPlan):
@@ -525,6 +545,8 @@ def run_folds_locally(plan: FoldPlan):
             left = time_limit - reserved - (model_start - started)
             weights = [plan.shares[c.name] for c in candidates[i:]]
             model_time_limit = max(0.0, left) * weights[0] / sum(weights)
+        if plan.tuner is not None and plan.tuner.applies(cand):
+            cand = _tuned(plan, cand, model_start, model_time_limit)
         for fold, (train_idx, valid_idx) in enumerate(folds):
             budget, reason = fold_budget(
                 started=started,

@@ -297,6 +297,17 @@ def _saved_model(result) -> str:
     return _table(pd.DataFrame(rows)) + (_pairs(extra) if extra else "")
 
 
+def _tuning(result) -> str:
+    """With ``tune``: per tuned model, its trials (best first)."""
+    parts = []
+    for name, trials in getattr(result, "tuning", {}).items():
+        if len(trials):
+            shown = trials.sort_values("score", ascending=False, na_position="last")
+            title = f"Tuning: {html.escape(name)} ({len(trials)} trials on the first fold)"
+            parts.append(f"<h3>{title}</h3>{_table(shown)}")
+    return "".join(parts)
+
+
 def _hyperparameters(result) -> str:
     parts = []
     for name, params in result.hyperparameters.items():
@@ -360,7 +371,7 @@ The ensemble's score is measured on the out-of-fold predictions its weights were
 <section id="importance"><h2>Feature importance</h2>{_importance(result, importance)}</section>
 <section id="data"><h2>Data</h2>{_pairs(result.data_summary)}<h3>Columns</h3>{_table(profile)}</section>
 <section id="saved-model"><h2>Saved model</h2>{_saved_model(result)}</section>
-<section id="hyperparameters"><h2>Hyperparameters</h2>{_hyperparameters(result)}</section>
+<section id="hyperparameters"><h2>Hyperparameters</h2>{_tuning(result)}{_hyperparameters(result)}</section>
 <section id="settings"><h2>Settings</h2>{_pairs(settings)}
 <h3>Versions</h3>{_pairs(result.settings.get("versions", {}))}
 <h3>Command</h3><pre>{html.escape(command)}</pre></section>

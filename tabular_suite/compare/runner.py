@@ -61,7 +61,12 @@ class ComparisonResult:
         The call's settings, the library versions (``settings["versions"]``) and, from the
         command line, the command (``settings["command"]``).
     hyperparameters : dict
-        Each candidate's estimator parameters (a baseline's model, not its preprocessing).
+        Each candidate's estimator parameters (a baseline's model, not its preprocessing); with
+        ``tune``, those its folds ran.
+    tuning : dict
+        With ``tune``: per tuned model, its trials (one row each: trial number, the searched
+        parameters, the hold-out score (higher is better), state complete / pruned / fail,
+        seconds).
     column_profile : DataFrame
         One row per column: kind, missing share, distinct values, warnings.
     postprocessing : dict
@@ -103,6 +108,7 @@ class ComparisonResult:
     postprocessing: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     hyperparameters: dict = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)
     column_profile: pd.DataFrame | None = None
     oof_target: np.ndarray | None = None
     # For out-of-fold feature importance (bagging): each model's fold models, and the data and folds.
@@ -369,6 +375,7 @@ def compare(
     decision_threshold="auto",
     bag: bool = True,
     refit: bool = False,
+    tune: bool | int = False,
     random_state: int = 0,
     device: str = "auto",
     num_threads: int | None = None,
@@ -483,6 +490,15 @@ def compare(
     refit : bool
         Instead of bagging, refit the best row on all rows: ``result.best_model_`` (see
         ``refit_status`` when a time limit cuts it short).
+    tune : bool or int
+        Search the hyperparameters of LightGBM, XGBoost, CatBoost and the deep models before
+        their folds (see :mod:`tabular_suite.compare.tuning`): an Optuna TPE study on the first
+        fold that starts from a portfolio of strong configurations (the model's own first),
+        prunes deep trials on their per-epoch validation loss and early-stops GBDT trials; the
+        best configuration is then cross-validated and bagged as usual. True: as many trials as
+        half of each model's time allows (20 without a time limit); an int: at most that many
+        per model. ``result.tuning`` holds the trials; the chosen parameters are in
+        ``result.hyperparameters``, MLflow and the report. (Local backend only.)
     random_state : int
         Seeds the folds and every model.
     device, num_threads :
@@ -503,7 +519,7 @@ def compare(
         2 also a line per fold.
     progress : callable or None
         Called with a dict at each event, for a live display (the CLI's): ``{"event":
-        "fold_start" | "fold_end" | "model_end", "model", "model_index", "n_models", "fold",
+        "fold_start" | "fold_end" | "trial_end" | "model_end", "model", "model_index", "n_models", "fold",
         "n_folds", "status", "score" (the fold's or the model's mean metric), "best_model",
         "best_score" (so far), "elapsed", "time_left" (None without time_limit)}``. With the
         Ray backend, fold_start is not reported.
@@ -552,6 +568,10 @@ def compare(
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
     candidates = resolve_candidates(models, preset, task)
     check_settings(calibrate, decision_threshold)
+    if not isinstance(tune, (bool, int, np.integer)) or (not isinstance(tune, bool) and tune < 1):
+        raise ValueError(f"tune must be True, False or a number of trials >= 1, got {tune!r}.")
+    if tune is not False and backend == "ray":
+        raise ValueError("tune runs on the local backend only; drop tune or use backend='local'.")
 
     classes = None
     if task == "classification":
@@ -605,6 +625,11 @@ def compare(
     hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}  # (MLflow and the report)
     run_order = list(shares) if shares else [c.name for c in candidates]
     watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, cv)
+    tuner = None
+    if tune is not False:
+        from .tuning import Tuner
+
+        tuner = Tuner(metric_obj, None if tune is True else int(tune), random_state, on_trial=watch.trial)
 
     def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
         score = None
@@ -614,6 +639,9 @@ def compare(
 
     def on_model_done(name: str, results: list[FoldResult]) -> None:
         """Log a model as soon as its folds are done (a long comparison can be watched live)."""
+        if tuner is not None and name in tuner.tuned:  # the configuration its folds ran
+            by_name[name] = tuner.tuned[name]
+            hyperparameters[name] = _hyperparameters(by_name[name], ctx)
         cand = by_name[name]
         row, _, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
         watch.model(name, row)
@@ -625,7 +653,7 @@ def compare(
         plan = FoldPlan(
             candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
             reserved + stack_reserve, on_model_done, keep_models=bag and not refit, weights=row_weight,
-            on_fold=on_fold, shares=shares,
+            on_fold=on_fold, shares=shares, tuner=tuner,
         )  # fmt: skip
         if backend == "ray":
             from .ray_backend import run_folds_on_ray
@@ -633,6 +661,8 @@ def compare(
             fold_results = run_folds_on_ray(plan, ray_address, gpus_per_task)
         else:
             fold_results = run_folds_locally(plan)
+        if tuner is not None:  # the refit, if any, fits what the folds ran
+            candidates = [tuner.tuned.get(c.name, c) for c in candidates]
 
         rows, oof, histories, fold_scores = [], {}, {}, {}
         for cand in candidates:
@@ -703,12 +733,13 @@ def compare(
         result.settings = {
             "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv,
             "preset": preset, "time_limit": time_limit, "model_time_limit": model_time_limit, "ensemble": ensemble,
-            "bag": bag, "refit": refit, "calibrate": calibrate, "decision_threshold": decision_threshold,
+            "bag": bag, "refit": refit, "tune": tune, "calibrate": calibrate, "decision_threshold": decision_threshold,
             "weighted": row_weight is not None, "class_weight": class_weight, "model_params": model_params,
             "random_state": random_state, "num_threads": threads, "device": device, "backend": backend,
             "versions": _versions(),
         }  # fmt: skip
         result.hyperparameters = hyperparameters
+        result.tuning = {} if tuner is None else dict(tuner.trials)
         if plan.keep_models:
             # Each model's scored fold models (a model cut short by the time limit keeps those it has).
             kept = {n: [r.estimator for r in rs if r.estimator is not None] for n, rs in fold_results.items()}
@@ -795,6 +826,13 @@ class _Progress:
             shown = f"{self.metric.name} {score:.4g}" if score is not None else "not scored"
             print(f"[{e['elapsed']:6.0f} s] {name} fold {fold + 1}/{self.n_folds}: {result.status}, {shown} "
                   f"({result.fit_seconds:.1f} s fit)", flush=True)  # fmt: skip
+
+    def trial(self, name: str, number: int, value, state: str) -> None:
+        e = self._emit({"event": "trial_end", "model": name, "fold": None, "trial": number, "status": state,
+                        "score": value})  # fmt: skip
+        if self.verbose >= 2:
+            shown = f"{self.metric.name} score {value:.4g}" if value is not None else state
+            print(f"[{e['elapsed']:6.0f} s] {name} trial {number + 1}: {shown}", flush=True)
 
     def model(self, name: str, row: dict) -> None:
         score = row["mean"]

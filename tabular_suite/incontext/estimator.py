@@ -55,6 +55,8 @@ from .weights import DEFAULT_WEIGHTS, compact_tensors, load_weights, model_from_
 __all__ = ["TabPFNClassifier", "TabPFNRegressor", "DEFAULT_WEIGHTS"]
 
 
+#: predict keeps the context's keys and values up to this size (see ``_view_outputs``).
+CONTEXT_CACHE_BYTES = 256 * 2**20
 _AUTO_VIEW_ROWS = 4000  # n_estimators="auto": views x context rows (see _setup)
 _MODELS: dict = {}  # loaded weights, keyed by (path, size, mtime): fits reuse them
 
@@ -233,6 +235,9 @@ class _InContextEstimator(BaseEstimator, DataParams):
             views.append(self._make_view(rng, x, columns, transforms[v], rows, label_map))
         self._views = views
         self.n_views_ = len(views)
+        # The views' context, run by the first predict and kept for the next (a memo of the
+        # fitted state: a dict filled in place, so predict leaves the estimator's attributes as they are).
+        self._context_memo = {}
 
     def _make_view(self, rng, x: np.ndarray, columns, transform: str, rows, label_map) -> _View:
         """A view with its category-code permutations drawn and its transform fitted on ``x[rows]``."""
@@ -359,25 +364,48 @@ class _InContextEstimator(BaseEstimator, DataParams):
         """Averaged probabilities over classes (classifier) or bins (regressor)."""
         check_is_fitted(self, "_views")
         df, _ = prepare_frame(self, X, reset=False)
-        return self._combine(self._view_outputs(self._views, self._context_x, self._context_y, self._encode(df)))
+        return self._combine(
+            self._view_outputs(self._views, self._context_x, self._context_y, self._encode(df), cache=True)
+        )
 
-    def _view_outputs(self, views: list[_View], x: np.ndarray, target: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "_context_memo" in state:
+            state["_context_memo"] = {}  # derived from the rest; not worth its bytes in a pickle
+        return state
+
+    def _view_outputs(
+        self, views: list[_View], x: np.ndarray, target: np.ndarray, x_test: np.ndarray, cache: bool = False
+    ) -> np.ndarray:
         """Each view's probabilities (views, test rows, model outputs), its context being
-        ``x[view.rows]`` with ``target[view.rows]``: one batched forward pass."""
+        ``x[view.rows]`` with ``target[view.rows]``: one batched forward pass.
+
+        ``cache``: keep the context's keys and values (what the test rows attend to) for the
+        next call on the same device and precision, when they take at most
+        :data:`CONTEXT_CACHE_BYTES`: after the first predict, a call costs only its own rows
+        (the context's pass was most of a small batch's cost)."""
         model, _ = self._pfn()
         device = resolve_device(self.device)
         amp = autocast_dtype(self.precision, device)
         with thread_limit(resolve_num_threads(self.num_threads)), torch.inference_mode():
             model = model.to(device)
-            ctx_x = torch.from_numpy(np.stack([self._view_matrix(v, x[v.rows]) for v in views])).to(device)
-            if self._regression:
-                ctx_y = torch.from_numpy(np.stack([target[v.rows] for v in views])).float()
-                n_out = None
-            else:
-                ctx_y = torch.from_numpy(np.stack([v.label_map[target[v.rows]] for v in views]))
-                n_out = torch.tensor([int(v.label_map.max()) + 1 for v in views])
+            n_out = None if self._regression else torch.tensor([int(v.label_map.max()) + 1 for v in views])
+            key = (str(device), amp)
+            memo = self.__dict__.get("_context_memo") if cache else None
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                context = model.context(ctx_x, ctx_y.to(device), regression=self._regression)
+                if memo is not None and key in memo:
+                    context = memo[key]
+                else:
+                    ctx_x = torch.from_numpy(np.stack([self._view_matrix(v, x[v.rows]) for v in views])).to(device)
+                    if self._regression:
+                        ctx_y = torch.from_numpy(np.stack([target[v.rows] for v in views])).float()
+                    else:
+                        ctx_y = torch.from_numpy(np.stack([v.label_map[target[v.rows]] for v in views]))
+                    context = model.context(ctx_x, ctx_y.to(device), regression=self._regression)
+                    size = sum(t.numel() * t.element_size() for kv in context["kv"] for t in kv)
+                    if memo is not None and size <= CONTEXT_CACHE_BYTES:
+                        memo.clear()
+                        memo[key] = context
                 chunks = []
                 for start in range(0, len(x_test), self.batch_rows):
                     part = x_test[start : start + self.batch_rows]

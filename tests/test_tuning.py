@@ -1,0 +1,136 @@
+"""compare(tune=...): the hyperparameter search on the first fold (tabular_suite.compare.tuning)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tabular_suite
+from tabular_suite.compare import tuning
+from tabular_suite.compare.candidates import BuildContext, resolve_candidates
+from tabular_suite.compare.metrics import get_metric
+from tabular_suite.data.schema import Schema
+
+QUIET = {"num_threads": 1, "tracking": False}
+
+
+def _table(n: int = 400, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"f{i}" for i in range(5)])
+    y = (X["f0"] + 0.5 * X["f1"] * X["f2"] + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    return X, y.to_numpy()
+
+
+def _ctx(X, task="classification"):
+    types = dict.fromkeys(X.columns, "numeric")
+    return BuildContext(task, Schema.from_types(types), {}, types, (), 0, 1, "cpu")
+
+
+def test_tuning_runs_the_portfolio_first_and_the_folds_run_the_chosen_configuration():
+    X, y = _table()
+    events = []
+    result = tabular_suite.compare(
+        X, y, models=["lightgbm", "mlp"], cv=3, tune=5, metric="roc_auc", progress=events.append,
+        model_params={"mlp": {"max_epochs": 8}}, **QUIET,
+    )  # fmt: skip
+    assert set(result.tuning) == {"lightgbm", "mlp"}
+    trials = result.tuning["lightgbm"]
+    assert len(trials) == 5 and set(trials["state"]) <= {"complete", "pruned", "fail"}
+    # The first trials are the candidate's own settings, then the portfolio's, in order.
+    first = trials.iloc[0]
+    assert (first["learning_rate"], first["num_leaves"], first["extra_trees"]) == (0.05, 31, False)
+    for i, config in enumerate(tuning.PORTFOLIO["lightgbm"], start=1):
+        assert all(trials.iloc[i][k] == v for k, v in config.items())
+    # The chosen trial is the best complete one; its configuration is what every fold model ran,
+    # with the number of rounds its early-stopped trial reached.
+    best = trials[trials.state == "complete"].sort_values("score", ascending=False, kind="stable").iloc[0]
+    chosen = result.hyperparameters["lightgbm"]
+    assert chosen["learning_rate"] == pytest.approx(best["learning_rate"])
+    assert chosen["num_leaves"] == best["num_leaves"]
+    assert 1 <= chosen["n_estimators"] < tuning.GBDT_ROUNDS
+    for fold_model in result.fold_models["lightgbm"]:
+        model = fold_model.steps[-1][1]
+        assert model.get_params()["num_leaves"] == best["num_leaves"]
+        assert model.n_estimators == chosen["n_estimators"]
+    # The deep model's trials searched its learning rate; the progress callback saw each trial.
+    assert "lr_scale" in result.tuning["mlp"].columns and len(result.tuning["mlp"]) <= 5
+    trial_events = [e for e in events if e["event"] == "trial_end"]
+    assert len(trial_events) == len(trials) + len(result.tuning["mlp"])
+    assert result.settings["tune"] == 5
+
+
+def test_gbdt_trials_stop_early_on_the_hold_out():
+    X, y = _table(600)
+    ctx = _ctx(X)
+    tuner = tuning.Tuner(get_metric("log_loss", "classification"), n_trials=1)
+    folds = (np.arange(400), np.arange(400, 600))
+    for name in ("lightgbm", "xgboost", "catboost"):
+        [cand] = resolve_candidates([name], "fast", "classification")
+        tuner.tune(cand, ctx, X, y, folds, 3, 2, None, lambda: None)
+        rounds = tuner.chosen[name].get("n_estimators", tuner.chosen[name].get("iterations"))
+        # A 5-feature problem at learning rate 0.05 stops long before 2000 rounds.
+        assert 1 <= rounds < 1000, (name, rounds)
+
+
+class _FakeTrial:
+    """An Optuna trial stand-in that prunes from a given epoch on."""
+
+    def __init__(self, prune_at: int):
+        self.prune_at, self.reported = prune_at, []
+
+    def report(self, value, step):
+        self.reported.append((step, value))
+
+    def should_prune(self):
+        return self.reported[-1][0] >= self.prune_at
+
+
+def test_a_pruned_deep_trial_stops_at_the_epoch_it_is_pruned():
+    X, y = _table()
+    ctx = _ctx(X)
+    [mlp] = resolve_candidates(["mlp"], "fast", "classification")
+    tuner = tuning.Tuner(get_metric("accuracy", "classification"))
+    trial = _FakeTrial(prune_at=2)
+    space, defaults = tuning.search_space(mlp, ctx)
+    state, value, _ = tuner._trial(mlp, ctx, defaults, trial, X, y, np.arange(300), np.arange(300, 400), 2, None, None)
+    assert state == "pruned" and value is None
+    assert [step for step, _ in trial.reported] == [1, 2]  # one report per epoch, stopped at the second
+    # Unpruned, the same configuration completes and is scored.
+    state, value, _ = tuner._trial(
+        mlp, ctx, defaults, _FakeTrial(prune_at=10**6), X, y, np.arange(300), np.arange(300, 400), 2, None, None
+    )
+    assert state == "complete" and 0.5 < value <= 1.0
+
+
+def test_deep_search_parameters_map_to_the_models_own():
+    X, _ = _table()
+    ctx = _ctx(X)
+    [ft] = resolve_candidates(["ft_transformer"], "fast", "classification")
+    params = tuning.model_params(ft, ctx, {"lr_scale": 2.0, "dropout_value": 0.3, "weight_decay": 1e-4})
+    assert params["lr"] == pytest.approx(2e-4)  # twice FT-Transformer's 1e-4
+    assert params["attention_dropout"] == params["ffn_dropout"] == params["residual_dropout"] == 0.3
+    _, defaults = tuning.search_space(ft, ctx)
+    assert tuning.model_params(ft, ctx, defaults) == {}  # its own settings change nothing
+
+
+def test_tuning_under_a_time_limit_keeps_time_for_the_folds():
+    X, y = _table(2000)
+    started = time.perf_counter()
+    result = tabular_suite.compare(X, y, models=["lightgbm", "xgboost"], cv=3, tune=True, time_limit=12, **QUIET)
+    assert time.perf_counter() - started < 12 + 5
+    board = result.leaderboard.set_index("model")
+    for name in ("lightgbm", "xgboost"):
+        trials = result.tuning[name]
+        assert len(trials) >= 2  # the portfolio, at least, within half of the model's share
+        assert trials["seconds"].sum() < 12 * tuning.TUNE_FRACTION
+        assert board.loc[name, "status"] == "ok" and board.loc[name, "folds"] == 3
+
+
+@pytest.mark.parametrize(("tune", "kwargs"), [(0, {}), (-2, {}), ("yes", {}), (3, {"backend": "ray"})])
+def test_bad_tune_settings_are_errors(tune, kwargs):
+    X, y = _table(60)
+    with pytest.raises(ValueError, match="tune"):
+        tabular_suite.compare(X, y, models=["linear"], tune=tune, **kwargs, **QUIET)
