@@ -521,6 +521,9 @@ def compare_command(
         help="Search hyperparameters (Optuna TPE from a portfolio) with at most this many trials per model; "
         "-1: as many as half of each model's time allows. 0: no search.",
     ),
+    infer_limit: float | None = typer.Option(
+        None, "--infer-limit", help="Seconds per row the saved best model may take to predict (ensemble within it)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite --report/--out if they exist."),
     track: bool = typer.Option(
         False, "--track/--no-track", help="Log to MLflow: a parent run, one nested run per model."
@@ -590,6 +593,7 @@ def compare_command(
                 bag=out is not None or track or report is not None or importance,
                 refit=refit and (out is not None or track),
                 tune=_tune(tune),
+                infer_limit=infer_limit,
                 tracking_uri=tracking_uri,
                 registered_model_name=register,
                 progress=on_progress,

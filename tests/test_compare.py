@@ -34,6 +34,7 @@ COLUMNS = [
     "fit_seconds",
     "predict_seconds",
     "predict_rows_per_s",
+    "predict_seconds_per_row",
     "best_epoch",
     "n_params",
     "device",
@@ -593,3 +594,45 @@ def test_the_in_context_model_is_kept_as_one_model_on_all_rows():
     [member] = result.best_model_.members.values()
     assert len(member.models) == 1 and len(member.models[0]._context_y) == 150
     assert len(result.fold_models["tabpfn"]) == 3
+
+
+def test_infer_limit_keeps_the_predictor_within_its_cost():
+    X, y = _table(300)
+    models = ["linear", "random_forest", "mlp", "hist_gradient_boosting"]
+    free = tabular_suite.compare(X, y, models=models, cv=3, metric="roc_auc", **FAST)
+    board = free.leaderboard.set_index("model")
+    # A row's cost: its fold models' seconds per row; a level-2 row adds its level-1 models',
+    # an ensemble each of its members' once.
+    single = board.loc[models, "predict_seconds_per_row"]
+    assert (single > 0).all()
+    per_fold_row = board.loc["linear", "predict_seconds"] / (300 / 3)
+    assert board.loc["linear", "predict_seconds_per_row"] == pytest.approx(3 * per_fold_row)
+    level2 = board.loc["linear_l2", "predict_seconds_per_row"]
+    assert level2 > single.sum()
+    members = [n for n, w in free.ensemble_weights.items() if w > 0]
+    needed = set(models) if "linear_l2" in members or "lightgbm_l2" in members else set(members)
+    assert (
+        board.loc["ensemble", "predict_seconds_per_row"] >= board.loc[sorted(needed), "predict_seconds_per_row"].max()
+    )
+
+    # A limit no model meets: the fastest scored row predicts alone.
+    tight = tabular_suite.compare(X, y, models=models, cv=3, metric="roc_auc", infer_limit=1e-12, **FAST)
+    tboard = tight.leaderboard.set_index("model")
+    fastest = tboard["predict_seconds_per_row"].drop("ensemble").idxmin()
+    assert list(tight.best_model_.members) == [fastest] and list(tight.ensemble_weights) == [fastest]
+    assert tight.settings["infer_limit"] == 1e-12
+
+    # A limit between: every member fits, the predictor's cost is within it.
+    limit = float(single.sort_values().iloc[:2].sum()) * 1.5
+    mid = tabular_suite.compare(X, y, models=models, cv=3, metric="roc_auc", infer_limit=limit, **FAST)
+    mboard = mid.leaderboard.set_index("model")
+    chosen = set(mid.best_model_.members)
+    cost = (
+        mboard.loc["ensemble", "predict_seconds_per_row"]
+        if len(chosen) > 1
+        else mboard.loc[next(iter(chosen)), "predict_seconds_per_row"]
+    )
+    assert cost <= limit
+    assert not {"linear_l2", "lightgbm_l2"} & chosen or mboard.loc["linear_l2", "predict_seconds_per_row"] <= limit
+    with pytest.raises(ValueError, match="infer_limit"):
+        tabular_suite.compare(X, y, models=["linear"], infer_limit=0, **FAST)

@@ -18,7 +18,13 @@ __all__ = ["caruana_selection", "BaggedModel", "EnsembleModel"]
 
 
 def caruana_selection(
-    predictions: dict[str, np.ndarray], y: np.ndarray, metric: Metric, n_iterations: int = 25
+    predictions: dict[str, np.ndarray],
+    y: np.ndarray,
+    metric: Metric,
+    n_iterations: int = 25,
+    *,
+    cost=None,
+    limit: float | None = None,
 ) -> dict[str, float]:
     """Weights of a greedy forward selection with replacement over out-of-fold predictions.
 
@@ -27,6 +33,10 @@ def caruana_selection(
     ensemble size) of the best-scoring ensemble seen, so it never scores below the best
     single model on these predictions. Ties go to the model listed first.
 
+    ``cost(names)`` (the prediction seconds per row of a set of models) with ``limit``: only
+    models that keep the ensemble's cost within ``limit`` are added (none fits: the cheapest
+    model alone).
+
     Examples
     --------
     >>> from tabular_suite.compare.metrics import get_metric
@@ -34,15 +44,25 @@ def caruana_selection(
     >>> preds = {"low": y - 0.5, "high": y + 0.5, "bad": np.zeros(4)}
     >>> caruana_selection(preds, y, get_metric("rmse", "regression"), n_iterations=4)
     {'low': 0.5, 'high': 0.5}
+    >>> seconds = {"low": 2e-3, "high": 1e-3, "bad": 1e-4}  # a model's prediction cost per row
+    >>> caruana_selection(preds, y, get_metric("rmse", "regression"), n_iterations=4,
+    ...                   cost=lambda names: sum(seconds[n] for n in names), limit=1.5e-3)  # "low" too slow
+    {'high': 0.75, 'bad': 0.25}
     """
     names = list(predictions)
     if not names:
         raise ValueError("caruana_selection needs at least one model's predictions.")
+    if limit is not None:
+        if not any(cost({n}) <= limit for n in names):
+            return {min(names, key=lambda n: cost({n})): 1.0}
     counts = dict.fromkeys(names, 0)
     total, best, best_score = None, None, -np.inf
     for size in range(1, n_iterations + 1):
         step_name, step_score = None, -np.inf
+        members = {n for n, c in counts.items() if c}
         for name in names:
+            if limit is not None and cost(members | {name}) > limit:
+                continue
             candidate = predictions[name] if total is None else total + (predictions[name] - total) / size
             score = metric.score(y, candidate)
             if score > step_score:

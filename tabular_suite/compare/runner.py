@@ -376,6 +376,7 @@ def compare(
     bag: bool = True,
     refit: bool = False,
     tune: bool | int = False,
+    infer_limit: float | None = None,
     random_state: int = 0,
     device: str = "auto",
     num_threads: int | None = None,
@@ -499,6 +500,14 @@ def compare(
         half of each model's time allows (20 without a time limit); an int: at most that many
         per model. ``result.tuning`` holds the trials; the chosen parameters are in
         ``result.hyperparameters``, MLflow and the report. (Local backend only.)
+    infer_limit : float or None
+        Seconds per row that ``result.best_model_`` may take to predict (AutoGluon's
+        ``infer_limit``): the ensemble only takes models that keep it within the limit, and
+        the best row within it becomes ``best_model_`` (none is: the fastest). A row's cost
+        (leaderboard column ``predict_seconds_per_row``) is measured on the folds' validation
+        rows (about ``len(X) / cv`` rows a call): its fold models' (one model for the
+        in-context model and a refit), plus its level-1 models' for a level-2 row, each
+        model counted once in an ensemble.
     random_state : int
         Seeds the folds and every model.
     device, num_threads :
@@ -528,7 +537,8 @@ def compare(
     ComparisonResult
         ``leaderboard`` columns: model, status, error, metric, direction, score (higher is
         better), mean, std (of the metric over folds), folds, fit_seconds, predict_seconds
-        (means per fold), predict_rows_per_s, best_epoch, n_params, device, seed,
+        (means per fold), predict_rows_per_s, predict_seconds_per_row (as ``best_model_``
+        would predict with it: see ``infer_limit``), best_epoch, n_params, device, seed,
         ensemble_weight (the model's Caruana weight), mlflow_run_id.
 
     Examples
@@ -563,7 +573,8 @@ def compare(
     metric_obj = get_metric(metric, task)
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}.")
-    for name, value in (("time_limit", time_limit), ("model_time_limit", model_time_limit)):
+    limits = (("time_limit", time_limit), ("model_time_limit", model_time_limit), ("infer_limit", infer_limit))
+    for name, value in limits:
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
     candidates = resolve_candidates(models, preset, task)
@@ -699,9 +710,10 @@ def compare(
                     stacked[cand.name] = (level1, columns)
             fold_results.update(level2_results)
 
+        cost = _prediction_cost(rows, fold_results, stacked, len(df), cv, refit)
         weights = {}
         if ensemble and len(oof) >= 1:
-            weights = caruana_selection(oof, target, metric_obj)
+            weights = caruana_selection(oof, target, metric_obj, cost=cost, limit=infer_limit)
             pred = sum(w * oof[n] for n, w in weights.items())
             scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
             row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
@@ -714,8 +726,17 @@ def compare(
             rows.append(row)
             oof[ENSEMBLE], fold_scores[ENSEMBLE] = pred, scores
 
+        for r in rows:
+            r["predict_seconds_per_row"] = cost(set(weights) if r["model"] == ENSEMBLE else {r["model"]})
         board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
         board = board.reset_index(drop=True)
+        # The rows best_model_ may be (within infer_limit; none is: the fastest scored row).
+        choice = board
+        if infer_limit is not None:
+            scored = board[board["score"].notna()]
+            choice = scored[scored["predict_seconds_per_row"] <= infer_limit]
+            if choice.empty and not scored.empty:
+                choice = scored.sort_values("predict_seconds_per_row", kind="stable").head(1)
         result = ComparisonResult(
             leaderboard=board,
             task=task,
@@ -733,7 +754,8 @@ def compare(
         result.settings = {
             "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv,
             "preset": preset, "time_limit": time_limit, "model_time_limit": model_time_limit, "ensemble": ensemble,
-            "bag": bag, "refit": refit, "tune": tune, "calibrate": calibrate, "decision_threshold": decision_threshold,
+            "bag": bag, "refit": refit, "tune": tune, "infer_limit": infer_limit, "calibrate": calibrate,
+            "decision_threshold": decision_threshold,
             "weighted": row_weight is not None, "class_weight": class_weight, "model_params": model_params,
             "random_state": random_state, "num_threads": threads, "device": device, "backend": backend,
             "versions": _versions(),
@@ -750,14 +772,14 @@ def compare(
                     for k, model in enumerate(kept[name])
                 ]
             data = (df, target, folds, row_weight)
-            result.best_model_ = _bagged(board, weights, kept, stacked, task, data, classes)
+            result.best_model_ = _bagged(choice, weights, kept, stacked, task, data, classes)
             # Models with every fold (out-of-fold importance, get_model).
             result.fold_models = {n: models for n, models in kept.items() if len(models) == len(folds)}
             result._stacked = stacked
             result._data = data
         elif refit:
             result.best_model_, result.refit_status, result.refit_error = _refit(
-                board,
+                choice,
                 weights,
                 candidates,
                 ctx,
@@ -769,7 +791,7 @@ def compare(
                 model_time_limit=refit_time_limit,
                 sample_weight=row_weight,
             )
-        best = board[board["score"].notna()].iloc[0]["model"] if board["score"].notna().any() else None
+        best = choice[choice["score"].notna()].iloc[0]["model"] if choice["score"].notna().any() else None
         if best in oof:  # complete out-of-fold predictions to fit on
             post = fit_postprocessing(task, metric_obj, oof[best], target, folds, calibrate, decision_threshold)
             result.postprocessing = post["summary"]
@@ -881,6 +903,7 @@ def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx
         "fit_seconds": np.nan,
         "predict_seconds": np.nan,
         "predict_rows_per_s": np.nan,
+        "predict_seconds_per_row": np.nan,
         "best_epoch": np.nan,
         "n_params": np.nan,
         "device": "cpu",
@@ -942,6 +965,28 @@ def _build_native_kernels(candidates, device) -> None:
         from ..nn import native
 
         native.load()
+
+
+def _prediction_cost(rows: list, fold_results: dict, stacked: dict, n_rows: int, n_folds: int, refit: bool):
+    """``cost(names)``: the seconds per row that predicting with the models ``names`` costs in
+    ``best_model_`` (each model once, a level-2 model with its level-1 models), from each
+    model's mean prediction time per fold on about ``n_rows / n_folds`` validation rows."""
+    from ..incontext import TabPFNClassifier, TabPFNRegressor
+
+    per_row = {}
+    for r in rows:
+        if np.isfinite(r["predict_seconds"]):
+            fitted = next((x.estimator for x in fold_results.get(r["model"], ()) if x.estimator is not None), None)
+            copies = 1 if refit or isinstance(fitted, (TabPFNClassifier, TabPFNRegressor)) else n_folds
+            per_row[r["model"]] = r["predict_seconds"] / max(n_rows / n_folds, 1.0) * copies
+
+    def cost(names) -> float:
+        needed = set()
+        for name in names:
+            needed |= {name, *stacked.get(name, ((), None))[0]}
+        return float(sum(per_row.get(n, 0.0) for n in needed))
+
+    return cost
 
 
 def _bagged(board: pd.DataFrame, weights: dict, fold_models: dict, stacked: dict, task, data: tuple, classes):
