@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["CategoricalEmbeddings", "NumericTokenizer", "FeatureTokenizer", "FieldEmbedding"]
@@ -131,6 +132,26 @@ class FieldEmbedding(nn.Module):
         if self.categorical is not None:
             parts.append(self.categorical(x_cat))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def looked_up_squared_norm(self, x_cat: torch.Tensor) -> torch.Tensor:
+        """The squared norm of the numeric vectors and of the table rows ``x_cat`` looks up
+        (each row once): the embedding L2 of a step that updates only those rows. With a
+        sparse table its gradient is sparse too.
+
+        >>> emb = FieldEmbedding(n_num=0, cardinalities=[4, 3], d=2)
+        >>> x_cat = torch.tensor([[1, 2], [1, 0]])
+        >>> rows = emb.categorical.embedding.weight[[1, 4 + 2, 4 + 0]]
+        >>> torch.allclose(emb.looked_up_squared_norm(x_cat), rows.pow(2).sum())
+        True
+        """
+        total = torch.zeros((), device=x_cat.device)
+        if self.numeric is not None:
+            total = total + self.numeric.float().pow(2).sum()
+        if self.categorical is not None:
+            table = self.categorical.embedding
+            ids = torch.unique(x_cat + self.categorical.offsets)
+            total = total + F.embedding(ids, table.weight, sparse=table.sparse).float().pow(2).sum()
+        return total
 
     def tables(self) -> list[torch.Tensor]:
         """The embedding parameters (for FuxiCTR-style embedding L2 regularisation)."""

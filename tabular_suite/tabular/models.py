@@ -544,7 +544,15 @@ class _CTRParams(TabularEstimator):
     embedding_l2: float = param(
         1e-5,
         "L2 penalty ``embedding_l2 / 2 * sum ||E||^2`` over the embedding tables, added to the training "
-        "loss at every step (FuxiCTR's embedding regularizer).",
+        "loss at every step (FuxiCTR's embedding regularizer); with ``sparse_embeddings`` over the rows "
+        "the step looked up (each once) and the numeric vectors.",
+    )
+    sparse_embeddings: bool = param(
+        False,
+        "Sparse embedding updates: the categorical tables get sparse gradients and lazy Adam "
+        "(``torch.optim.SparseAdam``: only the rows a batch looks up, and their moments, are read and "
+        "written) and the embedding L2 covers those rows; a step's cost then follows the batch, not the "
+        "vocabulary. False: FuxiCTR's dense Adam and whole-table L2 (the parity setting).",
     )
     max_epochs: int = 100
     batch_size: int = 1024
@@ -571,6 +579,7 @@ class _CTRParams(TabularEstimator):
     def _train_config(self, seed: int, n_train: int):
         config = super()._train_config(seed, n_train)
         config.plateau_factor, config.plateau_patience, config.plateau_min_lr = 0.1, 0, 1e-6
+        config.sparse_embeddings = bool(self.sparse_embeddings)
         return config
 
     def _field_positions(self, names, argument: str) -> list[int]:
@@ -615,11 +624,14 @@ class _CTRParams(TabularEstimator):
     def _train_loss(self):
         if not self.embedding_l2:
             return None
-        l2, sample_loss = self.embedding_l2, self._sample_loss
+        l2, sample_loss, sparse = self.embedding_l2, self._sample_loss, self.sparse_embeddings
 
         def regularised(module, inputs, y, weight=None):
             out = module(*inputs).float()
-            penalty = 0.5 * l2 * _SquaredNorm.apply(*module.embedding.tables())
+            if sparse:  # the rows this step updates (inputs: x_num, x_cat)
+                penalty = 0.5 * l2 * module.embedding.looked_up_squared_norm(inputs[1])
+            else:
+                penalty = 0.5 * l2 * _SquaredNorm.apply(*module.embedding.tables())
             return weighted_mean(sample_loss(out, y), weight) + penalty
 
         return regularised

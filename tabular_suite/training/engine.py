@@ -84,6 +84,12 @@ class TrainConfig(TrainingParams):
     betas: tuple[float, float] = param((0.9, 0.999), "AdamW's (beta1, beta2).")
     seed: int = param(0, "Seed of the batch order.")
     verbose: int = param(0, "1 shows a progress bar with the losses.")
+    sparse_embeddings: bool = param(
+        False,
+        "Categorical embedding tables (:class:`~tabular_suite.nn.embeddings.CategoricalEmbeddings`) get "
+        "sparse gradients and lazy Adam updates (``torch.optim.SparseAdam``): a step reads and writes "
+        "only the rows its batch looked up, and their moments; AdamW updates the other parameters.",
+    )
 
     @classmethod
     def from_params(cls, params: TrainingParams, **settings) -> TrainConfig:
@@ -144,6 +150,7 @@ class TrainState:
     stop: bool = False
     step_scheduler: object = None
     plateau: object = None
+    sparse_optimizer: object = None  # SparseAdam over the sparse embedding tables (config.sparse_embeddings)
 
 
 def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -169,11 +176,12 @@ def seeded(seed: int, device: str | torch.device = "cpu"):
         yield
 
 
-def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+def _param_groups(module: nn.Module, weight_decay: float, exclude=()) -> list[dict]:
     """No weight decay on biases, norms, embeddings, tokens and periodic frequencies (rtdl's recipe)."""
     decay, no_decay = [], []
+    skip = {id(p) for p in exclude}
     for name, p in module.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or id(p) in skip:
             continue
         exempt = (
             p.ndim < 2
@@ -182,6 +190,43 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
         )
         (no_decay if exempt else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _sparse_tables(module: nn.Module, sparse: bool) -> list[nn.Parameter]:
+    """Set every categorical embedding table's ``sparse`` flag; the tables made sparse."""
+    from ..nn.embeddings import CategoricalEmbeddings
+
+    tables = []
+    for m in module.modules():
+        if isinstance(m, CategoricalEmbeddings):
+            m.embedding.sparse = sparse
+            if sparse and m.embedding.weight.requires_grad:
+                tables.append(m.embedding.weight)
+    return tables
+
+
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """``nn.utils.clip_grad_norm_`` that also takes sparse gradients (coalesced: an index at
+    most once); the same total norm and scaling as the dense gradients would have.
+
+    >>> e = nn.Embedding(10, 2, sparse=True)
+    >>> e(torch.tensor([1, 1, 3])).sum().backward()
+    >>> e.weight.grad = e.weight.grad.coalesce()
+    >>> dense = e.weight.grad.to_dense()
+    >>> float(clip_grad_norm([e.weight], 1.0)) == float(dense.norm())
+    True
+    >>> torch.allclose(e.weight.grad.to_dense(), dense / dense.norm(), atol=1e-6)
+    True
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not any(g.is_sparse for g in grads):
+        return nn.utils.clip_grad_norm_(parameters, max_norm)
+    values = [g._values() if g.is_sparse else g for g in grads]
+    total = torch.stack([torch.linalg.vector_norm(v.float()) for v in values]).norm()
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for v in values:
+        v.mul_(coef.to(v.dtype))
+    return total
 
 
 def _step_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -318,15 +363,18 @@ def fit_module(
             train = [t.to(device) for t in train]
             if train_weight is not None:  # sliced with the batch, split off below
                 train.append(train_weight.to(device))
+        sparse_tables = _sparse_tables(module, config.sparse_embeddings)
         if state is None:
             # The fused kernel: one pass over all parameters (the per-tensor loop is a visible share of a CPU step).
             optimizer = torch.optim.AdamW(
-                _param_groups(module, config.weight_decay),
+                _param_groups(module, config.weight_decay, exclude=sparse_tables),
                 lr=config.lr,
                 betas=config.betas,
                 fused=device.type in ("cpu", "cuda"),
             )
             state = TrainState(module, optimizer, config)
+            if sparse_tables:
+                state.sparse_optimizer = torch.optim.SparseAdam(sparse_tables, lr=config.lr, betas=config.betas)
             if config.scheduler == "plateau":
                 wait = (
                     config.plateau_patience
@@ -349,6 +397,7 @@ def fit_module(
                     optimizer, _step_schedule(config, steps_per_epoch)
                 )
         optimizer, step_scheduler, plateau = state.optimizer, state.step_scheduler, state.plateau
+        sparse_optimizer = state.sparse_optimizer
         state.stop, first_epoch = False, state.epoch + 1
         generator = torch.Generator().manual_seed(config.seed + state.epoch)
         best_loss, best_weights, bad_epochs = math.inf, None, 0
@@ -384,10 +433,19 @@ def fit_module(
                             else:
                                 loss = objective.loss(module(*inputs).float(), target, *weighted)
                         optimizer.zero_grad(set_to_none=True)
+                        if sparse_optimizer is not None:
+                            sparse_optimizer.zero_grad(set_to_none=True)
                         loss.backward()
+                        for table in sparse_tables:  # one entry per row (SparseAdam and the norm need it)
+                            if table.grad is not None:
+                                table.grad = table.grad.coalesce()
                         if config.grad_clip:
-                            nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+                            clip_grad_norm(list(module.parameters()), config.grad_clip)
                         optimizer.step()
+                        if sparse_optimizer is not None:  # at the scheduled learning rate
+                            for group in sparse_optimizer.param_groups:
+                                group["lr"] = optimizer.param_groups[0]["lr"]
+                            sparse_optimizer.step()
                         if step_scheduler is not None:
                             step_scheduler.step()
                         total += loss.detach() * idx.shape[0]
