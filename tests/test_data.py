@@ -185,3 +185,67 @@ def test_read_table_csv_parquet_and_errors(tmp_path, mixed_frame):
         read_table(tmp_path / "latin.csv", encoding="utf-8")
     with pytest.raises(ValueError, match="not found"):
         read_table(tmp_path / "missing.csv")
+
+
+def test_hash_buckets_tell_rare_and_unseen_categories_apart(tmp_path):
+    rng = np.random.default_rng(0)
+    frequent = [f"f{i}" for i in range(5)]
+    rare = [f"r{i}" for i in range(200)]  # seen once each: below min_frequency=2
+    values = np.array(frequent * 40 + rare, dtype=object)
+    df = pd.DataFrame({"id": values, "x": rng.normal(size=len(values))})
+    plain = TablePreprocessor(random_state=0, min_frequency=2).fit(df)
+    pre = TablePreprocessor(random_state=0, min_frequency=2, hash_buckets=16).fit(df)
+    assert pre.categories == plain.categories == [sorted(frequent)]
+    assert pre.cardinalities == [5 + 2 + 16] and plain.cardinalities == [5 + 2]
+    codes = pre.transform(df).x_cat[:, 0]
+    base = plain.transform(df).x_cat[:, 0]
+    kept = np.isin(values, frequent)
+    np.testing.assert_array_equal(codes[kept], base[kept])  # kept categories: the same codes
+    assert (base[~kept] == UNKNOWN_ID).all()
+    buckets = codes[~kept]
+    assert ((buckets >= 7) & (buckets < 7 + 16)).all() and len(np.unique(buckets)) >= 12  # spread out
+    # Unseen at predict time: hashed the same way, stable for the same value, in any table form.
+    new = pd.DataFrame({"id": ["r3", "never", "never", None], "x": [0.0] * 4})
+    new_codes = pre.transform(new).x_cat[:, 0]
+    assert new_codes[0] == codes[list(values).index("r3")] and new_codes[1] == new_codes[2] >= 7
+    assert new_codes[3] == MISSING_ID
+    as_category = pre.transform(new.astype({"id": "category"})).x_cat[:, 0]
+    np.testing.assert_array_equal(as_category, new_codes)
+    # Saved and loaded: the same codes; rows mostly of buckets are drift like unseen categories.
+    config, arrays = pre.get_state()
+    np.testing.assert_array_equal(
+        TablePreprocessor.from_state(config, arrays).transform(new).x_cat, pre.transform(new).x_cat
+    )
+    with pytest.warns(DataDriftWarning, match="id"):
+        pre.transform(pd.DataFrame({"id": [f"n{i}" for i in range(20)], "x": np.zeros(20)}))
+    with pytest.raises(ValueError, match="hash_buckets must be"):
+        TablePreprocessor(hash_buckets=0)
+
+
+def test_category_counts_are_the_same_from_categorical_and_text_columns():
+    rng = np.random.default_rng(0)
+    values = rng.choice(["a", "b", "c", None], 500).astype(object)
+    text = pd.DataFrame({"c": values})
+    cat = text.astype({"c": "category"})
+    batches = lambda df: (df.iloc[i : i + 100] for i in range(0, 500, 100))  # noqa: E731
+    for pre in (
+        TablePreprocessor(random_state=0).fit(text),
+        TablePreprocessor(random_state=0).fit_batches(batches(cat)),
+    ):
+        assert pre.categories == [["a", "b", "c"]]
+        np.testing.assert_array_equal(pre.transform(cat).x_cat, pre.transform(text).x_cat)
+
+
+def test_estimators_train_with_hash_buckets():
+    from tabular_suite import FinalMLPClassifier, TabPFNClassifier
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"id": [f"u{i}" for i in rng.integers(0, 400, 600)], "x": rng.normal(size=600)})
+    y = (X["x"] > 0).astype(int)
+    est = FinalMLPClassifier(hash_buckets=32, min_frequency=3, max_epochs=2, random_state=0, num_threads=1).fit(X, y)
+    kept = len(est.preprocessor_.categories[0])
+    assert est.module_.embedding.categorical.embedding.num_embeddings == kept + 2 + 32
+    assert est.predict_proba(pd.DataFrame({"id": ["new1", "u7"], "x": [0.5, -0.5]})).shape == (2, 2)
+    # The in-context model reads bucketed categories as missing (its codes stop at the kept ones).
+    pfn = TabPFNClassifier(hash_buckets=32, min_frequency=3, num_threads=1, random_state=0).fit(X[:200], y[:200])
+    assert pfn.predict_proba(X[200:260]).shape == (60, 2)

@@ -94,6 +94,13 @@ class DataParams:
         "Categories seen fewer times than this at fit share the 'unknown' code. None: 2 for ID-like "
         "columns (mostly distinct values; a warning names them), 1 (no grouping) for the others.",
     )
+    hash_buckets: int | None = param(
+        None,
+        "Categories not kept at fit (rarer than ``min_frequency``) and those first seen at predict time "
+        "take one of this many extra codes per column, by a stable hash of their value, instead of the one "
+        "'unknown' code: vocabularies of tens of millions of ids keep their frequent ids and still tell "
+        "the rare ones apart. None: the one 'unknown' code. (The in-context model reads them as missing.)",
+    )
 
 
 # --------------------------------------------------------------------------- numbers

@@ -7,7 +7,6 @@ without pickle (see :mod:`tabular_suite.core.model_file`).
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +91,31 @@ def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
     return parsed.to_numpy(dtype=np.float64)
 
 
+def _value_counts(col: pd.Series) -> pd.Series:
+    """How often each category key (the text :func:`_category_keys` gives it) occurs, missing
+    values left out; columnar: a pandas categorical (as Parquet dictionary columns read) is
+    counted on its integer codes, and only its distinct categories are turned into text.
+
+    >>> _value_counts(pd.Series(["b", "a", None, "b"], dtype="category")).to_dict()
+    {'a': 1, 'b': 2}
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        counts = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories))
+        seen = np.flatnonzero(counts)
+        keys = col.cat.categories[seen].astype(object).astype(str)
+        return pd.Series(counts[seen], index=pd.Index(keys, dtype=object), dtype=np.int64)
+    keys, missing = _category_keys(col)
+    return pd.Series(keys[~missing], dtype=object).value_counts().astype(np.int64)
+
+
+def _merge_counts(parts: list[pd.Series]) -> pd.Series:
+    """The sum of several :func:`_value_counts` (vectorised: one group-by over their keys)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts).groupby(level=0, sort=False).sum()
+
+
 def _category_keys(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """String keys for category values and the missing mask (None/NaN/NA are missing)."""
     missing = col.isna().to_numpy()
@@ -139,17 +163,21 @@ class TablePreprocessor:
         feature_types=None,
         coerce_numeric=None,
         min_frequency: int | None = None,
+        hash_buckets: int | None = None,
     ):
         if numeric_scaling not in ("quantile", "standard", "none"):
             raise ValueError(f"numeric_scaling must be 'quantile', 'standard' or 'none', got {numeric_scaling!r}.")
         if min_frequency is not None and not (isinstance(min_frequency, (int, np.integer)) and min_frequency >= 1):
             raise ValueError(f"min_frequency must be a positive integer or None, got {min_frequency!r}.")
+        if hash_buckets is not None and not (isinstance(hash_buckets, (int, np.integer)) and hash_buckets >= 1):
+            raise ValueError(f"hash_buckets must be a positive integer or None, got {hash_buckets!r}.")
         self.categorical_features = categorical_features
         self.numeric_scaling = numeric_scaling
         self.random_state = random_state
         self.feature_types = feature_types
         self.coerce_numeric = coerce_numeric
         self.min_frequency = min_frequency
+        self.hash_buckets = hash_buckets
 
     @classmethod
     def from_params(cls, params, numeric_scaling: str, random_state: int) -> TablePreprocessor:
@@ -161,6 +189,7 @@ class TablePreprocessor:
             feature_types=params.feature_types,
             coerce_numeric=params.coerce_numeric,
             min_frequency=params.min_frequency,
+            hash_buckets=getattr(params, "hash_buckets", None),
         )
 
     # ------------------------------------------------------------------ fit
@@ -191,10 +220,9 @@ class TablePreprocessor:
         self._fit_numeric(block, np.isnan(block).any(axis=0), rng)
         counts = []
         for name in self.schema.categorical:
-            keys, missing = _category_keys(df[name])
-            if missing.all():
+            counts.append(_value_counts(df[name]))
+            if counts[-1].empty:
                 raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
-            counts.append(Counter(pd.Series(keys[~missing]).value_counts().to_dict()))
         self._keep_categories(counts, len(df))
         return block
 
@@ -216,7 +244,7 @@ class TablePreprocessor:
                 n_num = len(self.schema.numeric_features)
                 sample_keys, sample_values = np.zeros(0), np.zeros((0, n_num))
                 has_missing = np.zeros(n_num, dtype=bool)
-                counts = [Counter() for _ in self.schema.categorical]
+                counts = [[] for _ in self.schema.categorical]  # per column: value counts to merge
             values = self.numeric_block(df)
             has_missing |= np.isnan(values).any(axis=0)
             # Reservoir by random keys: the sample_rows smallest keys over the stream are uniform.
@@ -227,14 +255,16 @@ class TablePreprocessor:
                 keys, values = keys[keep], values[keep]
             sample_keys, sample_values = keys, values
             for j, name in enumerate(self.schema.categorical):
-                col_keys, missing = _category_keys(df[name])
-                counts[j].update(pd.Series(col_keys[~missing]).value_counts().to_dict())
+                counts[j].append(_value_counts(df[name]))
+                if len(counts[j]) >= 8:  # merged now and then: memory stays at about one vocabulary
+                    counts[j] = [_merge_counts(counts[j])]
             n_rows += len(df)
         if sample_keys is None:
             raise ValueError("The data stream is empty: no rows to fit on.")
         self._fit_numeric(sample_values, has_missing, rng)
+        counts = [_merge_counts(parts) for parts in counts]
         for j, name in enumerate(self.schema.categorical):
-            if not counts[j]:
+            if counts[j].empty:
                 raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
         self._keep_categories(counts, n_rows)
         return self
@@ -251,18 +281,20 @@ class TablePreprocessor:
             self.num_has_missing.append(bool(has_missing[j]))
             self.num_range[j] = observed.min(), observed.max()
 
-    def _keep_categories(self, counts: list[Counter], n_rows: int) -> None:
-        """Categories seen at least ``min_frequency`` times (auto: 2 in ID-like columns, else 1)."""
+    def _keep_categories(self, counts: list[pd.Series], n_rows: int) -> None:
+        """Categories seen at least ``min_frequency`` times (auto: 2 in ID-like columns, else 1);
+        ``counts``: per column, the count of each category key."""
         self.categories: list[list[str]] = []
         id_like = []
         for name, count in zip(self.schema.categorical, counts):
             threshold = self.min_frequency
+            total = int(count.sum())
             if threshold is None:
                 threshold = 1
-                if is_id_like(len(count), sum(count.values())):
+                if is_id_like(len(count), total):
                     threshold = 2
-                    id_like.append((name, len(count), sum(count.values())))
-            self.categories.append(sorted(k for k, c in count.items() if c >= threshold))
+                    id_like.append((name, len(count), total))
+            self.categories.append(sorted(count.index[count.to_numpy() >= threshold].tolist()))
         warn_id_like(id_like)
 
     def _fit_scaler(self, observed: np.ndarray, rng) -> np.ndarray:
@@ -292,8 +324,25 @@ class TablePreprocessor:
 
     @property
     def cardinalities(self) -> list[int]:
-        """Embedding table sizes per categorical column (categories + missing + unknown)."""
-        return [len(c) + _N_RESERVED for c in self.categories]
+        """Embedding table sizes per categorical column (categories + missing + unknown, and the
+        hash buckets of the categories not kept)."""
+        return [len(c) + _N_RESERVED + self._buckets for c in self.categories]
+
+    @property
+    def _buckets(self) -> int:
+        return self.__dict__.get("hash_buckets") or 0
+
+    def _unkept(self, keys, j: int) -> np.ndarray:
+        """Codes of categories not kept at fit: ``UNKNOWN_ID``, or with ``hash_buckets`` the bucket
+        of each key (a stable hash of its text: the same on every run and machine)."""
+        if not self._buckets:
+            return np.full(len(keys), UNKNOWN_ID, dtype=np.int64)
+        hashed = pd.util.hash_array(np.asarray(keys, dtype=object)) % np.uint64(self._buckets)
+        return hashed.astype(np.int64) + (len(self.categories[j]) + _N_RESERVED)
+
+    def is_unkept(self, codes: np.ndarray, j: int) -> np.ndarray:
+        """Which codes of categorical column ``j`` stand for categories not kept at fit."""
+        return (codes == UNKNOWN_ID) | (codes >= len(self.categories[j]) + _N_RESERVED)
 
     @property
     def output_feature_names(self) -> list[str]:
@@ -354,7 +403,7 @@ class TablePreprocessor:
         empty = [name for name, gone in zip(self.schema.columns, all_missing) if gone]
         for j, name in enumerate(self.schema.categorical):
             observed = codes[:, j] != MISSING_ID
-            if name not in empty and observed.any() and (codes[observed, j] == UNKNOWN_ID).mean() > 0.5:
+            if name not in empty and observed.any() and self.is_unkept(codes[observed, j], j).mean() > 0.5:
                 unseen.append(name)
         num_range = self.__dict__.get("num_range")
         if num_range is not None:
@@ -387,10 +436,20 @@ class TablePreprocessor:
         if self.__dict__.get("_indexes") is None or len(self._indexes) != len(self.categories):
             # Hash tables over the categories, built once (10^6-id fields take a second).
             self._indexes = [pd.Index(cats, dtype=object) for cats in self.categories]
-        for name, index in zip(self.schema.categorical, self._indexes):
-            keys, missing = _category_keys(df[name])
+        for j, (name, index) in enumerate(zip(self.schema.categorical, self._indexes)):
+            col = df[name]
+            if isinstance(col.dtype, pd.CategoricalDtype):  # columnar: look up the distinct categories only
+                keys = col.cat.categories.astype(object).astype(str)
+                lookup = index.get_indexer(keys).astype(np.int64) + _N_RESERVED
+                unkept = lookup < _N_RESERVED
+                lookup[unkept] = self._unkept(keys[unkept], j)
+                raw = col.cat.codes.to_numpy()
+                cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
+                continue
+            keys, missing = _category_keys(col)
             codes = index.get_indexer(keys).astype(np.int64) + _N_RESERVED
-            codes[codes == _N_RESERVED - 1] = UNKNOWN_ID
+            unkept = (codes < _N_RESERVED) & ~missing
+            codes[unkept] = self._unkept(keys[unkept], j)
             codes[missing] = MISSING_ID
             cat_cols.append(codes)
         return np.stack(cat_cols, axis=1) if cat_cols else np.zeros((df.shape[0], 0), np.int64)
@@ -416,6 +475,7 @@ class TablePreprocessor:
             "text": [_label_to_json(c) for c in self.schema.text],
             "feature_types": [[_label_to_json(c), k] for c, k in self.feature_types_.items()],
             "coerced": [_label_to_json(c) for c in self.coerced],
+            "hash_buckets": self._buckets or None,
             "num_has_missing": self.num_has_missing,
             "categories": self.categories,
         }
@@ -429,7 +489,7 @@ class TablePreprocessor:
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> TablePreprocessor:
         """The fitted transform from :meth:`get_state`'s output (files written before 0.2 lack
         dates, text, coercion and training ranges: their columns were numeric or categorical)."""
-        self = cls(numeric_scaling=config["numeric_scaling"])
+        self = cls(numeric_scaling=config["numeric_scaling"], hash_buckets=config.get("hash_buckets"))
         self.schema = Schema(
             tuple(config["numeric"]),
             tuple(config["categorical"]),

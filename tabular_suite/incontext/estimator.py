@@ -180,7 +180,8 @@ class _InContextEstimator(BaseEstimator, DataParams):
         block, codes = pre.numeric_block(df), pre.category_codes(df)
         pre.check_drift(df, block, codes)
         codes = codes.astype(np.float64) - 2  # 0 = missing, 1 = unseen -> below 0
-        codes[codes < 0] = np.nan
+        kept = np.array([len(c) for c in pre.categories])  # hash buckets of unkept categories: beyond
+        codes[(codes < 0) | (codes >= kept)] = np.nan
         return np.concatenate([block, codes], axis=1).astype(np.float32)
 
     def _setup(
