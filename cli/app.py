@@ -22,7 +22,9 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import os
 import shlex
+import subprocess
 import sys
 import typing
 from pathlib import Path
@@ -347,6 +349,12 @@ def train(
         None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
     ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        help="Train data-parallel in this many local processes (torch.distributed; the same as "
+        "torchrun --nproc-per-node N). Rank 0 writes the model and the MLflow run.",
+    ),
     categorical: list[str] = _CATEGORICAL,
     coerce_numeric: list[str] = _COERCE,
     types: list[str] = _TYPE,
@@ -364,8 +372,14 @@ def train(
 
         import tabular_suite
         from tabular_suite.data import infer_task
+        from tabular_suite.training.distributed import is_main_process
 
         check_output_path(out, force=force)
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}.")
+        if workers > 1 and "WORLD_SIZE" not in os.environ:
+            raise typer.Exit(_launch_workers(workers))
+        console.quiet = not is_main_process()  # the other ranks train silently
         columns = _column_options(categorical, coerce_numeric, types)
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
@@ -682,6 +696,23 @@ def _tune(trials: int) -> bool | int:
     if trials < -1:
         raise ValueError(f"--tune must be a number of trials >= 1, -1 (as time allows) or 0 (none), got {trials}.")
     return {0: False, -1: True}.get(trials, trials)
+
+
+def _launch_workers(n: int) -> int:
+    """Run this same command in ``n`` local processes under torchrun (one process group); the
+    exit code of the group."""
+    args = list(sys.argv[1:])
+    for i, arg in enumerate(args):  # drop --workers N / --workers=N
+        if arg == "--workers":
+            del args[i : i + 2]
+            break
+        if arg.startswith("--workers="):
+            del args[i]
+            break
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
+           "-m", "tabular_suite.cli.app", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(cmd, env=env).returncode
 
 
 def _class_weight(text: str | None):

@@ -43,7 +43,8 @@ _READERS: dict[str, Callable] = {}
 
 
 def write_model_file(path: str | os.PathLike, config: dict, tensors: dict[str, torch.Tensor | np.ndarray]) -> Path:
-    """Write ``config`` (JSON-able) and ``tensors`` atomically to ``path``.
+    """Write ``config`` (JSON-able) and ``tensors`` atomically to ``path``. In data-parallel
+    training (several ranks of torch.distributed) only rank 0 writes; the others return the path.
 
     Examples
     --------
@@ -52,7 +53,11 @@ def write_model_file(path: str | os.PathLike, config: dict, tensors: dict[str, t
     >>> read_model_file(path)
     ({'a': 1}, {'w': tensor([1., 1.])})
     """
+    from .ranks import is_main_process
+
     path = Path(path)
+    if not is_main_process():  # the ranks hold the same model: one file, from rank 0
+        return path
     cpu_tensors = {
         name: (
             torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t.detach().cpu().contiguous()

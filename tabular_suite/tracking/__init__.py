@@ -278,8 +278,11 @@ def tracking_enabled(estimator) -> bool:
 
 
 def tracking_enabled_for(choice: bool | None) -> bool:
-    """An explicit True/False wins; None follows :func:`autolog`."""
-    return _SETTINGS.enabled if choice is None else bool(choice)
+    """An explicit True/False wins; None follows :func:`autolog`. In data-parallel training
+    only rank 0 logs (one run, as in one process)."""
+    from ..core.ranks import is_main_process
+
+    return (_SETTINGS.enabled if choice is None else bool(choice)) and is_main_process()
 
 
 class ComparisonRun:

@@ -19,6 +19,7 @@ from ..core.params import param
 from ..core.sklearn_glue import resolve_num_threads
 from .callbacks import Callback, ProgressBar
 from .device import autocast_dtype, resolve_device, thread_limit
+from .distributed import Ranks, init_from_env
 
 __all__ = [
     "TrainingParams",
@@ -348,8 +349,15 @@ def fit_module(
     """
     device = resolve_device(config.device)
     amp = autocast_dtype(config.precision, device)
-    callbacks = list(callbacks) + ([ProgressBar()] if config.verbose else [])
+    init_from_env()  # under torchrun: data-parallel over the group's processes
+    ranks = Ranks()
+    callbacks = list(callbacks) + ([ProgressBar()] if config.verbose and ranks.rank == 0 else [])
     streamed = isinstance(train, ChunkedData)
+    if streamed and ranks.active:
+        raise ValueError(
+            "Data-parallel training streams in-memory tables only for now: under torchrun, fit on a table "
+            "(e.g. pandas.read_parquet) instead of fit_parquet."
+        )
     if streamed and train_weight is not None:
         raise ValueError("Row weights need in-memory training data, not ChunkedData.")
     n = train.n_rows if streamed else train[0].shape[0]
@@ -364,6 +372,7 @@ def fit_module(
             if train_weight is not None:  # sliced with the batch, split off below
                 train.append(train_weight.to(device))
         sparse_tables = _sparse_tables(module, config.sparse_embeddings)
+        ranks.broadcast_module(module)
         if state is None:
             # The fused kernel: one pass over all parameters (the per-tensor loop is a visible share of a CPU step).
             optimizer = torch.optim.AdamW(
@@ -414,13 +423,15 @@ def fit_module(
                     if streamed:
                         chunk = [t.to(device, non_blocking=True) for t in chunk]
                     rows = chunk[0].shape[0]
-                    batch_size = min(config.batch_size, rows)
+                    order = torch.randperm(rows, generator=generator)
+                    if lengths is not None and not streamed:
+                        order = _bucket_by_length(order, lengths, min(config.batch_size, rows), generator)
+                    order = ranks.shard(order)  # data-parallel: this rank's share of the epoch
+                    rows = len(order)
+                    batch_size = min(ranks.batch_size(config.batch_size), rows)
                     # A trailing batch of one row is skipped (rows are reshuffled every epoch):
                     # BatchNorm cannot train on it and its gradient would be pure noise.
                     n_used = rows - 1 if rows % batch_size == 1 and rows > batch_size else rows
-                    order = torch.randperm(rows, generator=generator)
-                    if lengths is not None and not streamed:
-                        order = _bucket_by_length(order, lengths, batch_size, generator)
                     order = order.to(device)
                     for begin in range(0, n_used, batch_size):
                         idx = order[begin : min(begin + batch_size, n_used)]
@@ -439,6 +450,7 @@ def fit_module(
                         for table in sparse_tables:  # one entry per row (SparseAdam and the norm need it)
                             if table.grad is not None:
                                 table.grad = table.grad.coalesce()
+                        ranks.average_gradients(list(module.parameters()), sparse_tables)
                         if config.grad_clip:
                             clip_grad_norm(list(module.parameters()), config.grad_clip)
                         optimizer.step()
@@ -449,13 +461,14 @@ def fit_module(
                         if step_scheduler is not None:
                             step_scheduler.step()
                         total += loss.detach() * idx.shape[0]
-                        if batch_callbacks and any([cb.on_batch_end(state) for cb in batch_callbacks]):
+                        if batch_callbacks and ranks.any(any([cb.on_batch_end(state) for cb in batch_callbacks])):
                             state.stop, n_used = True, begin + idx.shape[0]  # the rows this epoch saw
                             break
                     n_seen += n_used
                     if state.stop:
                         break
-                train_loss = float(total) / max(n_seen, 1)
+                train_loss = ranks.total(float(total)) / max(ranks.total(n_seen), 1)
+                ranks.broadcast_module(module)  # rank 0's buffers (e.g. BatchNorm statistics) everywhere
                 if not math.isfinite(train_loss):
                     raise RuntimeError(
                         f"Training diverged at epoch {epoch} (loss {train_loss}); lower lr or set grad_clip."
@@ -476,6 +489,7 @@ def fit_module(
                     logs["val_loss"] = val_loss
                     logs[f"val_{objective.metric_name}"] = objective.metric(v_out, v_target)
                 if valid is not None or objective.evaluate is not None:
+                    val_loss, logs = ranks.from_main((val_loss, logs))  # the ranks decide alike
                     if plateau is not None:
                         plateau.step(val_loss)
                     if val_loss < best_loss:
@@ -496,7 +510,8 @@ def fit_module(
                 for cb in callbacks:
                     if cb.on_epoch_end(state, logs):
                         state.stop = True
-                if state.stop:
+                if ranks.any(state.stop):
+                    state.stop = True
                     break
         finally:
             for cb in callbacks:

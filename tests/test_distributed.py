@@ -1,0 +1,107 @@
+"""Data-parallel training on torch.distributed (tabular_suite.training.distributed): two local
+processes under torchrun train one model that matches single-process training within noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import tabular_suite
+from tabular_suite.training.distributed import Ranks
+
+# Each rank fits the same table; prints its rank, its test predictions and the fit's history.
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, pandas as pd, torch
+    torch.set_num_threads(1)
+    import tabular_suite
+    from tabular_suite.training.distributed import rank_and_world
+
+    df = pd.read_csv(sys.argv[1])
+    y = df.pop("y")
+    kind, out = sys.argv[2], sys.argv[3]
+    params = dict(max_epochs=6, random_state=0, num_threads=1)
+    if kind == "finalmlp":
+        params.update(sparse_embeddings=True, mlp1_hidden=(32,), mlp2_hidden=(32,), gate_hidden=(16,), n_heads=2)
+    est = tabular_suite.make_estimator(kind, "classification", **params).fit(df[:1600], y[:1600])
+    est.save(out)
+    rank, world = rank_and_world()
+    print(json.dumps({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
+                      "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_]}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame(rng.normal(size=(n, 4)), columns=["a", "b", "c", "d"])
+    df["user"] = rng.choice([f"u{i}" for i in range(60)], n)
+    df["y"] = ((df.a + df.b * df.c + (df.user < "u2") + rng.normal(scale=0.5, size=n)) > 0.3).astype(int)
+    path = tmp_path_factory.mktemp("ddp") / "table.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def _torchrun(tmp_path: Path, table: Path, kind: str, n: int) -> list[dict]:
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / f"{kind}_{n}.tsm"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", str(script),
+           str(table), kind, str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return sorted(rows, key=lambda r: r["rank"])
+
+
+@pytest.mark.parametrize("kind", ["mlp", "finalmlp"])
+def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind):
+    from sklearn.metrics import roc_auc_score
+
+    two = _torchrun(tmp_path, table, kind, 2)
+    assert [r["rank"] for r in two] == [0, 1] and all(r["world"] == 2 for r in two)
+    # The ranks end with the same model (gradients averaged every step, rank 0's decisions).
+    np.testing.assert_allclose(two[0]["proba"], two[1]["proba"], rtol=0, atol=1e-6)
+    assert two[0]["train_loss"] == two[1]["train_loss"]  # the loss over both ranks' rows
+    # One process on the same rows: the same schedule (global batch), the same quality within noise.
+    one = _torchrun(tmp_path, table, kind, 1)[0]
+    assert one["world"] == 1 and one["epochs"] == two[0]["epochs"]
+    y_test = pd.read_csv(table)["y"].to_numpy()[1600:]
+    auc_one, auc_two = roc_auc_score(y_test, one["proba"]), roc_auc_score(y_test, two[0]["proba"])
+    assert abs(auc_one - auc_two) < 0.03, (auc_one, auc_two)
+    assert auc_two > 0.8
+    loaded = tabular_suite.load(tmp_path / f"{kind}_2.tsm")  # written once, by rank 0
+    test = pd.read_csv(table).drop(columns="y")[1600:]
+    np.testing.assert_allclose(loaded.predict_proba(test)[:, 1], two[0]["proba"], atol=1e-6)
+
+
+def test_cli_train_with_workers_writes_one_model(tmp_path, table):
+    out = tmp_path / "workers.tsm"
+    cmd = [sys.executable, "-m", "tabular_suite.cli.app", "train", str(table), "--target", "y", "--model", "mlp",
+           "--out", str(out), "--holdout", "0.2", "--workers", "2", "--quiet", "-p", "max_epochs=4"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("saved MLPClassifier") == 1  # rank 0 speaks; the other trains silently
+    assert "roc_auc" in proc.stdout and out.exists()
+    bad = subprocess.run(cmd[:-5] + ["--force", "--workers", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "--workers must be at least 1" in bad.stderr + bad.stdout
+
+
+def test_ranks_share_an_epoch_equally():
+    ranks = Ranks()
+    ranks.rank, ranks.world, ranks.active = 1, 3, True
+    order = torch.arange(10)
+    assert ranks.shard(order).tolist() == [3, 4, 5]  # 10 // 3 rows each; the last row waits an epoch
+    assert ranks.batch_size(256) == 86
