@@ -349,6 +349,11 @@ def train(
         None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
     ),
     experiment: str = typer.Option("tabular_suite", help="MLflow experiment name (with --track)."),
+    stream: bool = typer.Option(
+        False,
+        "--stream",
+        help="Read DATA (Parquet) in batches (fit_parquet) instead of loading it (always for a folder).",
+    ),
     workers: int = typer.Option(
         1,
         "--workers",
@@ -381,6 +386,9 @@ def train(
             raise typer.Exit(_launch_workers(workers))
         console.quiet = not is_main_process()  # the other ranks train silently
         columns = _column_options(categorical, coerce_numeric, types)
+        if stream or data.is_dir():
+            _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight)
+            return
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
         X, weights = _split_weight(X, sample_weight)
@@ -696,6 +704,34 @@ def _tune(trials: int) -> bool | int:
     if trials < -1:
         raise ValueError(f"--tune must be a number of trials >= 1, -1 (as time allows) or 0 (none), got {trials}.")
     return {0: False, -1: True}.get(trials, trials)
+
+
+def _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight) -> None:
+    """``train --stream``: fit_parquet over a Parquet file or folder, memory at about one batch."""
+    import tabular_suite
+    from tabular_suite.data import infer_task
+    from tabular_suite.data.io import ParquetSource
+
+    if holdout > 0 or sample_weight is not None:
+        raise ValueError("--stream trains on every row as read: hold rows out in a file of their own and use "
+                         "`evaluate`; row weights need an in-memory table (drop --stream).")  # fmt: skip
+    source = ParquetSource(data)
+    if target not in source.columns:
+        raise ValueError(f"--target {target!r} is not a column of {data} (columns: {', '.join(source.columns[:20])}).")
+    first = next(iter(source.batches()))[1] if task is None else None
+    chosen = task or infer_task(first[target].to_numpy())
+    params = {"random_state": seed, **{k: v for k, v in columns.items() if v is not None}, **_parse_params(param)}
+    est = tabular_suite.make_estimator(model, chosen, **params)
+    if not hasattr(est, "fit_parquet"):
+        raise ValueError(f"{model!r} ({type(est).__name__}) does not stream; train it on a table (drop --stream).")
+    if "verbose" not in params:
+        est.set_params(verbose=int(verbose))
+    est.fit_parquet(data, target)
+    est.save(out)
+    history = est.history_[-1] if est.history_ else {}
+    speed = f", {history['rows_per_s']:,.0f} rows/s" if "rows_per_s" in history else ""
+    console.print(f"streamed {source.n_rows:,} rows of {data}; saved {type(est).__name__} "
+                  f"({est.n_params_:,} parameters, best epoch {est.best_epoch_}{speed}) to {out}")  # fmt: skip
 
 
 def _launch_workers(n: int) -> int:

@@ -33,7 +33,11 @@ SCRIPT = textwrap.dedent(
     params = dict(max_epochs=6, random_state=0, num_threads=1)
     if kind == "finalmlp":
         params.update(sparse_embeddings=True, mlp1_hidden=(32,), mlp2_hidden=(32,), gate_hidden=(16,), n_heads=2)
-    est = tabular_suite.make_estimator(kind, "classification", **params).fit(df[:1600], y[:1600])
+    est = tabular_suite.make_estimator(kind.removesuffix("_parquet"), "classification", **params)
+    if kind.endswith("_parquet"):  # streamed: each rank reads its share of the row groups
+        est.fit_parquet(sys.argv[1].replace(".csv", ".parquet"), "y", batch_rows=200)
+    else:
+        est.fit(df[:1600], y[:1600])
     est.save(out)
     rank, world = rank_and_world()
     print(json.dumps({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
@@ -51,6 +55,7 @@ def table(tmp_path_factory) -> Path:
     df["y"] = ((df.a + df.b * df.c + (df.user < "u2") + rng.normal(scale=0.5, size=n)) > 0.3).astype(int)
     path = tmp_path_factory.mktemp("ddp") / "table.csv"
     df.to_csv(path, index=False)
+    df[:1600].to_parquet(path.with_suffix(".parquet"), row_group_size=200)  # 8 row groups
     return path
 
 
@@ -66,7 +71,7 @@ def _torchrun(tmp_path: Path, table: Path, kind: str, n: int) -> list[dict]:
     return sorted(rows, key=lambda r: r["rank"])
 
 
-@pytest.mark.parametrize("kind", ["mlp", "finalmlp"])
+@pytest.mark.parametrize("kind", ["mlp", "finalmlp", "mlp_parquet"])
 def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind):
     from sklearn.metrics import roc_auc_score
 
@@ -105,3 +110,23 @@ def test_ranks_share_an_epoch_equally():
     order = torch.arange(10)
     assert ranks.shard(order).tolist() == [3, 4, 5]  # 10 // 3 rows each; the last row waits an epoch
     assert ranks.batch_size(256) == 86
+
+
+def test_cli_train_streams_a_parquet_folder(tmp_path, table):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    df = pd.read_csv(table)
+    df[:1000].to_parquet(folder / "a.parquet", row_group_size=250)
+    df[1000:1600].to_parquet(folder / "b.parquet", row_group_size=300)
+    base = [sys.executable, "-m", "tabular_suite.cli.app", "train", str(folder), "--target", "y", "--model", "mlp",
+            "--quiet", "-p", "max_epochs=4"]  # fmt: skip
+    for workers in (1, 2):
+        out = tmp_path / f"streamed_{workers}.tsm"
+        proc = subprocess.run([*base, "--out", str(out), "--workers", str(workers)], capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.count("streamed 1,600 rows") == 1 and "rows/s" in proc.stdout
+        assert tabular_suite.load(out).predict_proba(df[1600:].drop(columns="y")).shape == (400, 2)
+    refused = subprocess.run([*base, "--out", str(tmp_path / "x.tsm"), "--holdout", "0.2"], capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert refused.returncode == 1 and "--stream trains on every row" in refused.stderr

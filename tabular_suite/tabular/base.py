@@ -578,7 +578,13 @@ class _ParquetChunks(ChunkedData):
 
     def chunks(self, epoch: int):
         order = np.random.default_rng([self.seed, epoch]).permutation(self.source.n_units)
-        for offset, batch in self.source.batches(order):
+        rank, world = self.shard
+        if self.source.n_units < world:
+            raise ValueError(
+                f"The Parquet data has {self.source.n_units} row group(s), fewer than the {world} processes "
+                "training on it: write it with smaller row groups (e.g. row_group_size=100_000)."
+            )
+        for offset, batch in self.source.batches(order[rank::world]):  # this rank's row groups
             keep = ~_in_sorted(offset + np.arange(len(batch)), self.exclude)
             if keep.any():
                 yield self.prepare(batch[keep] if not keep.all() else batch)

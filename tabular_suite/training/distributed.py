@@ -129,6 +129,14 @@ class Ranks:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
 
+    def all_have(self, flag: bool) -> bool:
+        """True on every rank when it is true on every rank (e.g. "I have a batch")."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return bool(value.item() > 0)
+
     def total(self, value: float) -> float:
         """The sum of ``value`` over the ranks."""
         if not self.active:

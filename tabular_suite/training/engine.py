@@ -305,13 +305,42 @@ class ChunkedData:
 
     ``chunks(epoch)`` yields the chunks of one epoch (an implementation should vary their
     order with ``epoch``); ``n_rows`` is the number of rows per epoch (for schedules).
-    The engine shuffles rows within each chunk.
+    The engine shuffles rows within each chunk. In data-parallel training the engine sets
+    ``shard = (rank, world size)``: an implementation yields only this rank's share of the
+    chunks (one that ignores it gives every rank all of them).
     """
 
     n_rows: int
+    shard: tuple[int, int] = (0, 1)
 
     def chunks(self, epoch: int):  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def _epoch_batches(train, epoch: int, streamed: bool, lengths, config, ranks, generator, device):
+    """One epoch's training batches (lists of tensors, weights last when given) of this rank:
+    each chunk's rows shuffled (by length buckets with ``lengths``); in memory, this rank's
+    equal share of the epoch's order (streamed data is shared out by its chunks)."""
+    for chunk in train.chunks(epoch) if streamed else [train]:
+        if streamed:
+            chunk = [t.to(device, non_blocking=True) for t in chunk]
+        rows = chunk[0].shape[0]
+        order = torch.randperm(rows, generator=generator)
+        if lengths is not None and not streamed:
+            order = _bucket_by_length(order, lengths, min(config.batch_size, rows), generator)
+        if not streamed:
+            order = ranks.shard(order)  # data-parallel: this rank's share of the epoch
+        rows = len(order)
+        if rows == 0:
+            continue
+        batch_size = min(ranks.batch_size(config.batch_size), rows)
+        # A trailing batch of one row is skipped (rows are reshuffled every epoch):
+        # BatchNorm cannot train on it and its gradient would be pure noise.
+        n_used = rows - 1 if rows % batch_size == 1 and rows > batch_size else rows
+        order = order.to(device)
+        for begin in range(0, n_used, batch_size):
+            idx = order[begin : min(begin + batch_size, n_used)]
+            yield [t[idx] for t in chunk]
 
 
 def fit_module(
@@ -353,11 +382,6 @@ def fit_module(
     ranks = Ranks()
     callbacks = list(callbacks) + ([ProgressBar()] if config.verbose and ranks.rank == 0 else [])
     streamed = isinstance(train, ChunkedData)
-    if streamed and ranks.active:
-        raise ValueError(
-            "Data-parallel training streams in-memory tables only for now: under torchrun, fit on a table "
-            "(e.g. pandas.read_parquet) instead of fit_parquet."
-        )
     if streamed and train_weight is not None:
         raise ValueError("Row weights need in-memory training data, not ChunkedData.")
     n = train.n_rows if streamed else train[0].shape[0]
@@ -414,60 +438,53 @@ def fit_module(
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         for cb in callbacks:
             cb.on_train_begin(state)
+        # Streamed shares (row groups) differ in size: the ranks agree before each step that all have rows.
+        synced = streamed and ranks.active
+        if synced:
+            train.shard = (ranks.rank, ranks.world)
         try:
             for epoch in range(first_epoch, first_epoch + config.max_epochs):
                 started = time.perf_counter()
                 module.train()
                 total, n_seen = torch.zeros((), device=device), 0
-                for chunk in train.chunks(epoch) if streamed else [train]:
-                    if streamed:
-                        chunk = [t.to(device, non_blocking=True) for t in chunk]
-                    rows = chunk[0].shape[0]
-                    order = torch.randperm(rows, generator=generator)
-                    if lengths is not None and not streamed:
-                        order = _bucket_by_length(order, lengths, min(config.batch_size, rows), generator)
-                    order = ranks.shard(order)  # data-parallel: this rank's share of the epoch
-                    rows = len(order)
-                    batch_size = min(ranks.batch_size(config.batch_size), rows)
-                    # A trailing batch of one row is skipped (rows are reshuffled every epoch):
-                    # BatchNorm cannot train on it and its gradient would be pure noise.
-                    n_used = rows - 1 if rows % batch_size == 1 and rows > batch_size else rows
-                    order = order.to(device)
-                    for begin in range(0, n_used, batch_size):
-                        idx = order[begin : min(begin + batch_size, n_used)]
-                        batch = [t[idx] for t in chunk]
-                        weighted = (batch.pop(),) if train_weight is not None else ()  # the rows' weights
-                        *inputs, target = batch
-                        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                            if objective.train_loss is not None:
-                                loss = objective.train_loss(module, inputs, target, *weighted).float()
-                            else:
-                                loss = objective.loss(module(*inputs).float(), target, *weighted)
-                        optimizer.zero_grad(set_to_none=True)
-                        if sparse_optimizer is not None:
-                            sparse_optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        for table in sparse_tables:  # one entry per row (SparseAdam and the norm need it)
-                            if table.grad is not None:
-                                table.grad = table.grad.coalesce()
-                        ranks.average_gradients(list(module.parameters()), sparse_tables)
-                        if config.grad_clip:
-                            clip_grad_norm(list(module.parameters()), config.grad_clip)
-                        optimizer.step()
-                        if sparse_optimizer is not None:  # at the scheduled learning rate
-                            for group in sparse_optimizer.param_groups:
-                                group["lr"] = optimizer.param_groups[0]["lr"]
-                            sparse_optimizer.step()
-                        if step_scheduler is not None:
-                            step_scheduler.step()
-                        total += loss.detach() * idx.shape[0]
-                        if batch_callbacks and ranks.any(any([cb.on_batch_end(state) for cb in batch_callbacks])):
-                            state.stop, n_used = True, begin + idx.shape[0]  # the rows this epoch saw
-                            break
-                    n_seen += n_used
-                    if state.stop:
+                for batch in _epoch_batches(train, epoch, streamed, lengths, config, ranks, generator, device):
+                    if synced and not ranks.all_have(True):  # another rank has run out of rows
                         break
-                train_loss = ranks.total(float(total)) / max(ranks.total(n_seen), 1)
+                    weighted = (batch.pop(),) if train_weight is not None else ()  # the rows' weights
+                    *inputs, target = batch
+                    with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                        if objective.train_loss is not None:
+                            loss = objective.train_loss(module, inputs, target, *weighted).float()
+                        else:
+                            loss = objective.loss(module(*inputs).float(), target, *weighted)
+                    optimizer.zero_grad(set_to_none=True)
+                    if sparse_optimizer is not None:
+                        sparse_optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    for table in sparse_tables:  # one entry per row (SparseAdam and the norm need it)
+                        if table.grad is not None:
+                            table.grad = table.grad.coalesce()
+                    ranks.average_gradients(list(module.parameters()), sparse_tables)
+                    if config.grad_clip:
+                        clip_grad_norm(list(module.parameters()), config.grad_clip)
+                    optimizer.step()
+                    if sparse_optimizer is not None:  # at the scheduled learning rate
+                        for group in sparse_optimizer.param_groups:
+                            group["lr"] = optimizer.param_groups[0]["lr"]
+                        sparse_optimizer.step()
+                    if step_scheduler is not None:
+                        step_scheduler.step()
+                    rows = target.shape[0]
+                    total += loss.detach() * rows
+                    n_seen += rows
+                    if batch_callbacks and ranks.any(any([cb.on_batch_end(state) for cb in batch_callbacks])):
+                        state.stop = True
+                        break
+                else:
+                    if synced:  # this rank has run out: the others stop at their next step
+                        ranks.all_have(False)
+                n_seen = ranks.total(n_seen)  # rows of all ranks
+                train_loss = ranks.total(float(total)) / max(n_seen, 1)
                 ranks.broadcast_module(module)  # rank 0's buffers (e.g. BatchNorm statistics) everywhere
                 if not math.isfinite(train_loss):
                     raise RuntimeError(
