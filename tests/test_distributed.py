@@ -130,3 +130,86 @@ def test_cli_train_streams_a_parquet_folder(tmp_path, table):
     refused = subprocess.run([*base, "--out", str(tmp_path / "x.tsm"), "--holdout", "0.2"], capture_output=True,
                              text=True, timeout=120)  # fmt: skip
     assert refused.returncode == 1 and "--stream trains on every row" in refused.stderr
+
+
+def test_checkpoint_resumes_an_interrupted_fit(tmp_path):
+    from tabular_suite import MLPClassifier
+    from tabular_suite.training.callbacks import Callback
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(600, 5)), columns=[f"x{i}" for i in range(5)])
+    y = (X.x0 + X.x1 > 0).astype(int)
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, state, logs):
+            if logs["epoch"] == 3:
+                raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "run.ckpt"
+    params = dict(max_epochs=6, patience=None, random_state=0, num_threads=1)
+    whole = MLPClassifier(**params).fit(X, y)
+    est = MLPClassifier(**params, checkpoint=str(checkpoint), callbacks=[Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    assert checkpoint.exists()  # saved after epoch 2
+    est.set_params(callbacks=None).fit(X, y)  # finds it: epochs 3-6
+    losses = [h["train_loss"] for h in est.history_]
+    assert [h["epoch"] for h in est.history_] == [1, 2, 3, 4, 5, 6]
+    assert losses[:2] == [h["train_loss"] for h in whole.history_[:2]]  # the epochs before the interruption
+    np.testing.assert_allclose(losses, [h["train_loss"] for h in whole.history_], rtol=0.1)
+    assert not checkpoint.exists()  # trained to the end
+    with pytest.raises(KeyboardInterrupt):  # leaves a checkpoint of a narrower model
+        MLPClassifier(**params, d_block=32, checkpoint=str(checkpoint), callbacks=[Interrupt()]).fit(X, y)
+    with pytest.raises(ValueError, match="holds another model"):
+        MLPClassifier(**params, d_block=64, checkpoint=str(checkpoint)).fit(X, y)
+
+
+KILLED = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np, pandas as pd, torch
+    torch.set_num_threads(1)
+    import tabular_suite
+    from tabular_suite.training.callbacks import Callback
+    from tabular_suite.training.distributed import rank_and_world
+
+    table, checkpoint, marker = sys.argv[1:4]
+
+    class KillRankOne(Callback):  # the first attempt's rank 1 dies after epoch 3
+        def on_epoch_end(self, state, logs):
+            if logs["epoch"] == 3 and rank_and_world()[0] == 1 and not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(1)
+
+    df = pd.read_csv(table)
+    y = df.pop("y")
+    resumed = os.path.exists(checkpoint)
+    est = tabular_suite.MLPClassifier(max_epochs=6, patience=None, random_state=0, num_threads=1,
+                                      checkpoint=checkpoint, callbacks=[KillRankOne()]).fit(df[:1600], y[:1600])
+    print(json.dumps({"rank": rank_and_world()[0], "resumed": resumed, "epochs": [h["epoch"] for h in est.history_],
+                      "proba": est.predict_proba(df[1600:])[:, 1].tolist()}))
+    """
+)
+
+
+def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, table):
+    from sklearn.metrics import roc_auc_score
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    checkpoint, marker = tmp_path / "run.ckpt", tmp_path / "killed.marker"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=1",
+           str(script), str(table), str(checkpoint), str(marker)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line and "ChildFailedError" not in line]
+    assert proc.returncode == 0, "\n".join(errors[-20:]) or proc.stderr[-3000:]
+    assert marker.exists()  # a worker was killed, and torchrun restarted the group
+    rows = sorted(
+        (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"]
+    )
+    assert [r["rank"] for r in rows] == [0, 1]  # the restarted attempt finished on both ranks
+    assert all(r["resumed"] for r in rows)  # ... from the checkpoint the first attempt left
+    assert all(r["epochs"] == [1, 2, 3, 4, 5, 6] for r in rows)
+    np.testing.assert_allclose(rows[0]["proba"], rows[1]["proba"], atol=1e-6)
+    assert roc_auc_score(pd.read_csv(table)["y"].to_numpy()[1600:], rows[0]["proba"]) > 0.8
+    assert not checkpoint.exists()

@@ -44,7 +44,16 @@ def init_from_env() -> bool:
     backend = "nccl" if torch.cuda.is_available() and os.environ.get("LOCAL_RANK") is not None else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group(backend)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    # The rendezvous store under a prefix of this attempt: after torchrun restarts the workers (a
+    # worker died), the new processes must not read the dead ones' addresses, which the default
+    # prefix keeps (they fail to connect, or hang).
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=rank == 0 and not agent_store)  # fmt: skip
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend, store=dist.PrefixStore(f"tabular_suite/{attempt}", store), rank=rank,
+                            world_size=world)  # fmt: skip
     atexit.register(_leave)
     return dist.get_world_size() > 1
 

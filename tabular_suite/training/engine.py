@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -70,6 +71,13 @@ class TrainingParams:
         None,
         "Torch CPU threads during fit/predict (restored afterwards). None = all cores but one, or "
         "``TABULAR_SUITE_NUM_THREADS``.",
+    )
+    checkpoint: str | None = param(
+        None,
+        "A file the training state (weights, optimizer, schedule, early-stopping state, history) is saved "
+        "to after every epoch; a fit that finds it resumes after its last epoch (an interrupted run, or a "
+        "data-parallel worker restarted by torchrun), and deletes it once training ends. None: no checkpoint.",
+        type="path or None",
     )
 
 
@@ -317,6 +325,57 @@ class ChunkedData:
         raise NotImplementedError
 
 
+def _signature(module: nn.Module) -> dict:
+    return {name: list(t.shape) for name, t in module.state_dict().items()}
+
+
+def _save_checkpoint(path: Path, state: TrainState, tracking: tuple) -> None:
+    """The training state after an epoch, written atomically (a crash leaves the previous one)."""
+    from ..core.files import atomic_path
+
+    best_loss, best_weights, bad_epochs, stopped = tracking
+    payload = {
+        "format": 1,
+        "signature": _signature(state.module),
+        "module": state.module.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "sparse_optimizer": None if state.sparse_optimizer is None else state.sparse_optimizer.state_dict(),
+        "step_scheduler": None if state.step_scheduler is None else state.step_scheduler.state_dict(),
+        "plateau": None if state.plateau is None else state.plateau.state_dict(),
+        "epoch": state.epoch,
+        "history": [
+            {k: v if v is None or isinstance(v, (bool, int, str)) else float(v) for k, v in h.items()}
+            for h in state.history
+        ],  # plain numbers: the file loads with weights_only
+        "best_epoch": state.best_epoch,
+        "best": [float(best_loss), best_weights, bad_epochs, bool(stopped)],
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _resume(path: Path, state: TrainState) -> tuple:
+    """Load a checkpoint into ``state`` (module, optimizers, schedules, epoch, history); returns
+    the early-stopping state ``(best loss, best weights, epochs without improvement, stopped)``."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("signature") != _signature(state.module):
+        raise ValueError(
+            f"The checkpoint {path} holds another model (other layers or sizes): delete it, or give this "
+            "fit another checkpoint path."
+        )
+    device = next(state.module.parameters()).device
+    state.module.load_state_dict(payload["module"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    for name in ("sparse_optimizer", "step_scheduler", "plateau"):
+        if payload[name] is not None and getattr(state, name) is not None:
+            getattr(state, name).load_state_dict(payload[name])
+    state.epoch, state.history, state.best_epoch = payload["epoch"], payload["history"], payload["best_epoch"]
+    best_loss, best_weights, bad_epochs, stopped = payload["best"]
+    if best_weights is not None:
+        best_weights = {k: v.to(device) for k, v in best_weights.items()}
+    return best_loss, best_weights, bad_epochs, stopped
+
+
 def _epoch_batches(train, epoch: int, streamed: bool, lengths, config, ranks, generator, device):
     """One epoch's training batches (lists of tensors, weights last when given) of this rank:
     each chunk's rows shuffled (by length buckets with ``lengths``); in memory, this rank's
@@ -397,6 +456,7 @@ def fit_module(
                 train.append(train_weight.to(device))
         sparse_tables = _sparse_tables(module, config.sparse_embeddings)
         ranks.broadcast_module(module)
+        new_fit = state is None
         if state is None:
             # The fused kernel: one pass over all parameters (the per-tensor loop is a visible share of a CPU step).
             optimizer = torch.optim.AdamW(
@@ -431,9 +491,14 @@ def fit_module(
                 )
         optimizer, step_scheduler, plateau = state.optimizer, state.step_scheduler, state.plateau
         sparse_optimizer = state.sparse_optimizer
+        best_loss, best_weights, bad_epochs = math.inf, None, 0
+        last_epoch = state.epoch + config.max_epochs  # partial_fit: max_epochs more
+        checkpoint = Path(config.checkpoint) if config.checkpoint and new_fit else None
+        if checkpoint is not None and checkpoint.exists():  # resume: max_epochs in all
+            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state)
+            last_epoch = state.epoch if stopped else config.max_epochs
         state.stop, first_epoch = False, state.epoch + 1
         generator = torch.Generator().manual_seed(config.seed + state.epoch)
-        best_loss, best_weights, bad_epochs = math.inf, None, 0
         # Only callbacks that override on_batch_end are called per batch (a deadline, say).
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         for cb in callbacks:
@@ -443,7 +508,7 @@ def fit_module(
         if synced:
             train.shard = (ranks.rank, ranks.world)
         try:
-            for epoch in range(first_epoch, first_epoch + config.max_epochs):
+            for epoch in range(first_epoch, last_epoch + 1):
                 started = time.perf_counter()
                 module.train()
                 total, n_seen = torch.zeros((), device=device), 0
@@ -529,6 +594,9 @@ def fit_module(
                         state.stop = True
                 if ranks.any(state.stop):
                     state.stop = True
+                if checkpoint is not None and ranks.rank == 0:
+                    _save_checkpoint(checkpoint, state, (best_loss, best_weights, bad_epochs, state.stop))
+                if state.stop:
                     break
         finally:
             for cb in callbacks:
@@ -538,4 +606,6 @@ def fit_module(
         if best_weights is None:
             state.best_epoch = state.epoch
         module.eval()
+        if checkpoint is not None and ranks.rank == 0:
+            checkpoint.unlink(missing_ok=True)  # trained to the end: nothing to resume
         return state
