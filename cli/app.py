@@ -360,6 +360,12 @@ def train(
         help="Train data-parallel in this many local processes (torch.distributed; the same as "
         "torchrun --nproc-per-node N). Rank 0 writes the model and the MLflow run.",
     ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Train the --workers on a Ray cluster with Ray Train (an address, 'auto', or 'local' to start "
+        "a Ray here) instead of local processes.",
+    ),
     categorical: list[str] = _CATEGORICAL,
     coerce_numeric: list[str] = _COERCE,
     types: list[str] = _TYPE,
@@ -382,12 +388,13 @@ def train(
         check_output_path(out, force=force)
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}.")
-        if workers > 1 and "WORLD_SIZE" not in os.environ:
+        fit = _ray_fit(ray_address, workers)
+        if workers > 1 and fit is None and "WORLD_SIZE" not in os.environ:
             raise typer.Exit(_launch_workers(workers))
         console.quiet = not is_main_process()  # the other ranks train silently
         columns = _column_options(categorical, coerce_numeric, types)
         if stream or data.is_dir():
-            _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight)
+            _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight, fit)
             return
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
@@ -412,7 +419,8 @@ def train(
             train_rows, test_rows = train_test_split(rows, test_size=holdout, random_state=seed, stratify=strat)
             X, X_test, y, y_test = X.iloc[train_rows], X.iloc[test_rows], y[train_rows], y[test_rows]
             weights = None if weights is None else weights[train_rows]
-        est.fit(X, y, **({} if weights is None else {"sample_weight": weights}))
+        weighted = {} if weights is None else {"sample_weight": weights}
+        est = fit(est, X, y, **weighted) if fit is not None else est.fit(X, y, **weighted)
         console.print(f"column types: {describe_types(est.feature_types_)}", highlight=False)
         est.save(out)
         summary = f" ({est.n_params_:,} parameters, best epoch {est.best_epoch_})" if trained_by_the_engine else ""
@@ -706,7 +714,21 @@ def _tune(trials: int) -> bool | int:
     return {0: False, -1: True}.get(trials, trials)
 
 
-def _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight) -> None:
+def _ray_fit(ray_address: str | None, workers: int):
+    """With --ray-address: ``fit(est, X, y, **params)`` training on Ray Train's workers; else None."""
+    if ray_address is None:
+        return None
+    from tabular_suite.training.distributed import fit_on_ray
+
+    address = None if ray_address == "local" else ray_address
+
+    def fit(est, X, y=None, **params):
+        return fit_on_ray(est, X, y, num_workers=workers, ray_address=address, **params)
+
+    return fit
+
+
+def _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight, fit) -> None:
     """``train --stream``: fit_parquet over a Parquet file or folder, memory at about one batch."""
     import tabular_suite
     from tabular_suite.data import infer_task
@@ -726,7 +748,7 @@ def _train_streamed(data, target, model, out, task, param, seed, verbose, column
         raise ValueError(f"{model!r} ({type(est).__name__}) does not stream; train it on a table (drop --stream).")
     if "verbose" not in params:
         est.set_params(verbose=int(verbose))
-    est.fit_parquet(data, target)
+    est = fit(est, str(data), target=target) if fit is not None else est.fit_parquet(data, target)
     est.save(out)
     history = est.history_[-1] if est.history_ else {}
     speed = f", {history['rows_per_s']:,.0f} rows/s" if "rows_per_s" in history else ""

@@ -213,3 +213,27 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, table):
     np.testing.assert_allclose(rows[0]["proba"], rows[1]["proba"], atol=1e-6)
     assert roc_auc_score(pd.read_csv(table)["y"].to_numpy()[1600:], rows[0]["proba"]) > 0.8
     assert not checkpoint.exists()
+
+
+def test_ray_train_fits_one_model_over_workers(tmp_path, table):
+    ray = pytest.importorskip("ray")
+    from sklearn.metrics import roc_auc_score
+
+    from tabular_suite.training.distributed import fit_on_ray
+
+    df = pd.read_csv(table)
+    y = df.pop("y").to_numpy()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        est = tabular_suite.MLPClassifier(max_epochs=6, random_state=0, num_threads=1)
+        fitted = fit_on_ray(est, df[:1600], y[:1600], num_workers=2, storage_path=str(tmp_path / "ray"))
+        streamed = fit_on_ray(
+            est, str(table.with_suffix(".parquet")), num_workers=2, target="y", batch_rows=200,
+            storage_path=str(tmp_path / "ray"),
+        )  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert est.__dict__.get("module_") is None  # the estimator given is left unfitted; a fitted copy returns
+    for model in (fitted, streamed):
+        assert len(model.history_) >= 2
+        assert roc_auc_score(y[1600:], model.predict_proba(df[1600:])[:, 1]) > 0.8

@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 from ..core.ranks import is_main_process, rank_and_world
 
-__all__ = ["Ranks", "init_from_env", "is_main_process", "rank_and_world"]
+__all__ = ["Ranks", "fit_on_ray", "init_from_env", "is_main_process", "rank_and_world"]
 
 
 def init_from_env() -> bool:
@@ -161,3 +161,78 @@ class Ranks:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str | None = None, use_gpu: bool = False,
+               storage_path: str | None = None, **fit_params):  # fmt: skip
+    """Fit ``estimator`` data-parallel on a Ray cluster with Ray Train (``TorchTrainer``): each of
+    ``num_workers`` workers joins one torch.distributed group and fits a copy of the estimator
+    (the same data-parallel training as under torchrun); rank 0's model comes back through a Ray
+    Train checkpoint and is returned, fitted.
+
+    ``X, y``: a table (sent to the workers through Ray's object store), or with ``y=None`` and
+    ``target=`` in ``fit_params`` a Parquet file or folder every worker can read, streamed by
+    ``fit_parquet``. ``ray_address``: the cluster (None: the one this process is connected to,
+    else a local Ray). ``use_gpu``: a GPU per worker. ``storage_path``: where Ray Train keeps its
+    run (on a cluster, a folder every node reaches; None: a temporary folder here). Needs ``pip install
+    "ray[train]"``.
+
+    Examples
+    --------
+    A Ray instance starts here, so this is not a doctest (tests/test_distributed.py runs it)::
+
+        import numpy as np, pandas as pd, tabular_suite
+        X = pd.DataFrame(np.random.default_rng(0).normal(size=(500, 3)), columns=list("abc"))
+        clf = fit_on_ray(tabular_suite.MLPClassifier(max_epochs=2), X, (X.a > 0).astype(int))
+        clf.predict(X[:3]).shape  # (3,)
+    """
+    import tempfile
+
+    try:
+        import ray
+        from ray.train import Checkpoint, RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+    except ImportError as exc:
+        raise ImportError('fit_on_ray needs Ray Train: pip install "ray[train]"') from exc
+    from sklearn.base import clone
+
+    from ..core.model_file import load
+
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be at least 1, got {num_workers}.")
+    if not ray.is_initialized():
+        ray.init(address=ray_address, include_dashboard=False)
+    streamed = y is None
+    if streamed and "target" not in fit_params:
+        raise ValueError("Without y, X is a Parquet path and fit_params must name its target= column.")
+    data = X if streamed else ray.put((X, y))
+    template = clone(estimator)
+
+    def train_loop(config):
+        import os
+
+        import ray.train
+
+        est = clone(config["estimator"])
+        if config["streamed"]:
+            params = dict(config["fit_params"])
+            est.fit_parquet(config["data"], params.pop("target"), **params)
+        else:
+            X_, y_ = ray.get(config["data"])
+            est.fit(X_, y_, **config["fit_params"])
+        if ray.train.get_context().get_world_rank() == 0:
+            folder = tempfile.mkdtemp()
+            est.save(os.path.join(folder, "model.tsm"))
+            ray.train.report({"epochs": len(est.history_)}, checkpoint=Checkpoint.from_directory(folder))
+        else:
+            ray.train.report({"epochs": len(est.history_)})
+
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"estimator": template, "data": data, "streamed": streamed, "fit_params": fit_params},
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        run_config=RunConfig(storage_path=storage_path or tempfile.mkdtemp(prefix="tabular_suite_ray_")),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as folder:
+        return load(os.path.join(folder, "model.tsm"))
