@@ -132,18 +132,16 @@ class Ranks:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when it is true on some rank."""
-        if not self.active:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item() > 0)
+        return self._reduce_flag(flag, dist.ReduceOp.MAX) if self.active else flag
 
     def all_have(self, flag: bool) -> bool:
         """True on every rank when it is true on every rank (e.g. "I have a batch")."""
-        if not self.active:
-            return flag
+        return self._reduce_flag(flag, dist.ReduceOp.MIN) if self.active else flag
+
+    @staticmethod
+    def _reduce_flag(flag: bool, op) -> bool:
         value = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        dist.all_reduce(value, op=op)
         return bool(value.item() > 0)
 
     def total(self, value: float) -> float:
