@@ -155,8 +155,9 @@ def test_checkpoint_resumes_an_interrupted_fit(tmp_path):
     est.set_params(callbacks=None).fit(X, y)  # finds it: epochs 3-6
     losses = [h["train_loss"] for h in est.history_]
     assert [h["epoch"] for h in est.history_] == [1, 2, 3, 4, 5, 6]
-    assert losses[:2] == [h["train_loss"] for h in whole.history_[:2]]  # the epochs before the interruption
-    np.testing.assert_allclose(losses, [h["train_loss"] for h in whole.history_], rtol=0.1)
+    # The same epochs as without the interruption (weights, optimizer, schedule and random streams resumed).
+    assert losses == [h["train_loss"] for h in whole.history_]
+    np.testing.assert_array_equal(est.predict_proba(X), whole.predict_proba(X))
     assert not checkpoint.exists()  # trained to the end
     with pytest.raises(KeyboardInterrupt):  # leaves a checkpoint of a narrower model
         MLPClassifier(**params, d_block=32, checkpoint=str(checkpoint), callbacks=[Interrupt()]).fit(X, y)

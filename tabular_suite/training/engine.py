@@ -329,8 +329,9 @@ def _signature(module: nn.Module) -> dict:
     return {name: list(t.shape) for name, t in module.state_dict().items()}
 
 
-def _save_checkpoint(path: Path, state: TrainState, tracking: tuple) -> None:
-    """The training state after an epoch, written atomically (a crash leaves the previous one)."""
+def _save_checkpoint(path: Path, state: TrainState, tracking: tuple, generator: torch.Generator) -> None:
+    """The training state after an epoch, written atomically (a crash leaves the previous one),
+    with the random streams of the batch order and of dropout (a resumed fit continues them)."""
     from ..core.files import atomic_path
 
     best_loss, best_weights, bad_epochs, stopped = tracking
@@ -349,14 +350,16 @@ def _save_checkpoint(path: Path, state: TrainState, tracking: tuple) -> None:
         ],  # plain numbers: the file loads with weights_only
         "best_epoch": state.best_epoch,
         "best": [float(best_loss), best_weights, bad_epochs, bool(stopped)],
+        "random": [generator.get_state(), torch.get_rng_state()],
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _resume(path: Path, state: TrainState) -> tuple:
-    """Load a checkpoint into ``state`` (module, optimizers, schedules, epoch, history); returns
-    the early-stopping state ``(best loss, best weights, epochs without improvement, stopped)``."""
+def _resume(path: Path, state: TrainState, generator: torch.Generator) -> tuple:
+    """Load a checkpoint into ``state`` (module, optimizers, schedules, epoch, history) and the
+    random streams; returns the early-stopping state ``(best loss, best weights, epochs without
+    improvement, stopped)``."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("signature") != _signature(state.module):
         raise ValueError(
@@ -371,6 +374,8 @@ def _resume(path: Path, state: TrainState) -> tuple:
             getattr(state, name).load_state_dict(payload[name])
     state.epoch, state.history, state.best_epoch = payload["epoch"], payload["history"], payload["best_epoch"]
     best_loss, best_weights, bad_epochs, stopped = payload["best"]
+    generator.set_state(payload["random"][0])
+    torch.set_rng_state(payload["random"][1])
     if best_weights is not None:
         best_weights = {k: v.to(device) for k, v in best_weights.items()}
     return best_loss, best_weights, bad_epochs, stopped
@@ -494,11 +499,11 @@ def fit_module(
         best_loss, best_weights, bad_epochs = math.inf, None, 0
         last_epoch = state.epoch + config.max_epochs  # partial_fit: max_epochs more
         checkpoint = Path(config.checkpoint) if config.checkpoint and new_fit else None
+        generator = torch.Generator().manual_seed(config.seed + state.epoch)
         if checkpoint is not None and checkpoint.exists():  # resume: max_epochs in all
-            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state)
+            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state, generator)
             last_epoch = state.epoch if stopped else config.max_epochs
         state.stop, first_epoch = False, state.epoch + 1
-        generator = torch.Generator().manual_seed(config.seed + state.epoch)
         # Only callbacks that override on_batch_end are called per batch (a deadline, say).
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         for cb in callbacks:
@@ -595,7 +600,7 @@ def fit_module(
                 if ranks.any(state.stop):
                     state.stop = True
                 if checkpoint is not None and ranks.rank == 0:
-                    _save_checkpoint(checkpoint, state, (best_loss, best_weights, bad_epochs, state.stop))
+                    _save_checkpoint(checkpoint, state, (best_loss, best_weights, bad_epochs, state.stop), generator)
                 if state.stop:
                     break
         finally:
