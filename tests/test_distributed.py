@@ -63,8 +63,9 @@ def _torchrun(tmp_path: Path, table: Path, kind: str, n: int) -> list[dict]:
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"{kind}_{n}.tsm"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", str(script),
-           str(table), kind, str(out)]  # fmt: skip
+    # --max-restarts: a group that fails to connect on a loaded machine starts again (as in production).
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "--max-restarts=2",
+           str(script), str(table), kind, str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

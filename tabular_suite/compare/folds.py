@@ -503,13 +503,14 @@ class FoldPlan:
     # {name: weight} in run order: each model's time is weight / (remaining weights) of the time left
     # (local backend, time_limit without model_time_limit); None: the candidates' order, model_time_limit.
     shares: dict | None = None
-    # A tabular_suite.compare.tuning.Tuner: each model it applies to is tuned on the first fold (out
+    # A tabular_suite.compare.tuning.Tuner: each model it applies to is tuned in the first fold (out
     # of the model's own time) before its folds run (local backend).
     tuner: object | None = None
 
 
 def _tuned(plan: FoldPlan, cand, model_start: float, model_time_limit: float | None):
-    """``cand`` with the parameters ``plan.tuner`` chose on the first fold, within the model's time."""
+    """``cand`` with the parameters ``plan.tuner`` chose in the first fold's training rows, within the
+    model's time."""
 
     def time_left() -> float | None:
         budget, reason = fold_budget(
@@ -518,10 +519,14 @@ def _tuned(plan: FoldPlan, cand, model_start: float, model_time_limit: float | N
         )  # fmt: skip
         return 0.0 if reason else budget
 
+    # The hold-out: a fifth of the first fold's training rows (its validation rows stay unseen, so
+    # its out-of-fold predictions are as honest as any fold's).
+    rows = np.random.default_rng(plan.ctx.seed).permutation(plan.folds[0][0])
+    cut = max(1, len(rows) // 5)
+    hold_out = (np.sort(rows[cut:]), np.sort(rows[:cut]))
     with threadpool_limits(limits=plan.ctx.num_threads):
         return plan.tuner.tune(
-            cand, plan.ctx, plan.df, plan.target, plan.folds[0], len(plan.folds), plan.n_classes, plan.weights,
-            time_left,
+            cand, plan.ctx, plan.df, plan.target, hold_out, len(plan.folds), plan.n_classes, plan.weights, time_left,
         )  # fmt: skip
 
 

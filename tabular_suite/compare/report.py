@@ -303,7 +303,8 @@ def _tuning(result) -> str:
     for name, trials in getattr(result, "tuning", {}).items():
         if len(trials):
             shown = trials.sort_values("score", ascending=False, na_position="last")
-            title = f"Tuning: {html.escape(name)} ({len(trials)} trials on the first fold)"
+            where = "a hold-out of the first fold's training rows"
+            title = f"Tuning: {html.escape(name)} ({len(trials)} trials on {where})"
             parts.append(f"<h3>{title}</h3>{_table(shown)}")
     return "".join(parts)
 

@@ -493,9 +493,9 @@ def compare(
         ``refit_status`` when a time limit cuts it short).
     tune : bool or int
         Search the hyperparameters of LightGBM, XGBoost, CatBoost and the deep models before
-        their folds (see :mod:`tabular_suite.compare.tuning`): an Optuna TPE study on the first
-        fold that starts from a portfolio of strong configurations (the model's own first),
-        prunes deep trials on their per-epoch validation loss and early-stops GBDT trials; the
+        their folds (see :mod:`tabular_suite.compare.tuning`): an Optuna TPE study on a hold-out
+        of the first fold's training rows that starts from a portfolio of strong configurations
+        (the model's own first), prunes deep trials on their per-epoch validation loss and early-stops GBDT trials; the
         best configuration is then cross-validated and bagged as usual. True: as many trials as
         half of each model's time allows (20 without a time limit); an int: at most that many
         per model. ``result.tuning`` holds the trials; the chosen parameters are in

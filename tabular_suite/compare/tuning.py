@@ -1,9 +1,10 @@
 """Hyperparameter search inside a comparison's budget (``compare(tune=...)``).
 
 For each model family with a search space (LightGBM, XGBoost, CatBoost and the deep models), an
-Optuna study (TPE sampler, seeded) on a hold-out: every trial fits the candidate with one
-configuration on the first fold's training rows and is scored with the comparison's metric on
-that fold's validation rows. The first trials are a portfolio of strong configurations: the
+Optuna study (TPE sampler, seeded) on a hold-out inside the first fold's training rows (a fifth
+of them; the fold's validation rows stay unseen, so its out-of-fold predictions stay honest):
+every trial fits the candidate with one configuration on the other four fifths and is scored
+with the comparison's metric on the hold-out. The first trials are a portfolio of strong configurations: the
 candidate's own settings, then a few known-good alternatives per family (:data:`PORTFOLIO`);
 TPE proposes the rest. The chosen configuration is then bagged over all folds like any model.
 
@@ -12,8 +13,7 @@ TPE proposes the rest. The chosen configuration is then bagged over all folds li
   whose curve is worse than the median of the earlier trials at the same epoch.
 - GBDTs: each trial grows up to :data:`GBDT_ROUNDS` rounds and stops 50 rounds after its
   validation loss last improved (early-stopped trials); the chosen configuration keeps the
-  number of rounds its trial reached, so the bagged fold models need no early-stopping rows
-  and their out-of-fold predictions stay honest.
+  number of rounds its trial reached, so the bagged fold models need no early-stopping rows.
 
 Time: under a time limit, tuning may use :data:`TUNE_FRACTION` of a model's share, and stops
 before that when the time left could no longer bag the best configuration over every fold at
@@ -144,7 +144,9 @@ def search_space(cand, ctx: BuildContext) -> tuple[dict, dict]:
         space["dropout_value"] = ("float", 0.0, 0.5, False)
         defaults["dropout_value"] = float(params[dropouts[0]])
     if "num_embeddings" in params:
-        space["num_embeddings"] = ("cat", ("none", "periodic-lite", "piecewise-linear"))
+        choices = ("none", "periodic-lite", "piecewise-linear")
+        own = params["num_embeddings"]
+        space["num_embeddings"] = ("cat", choices if own in choices else (*choices, own))
         defaults["num_embeddings"] = params["num_embeddings"]
     return space, defaults
 
@@ -227,7 +229,7 @@ class Tuner:
     def tune(self, cand, ctx: BuildContext, X, y, fold, n_folds: int, n_classes: int, weights, time_left):
         """Search for ``cand``; returns the candidate with the chosen parameters.
 
-        ``fold``: the (train, valid) row indices of the hold-out; ``time_left()``: seconds
+        ``fold``: the (train, valid) row indices of the trials (fit, score); ``time_left()``: seconds
         left of the model's share (None: no limit).
         """
         import optuna

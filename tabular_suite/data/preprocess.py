@@ -444,6 +444,9 @@ class TablePreprocessor:
                 unkept = lookup < _N_RESERVED
                 lookup[unkept] = self._unkept(keys[unkept], j)
                 raw = col.cat.codes.to_numpy()
+                if len(lookup) == 0:  # no categories at all: every value is missing
+                    cat_cols.append(np.full(len(raw), MISSING_ID, dtype=np.int64))
+                    continue
                 cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
                 continue
             keys, missing = _category_keys(col)

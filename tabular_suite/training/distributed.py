@@ -117,8 +117,10 @@ class Ranks:
         for table in sparse:
             grad = table.grad
             if grad is None:
-                grad = torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, *table.shape[1:]),
-                                               table.shape)  # fmt: skip
+                grad = torch.sparse_coo_tensor(
+                    torch.zeros(1, 0, dtype=torch.long, device=table.device),
+                    torch.zeros(0, *table.shape[1:], device=table.device, dtype=table.dtype), table.shape,
+                )  # fmt: skip
             grad = grad.coalesce()
             if dist.get_backend() == "gloo":  # gloo sums sparse tensors (it gathers every rank's rows)
                 dist.all_reduce(grad)
@@ -139,8 +141,14 @@ class Ranks:
         return self._reduce_flag(flag, dist.ReduceOp.MIN) if self.active else flag
 
     @staticmethod
-    def _reduce_flag(flag: bool, op) -> bool:
-        value = torch.tensor([1.0 if flag else 0.0])
+    def _device() -> torch.device:
+        """Where the group's collectives take their tensors (NCCL: this process's GPU)."""
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    def _reduce_flag(self, flag: bool, op) -> bool:
+        value = torch.tensor([1.0 if flag else 0.0], device=self._device())
         dist.all_reduce(value, op=op)
         return bool(value.item() > 0)
 
@@ -148,7 +156,7 @@ class Ranks:
         """The sum of ``value`` over the ranks."""
         if not self.active:
             return value
-        tensor = torch.tensor([float(value)], dtype=torch.float64)
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=self._device())
         dist.all_reduce(tensor)
         return float(tensor.item())
 
@@ -225,12 +233,20 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
         else:
             ray.train.report({"epochs": len(est.history_)})
 
+    own_storage = storage_path is None
+    storage_path = storage_path or tempfile.mkdtemp(prefix="tabular_suite_ray_")
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"estimator": template, "data": data, "streamed": streamed, "fit_params": fit_params},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-        run_config=RunConfig(storage_path=storage_path or tempfile.mkdtemp(prefix="tabular_suite_ray_")),
+        run_config=RunConfig(storage_path=storage_path),
     )
-    result = trainer.fit()
-    with result.checkpoint.as_directory() as folder:
-        return load(os.path.join(folder, "model.tsm"))
+    try:
+        result = trainer.fit()
+        with result.checkpoint.as_directory() as folder:
+            return load(os.path.join(folder, "model.tsm"))
+    finally:
+        if own_storage:
+            import shutil
+
+            shutil.rmtree(storage_path, ignore_errors=True)

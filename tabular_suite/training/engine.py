@@ -500,9 +500,12 @@ def fit_module(
         last_epoch = state.epoch + config.max_epochs  # partial_fit: max_epochs more
         checkpoint = Path(config.checkpoint) if config.checkpoint and new_fit else None
         generator = torch.Generator().manual_seed(config.seed + state.epoch)
-        if checkpoint is not None and checkpoint.exists():  # resume: max_epochs in all
+        # Resume (max_epochs in all) when rank 0 sees the checkpoint: every rank does, or none (the
+        # path must be one all ranks read, e.g. a shared disk); rank 0's weights are broadcast after.
+        if checkpoint is not None and ranks.from_main(checkpoint.exists()):
             best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state, generator)
             last_epoch = state.epoch if stopped else config.max_epochs
+            ranks.broadcast_module(module)
         state.stop, first_epoch = False, state.epoch + 1
         # Only callbacks that override on_batch_end are called per batch (a deadline, say).
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
@@ -611,6 +614,8 @@ def fit_module(
         if best_weights is None:
             state.best_epoch = state.epoch
         module.eval()
-        if checkpoint is not None and ranks.rank == 0:
-            checkpoint.unlink(missing_ok=True)  # trained to the end: nothing to resume
+        if checkpoint is not None:
+            ranks.any(False)  # a barrier: every rank is past reading the checkpoint
+            if ranks.rank == 0:
+                checkpoint.unlink(missing_ok=True)  # trained to the end: nothing to resume
         return state
