@@ -40,8 +40,9 @@ SCRIPT = textwrap.dedent(
         est.fit(df[:1600], y[:1600])
     est.save(out)
     rank, world = rank_and_world()
-    print(json.dumps({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
-                      "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_]}))
+    with open(f"{out}.{rank}.json", "w") as f:  # a file per rank: the ranks' stdout lines interleave
+        json.dump({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
+                   "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_]}, f)
     """
 )
 
@@ -68,8 +69,7 @@ def _torchrun(tmp_path: Path, table: Path, kind: str, n: int) -> list[dict]:
            str(script), str(table), kind, str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return sorted(rows, key=lambda r: r["rank"])
+    return [json.loads(Path(f"{out}.{rank}.json").read_text()) for rank in range(n)]
 
 
 @pytest.mark.parametrize("kind", ["mlp", "finalmlp", "mlp_parquet"])
@@ -188,8 +188,9 @@ KILLED = textwrap.dedent(
     resumed = os.path.exists(checkpoint)
     est = tabular_suite.MLPClassifier(max_epochs=6, patience=None, random_state=0, num_threads=1,
                                       checkpoint=checkpoint, callbacks=[KillRankOne()]).fit(df[:1600], y[:1600])
-    print(json.dumps({"rank": rank_and_world()[0], "resumed": resumed, "epochs": [h["epoch"] for h in est.history_],
-                      "proba": est.predict_proba(df[1600:])[:, 1].tolist()}))
+    with open(f"{checkpoint}.{rank_and_world()[0]}.json", "w") as f:  # a file per rank (stdout lines interleave)
+        json.dump({"rank": rank_and_world()[0], "resumed": resumed, "epochs": [h["epoch"] for h in est.history_],
+                   "proba": est.predict_proba(df[1600:])[:, 1].tolist()}, f)
     """
 )
 
@@ -206,9 +207,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, table):
     errors = [line for line in proc.stderr.splitlines() if "Error" in line and "ChildFailedError" not in line]
     assert proc.returncode == 0, "\n".join(errors[-20:]) or proc.stderr[-3000:]
     assert marker.exists()  # a worker was killed, and torchrun restarted the group
-    rows = sorted(
-        (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"]
-    )
+    rows = [json.loads(Path(f"{checkpoint}.{rank}.json").read_text()) for rank in (0, 1)]
     assert [r["rank"] for r in rows] == [0, 1]  # the restarted attempt finished on both ranks
     assert all(r["resumed"] for r in rows)  # ... from the checkpoint the first attempt left
     assert all(r["epochs"] == [1, 2, 3, 4, 5, 6] for r in rows)
