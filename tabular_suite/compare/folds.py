@@ -346,32 +346,55 @@ def _fit_logistic(model, X, y, deadline: Deadline, weighted: dict) -> str | None
         model.set_params(max_iter=total)
 
 
+def gbdt_deadline_callback(library: str, deadline: Deadline):
+    """A training callback of ``library`` ("lightgbm", "xgboost" or "catboost") that stops the
+    boosting at the first round past ``deadline`` and sets ``deadline.hit`` (LightGBM: unless
+    that round is the last anyway). Bounded fits and the tuner's trials use it.
+
+    >>> stop = gbdt_deadline_callback("catboost", Deadline(0.0))  # a deadline already passed
+    >>> stop.after_iteration(None)  # False: CatBoost stops
+    False
+    """
+    if library == "lightgbm":
+        import lightgbm
+
+        def stop_at_deadline(env):
+            if env.iteration + 1 < env.end_iteration and deadline.passed():
+                deadline.hit = True
+                raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+        return stop_at_deadline
+    if library == "xgboost":
+        import xgboost
+
+        class StopAtDeadline(xgboost.callback.TrainingCallback):
+            def after_iteration(self, booster, epoch, evals_log) -> bool:
+                deadline.hit = deadline.hit or deadline.passed()
+                return deadline.hit
+
+        return StopAtDeadline()
+    if library == "catboost":
+
+        class StopCatBoostAtDeadline:
+            def after_iteration(self, info) -> bool:  # False stops training
+                deadline.hit = deadline.hit or deadline.passed()
+                return not deadline.hit
+
+        return StopCatBoostAtDeadline()
+    raise ValueError(f"No deadline callback for {library!r}.")
+
+
 def _fit_lightgbm(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
-    import lightgbm
-
-    total, stopped = model.n_estimators, []
-
-    def stop_at_deadline(env):
-        if env.iteration + 1 < env.end_iteration and deadline.passed():
-            stopped.append(env.iteration)
-            raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
-
-    model.fit(X, y, callbacks=[stop_at_deadline], **weighted)
+    total = model.n_estimators
+    model.fit(X, y, callbacks=[gbdt_deadline_callback("lightgbm", deadline)], **weighted)
     # (LightGBM also stops by itself when no split gains anything: that is not a timeout.)
-    return f"{model.booster_.current_iteration()} of {total} boosting rounds" if stopped else None
+    return f"{model.booster_.current_iteration()} of {total} boosting rounds" if deadline.hit else None
 
 
 def _fit_xgboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
-    import xgboost
-
-    class StopAtDeadline(xgboost.callback.TrainingCallback):
-        def after_iteration(self, booster, epoch, evals_log) -> bool:
-            deadline.hit = deadline.hit or deadline.passed()
-            return deadline.hit
-
     total = model.get_params()["n_estimators"] or 100  # (None: XGBoost's default)
     callbacks = model.get_params()["callbacks"]
-    model.set_params(callbacks=[*(callbacks or ()), StopAtDeadline()])
+    model.set_params(callbacks=[*(callbacks or ()), gbdt_deadline_callback("xgboost", deadline)])
     try:
         model.fit(X, y, **weighted)
     finally:
@@ -381,12 +404,7 @@ def _fit_xgboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
 
 
 def _fit_catboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
-    class StopAtDeadline:
-        def after_iteration(self, info) -> bool:  # False stops training
-            deadline.hit = deadline.hit or deadline.passed()
-            return not deadline.hit
-
-    model.fit(X, y, callbacks=[StopAtDeadline()], **weighted)
+    model.fit(X, y, callbacks=[gbdt_deadline_callback("catboost", deadline)], **weighted)
     total = model.get_all_params()["iterations"]
     grown = model.tree_count_
     return f"{grown} of {total} boosting rounds" if deadline.hit and grown < total else None

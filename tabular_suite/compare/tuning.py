@@ -34,7 +34,7 @@ import pandas as pd
 from ..training.callbacks import Callback
 from .candidates import BuildContext, model_step
 from .ensemble import _align_proba
-from .folds import Deadline, fit_within
+from .folds import Deadline, fit_within, gbdt_deadline_callback
 
 __all__ = ["GBDT_ROUNDS", "PORTFOLIO", "TUNE_FRACTION", "Tuner", "search_space"]
 
@@ -346,44 +346,24 @@ def _fit_gbdt_trial(name, est, X, y, X_valid, y_valid, w, deadline) -> dict:
     Xt = pre.fit_transform(X, y)
     Xv = pre.transform(X_valid)
     weighted = {} if w is None else {"sample_weight": w}
+    stops = [] if deadline is None else [gbdt_deadline_callback(name, deadline)]
     if name == "lightgbm":
         import lightgbm
-
-        def stop_at_deadline(env):
-            if deadline is not None and deadline.passed():
-                deadline.hit = True
-                raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
 
         model.set_params(n_estimators=GBDT_ROUNDS)
         # LightGBM 4.7 names the validation rows eval_X / eval_y (eval_set is deprecated there).
         rows = {"eval_X": (Xv,), "eval_y": (y_valid,)} if "eval_X" in inspect.signature(model.fit).parameters else {
             "eval_set": [(Xv, y_valid)]}  # fmt: skip
-        stops = [lightgbm.early_stopping(_EARLY_STOP, verbose=False), stop_at_deadline]
-        model.fit(Xt, y, callbacks=stops, **rows, **weighted)
+        model.fit(Xt, y, callbacks=[lightgbm.early_stopping(_EARLY_STOP, verbose=False), *stops], **rows, **weighted)
         return {"n_estimators": max(1, int(model.best_iteration_ or model.booster_.current_iteration()))}
     if name == "xgboost":
-        import xgboost
-
-        class StopAtDeadline(xgboost.callback.TrainingCallback):
-            def after_iteration(self, booster, epoch, evals_log) -> bool:
-                if deadline is not None and deadline.passed():
-                    deadline.hit = True
-                return deadline is not None and deadline.hit
-
-        model.set_params(n_estimators=GBDT_ROUNDS, early_stopping_rounds=_EARLY_STOP, callbacks=[StopAtDeadline()])
+        model.set_params(n_estimators=GBDT_ROUNDS, early_stopping_rounds=_EARLY_STOP, callbacks=stops or None)
         model.fit(Xt, y, eval_set=[(Xv, y_valid)], verbose=False, **weighted)
         model.set_params(early_stopping_rounds=None, callbacks=None)
         return {"n_estimators": int(model.best_iteration) + 1}
     if name == "catboost":
-
-        class StopAtDeadline:
-            def after_iteration(self, info) -> bool:
-                if deadline is not None and deadline.passed():
-                    deadline.hit = True
-                return not (deadline is not None and deadline.hit)
-
         model.set_params(iterations=GBDT_ROUNDS)
-        model.fit(Xt, y, eval_set=(Xv, y_valid), early_stopping_rounds=_EARLY_STOP, callbacks=[StopAtDeadline()],
+        model.fit(Xt, y, eval_set=(Xv, y_valid), early_stopping_rounds=_EARLY_STOP, callbacks=stops or None,
                   **weighted)  # fmt: skip
         return {"iterations": int(model.get_best_iteration()) + 1}
     raise ValueError(f"No early-stopped trial for {name!r}.")

@@ -507,6 +507,7 @@ def fit_module(
             last_epoch = state.epoch if stopped else config.max_epochs
             ranks.broadcast_module(module)
         state.stop, first_epoch = False, state.epoch + 1
+        parameters = list(module.parameters())  # (once: every step averages and clips them)
         # Only callbacks that override on_batch_end are called per batch (a deadline, say).
         batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
         for cb in callbacks:
@@ -537,9 +538,9 @@ def fit_module(
                     for table in sparse_tables:  # one entry per row (SparseAdam and the norm need it)
                         if table.grad is not None:
                             table.grad = table.grad.coalesce()
-                    ranks.average_gradients(list(module.parameters()), sparse_tables)
+                    ranks.average_gradients(parameters, sparse_tables)
                     if config.grad_clip:
-                        clip_grad_norm(list(module.parameters()), config.grad_clip)
+                        clip_grad_norm(parameters, config.grad_clip)
                     optimizer.step()
                     if sparse_optimizer is not None:  # at the scheduled learning rate
                         for group in sparse_optimizer.param_groups:
