@@ -27,22 +27,39 @@ SCRIPT = textwrap.dedent(
     import tabular_suite
     from tabular_suite.training.distributed import rank_and_world
 
+    from tabular_suite.training.distributed import Ranks
+    from tabular_suite.training.engine import Callback
+
+    class Steps(Callback):  # counts the optimisation steps
+        n = 0
+
+        def on_batch_end(self, state):
+            Steps.n += 1
+            return False
+
     df = pd.read_csv(sys.argv[1])
     y = df.pop("y")
     kind, out = sys.argv[2], sys.argv[3]
-    params = dict(max_epochs=6, random_state=0, num_threads=1)
-    if kind == "finalmlp":
+    params = dict(max_epochs=6, random_state=0, num_threads=1, callbacks=[Steps()])
+    if kind.startswith("finalmlp"):
         params.update(sparse_embeddings=True, mlp1_hidden=(32,), mlp2_hidden=(32,), gate_hidden=(16,), n_heads=2)
-    est = tabular_suite.make_estimator(kind.removesuffix("_parquet"), "classification", **params)
+    if kind.endswith("_per_process"):
+        params.update(per_process_batch=True)
+    est = tabular_suite.make_estimator(kind.split("_")[0], "classification", **params)
     if kind.endswith("_parquet"):  # streamed: each rank reads its share of the row groups
         est.fit_parquet(sys.argv[1].replace(".csv", ".parquet"), "y", batch_rows=200)
     else:
         est.fit(df[:1600], y[:1600])
     est.save(out)
     rank, world = rank_and_world()
+    ranks = Ranks()  # the gradient exchange on its own: rank r sends r
+    weight = torch.nn.Parameter(torch.zeros(3))
+    weight.grad = torch.full((3,), float(rank))
+    ranks.average_gradients([weight])
     with open(f"{out}.{rank}.json", "w") as f:  # a file per rank: the ranks' stdout lines interleave
         json.dump({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
-                   "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_]}, f)
+                   "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_],
+                   "steps": Steps.n, "mean_grad": weight.grad.tolist(), "exchange": type(ranks._shared).__name__}, f)
     """
 )
 
@@ -60,14 +77,15 @@ def table(tmp_path_factory) -> Path:
     return path
 
 
-def _torchrun(tmp_path: Path, table: Path, kind: str, n: int) -> list[dict]:
+def _torchrun(tmp_path: Path, table: Path, kind: str, n: int, **env) -> list[dict]:
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
-    out = tmp_path / f"{kind}_{n}.tsm"
+    out = tmp_path / f"{kind}_{n}{'_'.join(env)}.tsm"
     # --max-restarts: a group that fails to connect on a loaded machine starts again (as in production).
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "--max-restarts=2",
            str(script), str(table), kind, str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [json.loads(Path(f"{out}.{rank}.json").read_text()) for rank in range(n)]
 
@@ -91,6 +109,26 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
     loaded = tabular_suite.load(tmp_path / f"{kind}_2.tsm")  # written once, by rank 0
     test = pd.read_csv(table).drop(columns="y")[1600:]
     np.testing.assert_allclose(loaded.predict_proba(test)[:, 1], two[0]["proba"], atol=1e-6)
+    # Local ranks average through shared memory; the mean of the ranks' gradients 0 and 1:
+    assert all(r["exchange"] == "_SharedExchange" and r["mean_grad"] == [0.5] * 3 for r in two)
+    if kind == "finalmlp":  # the network path (other machines, NCCL) trains the same model
+        network = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARED_GRADIENTS="0")
+        assert all(r["exchange"] == "bool" and r["mean_grad"] == [0.5] * 3 for r in network)
+        np.testing.assert_allclose(network[0]["proba"], two[0]["proba"], rtol=0, atol=1e-5)
+        assert network[0]["steps"] == two[0]["steps"] == one["steps"]
+
+
+def test_per_process_batch_takes_fewer_larger_steps(tmp_path, table):
+    from sklearn.metrics import roc_auc_score
+
+    one = _torchrun(tmp_path, table, "mlp", 1)[0]
+    two = _torchrun(tmp_path, table, "mlp_per_process", 2)
+    np.testing.assert_allclose(two[0]["proba"], two[1]["proba"], rtol=0, atol=1e-6)
+    # Each rank takes batch_size rows a step: an epoch in about half the steps of one process.
+    assert two[0]["epochs"] == one["epochs"] == 6
+    assert two[0]["steps"] < 0.7 * one["steps"], (two[0]["steps"], one["steps"])
+    auc = roc_auc_score(pd.read_csv(table)["y"].to_numpy()[1600:], two[0]["proba"])
+    assert auc > 0.8, auc
 
 
 def test_cli_train_with_workers_writes_one_model(tmp_path, table):
@@ -110,7 +148,7 @@ def test_ranks_share_an_epoch_equally():
     ranks.rank, ranks.world, ranks.active = 1, 3, True
     order = torch.arange(10)
     assert ranks.shard(order).tolist() == [3, 4, 5]  # 10 // 3 rows each; the last row waits an epoch
-    assert ranks.batch_size(256) == 86
+    assert ranks.batch_size(256) == 86 and ranks.batch_size(256, per_process=True) == 256
 
 
 def test_cli_train_streams_a_parquet_folder(tmp_path, table):

@@ -72,6 +72,13 @@ class TrainingParams:
         "Torch CPU threads during fit/predict (restored afterwards). None = all cores but one, or "
         "``TABULAR_SUITE_NUM_THREADS``.",
     )
+    per_process_batch: bool = param(
+        False,
+        "Data-parallel training (torchrun, ``--workers``, Ray): each process takes ``batch_size`` rows a "
+        "step, so a step takes N times the rows and an epoch N times fewer steps (DistributedDataParallel's "
+        "usual recipe; a process's fixed cost per step is spread over more rows), instead of "
+        "``batch_size / N`` (the one-process schedule, the default). One process: no effect.",
+    )
     checkpoint: str | None = param(
         None,
         "A file the training state (weights, optimizer, schedule, early-stopping state, history) is saved "
@@ -397,7 +404,7 @@ def _epoch_batches(train, epoch: int, streamed: bool, lengths, config, ranks, ge
         rows = len(order)
         if rows == 0:
             continue
-        batch_size = min(ranks.batch_size(config.batch_size), rows)
+        batch_size = min(ranks.batch_size(config.batch_size, config.per_process_batch), rows)
         # A trailing batch of one row is skipped (rows are reshuffled every epoch):
         # BatchNorm cannot train on it and its gradient would be pure noise.
         n_used = rows - 1 if rows % batch_size == 1 and rows > batch_size else rows
@@ -449,7 +456,7 @@ def fit_module(
     if streamed and train_weight is not None:
         raise ValueError("Row weights need in-memory training data, not ChunkedData.")
     n = train.n_rows if streamed else train[0].shape[0]
-    batch_size = min(config.batch_size, n)
+    batch_size = min(config.batch_size * (ranks.world if config.per_process_batch else 1), n)  # a step's rows
     steps_per_epoch = math.ceil((n - 1 if n % batch_size == 1 and n > batch_size else n) / batch_size)
 
     num_threads = resolve_num_threads(config.num_threads)
@@ -521,9 +528,14 @@ def fit_module(
                 started = time.perf_counter()
                 module.train()
                 total, n_seen = torch.zeros((), device=device), 0
-                for batch in _epoch_batches(train, epoch, streamed, lengths, config, ranks, generator, device):
-                    if synced and not ranks.all_have(True):  # another rank has run out of rows
-                        break
+                batches = _epoch_batches(train, epoch, streamed, lengths, config, ranks, generator, device)
+                batch = next(batches, None)
+                if synced and not ranks.all_have(batch is not None):  # some rank has no rows this epoch
+                    batch = None
+                while batch is not None:
+                    # The next batch is fetched first: whether this rank has one travels with the
+                    # gradients (streamed shares differ in size, and the ranks stop together).
+                    following = next(batches, None)
                     weighted = (batch.pop(),) if train_weight is not None else ()  # the rows' weights
                     *inputs, target = batch
                     with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
@@ -538,7 +550,9 @@ def fit_module(
                     for table in sparse_tables:  # one entry per row (SparseAdam and the norm need it)
                         if table.grad is not None:
                             table.grad = table.grad.coalesce()
-                    ranks.average_gradients(parameters, sparse_tables)
+                    all_have_next = ranks.average_gradients(
+                        parameters, sparse_tables, has_next=(following is not None) if synced else None
+                    )
                     if config.grad_clip:
                         clip_grad_norm(parameters, config.grad_clip)
                     optimizer.step()
@@ -554,12 +568,10 @@ def fit_module(
                     if batch_callbacks and ranks.any(any([cb.on_batch_end(state) for cb in batch_callbacks])):
                         state.stop = True
                         break
-                else:
-                    if synced:  # this rank has run out: the others stop at their next step
-                        ranks.all_have(False)
+                    batch = following if all_have_next is not False else None
                 n_seen = ranks.total(n_seen)  # rows of all ranks
                 train_loss = ranks.total(float(total)) / max(n_seen, 1)
-                ranks.broadcast_module(module)  # rank 0's buffers (e.g. BatchNorm statistics) everywhere
+                ranks.broadcast_buffers(module)  # rank 0's BatchNorm statistics (say) everywhere
                 if not math.isfinite(train_loss):
                     raise RuntimeError(
                         f"Training diverged at epoch {epoch} (loss {train_loss}); lower lr or set grad_clip."
@@ -572,8 +584,14 @@ def fit_module(
                     logs.update(extra)
                 elif valid is not None:
                     *v_inputs, v_target = valid
-                    v_out = predict_module(
-                        module, v_inputs, device=device, precision=config.precision, num_threads=num_threads
+                    # Each rank predicts its share of the rows (whole inference chunks: the same
+                    # figures as one process), and every rank gets all of them.
+                    v_out = ranks.predict_shared(
+                        lambda part: predict_module(
+                            module, part, device=device, precision=config.precision, num_threads=num_threads
+                        ),
+                        v_inputs,
+                        INFERENCE_CHUNK,
                     )
                     v_weighted = () if valid_weight is None else (valid_weight,)
                     val_loss = float(objective.loss(v_out, v_target, *v_weighted))
