@@ -6,14 +6,18 @@ Each check calls the benchmark script's own ``run_ours`` with one of its table's
 (one seed; SASRec for a few epochs: its seconds per epoch, the metric is not comparable
 then). Same data, splits and thread count (1) as the table. The peers are not re-run.
 
-    python benchmarks/recheck.py && python benchmarks/recheck.py --write
+    python benchmarks/recheck.py --against b69ac07 && python benchmarks/recheck.py --write
 
-Rows go to benchmarks/logs/recheck.jsonl.
+``--against REV`` runs each check also with the package of commit REV (a git worktree under
+benchmarks/_work), right after this commit's, so the two are compared on the machine as it is
+now (a shared VM's speed drifts by tens of per cent between sessions). Rows go to
+benchmarks/logs/recheck.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -79,21 +83,32 @@ def write(rows: list[dict]) -> None:
     lines = [
         HEADER,
         "",
-        "Command: `python benchmarks/recheck.py && python benchmarks/recheck.py --write` (rows in "
-        "benchmarks/logs/recheck.jsonl). Our side of the CTR, ExcelFormer and SASRec benchmarks re-run with one "
+        "Command: `python benchmarks/recheck.py --against b69ac07 && python benchmarks/recheck.py --write` (rows "
+        "in benchmarks/logs/recheck.jsonl). Our side of the CTR, ExcelFormer and SASRec benchmarks re-run with one "
         "of each table's settings (seed 0; SASRec for 5 epochs: its seconds per epoch only), next to that "
-        "table's row (CTR: the mean of seeds 0-2). 1 thread.",
+        "table's row (CTR: the mean of seeds 0-2), at this commit and, right after it, at the commit before "
+        "issue 25 (b69ac07): the machine's speed drifts between sessions, so the two commits compare, not the "
+        "table and now. 1 thread.",
         "",
         "| check | metric | table | now | table s/epoch | now s/epoch | commit | machine |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: list(CHECKS).index(r["check"])):
         ref = reference(CHECKS[r["check"]][1])
         table_metric = ref.get("test AUC (mean ± sd)", ref.get("test", ref.get("NDCG@10", ""))).split(" ")[0]
         lines.append(
             f"| {r['check']} | {r['result']['metric']} | {table_metric} | {r['result']['value']:.4f} | "
             f"{ref['s/epoch']} | {r['result']['sec_per_epoch']:.2f} | {r['commit']} | {r['machine']} |"
         )
+    commits = list(dict.fromkeys(r["commit"] for r in rows))
+    if len(commits) == 2:  # this commit's figures over the other's, check by check
+        lines += ["", f"{commits[0]} vs {commits[1]}, each check run one right after the other:", ""]
+        for name in CHECKS:
+            pair = {r["commit"]: r["result"] for r in rows if r["check"] == name}
+            if len(pair) == 2:
+                a, b = pair[commits[0]], pair[commits[1]]
+                same = "the same" if a["value"] == b["value"] else f"{a['value']:.4f} vs {b['value']:.4f}"
+                lines.append(f"- {name}: {a['metric']} {same}; s/epoch {a['sec_per_epoch'] / b['sec_per_epoch']:.2f}x")
     write_section(lines)
 
 
@@ -103,17 +118,37 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS))
+    p.add_argument("--against", help="also run each check with the package of this commit")
     p.add_argument("--write", action="store_true")
+    p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.one:
+        print("RESULT " + json.dumps(check(a.one)))
+        return
     rows = read_rows(LOG)
     if a.write:
         write(rows)
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = ["git", "-C", str(HERE.parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    packages = {head: HERE.parent}
+    if a.against:
+        rev = subprocess.run([*git, "rev-parse", "--short", a.against], capture_output=True, text=True, check=True)
+        tree = HERE / "_work" / f"against-{rev.stdout.strip()}"
+        if not tree.exists():
+            subprocess.run([*git, "worktree", "add", "--detach", str(tree), rev.stdout.strip()], check=True)
+        packages[rev.stdout.strip()] = tree
     done = {(r["check"], r["commit"]) for r in rows}
     for name in a.checks:
-        if (name, commit) not in done:
-            append_row(LOG, {"check": name, "commit": commit, "machine": machine(), "result": check(name)})
+        for commit, package in packages.items():
+            if (name, commit) in done:
+                continue
+            env = {**os.environ, "PYTHONPATH": str(package), "OMP_NUM_THREADS": "1"}
+            out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, env=env)
+            if out.returncode:
+                raise RuntimeError(out.stderr[-3000:])
+            result = json.loads(next(line[7:] for line in out.stdout.splitlines() if line.startswith("RESULT ")))
+            append_row(LOG, {"check": name, "commit": commit, "machine": machine(), "result": result})
 
 
 if __name__ == "__main__":
