@@ -25,9 +25,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np, pandas as pd, torch
     torch.set_num_threads(1)
     import tabular_suite
-    from tabular_suite.training.distributed import rank_and_world
-
-    from tabular_suite.training.distributed import Ranks
+    from tabular_suite.training.distributed import Ranks, rank_and_world
     from tabular_suite.training.engine import Callback
 
     class Steps(Callback):  # counts the optimisation steps
@@ -59,7 +57,8 @@ SCRIPT = textwrap.dedent(
     with open(f"{out}.{rank}.json", "w") as f:  # a file per rank: the ranks' stdout lines interleave
         json.dump({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
                    "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_],
-                   "steps": Steps.n, "mean_grad": weight.grad.tolist(), "exchange": type(ranks._shared).__name__}, f)
+                   "steps": Steps.n, "mean_grad": weight.grad.tolist(),
+                   "exchange": "shared memory" if ranks._shared else "network"}, f)
     """
 )
 
@@ -110,10 +109,10 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
     test = pd.read_csv(table).drop(columns="y")[1600:]
     np.testing.assert_allclose(loaded.predict_proba(test)[:, 1], two[0]["proba"], atol=1e-6)
     # Local ranks average through shared memory; the mean of the ranks' gradients 0 and 1:
-    assert all(r["exchange"] == "_SharedExchange" and r["mean_grad"] == [0.5] * 3 for r in two)
+    assert all(r["exchange"] == "shared memory" and r["mean_grad"] == [0.5] * 3 for r in two)
     if kind == "finalmlp":  # the network path (other machines, NCCL) trains the same model
         network = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARED_GRADIENTS="0")
-        assert all(r["exchange"] == "bool" and r["mean_grad"] == [0.5] * 3 for r in network)
+        assert all(r["exchange"] == "network" and r["mean_grad"] == [0.5] * 3 for r in network)
         np.testing.assert_allclose(network[0]["proba"], two[0]["proba"], rtol=0, atol=1e-5)
         assert network[0]["steps"] == two[0]["steps"] == one["steps"]
 
