@@ -230,17 +230,20 @@ def write(rows: list[dict]) -> None:
         f"table alone takes {N_ROWS * 9 * 8 / 2**20:,.0f} MB in memory as int64 columns. Before issue 25 "
         f"(dense default, 10M rows): AutoInt+ {BEFORE['autoint_plus']:,} rows/s, FinalMLP {BEFORE['finalmlp']:,} "
         "rows/s (test AUC 0.7682 / 0.7697); x before = our rows/s over those (the target: 10x at equal or better AUC). "
-        "FuxiCTR (`--peer`): its defaults, the same rows less 100k for validation, its training pass timed.",
+        "FuxiCTR (`--peer`): its defaults, the same rows less 100k for validation, its training pass timed. "
+        "run (`--repeat`): 10M rows, run 2 = after a streamed chunk's leftover rows open the next chunk's batches "
+        "(commit df3997e: one batch size an epoch; before, each chunk's odd last batch cost oneDNN new bf16 "
+        "kernels and memory that stayed); 2M rows, run 2 = with the validation rows shared out (aee23b4).",
         "",
-        "| model | library | config | training rows | processes | batch / step | lr | rows/s | x before | epoch s "
+        "| model | library | config | training rows | run | processes | batch / step | lr | rows/s | x before | epoch s "
         "| peak RSS MB | test AUC | Bayes AUC | test logloss | params | machine |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["model"], r["files"], r["library"], r["procs"], r["config"])):
+    for r in sorted(rows, key=lambda r: (r["model"], -r["files"], r["library"], r["repeat"], r["procs"], r["config"])):
         x = r["result"]
         step = r.get("batch_size", 1024) * (r["procs"] if r["per_process_batch"] else 1)
         lines.append(
-            f"| {r['model']} | {r['library']} | {r['config']} | {x['train_rows']:,} | {r['procs']} | {step:,} | "
+            f"| {r['model']} | {r['library']} | {r['config']} | {x['train_rows']:,} | {r['repeat']} | {r['procs']} | {step:,} | "
             f"{r['lr'] or 1e-3:g} | {x['rows_per_s']:,.0f} | {format(x['rows_per_s'] / BEFORE[r['model']], '.1f') + 'x' if r['library'] == 'ours' else ''} | "
             f"{x['epoch_seconds']:.0f} | {format(x['peak_rss_mb_after_fit'], ',.0f') if 'peak_rss_mb_after_fit' in x else ''} | {x['test_auc']:.4f} | "
             f"{r['bayes_auc']:.4f} | {x['test_logloss']:.4f} | {x['n_params']:,} | {r['machine']} |"
