@@ -115,6 +115,27 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
         assert all(r["exchange"] == "network" and r["mean_grad"] == [0.5] * 3 for r in network)
         np.testing.assert_allclose(network[0]["proba"], two[0]["proba"], rtol=0, atol=1e-5)
         assert network[0]["steps"] == two[0]["steps"] == one["steps"]
+        # Shared memory with a gloo all-gather as the barrier (off x86-64) instead of the spin:
+        # the same sums in the same order, the same model.
+        gathered = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SPIN_BARRIER="0")
+        assert all(r["exchange"] == "shared memory" and r["mean_grad"] == [0.5] * 3 for r in gathered)
+        np.testing.assert_allclose(gathered[0]["proba"], two[0]["proba"], rtol=0, atol=1e-6)
+
+
+def test_shared_exchange_gives_up_when_a_rank_never_arrives():
+    from tabular_suite.training.distributed import _SharedExchange
+
+    class TwoRanks:  # rank 0 of 2, alone: rank 1's header never shows the step
+        rank, world = 0, 2
+
+    exchange = _SharedExchange(TwoRanks(), "/dev/shm")
+    exchange.timeout = 0.2
+    headers = torch.zeros(2, 3, dtype=torch.long)
+    headers[0, 0] = 1
+    with pytest.raises(RuntimeError, match="did not reach training step 1 within"):
+        exchange._wait(headers, 1)
+    headers[1, 0] = 1  # both ranks there: no wait
+    exchange._wait(headers, 1)
 
 
 def test_per_process_batch_takes_fewer_larger_steps(tmp_path, table):
