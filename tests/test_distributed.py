@@ -54,10 +54,13 @@ SCRIPT = textwrap.dedent(
     weight = torch.nn.Parameter(torch.zeros(3))
     weight.grad = torch.full((3,), float(rank))
     ranks.average_gradients([weight])
+    # Validation rows shared out (4 chunks of 256 rows and a part): each rank's, gathered in order.
+    shared = ranks.predict_shared(lambda part: part[0] * 2, [torch.arange(1000)], 256)
     with open(f"{out}.{rank}.json", "w") as f:  # a file per rank: the ranks' stdout lines interleave
         json.dump({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
                    "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_],
                    "steps": Steps.n, "mean_grad": weight.grad.tolist(),
+                   "shared_ok": shared.tolist() == list(range(0, 2000, 2)),
                    "exchange": "shared memory" if ranks._shared else "network"}, f)
     """
 )
@@ -110,6 +113,7 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
     np.testing.assert_allclose(loaded.predict_proba(test)[:, 1], two[0]["proba"], atol=1e-6)
     # Local ranks average through shared memory; the mean of the ranks' gradients 0 and 1:
     assert all(r["exchange"] == "shared memory" and r["mean_grad"] == [0.5] * 3 for r in two)
+    assert all(r["shared_ok"] for r in two)
     if kind == "finalmlp":  # the network path (other machines, NCCL) trains the same model
         network = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARED_GRADIENTS="0")
         assert all(r["exchange"] == "network" and r["mean_grad"] == [0.5] * 3 for r in network)

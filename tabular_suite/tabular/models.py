@@ -25,7 +25,8 @@ from ..nn.kan import KAN, KANConfig
 from ..nn.mlp import MLP, MLPConfig
 from ..nn.resnet import ResNet, ResNetConfig
 from ..nn.tabm import TabM, TabMConfig, ensemble_logits
-from ..training.engine import predict_module, weighted_mean
+from ..training.distributed import Ranks
+from ..training.engine import INFERENCE_CHUNK, predict_module, weighted_mean
 from .base import TabularClassifierMixin, TabularEstimator, TabularRegressorMixin, estimator_doc
 
 __all__ = [
@@ -606,13 +607,16 @@ class _CTRParams(TabularEstimator):
         weights = None if valid_weight is None else valid_weight.numpy()
 
         def evaluate(module):
-            out = predict_module(
-                module,
+            # Data-parallel: each rank predicts its share of the rows, and every rank gets them all
+            # (a Ranks of the group fit_module joined).
+            out = Ranks().predict_shared(
+                lambda part: predict_module(
+                    module, part, device=self.device, precision=self.precision,
+                    num_threads=resolve_num_threads(self.num_threads),
+                ),
                 inputs,
-                device=self.device,
-                precision=self.precision,
-                num_threads=resolve_num_threads(self.num_threads),
-            )[:, 0]
+                INFERENCE_CHUNK,
+            )[:, 0]  # fmt: skip
             both = 0 < labels.sum() < len(labels)
             auc = float(roc_auc_score(labels, out.numpy(), sample_weight=weights)) if both else 0.5
             losses = F.binary_cross_entropy_with_logits(out, target, reduction="none")

@@ -7,8 +7,9 @@ preprocessing (deterministic), builds the same model (parameters and buffers bro
 rank 0 to be sure), and trains on its own share of each epoch's shuffled rows; after each
 backward pass the gradients are averaged over the ranks, as DistributedDataParallel does, so
 the ranks keep identical parameters: ranks of one machine write them to a shared-memory file
-and meet at one small all-gather, ranks of several machines (or NCCL) all-reduce the dense
-gradients and all-gather the sparse embedding rows (:meth:`Ranks.average_gradients`). The
+and wait there until all have (a spin on x86-64, else one small all-gather), ranks of several
+machines (or NCCL) all-reduce the dense gradients and all-gather the sparse embedding rows
+(:meth:`Ranks.average_gradients`). The
 global batch is ``batch_size`` (each rank takes ``batch_size / N`` rows), so a run matches
 single-process training in its number of steps and schedule; with ``per_process_batch=True``
 each rank takes ``batch_size`` rows (N times the rows a step, N times fewer steps: the usual
@@ -121,7 +122,8 @@ class Ranks:
         their own).
 
         Ranks on one machine (gloo) exchange the gradients through a shared-memory file: each
-        writes its own slot, one small all-gather is the barrier, each sums the slots. Over the
+        writes its own slot, the ranks wait until all have (see :class:`_SharedExchange`), each
+        sums the slots. Over the
         network (several machines, or NCCL) the dense gradients take one all-reduce and the
         sparse rows one all-gather, both in flight at once. (On this project's 2-core VM a gloo
         collective costs about a millisecond of wake-ups and loopback copies at the least, and an
