@@ -43,11 +43,29 @@ SCRIPT = textwrap.dedent(
         params.update(sparse_embeddings=True, mlp1_hidden=(32,), mlp2_hidden=(32,), gate_hidden=(16,), n_heads=2)
     if kind.endswith("_per_process"):
         params.update(per_process_batch=True)
-    est = tabular_suite.make_estimator(kind.split("_")[0], "classification", **params)
-    if kind.endswith("_parquet"):  # streamed: each rank reads its share of the row groups
-        est.fit_parquet(sys.argv[1].replace(".csv", ".parquet"), "y", batch_rows=200)
+    if kind == "sasrec":  # 600 users walking items i -> i+1; the last item of each is the test
+        rng = np.random.default_rng(0)
+        rows = [(f"u{u}", f"i{(s + t) % 40}") for u, s in enumerate(rng.integers(0, 40, 600))
+                for t in range(int(rng.integers(5, 12)))]
+        log = pd.DataFrame(rows, columns=["user_id", "item_id"])
+        last = log.groupby("user_id").tail(1)
+        params.update(maxlen=12, hidden_units=16, batch_size=64, patience=None, max_epochs=20)
+        est = tabular_suite.SASRecRecommender(**params).fit(log.drop(last.index))
+        proba = est.recommend([f"u{u}" for u in range(100)], k=3)["score"].tolist()
+        test_metric = est.evaluate(last)["NDCG@10"]
+        # The validator, its users shared out over the ranks, and on one rank's own:
+        import tabular_suite.recsys.recommender as R
+        evaluate = R.SASRecRecommender._validator(est, est.sequences_, np.arange(600), 0)
+        shared = evaluate(est.module_)[1]
+        R.Ranks = type("Alone", (R.Ranks,), {"predict_shared": lambda self, f, inputs, unit: f(inputs)})
+        validation_shared_ok = shared == evaluate(est.module_)[1]
     else:
-        est.fit(df[:1600], y[:1600])
+        est = tabular_suite.make_estimator(kind.split("_")[0], "classification", **params)
+        if kind.endswith("_parquet"):  # streamed: each rank reads its share of the row groups
+            est.fit_parquet(sys.argv[1].replace(".csv", ".parquet"), "y", batch_rows=200)
+        else:
+            est.fit(df[:1600], y[:1600])
+        proba, test_metric, validation_shared_ok = est.predict_proba(df[1600:])[:, 1].tolist(), None, None
     est.save(out)
     rank, world = rank_and_world()
     ranks = Ranks()  # the gradient exchange on its own: rank r sends r
@@ -57,7 +75,9 @@ SCRIPT = textwrap.dedent(
     # Validation rows shared out (4 chunks of 256 rows and a part): each rank's, gathered in order.
     shared = ranks.predict_shared(lambda part: part[0] * 2, [torch.arange(1000)], 256)
     with open(f"{out}.{rank}.json", "w") as f:  # a file per rank: the ranks' stdout lines interleave
-        json.dump({"rank": rank, "world": world, "proba": est.predict_proba(df[1600:])[:, 1].tolist(),
+        json.dump({"rank": rank, "world": world, "proba": proba, "test_metric": test_metric,
+                   "val_metric": [h.get("val_NDCG@10") for h in est.history_],
+                   "validation_shared_ok": validation_shared_ok,
                    "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_],
                    "steps": Steps.n, "mean_grad": weight.grad.tolist(),
                    "shared_ok": shared.tolist() == list(range(0, 2000, 2)),
@@ -124,6 +144,22 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
         gathered = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SPIN_BARRIER="0")
         assert all(r["exchange"] == "shared memory" and r["mean_grad"] == [0.5] * 3 for r in gathered)
         np.testing.assert_allclose(gathered[0]["proba"], two[0]["proba"], rtol=0, atol=1e-6)
+
+
+def test_two_processes_train_one_sasrec_as_one_process_does(tmp_path, table):
+    two = _torchrun(tmp_path, table, "sasrec", 2)
+    np.testing.assert_allclose(two[0]["proba"], two[1]["proba"], rtol=0, atol=1e-5)
+    # Each rank ranks its share of the 600 validation users: the figures of one rank ranking all.
+    assert all(r["validation_shared_ok"] for r in two)
+    assert two[0]["val_metric"] == two[1]["val_metric"] and None not in two[0]["val_metric"]
+    one = _torchrun(tmp_path, table, "sasrec", 1)[0]
+    assert one["steps"] == two[0]["steps"] and one["epochs"] == two[0]["epochs"] == 20
+    # The next item is fully predictable: both learn it, within noise of each other.
+    assert two[0]["test_metric"] > 0.5 and abs(one["test_metric"] - two[0]["test_metric"]) < 0.1, (
+        one["test_metric"],
+        two[0]["test_metric"],
+    )
+    assert abs(one["val_metric"][-1] - two[0]["val_metric"][-1]) < 0.1
 
 
 def test_shared_exchange_gives_up_when_a_rank_never_arrives():

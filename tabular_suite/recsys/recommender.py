@@ -22,6 +22,7 @@ from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve
 from ..nn.blocks import full_softmax_cross_entropy
 from ..nn.sasrec import SASRec, SASRecConfig
 from ..training.device import thread_limit
+from ..training.distributed import Ranks
 from ..training.engine import Objective, TrainConfig, TrainingParams, fit_module, predict_module, seeded
 from .interactions import ItemSequences, check_interaction_columns, interaction_sequences
 from .metrics import PROTOCOLS, protocol_label, ranking_metrics
@@ -244,7 +245,15 @@ class SASRecRecommender(BaseEstimator, TrainingParams, SASRecConfig):
             candidates = _sampled_candidates(history, targets, seqs.n_items, 100, np.random.default_rng(seed))
 
         def evaluate(module):
-            metrics = ranking_metrics(self._ranks(module, windows, targets, history, candidates), 10)
+            def ranked(rows):  # the target ranks of a run of validation users
+                a, b = (int(rows[0][0]), int(rows[0][-1]) + 1) if len(rows[0]) else (0, 0)
+                seen = _Histories(seqs, users[a:b], drop_last=1)
+                part = None if candidates is None else candidates[a:b]
+                return torch.from_numpy(self._ranks(module, windows[a:b], targets[a:b], seen, part))
+
+            # Data-parallel: each rank ranks its share of the users (runs of 256), every rank gets them all.
+            positions = Ranks().predict_shared(ranked, [torch.arange(len(targets))], 256).numpy()
+            metrics = ranking_metrics(positions, 10)
             return -metrics["NDCG@10"], {f"val_{k}": v for k, v in metrics.items()}
 
         return evaluate

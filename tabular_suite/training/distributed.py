@@ -9,13 +9,13 @@ backward pass the gradients are averaged over the ranks, as DistributedDataParal
 the ranks keep identical parameters: ranks of one machine write them to a shared-memory file
 and wait there until all have (a spin on x86-64, else one small all-gather), ranks of several
 machines (or NCCL) all-reduce the dense gradients and all-gather the sparse embedding rows
-(:meth:`Ranks.average_gradients`). The
-global batch is ``batch_size`` (each rank takes ``batch_size / N`` rows), so a run matches
-single-process training in its number of steps and schedule; with ``per_process_batch=True``
-each rank takes ``batch_size`` rows (N times the rows a step, N times fewer steps: the usual
-DistributedDataParallel recipe, faster when a step's fixed costs matter). Validation, early
-stopping and the learning-rate schedule follow rank 0's validation figures; rank 0 alone saves
-the model and logs to MLflow.
+(:meth:`Ranks.average_gradients`). The global batch is ``batch_size`` (each rank takes
+``batch_size / N`` rows), so a run matches single-process training in its number of steps and
+schedule; with ``per_process_batch=True`` each rank takes ``batch_size`` rows (N times the rows
+a step, N times fewer steps: the usual DistributedDataParallel recipe, faster when a step's
+fixed costs matter). Validation, early stopping and the learning-rate schedule follow rank 0's
+validation figures (each rank predicts a share of the validation rows); rank 0 alone saves the
+model and logs to MLflow.
 
 The process group is initialised from torchrun's environment (``RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR``, ...) by :func:`init_from_env`: gloo on CPU, nccl on CUDA.
@@ -123,9 +123,8 @@ class Ranks:
 
         Ranks on one machine (gloo) exchange the gradients through a shared-memory file: each
         writes its own slot, the ranks wait until all have (see :class:`_SharedExchange`), each
-        sums the slots. Over the
-        network (several machines, or NCCL) the dense gradients take one all-reduce and the
-        sparse rows one all-gather, both in flight at once. (On this project's 2-core VM a gloo
+        sums the slots. Over the network (several machines, or NCCL) the dense gradients take
+        one all-reduce and the sparse rows one all-gather, both in flight at once. (On this project's 2-core VM a gloo
         collective costs about a millisecond of wake-ups and loopback copies at the least, and an
         all-reduce of 2.3 MB of gradients 3.3 ms: a third of a FinalMLP step of 512 rows.)
         """
@@ -327,8 +326,8 @@ class _SharedExchange:
     every header shows this step (x86-64, whose stores become visible in program order: a short
     spin, a few microseconds, that yields the core after a thousand looks; elsewhere, or with
     ``TABULAR_SUITE_SPIN_BARRIER=0``, one small gloo all-gather of the row counts is the barrier,
-    about 0.7 ms on this project's 2-core VM); each rank sums the slots. When some
-    rank's rows exceed the slots' capacity the ranks map a larger file and repeat the step."""
+    about 0.7 ms on this project's 2-core VM); each rank sums the slots. When some rank's rows
+    exceed the slots' capacity the ranks map a larger file and repeat the step."""
 
     #: Seconds a rank waits for the others at a step before it gives up (gloo's default timeout).
     timeout = 1800.0
