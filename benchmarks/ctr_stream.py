@@ -248,7 +248,9 @@ def write(rows: list[dict]) -> None:
         "FuxiCTR (`--peer`): its defaults, the same rows less 100k for validation, its training pass timed. "
         "run (`--repeat`): 10M rows, run 2 = after a streamed chunk's leftover rows open the next chunk's batches "
         "(commit df3997e: one batch size an epoch; before, each chunk's odd last batch cost oneDNN new bf16 "
-        "kernels and memory that stayed); 2M rows, run 2 = with the validation rows shared out (aee23b4).",
+        "kernels and memory that stayed); 2M rows, run 2 = with the validation rows shared out (aee23b4), run 3 = "
+        "the ranks meeting at a spin in shared memory (5b81d1f), run 4 = the CTR validator's rows shared out "
+        "(b957c76); seed: our random_state when not 0.",
         "",
         "| model | library | config | training rows | run | processes | batch / step | lr | rows/s | x before | epoch s "
         "| peak RSS MB | test AUC | Bayes AUC | test logloss | params | machine |",
