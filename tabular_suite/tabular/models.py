@@ -609,14 +609,14 @@ class _CTRParams(TabularEstimator):
         def evaluate(module):
             # Data-parallel: each rank predicts its share of the rows, and every rank gets them all
             # (a Ranks of the group fit_module joined).
+            threads = resolve_num_threads(self.num_threads)
             out = Ranks().predict_shared(
                 lambda part: predict_module(
-                    module, part, device=self.device, precision=self.precision,
-                    num_threads=resolve_num_threads(self.num_threads),
+                    module, part, device=self.device, precision=self.precision, num_threads=threads
                 ),
                 inputs,
                 INFERENCE_CHUNK,
-            )[:, 0]  # fmt: skip
+            )[:, 0]
             both = 0 < labels.sum() < len(labels)
             auc = float(roc_auc_score(labels, out.numpy(), sample_weight=weights)) if both else 0.5
             losses = F.binary_cross_entropy_with_logits(out, target, reduction="none")
