@@ -189,7 +189,10 @@ def write(rows: list[dict]) -> None:
                     )
         lines.append("- mean rank (1 = best): " + ", ".join(f"{c} {ranks[c].mean():.2f}" for c in ranks.columns))
         speed = part.groupby("system")["predict_ms_per_1000"].median()
-        lines.append("- prediction of a warm 1,000-row batch, median ms: " + ", ".join(f"{s} {speed[s]:.1f}" for s in speed.index))
+        lines.append(
+            "- prediction of a warm 1,000-row batch, median ms: "
+            + ", ".join(f"{s} {speed[s]:.1f}" for s in speed.index)
+        )
         fit = part.groupby("system")["fit_s"].median()
         lines.append("- fit wall time, median s: " + ", ".join(f"{s} {fit[s]:.0f}" for s in fit.index))
         lines.append("")
