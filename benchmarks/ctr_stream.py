@@ -148,6 +148,8 @@ def run_ours(model: str, a) -> dict:
     args += ["--batch-size", str(a.batch_size)] if a.batch_size is not None else []
     args += ["--seed", str(a.seed)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if a.replicated:  # every process updates all parameters (before the sharded update)
+        env["TABULAR_SUITE_SHARD_OPTIMIZER"] = "0"
     if a.independent:  # N one-process trainings at once, no exchange: what N cores give on their own
         procs = [subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env) for _ in range(a.procs)]  # fmt: skip
@@ -224,6 +226,7 @@ def key(r: dict) -> tuple:
         r.get("batch_size"),
         r.get("seed", 0),
         r.get("independent", False),
+        r.get("replicated", False),
     )
 
 
@@ -297,7 +300,7 @@ def scaling(rows: list[dict]) -> list[str]:
     for model, run in sorted({(r["model"], r["repeat"]) for r in runs}):
         mine = [r for r in runs if r["model"] == model and r["repeat"] == run]
         speed = {(r["procs"], r.get("batch_size") or 1024, r["per_process_batch"], r["lr"]): r["result"]["rows_per_s"]
-                 for r in mine if not r.get("independent")}  # fmt: skip
+                 for r in mine if not r.get("independent") and not r.get("replicated")}  # fmt: skip
         one = speed.get((1, 1024, False, None))
         if one is None:
             continue
@@ -305,6 +308,7 @@ def scaling(rows: list[dict]) -> list[str]:
             mine,
             key=lambda r: (
                 r.get("independent", False),
+                r.get("replicated", False),
                 r["procs"],
                 r.get("batch_size") or 1024,
                 r["per_process_batch"],
@@ -316,7 +320,8 @@ def scaling(rows: list[dict]) -> list[str]:
             per = batch if whole else batch // r["procs"]
             x = r["result"]
             out.append(
-                f"| {model} | {run} | {r['procs']}{' independent' if r.get('independent') else ''} | "
+                f"| {model} | {run} | {r['procs']}{' independent' if r.get('independent') else ''}"
+                f"{' replicated' if r.get('replicated') else ''} | "
                 f"{per * r['procs']:,} ({per:,}) | {r['lr'] or 1e-3:g} | "
                 f"{x['rows_per_s']:,.0f} | {x['rows_per_s'] / one:.2f}x | {x['test_auc']:.4f} |"
             )
@@ -347,7 +352,9 @@ def seeds(runs: list[dict]) -> list[str]:
     for model, run in sorted({(r["model"], r["repeat"]) for r in runs if r.get("seed")}):
         mine = [r for r in runs if r["model"] == model and r["repeat"] == run]
         one = [r["result"] for r in mine if r["procs"] == 1 and not r.get("batch_size") and r["lr"] is None]
-        two = [r["result"] for r in mine if r["procs"] == 2 and r["per_process_batch"] and r["lr"] == 0.002]
+        two = [r["result"] for r in mine if r["procs"] == 2 and r["per_process_batch"] and r["lr"] == 0.002
+               and not r.get("replicated")]  # fmt: skip
+        same = [r["result"] for r in mine if r["procs"] == 2 and r.get("replicated")]
         if len(one) < 2 or len(one) != len(two):
             continue
         speed1, speed2 = mean([x["rows_per_s"] for x in one]), mean([x["rows_per_s"] for x in two])
@@ -355,7 +362,15 @@ def seeds(runs: list[dict]) -> list[str]:
         out.append(
             f"- {model}, run {run}, {len(one)} seeds: one process {speed1:,.0f} rows/s, test AUC {mean(auc1):.4f} "
             f"(sd {sd(auc1):.4f}); two processes of 1024 rows each, lr 2e-3: {speed2:,.0f} rows/s = "
-            f"{speed2 / speed1:.2f}x, test AUC {mean(auc2):.4f} (sd {sd(auc2):.4f})."
+            f"{speed2 / speed1:.2f}x, test AUC {mean(auc2):.4f} (sd {sd(auc2):.4f})"
+            + (
+                f"; the same with every process updating all parameters: "
+                f"{mean([x['rows_per_s'] for x in same]):,.0f} rows/s = "
+                f"{mean([x['rows_per_s'] for x in same]) / speed1:.2f}x, test AUC "
+                f"{mean([x['test_auc'] for x in same]):.4f}."
+                if len(same) == len(two)
+                else "."
+            )
         )
     return ([""] + out) if out else []
 
@@ -404,6 +419,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None, help="rows a step (a process's, with --per-process-batch)")
     p.add_argument("--independent", action="store_true",
                    help="--procs N one-process trainings at once, without exchange (the machine's ceiling)")  # fmt: skip
+    p.add_argument(
+        "--replicated",
+        action="store_true",
+        help="with --procs: every process updates all parameters (TABULAR_SUITE_SHARD_OPTIMIZER=0)",
+    )
     p.add_argument("--seed", type=int, default=0, help="our random_state (a row of its own when not 0)")
     p.add_argument("--repeat", type=int, default=1, help="a repeated measurement's number (a row of its own)")
     p.add_argument("--peer", action="store_true", help="FuxiCTR instead of ours (dense recipe)")
@@ -432,6 +452,8 @@ def main() -> None:
                 row["seed"] = a.seed
             if a.independent:
                 row["independent"] = True
+            if a.replicated:
+                row["replicated"] = True
             if key(row) in done:
                 continue
             a.config = config

@@ -30,9 +30,11 @@ SCRIPT = textwrap.dedent(
 
     class Steps(Callback):  # counts the optimisation steps
         n = 0
+        idle = 0  # the most parameters left to another rank at a step (a sharded update)
 
         def on_batch_end(self, state):
             Steps.n += 1
+            Steps.idle = max(Steps.idle, sum(p.grad is None for p in state.module.parameters()))
             return False
 
     df = pd.read_csv(sys.argv[1])
@@ -79,7 +81,7 @@ SCRIPT = textwrap.dedent(
                    "val_metric": [h.get("val_NDCG@10") for h in est.history_],
                    "validation_shared_ok": validation_shared_ok,
                    "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_],
-                   "steps": Steps.n, "mean_grad": weight.grad.tolist(),
+                   "steps": Steps.n, "idle": Steps.idle, "mean_grad": weight.grad.tolist(),
                    "shared_ok": shared.tolist() == list(range(0, 2000, 2)),
                    "exchange": "shared memory" if ranks._shared else "network"}, f)
     """
@@ -134,7 +136,16 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
     # Local ranks average through shared memory; the mean of the ranks' gradients 0 and 1:
     assert all(r["exchange"] == "shared memory" and r["mean_grad"] == [0.5] * 3 for r in two)
     assert all(r["shared_ok"] for r in two)
-    if kind == "finalmlp":  # the network path (other machines, NCCL) trains the same model
+    # The optimizer's work shared out: each rank updates a part of the parameters (another's
+    # have no gradient on it after the step).
+    assert all(r["idle"] > 0 for r in two) and one["idle"] == 0
+    if kind == "finalmlp":
+        # Each rank updating everything (as before the sharded update) trains the same model:
+        # every value is updated once, by the same arithmetic.
+        replicated = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARD_OPTIMIZER="0")
+        assert all(r["idle"] == 0 for r in replicated)
+        np.testing.assert_allclose(replicated[0]["proba"], two[0]["proba"], rtol=0, atol=1e-6)
+        assert replicated[0]["train_loss"] == two[0]["train_loss"]  # the network path (other machines, NCCL) trains the same model
         network = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARED_GRADIENTS="0")
         assert all(r["exchange"] == "network" and r["mean_grad"] == [0.5] * 3 for r in network)
         np.testing.assert_allclose(network[0]["proba"], two[0]["proba"], rtol=0, atol=1e-5)

@@ -85,6 +85,7 @@ class Ranks:
         self.active = self.world > 1
         self._shared = None  # the same-machine exchange, once known (False: none)
         self._capacity = None  # rows per sparse table and rank in an all-gather
+        self._sharded = None  # the optimizers' work shared out, once known (False: not)
 
     def batch_size(self, batch_size: int, per_process: bool = False) -> int:
         """Rows per rank and step: ``batch_size`` with ``per_process``, else a share, so that the
@@ -153,6 +154,32 @@ class Ranks:
         pending.wait()
         _unpack_dense(dense, flat, self.world)
         return None if has_next is None else bool(flat[-1].item() == self.world)
+
+    def step(self, optimizers, sparse=()) -> None:
+        """Each optimizer's step (None: none). Ranks that exchange their gradients through shared
+        memory share the work instead of each doing all of it: each updates its part of the
+        parameters, held in shared memory (see :class:`_ShardedOptimizer`); the ``sparse``
+        tables are shared out by rows.
+
+        >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.ones(2)
+        >>> Ranks().step([torch.optim.SGD([w], lr=0.5), None]); w.tolist()
+        [0.5, 0.5]
+        """
+        optimizers = [o for o in optimizers if o is not None]
+        if self._sharded is None:
+            self._sharded = (self._shared and _ShardedOptimizer.join(self._shared, optimizers, sparse)) or False
+        if self._sharded:
+            self._sharded.step(optimizers)
+        else:
+            for o in optimizers:
+                o.step()
+
+    def release(self) -> None:
+        """After training: parameters and optimizer state that lived in shared memory (a sharded
+        update) back in this process's own memory; otherwise nothing to do."""
+        if self._sharded:
+            self._sharded.release()
+        self._sharded = None
 
     def _gather_sparse(self, tables, grads) -> None:
         """The tables' gradients summed over the ranks (divided by their number), by one
@@ -360,59 +387,18 @@ class _SharedExchange:
 
     def _map(self, layout: _Layout) -> bool:
         """Every rank maps a new file of two headers and two slots per rank for ``layout``; False
-        on every rank when some rank could not (e.g. too little room in ``/dev/shm``: a
-        container's default is 64 MB, and a write past the room would kill the process with
-        SIGBUS)."""
-        world, rank = self.ranks.world, self.ranks.rank
+        on every rank when some rank could not (see :func:`_shared_file`)."""
+        world = self.ranks.world
         header_words = 2 * 2 * world * (2 + len(layout.widths))  # int64 entries, two float32 words each
-        nbytes = 4 * (header_words + 2 * world * layout.size)
-        path = None
-        if rank == 0:
-            candidate = os.path.join(self.folder, f"tabular_suite-{uuid.uuid4().hex}")
-            try:
-                room = os.statvfs(self.folder)
-                if room.f_bavail * room.f_frsize >= 2 * nbytes:  # with room for the capacity to grow
-                    fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-                    path = candidate
-                    try:
-                        os.ftruncate(fd, nbytes)
-                    finally:
-                        os.close(fd)
-            except OSError:
-                if path is not None:
-                    os.unlink(path)
-                path = None
-        path = self.ranks.from_main(path)
-        memory = None
-        if path is not None:
-            try:
-                memory = torch.from_file(path, shared=True, size=nbytes // 4, dtype=torch.float32)
-            except RuntimeError:
-                memory = None
-        mapped = self.ranks.all_have(memory is not None)  # (the barrier: every rank has mapped it, or failed)
-        if rank == 0 and path is not None:
-            os.unlink(path)  # the mappings stay; nothing is left behind, even after a crash
-        if mapped:
+        memory = _shared_file(self.ranks, self.folder, header_words + 2 * world * layout.size)
+        if memory is not None:
             self.header = memory[:header_words].view(torch.int64).view(2, world, 2 + len(layout.widths))
             self.memory, self.layout = memory[header_words:].view(2, world, layout.size), layout
-        return mapped
+        return memory is not None
 
     def _wait(self, headers: torch.Tensor, step: int) -> None:
-        """Until every rank's header row shows ``step`` (spinning, then yielding the core to
-        whoever needs it: more ranks than cores must not starve the rank being waited for)."""
-        steps = headers[:, 0]
-        spins, started = 0, None
-        while int(steps.min()) < step:
-            spins += 1
-            if spins > 1000:
-                os.sched_yield()
-                if started is None:
-                    started = time.monotonic()
-                elif time.monotonic() - started > self.timeout:
-                    raise RuntimeError(
-                        f"Rank {self.ranks.rank}: the other ranks did not reach training step {step} within "
-                        f"{self.timeout:.0f} s (a rank stopped or hangs)."
-                    )
+        """Until every rank's header row shows ``step``."""
+        _spin_until(headers[:, 0], step, self.timeout, self.ranks.rank)
 
     def average(self, dense, tables, grads, has_next: bool | None) -> bool | None:
         world, rank = self.ranks.world, self.ranks.rank
@@ -452,6 +438,172 @@ class _SharedExchange:
         if tables:
             self.layout.unpack(slots, gathered[:, 1:], tables, world)
         return None if has_next is None else bool(gathered[:, 0].min() == 1)
+
+
+class _ShardedOptimizer:
+    """The optimizers' work shared out over the ranks of one machine (stage 1 of ZeRO, Rajbhandari
+    et al., 2020, in shared memory): the parameters and their Adam moments live in one
+    shared-memory file that every rank maps; each rank updates its part of them, whole dense
+    parameters (balanced by size) and the rows of each sparse table whose index modulo the
+    number of ranks is its rank, and the ranks meet (a spin, as the exchange's) before the next
+    forward pass reads them. Every value is updated once, by the arithmetic the replicated
+    update uses, so training is the same; a rank's optimizer step costs 1/N of the work (a
+    FinalMLP step on 2M rows: lazy Adam over both ranks' looked-up rows and dense Adam, about
+    3 ms of a 35 ms step, halved). The checkpoint rank 0 writes holds everything (it reads the
+    shared file). ``TABULAR_SUITE_SHARD_OPTIMIZER=0`` keeps the replicated update (each rank
+    updates everything)."""
+
+    def __init__(self, exchange: _SharedExchange, memory: torch.Tensor, others: list, tables: list):
+        self.exchange, self.others, self.tables = exchange, others, tables
+        world = exchange.ranks.world
+        self.counters, self.step_count = memory[: 2 * world].view(torch.int64), 0
+        self.bound: list = []  # (holder, key) of every tensor that lives in the shared file
+
+    @classmethod
+    def join(cls, exchange: _SharedExchange, optimizers: list, tables) -> _ShardedOptimizer | None:
+        """The sharded update when every optimizer is Adam, AdamW or SparseAdam over float32 CPU
+        parameters and the ranks meet by the spin, with room in ``/dev/shm``; else None (on every
+        rank alike)."""
+        ranks = exchange.ranks
+        params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
+        usable = (
+            exchange.spin
+            and os.environ.get("TABULAR_SUITE_SHARD_OPTIMIZER", "1") != "0"
+            and all(
+                type(o) in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SparseAdam)
+                and not any(g.get("amsgrad") for g in o.param_groups)
+                for o in optimizers
+            )
+            and all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params)
+            and torch.get_default_dtype() == torch.float32
+        )
+        if not ranks.all_have(bool(usable)):
+            return None
+        for o in optimizers:  # the state torch would create at the first step, created now to place it
+            for p in (p for g in o.param_groups for p in g["params"]):
+                state = o.state[p]
+                if not state:
+                    state["step"] = 0 if isinstance(o, torch.optim.SparseAdam) else torch.zeros(())
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+        holders = [(p, None) for p in params]  # the parameters, then their float32 state tensors
+        for o in optimizers:
+            for p in (p for g in o.param_groups for p in g["params"]):
+                holders += [(o.state[p], k) for k, v in o.state[p].items() if isinstance(v, torch.Tensor)]
+        values = [h.data if k is None else h[k] for h, k in holders]
+        if any(v.dtype != torch.float32 for v in values):
+            return None  # (alike on every rank: the same model and optimizers)
+        world = ranks.world
+        memory = _shared_file(ranks, exchange.folder, 2 * world + sum(v.numel() for v in values))
+        if memory is None:
+            return None
+        # Dense parameters to ranks by size (the largest first, each to the least loaded rank).
+        table_ids = {id(t) for t in tables}
+        dense = sorted((p for p in params if id(p) not in table_ids), key=lambda p: -p.numel())
+        load, others = [0] * world, []
+        for p in dense:
+            owner = load.index(min(load))
+            load[owner] += p.numel()
+            if owner != ranks.rank:
+                others.append(p)
+        sharded = cls(exchange, memory, others, [t for t in tables if id(t) in {id(p) for p in params}])
+        views, offset = [], 2 * world
+        for v in values:
+            views.append(memory[offset : offset + v.numel()].view_as(v))
+            offset += v.numel()
+        if ranks.rank == 0:  # (every rank holds the same values: rank 0 writes them)
+            for view, v in zip(views, values):
+                view.copy_(v)
+        ranks.all_have(True)  # written
+        for (holder, key), view in zip(holders, views):
+            if key is None:
+                holder.data = view
+            else:
+                holder[key] = view
+            sharded.bound.append((holder, key))
+        return sharded
+
+    def step(self, optimizers: list) -> None:
+        """This rank's part of the update, then the meeting: every rank's part is written."""
+        ranks = self.exchange.ranks
+        for p in self.others:
+            p.grad = None  # another rank updates it (Adam skips a parameter without a gradient)
+        for table in self.tables:
+            grad = table.grad
+            if grad is not None:  # coalesced by the exchange: its rows of this rank stay sorted and unique
+                rows = grad.indices()
+                mine = rows[0] % ranks.world == ranks.rank
+                table.grad = torch.sparse_coo_tensor(
+                    rows[:, mine], grad.values()[mine], grad.shape, is_coalesced=True, check_invariants=False
+                )
+        for o in optimizers:
+            o.step()
+        self.step_count += 1
+        self.counters[ranks.rank] = self.step_count
+        _spin_until(self.counters, self.step_count, self.exchange.timeout, ranks.rank)
+
+    def release(self) -> None:
+        """The parameters and the optimizers' state in this process's own memory again (a copy of
+        the shared file's values): the trained model does not hold the other ranks' memory."""
+        for holder, key in self.bound:
+            if key is None:
+                holder.data = holder.data.clone()
+            else:
+                holder[key] = holder[key].clone()
+        self.bound = []
+
+
+def _shared_file(ranks: Ranks, folder: str, words: int) -> torch.Tensor | None:
+    """``words`` float32 values (zeros) in a new file in ``folder`` that every rank maps: rank 0
+    creates it and unlinks it once every rank has mapped it (the mappings stay; nothing is left
+    behind, even after a crash). None on every rank when some rank could not map it (e.g. too
+    little room in ``/dev/shm``: a container's default is 64 MB, and a write past the room would
+    kill the process with SIGBUS)."""
+    nbytes, path = 4 * words, None
+    if ranks.rank == 0:
+        candidate = os.path.join(folder, f"tabular_suite-{uuid.uuid4().hex}")
+        try:
+            room = os.statvfs(folder)
+            if room.f_bavail * room.f_frsize >= 2 * nbytes:  # with room to spare (the exchange may grow)
+                fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+                path = candidate
+                try:
+                    os.ftruncate(fd, nbytes)
+                finally:
+                    os.close(fd)
+        except OSError:
+            if path is not None:
+                os.unlink(path)
+            path = None
+    path = ranks.from_main(path)
+    memory = None
+    if path is not None:
+        try:
+            memory = torch.from_file(path, shared=True, size=words, dtype=torch.float32)
+        except RuntimeError:
+            memory = None
+    mapped = ranks.all_have(memory is not None)  # (the barrier: every rank has mapped it, or failed)
+    if ranks.rank == 0 and path is not None:
+        os.unlink(path)
+    return memory if mapped else None
+
+
+def _spin_until(steps: torch.Tensor, step: int, timeout: float, rank: int) -> None:
+    """Until every entry of ``steps`` (the ranks' counters in shared memory) reaches ``step``:
+    a spin, that yields the core after a thousand looks (more ranks than cores must not starve
+    the rank being waited for) and raises after ``timeout`` seconds."""
+    spins, started = 0, None
+    while int(steps.min()) < step:
+        spins += 1
+        if spins > 1000:
+            os.sched_yield()
+            if started is None:
+                started = time.monotonic()
+            elif time.monotonic() - started > timeout:
+                raise RuntimeError(
+                    f"Rank {rank}: the other ranks did not reach training step {step} within {timeout:.0f} s "
+                    "(a rank stopped or hangs)."
+                )
 
 
 def _boot_id() -> str:

@@ -6,7 +6,6 @@ Batches are index slices of tensors already on the device; there is no per-row D
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -572,11 +571,10 @@ def fit_module(
                     )
                     if config.grad_clip:
                         clip_grad_norm(parameters, config.grad_clip)
-                    optimizer.step()
                     if sparse_optimizer is not None:  # at the scheduled learning rate
                         for group in sparse_optimizer.param_groups:
                             group["lr"] = optimizer.param_groups[0]["lr"]
-                        sparse_optimizer.step()
+                    ranks.step([optimizer, sparse_optimizer], sparse_tables)
                     if step_scheduler is not None:
                         step_scheduler.step()
                     rows = target.shape[0]
@@ -620,7 +618,7 @@ def fit_module(
                         plateau.step(val_loss)
                     if val_loss < best_loss:
                         best_loss, bad_epochs, state.best_epoch = val_loss, 0, epoch
-                        best_weights = copy.deepcopy(module.state_dict())
+                        best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
                     else:
                         bad_epochs += 1
                     if config.patience is not None and bad_epochs >= config.patience:
@@ -643,6 +641,7 @@ def fit_module(
                 if state.stop:
                     break
         finally:
+            ranks.release()  # (a sharded update's parameters lived in shared memory)
             for cb in callbacks:
                 cb.on_train_end(state)
         if best_weights is not None:
