@@ -570,6 +570,19 @@ def test_stacking_layer_on_out_of_fold_predictions(tmp_path):
     np.testing.assert_allclose(tabular_suite.load(tmp_path / "s.tsm", trusted=True).predict_proba(X), proba)
     plain = tabular_suite.compare(X, y, models=["linear", "mlp"], cv=3, stack=False, **FAST)
     assert not any(m.endswith("_l2") for m in plain.leaderboard["model"])
+    # A model that is a member and the level-2 model's input too predicts the rows once a call.
+    from tabular_suite.compare.runner import _bagged_row
+
+    both = _bagged_row({"linear": 0.5, "linear_l2": 0.5}, result.fold_models, result._stacked, "classification",
+                       result._data, result.classes)  # fmt: skip
+    calls = []
+    for fold_model in both.members["linear"].models:
+        fold_model.predict_proba = (lambda f: lambda rows: calls.append(1) or f(rows))(fold_model.predict_proba)
+    proba = both.predict_proba(X)
+    assert len(calls) == 3  # the 3 fold models once, not once more under linear_l2
+    apart = 0.5 * both.members["linear"].predict_proba(X) + 0.5 * both.members["linear_l2"].predict_proba(X)
+    np.testing.assert_allclose(proba, apart, rtol=0, atol=1e-12)
+    assert len(calls) == 9  # (outside an ensemble's call nothing is kept: twice more)
 
 
 def test_stacking_does_not_learn_shuffled_labels():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -112,13 +113,18 @@ class EnsembleModel:
 
     def _average(self, X, method: str) -> np.ndarray:
         X = as_dataframe(X)  # as compare gave the members (an array's columns named 0, 1, ...)
-        total = None
-        for name, weight in self.weights.items():
-            member = self.members[name]
-            out = np.asarray(getattr(member, method)(X), dtype=np.float64)
-            if method == "predict_proba":
-                out = _align_proba(out, member.classes_, self.classes_)
-            total = weight * out if total is None else total + weight * out
+        # A model that is a member and a level-2 model's input too predicts these rows once.
+        token = _PREDICTED.set({})
+        try:
+            total = None
+            for name, weight in self.weights.items():
+                member = self.members[name]
+                out = np.asarray(getattr(member, method)(X), dtype=np.float64)
+                if method == "predict_proba":
+                    out = _align_proba(out, member.classes_, self.classes_)
+                total = weight * out if total is None else total + weight * out
+        finally:
+            _PREDICTED.reset(token)
         return total / sum(self.weights.values())
 
     def predict_proba(self, X) -> np.ndarray:
@@ -238,6 +244,11 @@ class EnsembleModel:
         return cls._from_state(config, tensors, trusted=trusted, source=Path(path))
 
 
+#: While an EnsembleModel predicts (in this thread or task): (bagged model, rows, method) -> its
+#: output, so that a model that is both a member and a level-2 model's input predicts once.
+_PREDICTED: ContextVar[dict | None] = ContextVar("tabular_suite_predicted", default=None)
+
+
 class BaggedModel:
     """The models of a k-fold cross-validation predicting together (k-fold bagging): the mean of
     their class probabilities (classification) or values (regression).
@@ -266,15 +277,27 @@ class BaggedModel:
         """Mean of the fold models' class probabilities, columns ordered as ``classes_``."""
         if self.task != "classification":
             raise AttributeError("predict_proba is only available for classification.")
+        memo, key = _PREDICTED.get(), (id(self), id(X), "predict_proba")
+        if memo is not None and key in memo:
+            return memo[key]
         codes = np.arange(len(self.classes_))
         total = sum(_align_proba(np.asarray(m.predict_proba(X), np.float64), m.classes_, codes) for m in self.models)
-        return total / len(self.models)
+        out = total / len(self.models)
+        if memo is not None:
+            memo[key] = out
+        return out
 
     def predict(self, X) -> np.ndarray:
         """Most probable class (classification) or the mean of the fold models' values."""
         if self.task == "classification":
             return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-        return sum(np.asarray(m.predict(X), np.float64) for m in self.models) / len(self.models)
+        memo, key = _PREDICTED.get(), (id(self), id(X), "predict")
+        if memo is not None and key in memo:
+            return memo[key]
+        out = sum(np.asarray(m.predict(X), np.float64) for m in self.models) / len(self.models)
+        if memo is not None:
+            memo[key] = out
+        return out
 
     def __repr__(self) -> str:
         return f"BaggedModel({len(self.models)} x {type(self.models[0]).__name__})"

@@ -1010,8 +1010,14 @@ def _bagged_row(chosen: dict, fold_models: dict, stacked: dict, task, data: tupl
     df, target, weights = data[0], data[1], data[3]
     n_classes = 0 if classes is None else len(classes)
     all_rows: dict = {}
+    made: dict = {}  # one object per model: a member that is also a level-2 input predicts once
 
     def bagged(name):
+        if name not in made:
+            made[name] = _bagged_one(name)
+        return made[name]
+
+    def _bagged_one(name):
         models = fold_models[name]
         if name not in stacked:
             if isinstance(models[0], (TabPFNClassifier, TabPFNRegressor)):

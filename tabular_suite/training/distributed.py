@@ -9,7 +9,9 @@ backward pass the gradients are averaged over the ranks, as DistributedDataParal
 the ranks keep identical parameters: ranks of one machine write them to a shared-memory file
 and wait there until all have (a spin on x86-64, else one small all-gather), ranks of several
 machines (or NCCL) all-reduce the dense gradients and all-gather the sparse embedding rows
-(:meth:`Ranks.average_gradients`). The global batch is ``batch_size`` (each rank takes
+(:meth:`Ranks.average_gradients`). Ranks of one machine also share out the optimizer's work:
+the parameters and their Adam moments live in that shared memory, and each rank updates its
+part of them (:meth:`Ranks.step`). The global batch is ``batch_size`` (each rank takes
 ``batch_size / N`` rows), so a run matches single-process training in its number of steps and
 schedule; with ``per_process_batch=True`` each rank takes ``batch_size`` rows (N times the rows
 a step, N times fewer steps: the usual DistributedDataParallel recipe, faster when a step's
