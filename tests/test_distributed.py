@@ -21,26 +21,32 @@ from tabular_suite.training.distributed import Ranks
 # Each rank fits the same table; prints its rank, its test predictions and the fit's history.
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys, time
     import numpy as np, pandas as pd, torch
     torch.set_num_threads(1)
     import tabular_suite
     from tabular_suite.training.distributed import Ranks, rank_and_world
-    from tabular_suite.training.engine import Callback
 
-    class Steps(Callback):  # counts the optimisation steps
+    class Steps:  # counts the optimisation steps (no callback: one would add a collective a step)
         n = 0
         idle = 0  # the most parameters left to another rank at a step (a sharded update)
+        step = Ranks.step
 
-        def on_batch_end(self, state):
+        def counted(ranks, optimizers, sparse=()):
+            Steps.step(ranks, optimizers, sparse)
             Steps.n += 1
-            Steps.idle = max(Steps.idle, sum(p.grad is None for p in state.module.parameters()))
-            return False
+            params = [p for o in optimizers if o is not None for g in o.param_groups for p in g["params"]]
+            Steps.idle = max(Steps.idle, sum(p.grad is None for p in params))
+
+    Ranks.step = Steps.counted
+    if os.environ.get("SLOW_RANK") == str(rank_and_world()[0]):  # this rank updates its part late
+        adamw_step = torch.optim.AdamW.step
+        torch.optim.AdamW.step = lambda self, *a, **k: time.sleep(0.02) or adamw_step(self, *a, **k)
 
     df = pd.read_csv(sys.argv[1])
     y = df.pop("y")
     kind, out = sys.argv[2], sys.argv[3]
-    params = dict(max_epochs=6, random_state=0, num_threads=1, callbacks=[Steps()])
+    params = dict(max_epochs=6, random_state=0, num_threads=1)
     if kind.startswith("finalmlp"):
         params.update(sparse_embeddings=True, mlp1_hidden=(32,), mlp2_hidden=(32,), gate_hidden=(16,), n_heads=2)
     if kind.endswith("_per_process"):
@@ -69,6 +75,9 @@ SCRIPT = textwrap.dedent(
             est.fit(df[:1600], y[:1600])
         proba, test_metric, validation_shared_ok = est.predict_proba(df[1600:])[:, 1].tolist(), None, None
     est.save(out)
+    # The trained model holds its own memory (a sharded update's parameters lived in a shared file).
+    module = getattr(est, "module_", None)
+    owned = module is None or all(p.untyped_storage().nbytes() == p.nbytes for p in module.parameters())
     rank, world = rank_and_world()
     ranks = Ranks()  # the gradient exchange on its own: rank r sends r
     weight = torch.nn.Parameter(torch.zeros(3))
@@ -81,7 +90,7 @@ SCRIPT = textwrap.dedent(
                    "val_metric": [h.get("val_NDCG@10") for h in est.history_],
                    "validation_shared_ok": validation_shared_ok,
                    "epochs": len(est.history_), "train_loss": [h["train_loss"] for h in est.history_],
-                   "steps": Steps.n, "idle": Steps.idle, "mean_grad": weight.grad.tolist(),
+                   "steps": Steps.n, "idle": Steps.idle, "owned": owned, "mean_grad": weight.grad.tolist(),
                    "shared_ok": shared.tolist() == list(range(0, 2000, 2)),
                    "exchange": "shared memory" if ranks._shared else "network"}, f)
     """
@@ -139,13 +148,18 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
     # The optimizer's work shared out: each rank updates a part of the parameters (another's
     # have no gradient on it after the step).
     assert all(r["idle"] > 0 for r in two) and one["idle"] == 0
+    assert all(r["owned"] for r in two)
     if kind == "finalmlp":
         # Each rank updating everything (as before the sharded update) trains the same model:
         # every value is updated once, by the same arithmetic.
         replicated = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARD_OPTIMIZER="0")
         assert all(r["idle"] == 0 for r in replicated)
         np.testing.assert_allclose(replicated[0]["proba"], two[0]["proba"], rtol=0, atol=1e-6)
-        assert replicated[0]["train_loss"] == two[0]["train_loss"]  # the network path (other machines, NCCL) trains the same model
+        assert replicated[0]["train_loss"] == two[0]["train_loss"]
+        # A rank that updates its part late is waited for: the other's next step reads its updates.
+        late = _torchrun(tmp_path, table, kind, 2, SLOW_RANK="1")
+        np.testing.assert_allclose(late[0]["proba"], two[0]["proba"], rtol=0, atol=1e-6)
+        # The network path (other machines, NCCL) trains the same model.
         network = _torchrun(tmp_path, table, kind, 2, TABULAR_SUITE_SHARED_GRADIENTS="0")
         assert all(r["exchange"] == "network" and r["mean_grad"] == [0.5] * 3 for r in network)
         np.testing.assert_allclose(network[0]["proba"], two[0]["proba"], rtol=0, atol=1e-5)

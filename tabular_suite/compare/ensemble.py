@@ -244,8 +244,9 @@ class EnsembleModel:
         return cls._from_state(config, tensors, trusted=trusted, source=Path(path))
 
 
-#: While an EnsembleModel predicts (in this thread or task): (bagged model, rows, method) -> its
-#: output, so that a model that is both a member and a level-2 model's input predicts once.
+#: While an EnsembleModel predicts (in this thread or task): (bagged model, method) -> (the rows,
+#: its output for them), so that a model that is both a member and a level-2 model's input
+#: predicts once.
 _PREDICTED: ContextVar[dict | None] = ContextVar("tabular_suite_predicted", default=None)
 
 
@@ -277,26 +278,26 @@ class BaggedModel:
         """Mean of the fold models' class probabilities, columns ordered as ``classes_``."""
         if self.task != "classification":
             raise AttributeError("predict_proba is only available for classification.")
-        memo, key = _PREDICTED.get(), (id(self), id(X), "predict_proba")
-        if memo is not None and key in memo:
-            return memo[key]
+        memo, key = _PREDICTED.get(), (id(self), "predict_proba")
+        if memo is not None and key in memo and memo[key][0] is X:
+            return memo[key][1].copy()
         codes = np.arange(len(self.classes_))
         total = sum(_align_proba(np.asarray(m.predict_proba(X), np.float64), m.classes_, codes) for m in self.models)
         out = total / len(self.models)
         if memo is not None:
-            memo[key] = out
+            memo[key] = (X, out.copy())  # (the rows kept too: their id is not reused while kept)
         return out
 
     def predict(self, X) -> np.ndarray:
         """Most probable class (classification) or the mean of the fold models' values."""
         if self.task == "classification":
             return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-        memo, key = _PREDICTED.get(), (id(self), id(X), "predict")
-        if memo is not None and key in memo:
-            return memo[key]
+        memo, key = _PREDICTED.get(), (id(self), "predict")
+        if memo is not None and key in memo and memo[key][0] is X:
+            return memo[key][1].copy()
         out = sum(np.asarray(m.predict(X), np.float64) for m in self.models) / len(self.models)
         if memo is not None:
-            memo[key] = out
+            memo[key] = (X, out.copy())
         return out
 
     def __repr__(self) -> str:

@@ -161,7 +161,8 @@ class Ranks:
         """Each optimizer's step (None: none). Ranks that exchange their gradients through shared
         memory share the work instead of each doing all of it: each updates its part of the
         parameters, held in shared memory (see :class:`_ShardedOptimizer`); the ``sparse``
-        tables are shared out by rows.
+        tables are shared out by rows. After a shared step a rank holds the gradients of its
+        part only (the other ranks' dense parameters have none, its tables only its rows).
 
         >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.ones(2)
         >>> Ranks().step([torch.optim.SGD([w], lr=0.5), None]); w.tolist()
@@ -569,8 +570,8 @@ def _shared_file(ranks: Ranks, folder: str, words: int) -> torch.Tensor | None:
             if room.f_bavail * room.f_frsize >= 2 * nbytes:  # with room to spare (the exchange may grow)
                 fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
                 path = candidate
-                try:
-                    os.ftruncate(fd, nbytes)
+                try:  # the pages taken now: too little room fails here (not as SIGBUS at a later write)
+                    os.posix_fallocate(fd, 0, nbytes)
                 finally:
                     os.close(fd)
         except OSError:

@@ -378,6 +378,11 @@ def _resume(path: Path, state: TrainState, generator: torch.Generator) -> tuple:
     for name in ("sparse_optimizer", "step_scheduler", "plateau"):
         if payload[name] is not None and getattr(state, name) is not None:
             getattr(state, name).load_state_dict(payload[name])
+    for optimizer in (state.optimizer, state.sparse_optimizer):  # a sharded run saved views of one storage
+        for values in [] if optimizer is None else optimizer.state.values():
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor) and value.untyped_storage().nbytes() > value.nbytes:
+                    values[key] = value.clone()  # (keeps only its own values alive)
     state.epoch, state.history, state.best_epoch = payload["epoch"], payload["history"], payload["best_epoch"]
     best_loss, best_weights, bad_epochs, stopped = payload["best"]
     generator.set_state(payload["random"][0])
