@@ -450,9 +450,10 @@ class _ShardedOptimizer:
     parameters (balanced by size) and the rows of each sparse table whose index modulo the
     number of ranks is its rank, and the ranks meet (a spin, as the exchange's) before the next
     forward pass reads them. Every value is updated once, by the arithmetic the replicated
-    update uses, so training is the same; a rank's optimizer step costs 1/N of the work (a
-    FinalMLP step on 2M rows: lazy Adam over both ranks' looked-up rows and dense Adam, about
-    3 ms of a 35 ms step, halved). The checkpoint rank 0 writes holds everything (it reads the
+    update uses, so training is the same; a rank's optimizer step does 1/N of the work (FinalMLP
+    on 2M rows, two ranks: dense AdamW 0.9 ms a step alone, 0.4-0.6 ms shared; lazy Adam 1.1-1.2
+    ms over half of both ranks' looked-up rows instead of all of them; benchmarks/RESULTS.md,
+    "Where a data-parallel step goes"). The checkpoint rank 0 writes holds everything (it reads the
     shared file). ``TABULAR_SUITE_SHARD_OPTIMIZER=0`` keeps the replicated update (each rank
     updates everything)."""
 
