@@ -278,26 +278,26 @@ class BaggedModel:
         """Mean of the fold models' class probabilities, columns ordered as ``classes_``."""
         if self.task != "classification":
             raise AttributeError("predict_proba is only available for classification.")
-        memo, key = _PREDICTED.get(), (id(self), "predict_proba")
-        if memo is not None and key in memo and memo[key][0] is X:
-            return memo[key][1].copy()
         codes = np.arange(len(self.classes_))
-        total = sum(_align_proba(np.asarray(m.predict_proba(X), np.float64), m.classes_, codes) for m in self.models)
-        out = total / len(self.models)
-        if memo is not None:
-            memo[key] = (X, out.copy())  # (the rows kept too: their id is not reused while kept)
-        return out
+        return self._mean(
+            X, "predict_proba", lambda m: _align_proba(np.asarray(m.predict_proba(X), np.float64), m.classes_, codes)
+        )
 
     def predict(self, X) -> np.ndarray:
         """Most probable class (classification) or the mean of the fold models' values."""
         if self.task == "classification":
             return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-        memo, key = _PREDICTED.get(), (id(self), "predict")
+        return self._mean(X, "predict", lambda m: m.predict(X))
+
+    def _mean(self, X, method: str, output) -> np.ndarray:
+        """The mean of ``output(fold model)`` over the fold models, once per ``method`` and rows
+        while an EnsembleModel predicts (see ``_PREDICTED``)."""
+        memo, key = _PREDICTED.get(), (id(self), method)
         if memo is not None and key in memo and memo[key][0] is X:
             return memo[key][1].copy()
-        out = sum(np.asarray(m.predict(X), np.float64) for m in self.models) / len(self.models)
+        out = sum(np.asarray(output(m), np.float64) for m in self.models) / len(self.models)
         if memo is not None:
-            memo[key] = (X, out.copy())
+            memo[key] = (X, out.copy())  # (the rows kept too: their id is not reused while kept)
         return out
 
     def __repr__(self) -> str:

@@ -510,7 +510,8 @@ class _ShardedOptimizer:
             load[owner] += p.numel()
             if owner != ranks.rank:
                 others.append(p)
-        sharded = cls(exchange, memory, others, [t for t in tables if id(t) in {id(p) for p in params}])
+        param_ids = {id(p) for p in params}
+        sharded = cls(exchange, memory, others, [t for t in tables if id(t) in param_ids])
         views, offset = [], 2 * world
         for v in values:
             views.append(memory[offset : offset + v.numel()].view_as(v))
