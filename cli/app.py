@@ -551,6 +551,12 @@ def compare_command(
         help="Search hyperparameters (Optuna TPE from a portfolio) with at most this many trials per model; "
         "-1: as many as half of each model's time allows. 0: no search.",
     ),
+    portfolio: bool = typer.Option(
+        True,
+        "--portfolio/--no-portfolio",
+        help="With --time-limit: spend the time the models leave on further configurations of the GBDTs and "
+        "deep models (rows lightgbm_2, mlp_2, ...), bagged and ensembled like the first.",
+    ),
     infer_limit: float | None = typer.Option(
         None, "--infer-limit", help="Seconds per row the saved best model may take to predict (ensemble within it)."
     ),
@@ -623,6 +629,7 @@ def compare_command(
                 bag=out is not None or track or report is not None or importance,
                 refit=refit and (out is not None or track),
                 tune=_tune(tune),
+                portfolio=portfolio,
                 infer_limit=infer_limit,
                 tracking_uri=tracking_uri,
                 registered_model_name=register,

@@ -311,4 +311,5 @@ def test_time_a_fast_model_leaves_goes_to_the_models_after_it():
     board = result.leaderboard.set_index("model")
     assert board.loc["mlp", "status"] == "timeout"
     assert 2 * board.loc["mlp", "fit_seconds"] > 0.75 * limit  # about all of the time linear left
+    assert "mlp_2" not in board.index  # a model its share cut short gets no further configuration
     assert result.wall_seconds < limit + 3

@@ -10,7 +10,7 @@ import pytest
 
 import tabular_suite
 from tabular_suite.compare import tuning
-from tabular_suite.compare.candidates import BuildContext, resolve_candidates
+from tabular_suite.compare.candidates import BuildContext, model_step, resolve_candidates
 from tabular_suite.compare.metrics import get_metric
 from tabular_suite.data.schema import Schema
 
@@ -134,3 +134,52 @@ def test_bad_tune_settings_are_errors(tune, kwargs):
     X, y = _table(60)
     with pytest.raises(ValueError, match="tune"):
         tabular_suite.compare(X, y, models=["linear"], tune=tune, **kwargs, **QUIET)
+
+
+def test_time_the_models_leave_goes_to_portfolio_configurations_bagged_like_the_first():
+    X, y = _table(300)
+    limit = 30.0  # more than every configuration needs here
+    started = time.perf_counter()
+    result = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, **QUIET)
+    seconds = time.perf_counter() - started
+    board = result.leaderboard.set_index("model")
+    extra = [m for m in board.index if m.startswith("lightgbm_") and m != "lightgbm_l2"]
+    assert len(extra) == len(tuning.PORTFOLIO["lightgbm"]) + 8  # the portfolio's, then the drawn ones
+    assert (board.loc[extra, "folds"] == 3).all()
+    assert result.hyperparameters["lightgbm_2"]["num_leaves"] == tuning.PORTFOLIO["lightgbm"][0]["num_leaves"]
+    assert result.hyperparameters["lightgbm"]["num_leaves"] != result.hyperparameters["lightgbm_2"]["num_leaves"]
+    assert seconds < limit
+    # Each configuration is bagged: its fold models predict, and it can join the ensemble.
+    assert set(extra) <= set(result.fold_models) and len(result.fold_models["lightgbm_2"]) == 3
+    assert set(result.ensemble_weights) <= set(board.index)
+    assert result.predict_proba(X.iloc[:4]).shape == (4, 2)
+    # Off: the first configurations only, and the call ends when they do.
+    plain = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, portfolio=False, **QUIET)
+    assert not any(m.startswith("lightgbm_") and m != "lightgbm_l2" for m in plain.leaderboard["model"])
+    assert plain.wall_seconds < 0.5 * seconds
+
+
+def test_portfolio_configurations_stop_at_the_time_limit():
+    X, y = _table(3000)
+    limit = 6.0
+    started = time.perf_counter()
+    result = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, **QUIET)
+    assert time.perf_counter() - started < limit + 5
+    extra = [m for m in result.leaderboard["model"] if m.startswith("lightgbm_") and m != "lightgbm_l2"]
+    assert 1 <= len(extra) < len(tuning.PORTFOLIO["lightgbm"]) + 8, extra  # some, not all, fitted in time
+    assert "lightgbm_l2" in set(result.leaderboard["model"])  # the time kept for stacking was kept
+
+
+def test_portfolio_order_and_draws_are_seeded():
+    X, _ = _table(50)
+    cands = resolve_candidates(["lightgbm", "mlp", "linear"], "fast", "classification")
+    first = tuning.portfolio_candidates(cands, _ctx(X), ["mlp", "lightgbm", "linear"], random_rounds=2)
+    again = tuning.portfolio_candidates(cands, _ctx(X), ["mlp", "lightgbm", "linear"], random_rounds=2)
+    names = [c.name for c in first]
+    # The portfolio round by round (the better-ranked model first), then the drawn rounds.
+    assert names == ["mlp_2", "lightgbm_2", "mlp_3", "lightgbm_3", "lightgbm_4", "mlp_4", "lightgbm_5", "mlp_5",
+                     "lightgbm_6"]  # fmt: skip
+    params = [model_step(c.make(_ctx(X))).get_params() for c in first]
+    assert params == [model_step(c.make(_ctx(X))).get_params() for c in again]
+    drawn = [p["learning_rate"] for c, p in zip(first, params) if c.name in ("lightgbm_5", "lightgbm_6")]
+    assert drawn[0] != drawn[1] and all(0.01 <= v <= 0.3 for v in drawn)

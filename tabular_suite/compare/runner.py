@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -376,6 +376,7 @@ def compare(
     bag: bool = True,
     refit: bool = False,
     tune: bool | int = False,
+    portfolio: bool = True,
     infer_limit: float | None = None,
     random_state: int = 0,
     device: str = "auto",
@@ -500,6 +501,14 @@ def compare(
         half of each model's time allows (20 without a time limit); an int: at most that many
         per model. ``result.tuning`` holds the trials; the chosen parameters are in
         ``result.hyperparameters``, MLflow and the report. (Local backend only.)
+    portfolio : bool
+        With a ``time_limit``, bagging and no ``tune`` (local backend): the time the candidates
+        leave goes to further configurations of the GBDTs and deep models, each bagged like the
+        first and joining stacking and the ensemble (rows ``lightgbm_2``, ``mlp_2``, ...; see
+        :func:`tabular_suite.compare.tuning.portfolio_candidates`; AutoGluon's portfolio of
+        configurations). A configuration starts only when the time left (less what stacking is
+        expected to need) fits it at the pace of its model's first configuration, and only
+        for a model whose first configuration finished every fold within its share.
     infer_limit : float or None
         Seconds per row that ``result.best_model_`` may take to predict (AutoGluon's
         ``infer_limit``): the ensemble only takes models that keep it within the limit, and
@@ -674,6 +683,21 @@ def compare(
             fold_results = run_folds_locally(plan)
         if tuner is not None:  # the refit, if any, fits what the folds ran
             candidates = [tuner.tuned.get(c.name, c) for c in candidates]
+        elif portfolio and plan.keep_models and backend == "local" and time_limit is not None:
+            from .tuning import portfolio_candidates
+
+            def starting(cand) -> None:
+                by_name[cand.name] = cand
+                hyperparameters[cand.name] = _hyperparameters(cand, ctx)
+                watch.names.append(cand.name)
+
+            ranked = [n for _, n in sorted((-_mean_score(fold_results[c.name], folds, target, metric_obj), c.name)
+                                           for c in candidates)]  # fmt: skip
+            # Kept for stacking: thrice what its models took at level 1 (at least 5% of the limit).
+            stack_cost = sum(r.fit_seconds + r.predict_seconds for n in stacker_names for r in fold_results[n])
+            keep = min(stack_reserve, max(0.05 * time_limit, 3 * stack_cost)) if stacking else 0.05 * time_limit
+            more = portfolio_candidates(candidates, ctx, ranked)
+            candidates = candidates + _run_portfolio(plan, more, fold_results, keep, starting)
 
         rows, oof, histories, fold_scores = [], {}, {}, {}
         for cand in candidates:
@@ -754,8 +778,8 @@ def compare(
         result.settings = {
             "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv,
             "preset": preset, "time_limit": time_limit, "model_time_limit": model_time_limit, "ensemble": ensemble,
-            "bag": bag, "refit": refit, "tune": tune, "infer_limit": infer_limit, "calibrate": calibrate,
-            "decision_threshold": decision_threshold,
+            "bag": bag, "refit": refit, "tune": tune, "portfolio": portfolio, "infer_limit": infer_limit,
+            "calibrate": calibrate, "decision_threshold": decision_threshold,
             "weighted": row_weight is not None, "class_weight": class_weight, "model_params": model_params,
             "random_state": random_state, "num_threads": threads, "device": device, "backend": backend,
             "versions": _versions(),
@@ -868,6 +892,35 @@ class _Progress:
             shown = f"{self.metric.name} {score:.4g} ± {row['std']:.2g}" if e["score"] is not None else "no score"
             print(f"[{e['elapsed']:6.0f} s] {name} ({e['model_index'] + 1}/{e['n_models']}): {row['status']}, "
                   f"{shown}; {self._tail(e)}", flush=True)  # fmt: skip
+
+
+def _mean_score(results: list[FoldResult], folds, target, metric: Metric) -> float:
+    """A model's mean fold score, higher is better (-inf: no fold scored)."""
+    scores = [metric.score(target[folds[r.fold][1]], r.pred) for r in results if r.pred is not None]
+    return float(np.mean(scores)) if scores else -np.inf
+
+
+def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, starting) -> list:
+    """Bag each candidate of ``more`` (:func:`~tabular_suite.compare.tuning.portfolio_candidates`,
+    in order) while what is left of ``plan.time_limit``, less the ``keep`` seconds, fits 1.2 times
+    its model's first configuration (every fold "ok"; a model cut short by its share is not tried
+    again); each gets at most three times that (at least 5% of the limit). ``starting(cand)`` is
+    called before its folds; their results join ``fold_results``. Returns the candidates that ran."""
+    ran = []
+    for cand in more:
+        first = fold_results.get(cand.name.rsplit("_", 1)[0], [])
+        if not first or any(r.status != "ok" for r in first):
+            continue
+        expected = sum(r.fit_seconds + r.predict_seconds for r in first)
+        left = plan.time_limit - keep - (time.perf_counter() - plan.started)
+        if 1.2 * expected > left:
+            continue
+        starting(cand)
+        limit = min(left, max(3 * expected, 0.05 * plan.time_limit))
+        one = replace(plan, candidates=[cand], shares=None, model_time_limit=limit, reserved=keep)
+        fold_results.update(run_folds_locally(one))
+        ran.append(cand)
+    return ran
 
 
 def budget_shares(candidates, n_rows: int) -> dict:

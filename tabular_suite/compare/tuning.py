@@ -36,7 +36,7 @@ from .candidates import BuildContext, model_step
 from .ensemble import _align_proba
 from .folds import Deadline, fit_within, gbdt_deadline_callback
 
-__all__ = ["GBDT_ROUNDS", "PORTFOLIO", "TUNE_FRACTION", "Tuner", "search_space"]
+__all__ = ["GBDT_ROUNDS", "PORTFOLIO", "TUNE_FRACTION", "Tuner", "portfolio_candidates", "search_space"]
 
 #: Share of a model's time that its trials may use under a time limit.
 TUNE_FRACTION = 0.5
@@ -176,6 +176,70 @@ def model_params(cand, ctx: BuildContext, config: dict) -> dict:
     if "dropout_value" in config and dropouts and config["dropout_value"] != float(params[dropouts[0]]):
         out.update(dict.fromkeys(dropouts, float(config["dropout_value"])))
     return {k: v for k, v in out.items() if params.get(k) != v}
+
+
+def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], random_rounds: int = 8) -> list:
+    """The further configurations of ``candidates`` (:data:`PORTFOLIO`), in the order a comparison
+    tries them with the time its candidates leave (``compare(portfolio=True)``): each family's
+    second configuration for every model in ``ranked`` (names, best first: the models whose first
+    configuration did well are tried first), then each one's third, and so on; after the
+    portfolio, ``random_rounds`` rounds of configurations drawn at random from each model's
+    search space (:func:`search_space`, seeded by ``ctx.seed``). A candidate named
+    ``<model>_<k>`` builds the model with its k-th configuration (the model's own is the first);
+    a deep model skips a portfolio configuration with a parameter it does not have.
+
+    Examples
+    --------
+    >>> from tabular_suite.data.schema import Schema
+    >>> from tabular_suite.compare.candidates import resolve_candidates
+    >>> ctx = BuildContext("classification", Schema.from_types({"a": "numeric"}), {}, {"a": "numeric"}, (), 0, 1, "cpu")
+    >>> cands = resolve_candidates(["mlp", "lightgbm", "linear"], "fast", "classification")
+    >>> [c.name for c in portfolio_candidates(cands, ctx, ["lightgbm", "mlp", "linear"], random_rounds=1)]
+    ['lightgbm_2', 'mlp_2', 'lightgbm_3', 'mlp_3', 'lightgbm_4', 'lightgbm_5', 'mlp_4']
+    >>> model_step(portfolio_candidates(cands, ctx, ["mlp"])[0].make(ctx)).num_embeddings
+    'piecewise-linear'
+    """
+    by_name = {c.name: c for c in candidates}
+    rng = np.random.default_rng(ctx.seed)
+    fixed, drawn = {}, {}  # name -> its configurations from the portfolio, drawn at random
+    for name in ranked:
+        cand = by_name.get(name)
+        if cand is None or family(cand) is None:
+            continue
+        try:
+            space, defaults = search_space(cand, ctx)
+        except Exception:  # noqa: BLE001 - a model that cannot be built has its error in its own row
+            continue
+        fixed[name] = [{**defaults, **config} for config in PORTFOLIO[family(cand)] if set(config) <= set(space)]
+        drawn[name] = [_draw(space, rng) for _ in range(random_rounds)]
+    out, count = [], dict.fromkeys(fixed, 1)
+
+    def add(name: str, config: dict) -> None:
+        count[name] += 1
+        params = model_params(by_name[name], ctx, config)
+        out.append(replace(_with(by_name[name], params), name=f"{name}_{count[name]}"))
+
+    for k in range(max(map(len, fixed.values()), default=0)):
+        for name in fixed:
+            if k < len(fixed[name]):
+                add(name, fixed[name][k])
+    for k in range(random_rounds):
+        for name in drawn:
+            add(name, drawn[name][k])
+    return out
+
+
+def _draw(space: dict, rng) -> dict:
+    """A configuration drawn at random from ``space`` (log-uniform where the space says log)."""
+    out = {}
+    for name, spec in space.items():
+        if spec[0] == "cat":
+            out[name] = spec[1][rng.integers(len(spec[1]))]
+            continue
+        low, high, log = spec[1], spec[2], spec[3]
+        value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else float(rng.uniform(low, high))
+        out[name] = int(round(value)) if spec[0] == "int" else value
+    return out
 
 
 def _suggest(trial, space: dict) -> dict:
