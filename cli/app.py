@@ -554,8 +554,9 @@ def compare_command(
     portfolio: bool = typer.Option(
         True,
         "--portfolio/--no-portfolio",
-        help="With --time-limit: spend the time the models leave on further configurations of the GBDTs and "
-        "deep models (rows lightgbm_2, mlp_2, ...), bagged and ensembled like the first.",
+        help="With --time-limit and a kept model (--out, --track, --report or --importance): spend the time the "
+        "models leave on further configurations of the GBDTs and deep models (rows lightgbm_2, mlp_2, ...), bagged "
+        "and ensembled like the first.",
     ),
     infer_limit: float | None = typer.Option(
         None, "--infer-limit", help="Seconds per row the saved best model may take to predict (ensemble within it)."

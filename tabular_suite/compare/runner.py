@@ -468,7 +468,8 @@ def compare(
         trained on those predictions, on the same folds; they join the leaderboard and the
         ensemble. (Not on the original features too: that leaks the validation rows' labels,
         see :mod:`tabular_suite.compare.stacking`.) Under a ``time_limit`` a fifth of it is kept for
-        them. (Not with the Ray backend.)
+        them (with ``portfolio``, from the portfolio's configurations on: three times what those
+        models took at level 1, at least 5% of the limit). (Not with the Ray backend.)
     calibrate : {"auto", "temperature", "isotonic"} or None
         Classification: calibrate ``best_model_``'s probabilities on the best row's out-of-fold
         predictions: temperature scaling (one scalar; never changes the predicted class) or
@@ -504,7 +505,8 @@ def compare(
     portfolio : bool
         With a ``time_limit``, bagging and no ``tune`` (local backend): the time the candidates
         leave goes to further configurations of the GBDTs and deep models, each bagged like the
-        first and joining stacking and the ensemble (rows ``lightgbm_2``, ``mlp_2``, ...; see
+        first and joining the ensemble (rows ``lightgbm_2``, ``mlp_2``, ...; level 2 stacks each
+        model's best configuration; see
         :func:`tabular_suite.compare.tuning.portfolio_candidates`; AutoGluon's portfolio of
         configurations). A configuration starts only when the time left (less what stacking is
         expected to need) fits it at the pace of its model's first configuration, and only
@@ -650,6 +652,7 @@ def compare(
         from .tuning import Tuner
 
         tuner = Tuner(metric_obj, None if tune is True else int(tune), random_state, on_trial=watch.trial)
+    configuration_of = {}  # a portfolio configuration's name -> its model's
 
     def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
         score = None
@@ -686,15 +689,17 @@ def compare(
         elif portfolio and plan.keep_models and backend == "local" and time_limit is not None:
             from .tuning import portfolio_candidates
 
-            def starting(cand) -> None:
+            def starting(cand, model: str) -> None:
+                configuration_of[cand.name] = model
                 by_name[cand.name] = cand
                 hyperparameters[cand.name] = _hyperparameters(cand, ctx)
                 watch.names.append(cand.name)
 
-            ranked = [n for _, n in sorted((-_mean_score(fold_results[c.name], folds, target, metric_obj), c.name)
-                                           for c in candidates)]  # fmt: skip
+            score = {c.name: _aggregate(c, fold_results[c.name], folds, target, metric_obj, len(df), n_classes,
+                                        ctx)[0]["score"] for c in candidates}  # fmt: skip
+            ranked = sorted(score, key=lambda n: -np.nan_to_num(score[n], nan=-np.inf))
             # Kept for stacking: thrice what its models took at level 1 (at least 5% of the limit).
-            stack_cost = sum(r.fit_seconds + r.predict_seconds for n in stacker_names for r in fold_results[n])
+            stack_cost = np.nansum([r.fit_seconds + r.predict_seconds for n in stacker_names for r in fold_results[n]])
             keep = min(stack_reserve, max(0.05 * time_limit, 3 * stack_cost)) if stacking else 0.05 * time_limit
             more = portfolio_candidates(candidates, ctx, ranked)
             candidates = candidates + _run_portfolio(plan, more, fold_results, keep, starting)
@@ -710,7 +715,13 @@ def compare(
                 oof[cand.name] = pred
 
         stacked = {}  # level-2 name -> (level-1 names, feature columns)
-        level1 = [c.name for c in candidates if c.name in oof]
+        # Level 2 stacks one configuration of each model, its best (its prediction cost stays
+        # that of the first configurations; the portfolio's others are for the ensemble).
+        best_of = {}  # model -> its best-scoring configuration with out-of-fold predictions
+        for row in sorted(rows, key=lambda r: -np.nan_to_num(r["score"], nan=-np.inf)):
+            if row["model"] in oof:
+                best_of.setdefault(configuration_of.get(row["model"], row["model"]), row["model"])
+        level1 = [c.name for c in candidates if c.name in best_of.values()]
         if stacking and len(level1) >= 2 and (time_limit is None or time.perf_counter() - started < time_limit):
             columns = stack_columns(level1, n_classes)
             level2, ctx2 = stackers(ctx, columns, stacker_names)
@@ -894,29 +905,25 @@ class _Progress:
                   f"{shown}; {self._tail(e)}", flush=True)  # fmt: skip
 
 
-def _mean_score(results: list[FoldResult], folds, target, metric: Metric) -> float:
-    """A model's mean fold score, higher is better (-inf: no fold scored)."""
-    scores = [metric.score(target[folds[r.fold][1]], r.pred) for r in results if r.pred is not None]
-    return float(np.mean(scores)) if scores else -np.inf
-
-
 def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, starting) -> list:
     """Bag each candidate of ``more`` (:func:`~tabular_suite.compare.tuning.portfolio_candidates`,
     in order) while what is left of ``plan.time_limit``, less the ``keep`` seconds, fits 1.2 times
     its model's first configuration (every fold "ok"; a model cut short by its share is not tried
-    again); each gets at most three times that (at least 5% of the limit). ``starting(cand)`` is
+    again); each gets at most three times that (at least 5% of the limit; never more than
+    ``plan.model_time_limit``). ``starting(cand, model)`` is
     called before its folds; their results join ``fold_results``. Returns the candidates that ran."""
     ran = []
     for cand in more:
-        first = fold_results.get(cand.name.rsplit("_", 1)[0], [])
+        model = cand.name.rsplit("_", 1)[0]
+        first = fold_results.get(model, [])
         if not first or any(r.status != "ok" for r in first):
             continue
         expected = sum(r.fit_seconds + r.predict_seconds for r in first)
         left = plan.time_limit - keep - (time.perf_counter() - plan.started)
         if 1.2 * expected > left:
             continue
-        starting(cand)
-        limit = min(left, max(3 * expected, 0.05 * plan.time_limit))
+        starting(cand, model)
+        limit = min(left, max(3 * expected, 0.05 * plan.time_limit), plan.model_time_limit or np.inf)
         one = replace(plan, candidates=[cand], shares=None, model_time_limit=limit, reserved=keep)
         fold_results.update(run_folds_locally(one))
         ran.append(cand)

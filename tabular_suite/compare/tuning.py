@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -184,9 +185,10 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
     second configuration for every model in ``ranked`` (names, best first: the models whose first
     configuration did well are tried first), then each one's third, and so on; after the
     portfolio, ``random_rounds`` rounds of configurations drawn at random from each model's
-    search space (:func:`search_space`, seeded by ``ctx.seed``). A candidate named
-    ``<model>_<k>`` builds the model with its k-th configuration (the model's own is the first);
-    a deep model skips a portfolio configuration with a parameter it does not have.
+    search space (:func:`search_space`, seeded by ``ctx.seed`` and the model's name). A candidate named
+    ``<model>_<k>`` builds the model with its k-th configuration (the model's own is the first;
+    a number a compared model already has is skipped); a deep model skips a portfolio
+    configuration with a parameter it does not have, and a model one that is its own settings.
 
     Examples
     --------
@@ -200,7 +202,6 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
     'piecewise-linear'
     """
     by_name = {c.name: c for c in candidates}
-    rng = np.random.default_rng(ctx.seed)
     fixed, drawn = {}, {}  # name -> its configurations from the portfolio, drawn at random
     for name in ranked:
         cand = by_name.get(name)
@@ -210,12 +211,16 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
             space, defaults = search_space(cand, ctx)
         except Exception:  # noqa: BLE001 - a model that cannot be built has its error in its own row
             continue
-        fixed[name] = [{**defaults, **config} for config in PORTFOLIO[family(cand)] if set(config) <= set(space)]
+        fixed[name] = [c for c in _portfolio(family(cand), space, defaults)[1:] if c != defaults]
+        rng = np.random.default_rng([ctx.seed, zlib.crc32(name.encode())])  # a model's draws: its own
         drawn[name] = [_draw(space, rng) for _ in range(random_rounds)]
-    out, count = [], dict.fromkeys(fixed, 1)
+    out, taken, count = [], set(by_name), dict.fromkeys(fixed, 1)
 
     def add(name: str, config: dict) -> None:
         count[name] += 1
+        while f"{name}_{count[name]}" in taken:  # a compared model already has the name
+            count[name] += 1
+        taken.add(f"{name}_{count[name]}")
         params = model_params(by_name[name], ctx, config)
         out.append(replace(_with(by_name[name], params), name=f"{name}_{count[name]}"))
 
@@ -227,6 +232,12 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
         for name in drawn:
             add(name, drawn[name][k])
     return out
+
+
+def _portfolio(fam: str, space: dict, defaults: dict) -> list[dict]:
+    """The model's own configuration, then :data:`PORTFOLIO`'s for its family (those with a
+    parameter the model does not have left out: a deep model without numeric embeddings)."""
+    return [defaults] + [{**defaults, **config} for config in PORTFOLIO[fam] if set(config) <= set(space)]
 
 
 def _draw(space: dict, rng) -> dict:
@@ -304,9 +315,7 @@ class Tuner:
         except Exception:  # noqa: BLE001 - a model that cannot be built fails in its folds, with the error
             return cand
         fam = family(cand)
-        portfolio = [defaults] + [
-            {**defaults, **config} for config in PORTFOLIO[fam] if set(config) <= set(space)
-        ]  # a deep model without embeddings skips that configuration
+        portfolio = _portfolio(fam, space, defaults)
         study = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=len(portfolio)),
