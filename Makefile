@@ -19,7 +19,7 @@ install: $(BIN)/.installed
 ## Main job: rank every model on the bundled German Credit data by 5-fold CV, with an
 ## ensemble, an HTML report and the refitted best model; tracked in MLflow (./mlflow.db).
 demo: $(BIN)/.installed
-	$(BIN)/tabular-suite compare credit_g --cv 5 --time-limit 600 \
+	$(BIN)/tabular-suite compare credit_g --cv 5 --time-limit 300 \
 		--report runs/credit_g_report.html --out runs/credit_g_best.tsm --force --track
 
 ## The report's test renders it in headless Chromium: Debian's package, installed when missing
