@@ -910,8 +910,8 @@ def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, 
     in order) while what is left of ``plan.time_limit``, less the ``keep`` seconds, fits 1.2 times
     its model's first configuration (every fold "ok"; a model cut short by its share is not tried
     again); each gets at most three times that (at least 5% of the limit; never more than
-    ``plan.model_time_limit``). ``starting(cand, model)`` is
-    called before its folds; their results join ``fold_results``. Returns the candidates that ran."""
+    ``plan.model_time_limit``). ``starting(cand, model)`` is called before its folds; their
+    results join ``fold_results``. Returns the candidates that ran."""
     ran = []
     for cand in more:
         model = cand.name.rsplit("_", 1)[0]
