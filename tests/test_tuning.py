@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import tabular_suite
-from tabular_suite.compare import tuning
+from tabular_suite.compare import cheapest_selection, tuning
 from tabular_suite.compare.candidates import BuildContext, model_step, resolve_candidates, with_params
 from tabular_suite.compare.metrics import get_metric
 from tabular_suite.data.schema import Schema
@@ -153,10 +153,14 @@ def test_time_the_models_leave_goes_to_portfolio_configurations_bagged_like_the_
     # Each configuration is bagged: its fold models predict, and it can join the ensemble.
     assert set(extra) <= set(result.fold_models) and len(result.fold_models["lightgbm_2"]) == 3
     assert set(result.ensemble_weights) <= set(board.index)
-    # Level 2 stacks one configuration of each model: the best-scoring LightGBM.
+    # Level 2 stacks the models of the level-1 greedy ensemble (the cheapest within tolerance).
     level1, _ = result._stacked["linear_l2"]
-    best = board.loc[["lightgbm", *extra], "score"].idxmax()
-    assert sorted(level1) == sorted([best, "linear"])
+    first = [m for m in result.settings["models"] if m in result.oof_predictions]  # (ties: the first listed)
+    seconds = board["predict_seconds_per_row"]
+    codes = np.unique(y, return_inverse=True)[1]
+    chosen = cheapest_selection({m: result.oof_predictions[m] for m in first}, codes, result.metric,
+                                lambda names: sum(seconds[n] for n in names))  # fmt: skip
+    assert sorted(level1) == sorted(chosen)
     assert result.predict_proba(X.iloc[:4]).shape == (4, 2)
     # Off: the first configurations only, and the call ends when they do.
     plain = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, portfolio=False, **QUIET)

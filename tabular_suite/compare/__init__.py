@@ -8,7 +8,7 @@
 """
 
 from .candidates import BASELINES, PRESETS, preset_models
-from .ensemble import EnsembleModel, caruana_selection
+from .ensemble import EnsembleModel, caruana_selection, cheapest_selection
 from .metrics import get_metric
 from .runner import ComparisonResult, compare
 
@@ -17,6 +17,7 @@ __all__ = [
     "ComparisonResult",
     "EnsembleModel",
     "caruana_selection",
+    "cheapest_selection",
     "get_metric",
     "BASELINES",
     "PRESETS",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import time
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..data.io import as_dataframe
 from .calibration import Calibrator
 from .metrics import Metric
 
-__all__ = ["caruana_selection", "BaggedModel", "EnsembleModel"]
+__all__ = ["caruana_selection", "cheapest_selection", "BaggedModel", "EnsembleModel"]
 
 
 def caruana_selection(
@@ -73,6 +74,69 @@ def caruana_selection(
         if step_score > best_score:
             best_score, best = step_score, {n: c / size for n, c in counts.items() if c}
     return best
+
+
+#: How much worse (relative to its loss: 0.1%) than the greedy ensemble a cheaper ensemble may
+#: score on the out-of-fold rows and be preferred (:func:`cheapest_selection`).
+COST_TOLERANCE = 1e-3
+_LEVELS = 16  # the grid of cost limits cheapest_selection bisects
+
+
+def cheapest_selection(
+    predictions: dict[str, np.ndarray],
+    y: np.ndarray,
+    metric: Metric,
+    cost,
+    *,
+    limit: float | None = None,
+    tolerance: float = COST_TOLERANCE,
+    deadline: float | None = None,
+) -> dict[str, float]:
+    """The weights of :func:`caruana_selection`, or of a greedy ensemble held to a lower
+    prediction cost that scores within ``tolerance`` of it: its loss (the metric, or one minus
+    it when higher is better) at most ``(1 + tolerance)`` times the unrestricted ensemble's.
+
+    The greedy selection adds whatever scores best at each step, so it often holds members that
+    add little but cost much (a model selected once in 25 steps predicts like any other). The
+    cost limits tried lie on a geometric grid from the cheapest model's cost to the ensemble's,
+    bisected (4 selections) for the lowest whose ensemble is within the tolerance; ``deadline``
+    (a ``time.perf_counter()`` value) ends the search early.
+
+    Examples
+    --------
+    >>> from tabular_suite.compare.metrics import get_metric
+    >>> y = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> preds = {"slow": y - 0.49, "slow_2": y + 0.49, "a": y - 0.5, "b": y + 0.5}
+    >>> seconds = {"slow": 1e-2, "slow_2": 1e-2, "a": 1e-4, "b": 1e-4}  # per row
+    >>> cost = lambda names: sum(seconds[n] for n in names)
+    >>> rmse = get_metric("rmse", "regression")
+    >>> caruana_selection(preds, y, rmse)  # the slow pair: as good as the fast one, 100x the cost
+    {'slow': 0.5, 'slow_2': 0.5}
+    >>> cheapest_selection(preds, y, rmse, cost)
+    {'a': 0.5, 'b': 0.5}
+    """
+    weights = caruana_selection(predictions, y, metric, cost=cost, limit=limit)
+    allowed = _loss(metric, y, _blend(predictions, weights)) * (1 + tolerance)
+    full, cheapest = cost(set(weights)), min(cost({n}) for n in predictions)
+    levels = list(np.geomspace(cheapest, full, _LEVELS)[:-1]) if 0 < cheapest < full else []
+    lo, hi = 0, len(levels)  # levels[hi] (the ensemble itself when hi == len) is within the tolerance
+    while lo < hi and (deadline is None or time.perf_counter() < deadline):
+        mid = (lo + hi) // 2
+        held = caruana_selection(predictions, y, metric, cost=cost, limit=levels[mid])
+        if _loss(metric, y, _blend(predictions, held)) <= allowed:
+            weights, hi = held, mid
+        else:
+            lo = mid + 1
+    return weights
+
+
+def _blend(predictions: dict, weights: dict) -> np.ndarray:
+    return sum(w * predictions[n] for n, w in weights.items())
+
+
+def _loss(metric: Metric, y, pred) -> float:
+    value = metric.value(y, pred)
+    return 1.0 - value if metric.greater_is_better else value
 
 
 class EnsembleModel:

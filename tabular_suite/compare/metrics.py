@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 __all__ = ["Metric", "get_metric", "METRICS"]
@@ -46,15 +47,31 @@ def _labels(proba: np.ndarray) -> np.ndarray:
 
 def _roc_auc(y, proba):
     if proba.shape[1] == 2:
-        return skm.roc_auc_score(y, proba[:, 1])
+        return _binary_roc_auc(y, proba[:, 1])
     proba = np.clip(proba, 1e-12, None)
     return skm.roc_auc_score(
         y, proba / proba.sum(1, keepdims=True), multi_class="ovo", labels=np.arange(proba.shape[1])
     )
 
 
+def _binary_roc_auc(y, score) -> float:
+    """scikit-learn's binary ROC AUC (class code 1 positive) from the score's ranks (ties
+    averaged), about 5x faster: the greedy ensemble evaluates it thousands of times."""
+    positive = np.asarray(y) == 1
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return skm.roc_auc_score(y, score)  # (one class: undefined, its warning and NaN)
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def _log_loss(y, proba):
-    return skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=np.arange(proba.shape[1]))
+    """scikit-learn's log loss of probabilities clipped to [1e-15, 1] (no renormalisation; it
+    clips at the float eps too) without its input checks, about 20x faster on large tables."""
+    picked = np.clip(proba[np.arange(len(proba)), np.asarray(y, dtype=np.intp)], 1e-15, 1)
+    eps = np.finfo(picked.dtype).eps
+    return float(-np.mean(np.log(np.clip(picked, eps, 1 - eps))))
 
 
 _CLASSIFICATION = {

@@ -20,7 +20,7 @@ from ..data.validation import row_weights
 from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
 from .candidates import BASELINES, BuildContext, model_step, resolve_candidates, with_params
-from .ensemble import BaggedModel, EnsembleModel, caruana_selection
+from .ensemble import BaggedModel, EnsembleModel, cheapest_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .importance import permutation_importance
 from .metrics import Metric, get_metric
@@ -460,13 +460,16 @@ def compare(
         Without ``time_limit`` and ``model_time_limit`` every model is fitted in one call,
         as it would be on its own.
     ensemble : bool
-        Add a greedy (Caruana) ensemble of the models' out-of-fold predictions.
+        Add a greedy (Caruana) ensemble of the models' out-of-fold predictions; of the
+        ensembles within 0.1% of its loss, a cheaper one to predict with is preferred
+        (:func:`tabular_suite.compare.ensemble.cheapest_selection`).
     stack : bool
         With bagging (``bag=True``, no ``refit``) and at least two models with complete
         out-of-fold predictions: one stacking layer, LightGBM and the linear model (rows
         ``lightgbm_l2``, ``linear_l2``; each only when it is among the compared models)
-        trained on those predictions, on the same folds; they join the leaderboard and the
-        ensemble. (Not on the original features too: that leaks the validation rows' labels,
+        trained on the predictions of the models a level-1 greedy ensemble selects (so they
+        cost what that ensemble costs to predict), on the same folds; they join the
+        leaderboard and the ensemble. (Not on the original features too: that leaks the validation rows' labels,
         see :mod:`tabular_suite.compare.stacking`.) Under a ``time_limit`` a fifth of it is kept for
         them (with ``portfolio``, from the portfolio's configurations on: three times what those
         models took at level 1, at least 5% of the limit). (Not with the Ray backend.)
@@ -505,8 +508,7 @@ def compare(
     portfolio : bool
         With a ``time_limit``, bagging and no ``tune`` (local backend): the time the candidates
         leave goes to further configurations of the GBDTs and deep models, each bagged like the
-        first and joining the ensemble (rows ``lightgbm_2``, ``mlp_2``, ...; level 2 stacks each
-        model's best configuration; see
+        first and joining the ensemble and level 2's inputs (rows ``lightgbm_2``, ``mlp_2``, ...; see
         :func:`tabular_suite.compare.tuning.portfolio_candidates`; AutoGluon's portfolio of
         configurations). A configuration starts only when the time left (less what stacking is
         expected to need) fits it at the pace of its model's first configuration, and only
@@ -652,7 +654,6 @@ def compare(
         from .tuning import Tuner
 
         tuner = Tuner(metric_obj, None if tune is True else int(tune), random_state, on_trial=watch.trial)
-    configuration_of = {}  # a portfolio configuration's name -> its model's
 
     def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
         score = None
@@ -690,7 +691,6 @@ def compare(
             from .tuning import portfolio_candidates
 
             def starting(cand, model: str) -> None:
-                configuration_of[cand.name] = model
                 by_name[cand.name] = cand
                 hyperparameters[cand.name] = _hyperparameters(cand, ctx)
                 watch.names.append(cand.name)
@@ -715,13 +715,18 @@ def compare(
                 oof[cand.name] = pred
 
         stacked = {}  # level-2 name -> (level-1 names, feature columns)
-        # Level 2 stacks one configuration of each model, its best (its prediction cost stays
-        # that of the first configurations; the portfolio's others are for the ensemble).
-        best_of = {}  # model -> its best-scoring configuration with out-of-fold predictions
-        for row in sorted(rows, key=lambda r: -np.nan_to_num(r["score"], nan=-np.inf)):
-            if row["model"] in oof:
-                best_of.setdefault(configuration_of.get(row["model"], row["model"]), row["model"])
-        level1 = [c.name for c in candidates if c.name in best_of.values()]
+        # Level 2 stacks the models a level-1 greedy ensemble selects (at least two: the best-
+        # scoring others make up the number): it then costs what that ensemble costs to predict,
+        # not what every model and configuration costs together.
+        deadline = None if time_limit is None else started + time_limit
+        level1 = []
+        if stacking and len(oof) >= 2:
+            cost1 = _prediction_cost(rows, fold_results, {}, len(df), cv, refit)
+            chosen = set(cheapest_selection(oof, target, metric_obj, cost1, limit=infer_limit, deadline=deadline))
+            ranked = sorted(rows, key=lambda r: -np.nan_to_num(r["score"], nan=-np.inf))
+            others = [r["model"] for r in ranked if r["model"] in oof and r["model"] not in chosen]
+            chosen |= set(others[: max(0, 2 - len(chosen))])
+            level1 = [c.name for c in candidates if c.name in chosen]
         if stacking and len(level1) >= 2 and (time_limit is None or time.perf_counter() - started < time_limit):
             columns = stack_columns(level1, n_classes)
             level2, ctx2 = stackers(ctx, columns, stacker_names)
@@ -748,7 +753,7 @@ def compare(
         cost = _prediction_cost(rows, fold_results, stacked, len(df), cv, refit)
         weights = {}
         if ensemble and len(oof) >= 1:
-            weights = caruana_selection(oof, target, metric_obj, cost=cost, limit=infer_limit)
+            weights = cheapest_selection(oof, target, metric_obj, cost, limit=infer_limit, deadline=deadline)
             pred = sum(w * oof[n] for n, w in weights.items())
             scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
             row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
