@@ -117,8 +117,9 @@ def cheapest_selection(
     """
     weights = caruana_selection(predictions, y, metric, cost=cost, limit=limit)
     allowed = _loss(metric, y, _blend(predictions, weights)) * (1 + tolerance)
-    full, cheapest = cost(set(weights)), min(cost({n}) for n in predictions)
-    levels = list(np.geomspace(cheapest, full, _LEVELS)[:-1]) if 0 < cheapest < full else []
+    full = cost(set(weights))
+    cheapest = min((c for c in (cost({n}) for n in predictions) if c > 0), default=full)  # (0: not measured)
+    levels = list(np.geomspace(cheapest, full, _LEVELS)[:-1]) if cheapest < full else []
     lo, hi = 0, len(levels)  # levels[hi] (the ensemble itself when hi == len) is within the tolerance
     while lo < hi and (deadline is None or time.perf_counter() < deadline):
         mid = (lo + hi) // 2

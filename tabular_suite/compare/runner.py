@@ -690,7 +690,7 @@ def compare(
         elif portfolio and plan.keep_models and backend == "local" and time_limit is not None:
             from .tuning import portfolio_candidates
 
-            def starting(cand, model: str) -> None:
+            def starting(cand) -> None:
                 by_name[cand.name] = cand
                 hyperparameters[cand.name] = _hyperparameters(cand, ctx)
                 watch.names.append(cand.name)
@@ -915,7 +915,7 @@ def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, 
     in order) while what is left of ``plan.time_limit``, less the ``keep`` seconds, fits 1.2 times
     its model's first configuration (every fold "ok"; a model cut short by its share is not tried
     again); each gets at most three times that (at least 5% of the limit; never more than
-    ``plan.model_time_limit``). ``starting(cand, model)`` is called before its folds; their
+    ``plan.model_time_limit``). ``starting(cand)`` is called before its folds; their
     results join ``fold_results``. Returns the candidates that ran."""
     ran = []
     for cand in more:
@@ -927,7 +927,7 @@ def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, 
         left = plan.time_limit - keep - (time.perf_counter() - plan.started)
         if 1.2 * expected > left:
             continue
-        starting(cand, model)
+        starting(cand)
         limit = min(left, max(3 * expected, 0.05 * plan.time_limit), plan.model_time_limit or np.inf)
         one = replace(plan, candidates=[cand], shares=None, model_time_limit=limit, reserved=keep)
         fold_results.update(run_folds_locally(one))
