@@ -11,9 +11,19 @@ import pytest
 
 import tabular_suite
 from tabular_suite.compare import cheapest_selection, tuning
-from tabular_suite.compare.candidates import BuildContext, model_step, resolve_candidates, with_params
+from tabular_suite.compare.candidates import (
+    EARLY_STOP_FRACTION,
+    FALLBACK_ROUNDS,
+    GBDT_ROUNDS,
+    BuildContext,
+    model_step,
+    resolve_candidates,
+    with_params,
+)
+from tabular_suite.compare.folds import Deadline, fit_gbdt, fit_within, rounds_grown
 from tabular_suite.compare.metrics import get_metric
 from tabular_suite.data.schema import Schema
+from tabular_suite.tabular.base import holdout_split
 
 QUIET = {"num_threads": 1, "tracking": False}
 
@@ -51,7 +61,7 @@ def test_tuning_runs_the_portfolio_first_and_the_folds_run_the_chosen_configurat
     chosen = result.hyperparameters["lightgbm"]
     assert chosen["learning_rate"] == pytest.approx(best["learning_rate"])
     assert chosen["num_leaves"] == best["num_leaves"]
-    assert 1 <= chosen["n_estimators"] < tuning.GBDT_ROUNDS
+    assert 1 <= chosen["n_estimators"] < GBDT_ROUNDS
     for fold_model in result.fold_models["lightgbm"]:
         model = fold_model.steps[-1][1]
         assert model.get_params()["num_leaves"] == best["num_leaves"]
@@ -74,6 +84,37 @@ def test_gbdt_trials_stop_early_on_the_hold_out():
         rounds = tuner.chosen[name].get("n_estimators", tuner.chosen[name].get("iterations"))
         # A 5-feature problem at learning rate 0.05 stops long before 2000 rounds.
         assert 1 <= rounds < 1000, (name, rounds)
+
+
+def test_untuned_gbdt_fold_models_early_stop_on_a_tenth_of_their_rows():
+    """A LightGBM or XGBoost candidate's fit holds out a stratified tenth of its rows (holdout_split, seeded by the
+    model's seed) and stops 50 rounds after its loss there last improved: the same model as one
+    early-stopped on those rows explicitly, far below GBDT_ROUNDS."""
+    X, y = _table(600)
+    ctx = _ctx(X)
+    kept, held = holdout_split(y, EARLY_STOP_FRACTION, ctx.seed, stratify=True)
+    for name in ("lightgbm", "xgboost"):  # (CatBoost grows its 500 rounds)
+        [cand] = resolve_candidates([name], "fast", "classification")
+        est = cand.make(ctx)
+        assert fit_within(est, X, y, None) is None
+        same = cand.make(ctx)
+        Xt = same[:-1].fit_transform(X, y)
+        fit_gbdt(same[-1], Xt[kept], y[kept], valid=(Xt[held], y[held], None))
+        assert 1 <= rounds_grown(est[-1]) == rounds_grown(same[-1]) < 1000, name
+        np.testing.assert_allclose(est.predict_proba(X), same.predict_proba(X), err_msg=name)
+        # Under a deadline too (the bounded fit), with the same rows held out.
+        timed = cand.make(ctx)
+        assert fit_within(timed, X, y, Deadline(600.0)) is None
+        np.testing.assert_allclose(timed.predict_proba(X), est.predict_proba(X), err_msg=name)
+
+
+def test_a_gbdt_on_too_few_rows_to_hold_out_grows_the_fallback_rounds():
+    X, y = _table(15)
+    [cand] = resolve_candidates(["xgboost"], "fast", "classification")
+    est = cand.make(_ctx(X))
+    fit_within(est, X, y, None)
+    assert rounds_grown(est[-1]) == FALLBACK_ROUNDS
+    assert est[-1].get_params()["early_stopping_rounds"] is None  # the fitted model says what it did
 
 
 class _FakeTrial:
@@ -168,7 +209,7 @@ def test_time_the_models_leave_goes_to_portfolio_configurations_bagged_like_the_
 
 
 def test_portfolio_configurations_stop_at_the_time_limit():
-    X, y = _table(3000)
+    X, y = _table(20_000)
     limit = 6.0
     started = time.perf_counter()
     result = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, **QUIET)

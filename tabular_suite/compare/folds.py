@@ -12,7 +12,8 @@ what it has, as AutoGluon does):
 - HistGradientBoosting: grown with ``warm_start`` in chunks of boosting iterations, likewise;
 - logistic regression: a short probe fit times the solver, then one fit with ``max_iter``
   capped to what is left;
-- LightGBM, XGBoost, CatBoost: a training callback that stops at the first round past it;
+- LightGBM, XGBoost, CatBoost: a training callback that stops at the first round past it (and,
+  with or without a deadline, early stopping on a tenth of the rows held out: :func:`fit_gbdt`);
 - the in-context model: its fit only stores the context; the validation rows are predicted in
   chunks and a fold that runs out of time before all are predicted is not scored.
 
@@ -23,6 +24,7 @@ call, exactly as before.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 import traceback
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from joblib import effective_n_jobs
+from sklearn.base import is_classifier
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -46,12 +49,24 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from ..tabular.base import MIN_ROWS_FOR_VALIDATION, holdout_split
 from ..training.callbacks import Callback
 from ..training.device import resolve_device
-from .candidates import BuildContext
+from .candidates import EARLY_STOP_FRACTION, FALLBACK_ROUNDS, BuildContext
 from .ensemble import _align_proba
 
-__all__ = ["Deadline", "FoldPlan", "FoldResult", "fit_within", "fold_budget", "run_fold", "run_folds_locally"]
+__all__ = [
+    "Deadline",
+    "FoldPlan",
+    "FoldResult",
+    "fit_gbdt",
+    "fit_within",
+    "fold_budget",
+    "gbdt_library",
+    "rounds_grown",
+    "run_fold",
+    "run_folds_locally",
+]
 
 
 class Deadline(Callback):
@@ -192,8 +207,8 @@ def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False, samp
     ``deep``: ``est`` is trained by the engine (takes ``callbacks``). Other estimators, or a
     :class:`~sklearn.pipeline.Pipeline` ending in one, are bounded by their kind (see the
     module docstring); kinds without a bound (e.g. Ridge, a closed-form solve) are fitted
-    as they are. Without a deadline this is ``est.fit(X, y)``. ``sample_weight`` goes to
-    the model's fit (a pipeline's last step).
+    as they are. Without a deadline this is ``est.fit(X, y)`` (a GBDT that early-stops on rows
+    it holds out: :func:`fit_gbdt`). ``sample_weight`` goes to the model's fit (a pipeline's last step).
 
     Examples
     --------
@@ -204,12 +219,12 @@ def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False, samp
     (True, 20)
     """
     weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
-    if deadline is None:
+    if deadline is None and not _holds_out_rows(est):
         if weighted and isinstance(est, Pipeline):
             weighted = {f"{est.steps[-1][0]}__sample_weight": sample_weight}
         est.fit(X, y, **weighted)
         return None
-    if deep:
+    if deep:  # (with a deadline)
         callbacks = est.get_params()["callbacks"]
         est.set_params(callbacks=[*(callbacks or ()), deadline])
         try:
@@ -228,6 +243,13 @@ def fit_within(est, X, y, deadline: Deadline | None, *, deep: bool = False, samp
             return fit(model, Xt, y, deadline, weighted)
     model.fit(Xt, y, **weighted)
     return None
+
+
+def _holds_out_rows(est) -> bool:
+    """Whether ``est`` (or a pipeline's model) is a GBDT that early-stops on rows its fit holds out."""
+    model = est._final_estimator if isinstance(est, Pipeline) else est
+    library = gbdt_library(model)
+    return library is not None and bool(model.get_params().get(_rounds_params(library)[1]))
 
 
 def _is_instance(model, kind) -> bool:
@@ -384,30 +406,100 @@ def gbdt_deadline_callback(library: str, deadline: Deadline):
     raise ValueError(f"No deadline callback for {library!r}.")
 
 
-def _fit_lightgbm(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
-    total = model.n_estimators
-    model.fit(X, y, callbacks=[gbdt_deadline_callback("lightgbm", deadline)], **weighted)
-    # (LightGBM also stops by itself when no split gains anything: that is not a timeout.)
-    return f"{model.booster_.current_iteration()} of {total} boosting rounds" if deadline.hit else None
+_GBDTS = (("lightgbm", "lightgbm.LGBMModel"), ("xgboost", "xgboost.XGBModel"), ("catboost", "catboost.CatBoost"))
 
 
-def _fit_xgboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
-    total = model.get_params()["n_estimators"] or 100  # (None: XGBoost's default)
-    callbacks = model.get_params()["callbacks"]
-    model.set_params(callbacks=[*(callbacks or ()), gbdt_deadline_callback("xgboost", deadline)])
-    try:
-        model.fit(X, y, **weighted)
-    finally:
-        model.set_params(callbacks=callbacks)
-    grown = model.get_booster().num_boosted_rounds()
-    return f"{grown} of {total} boosting rounds" if deadline.hit and grown < total else None
+def gbdt_library(model) -> str | None:
+    """ "lightgbm", "xgboost" or "catboost" for a model of that library, else None."""
+    return next((library for library, kind in _GBDTS if _is_instance(model, kind)), None)
 
 
-def _fit_catboost(model, X, y, deadline: Deadline, weighted: dict) -> str | None:
-    model.fit(X, y, callbacks=[gbdt_deadline_callback("catboost", deadline)], **weighted)
-    total = model.get_all_params()["iterations"]
+def _rounds_params(library: str) -> tuple[str, str]:
+    """The names of a library's number of rounds and of its early-stopping patience."""
+    if library == "catboost":
+        return "iterations", "early_stopping_rounds"
+    return "n_estimators", "early_stopping_round" if library == "lightgbm" else "early_stopping_rounds"
+
+
+def rounds_grown(model) -> int:
+    """The rounds a fitted GBDT predicts with: its best round when it stopped early, else all."""
+    library = gbdt_library(model)
+    if library == "lightgbm":
+        return int(model.best_iteration_ or model.booster_.current_iteration())
+    if library == "xgboost":
+        booster = model.get_booster()
+        best = booster.attributes().get("best_iteration")
+        return int(best) + 1 if best is not None else booster.num_boosted_rounds()
+    return int(model.tree_count_)  # CatBoost keeps its best rounds only (use_best_model)
+
+
+def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | None = None, valid=None) -> str | None:
+    """Fit a LightGBM, XGBoost or CatBoost model, stopped at ``deadline`` (when given); returns what
+    it got to when the deadline cut it short (e.g. "57 of 10000 boosting rounds"), else None.
+
+    A model with its library's early-stopping patience set (``early_stopping_round`` in LightGBM,
+    ``early_stopping_rounds`` in XGBoost and CatBoost: the comparison's candidates) stops that many
+    rounds after its loss on ``valid = (X, y, sample_weight or None)`` last improved and predicts
+    with its best round; without ``valid``, a tenth of the rows are held out for it (stratified for
+    classifiers, seeded by the model's seed), and with fewer than 20 rows it grows
+    ``FALLBACK_ROUNDS`` rounds on all of them, its patience unset. ``weighted``: ``{"sample_weight": w}``.
+
+    >>> import lightgbm
+    >>> X, y = np.random.default_rng(0).normal(size=(400, 3)), np.arange(400.0) % 7
+    >>> model = lightgbm.LGBMRegressor(n_estimators=10_000, early_stopping_round=20, verbose=-1)
+    >>> fit_gbdt(model, X, y) is None, rounds_grown(model) < 200  # noise: it stops at once
+    (True, True)
+    """
+    library = gbdt_library(model)
+    rounds, patience_name = _rounds_params(library)
+    params = model.get_params()
+    total = params[rounds] or 100  # (XGBoost: None is its default of 100)
+    weights = (weighted or {}).get("sample_weight")
+    if params.get(patience_name) and valid is None:
+        if len(y) < MIN_ROWS_FOR_VALIDATION:
+            model.set_params(**{rounds: min(total, FALLBACK_ROUNDS), patience_name: None})
+            total = min(total, FALLBACK_ROUNDS)
+        else:
+            seed = params.get("random_state", params.get("random_seed")) or 0
+            kept, held = holdout_split(y, EARLY_STOP_FRACTION, seed, stratify=is_classifier(model))
+            valid = (_take(X, held), np.asarray(y)[held], None if weights is None else weights[held])
+            X, y = _take(X, kept), np.asarray(y)[kept]
+            weights = None if weights is None else weights[kept]
+    weighted = {} if weights is None else {"sample_weight": weights}
+    stops = [] if deadline is None else [gbdt_deadline_callback(library, deadline)]
+    if library == "lightgbm":
+        rows = {}
+        if valid is not None:  # (LightGBM 4.7 names the validation rows eval_X / eval_y; eval_set is deprecated there)
+            new_names = "eval_X" in inspect.signature(model.fit).parameters
+            rows = {"eval_X": (valid[0],), "eval_y": (valid[1],)} if new_names else {"eval_set": [valid[:2]]}
+            rows.update({} if valid[2] is None else {"eval_sample_weight": [valid[2]]})
+        model.fit(X, y, callbacks=stops, **rows, **weighted)
+        # (LightGBM also stops by itself when no split gains anything: that is not a timeout.)
+        return f"{model.booster_.current_iteration()} of {total} boosting rounds" if deadline and deadline.hit else None
+    if library == "xgboost":
+        rows = {} if valid is None else {"eval_set": [valid[:2]], "verbose": False}
+        rows.update({} if valid is None or valid[2] is None else {"sample_weight_eval_set": [valid[2]]})
+        callbacks = params["callbacks"]
+        model.set_params(callbacks=[*(callbacks or ()), *stops] or None)
+        try:
+            model.fit(X, y, **rows, **weighted)
+        finally:
+            model.set_params(callbacks=callbacks)
+        grown = model.get_booster().num_boosted_rounds()
+        return f"{grown} of {total} boosting rounds" if deadline and deadline.hit and grown < total else None
+    eval_set = None
+    if valid is not None:
+        from catboost import Pool
+
+        eval_set = Pool(valid[0], valid[1], weight=valid[2]) if valid[2] is not None else valid[:2]
+    model.fit(X, y, eval_set=eval_set, callbacks=stops or None, **weighted)
     grown = model.tree_count_
-    return f"{grown} of {total} boosting rounds" if deadline.hit and grown < total else None
+    return f"{grown} of {total} boosting rounds" if deadline and deadline.hit and grown < total else None
+
+
+def _take(X, rows: np.ndarray):
+    """Rows of an array or a DataFrame, by position."""
+    return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
 
 
 #: (model classes, or "module.Class" of an optional package) -> its bounded fit.
@@ -415,9 +507,7 @@ _BOUNDED_FITS = (
     ((RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor), _fit_forest),
     ((HistGradientBoostingClassifier, HistGradientBoostingRegressor), _fit_hist_boosting),
     (LogisticRegression, _fit_logistic),
-    ("lightgbm.LGBMModel", _fit_lightgbm),
-    ("xgboost.XGBModel", _fit_xgboost),
-    ("catboost.CatBoost", _fit_catboost),
+    *((kind, fit_gbdt) for _, kind in _GBDTS),
 )
 
 

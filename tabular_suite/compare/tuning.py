@@ -11,9 +11,10 @@ TPE proposes the rest. The chosen configuration is then bagged over all folds li
 - Deep models: each trial reports its per-epoch validation loss (the model's own early-stopping
   rows, held out of the fold's training rows) to Optuna's median pruner, which stops a trial
   whose curve is worse than the median of the earlier trials at the same epoch.
-- GBDTs: each trial grows up to :data:`GBDT_ROUNDS` rounds and stops 50 rounds after its
-  validation loss last improved (early-stopped trials); the chosen configuration keeps the
-  number of rounds its trial reached, so the bagged fold models need no early-stopping rows.
+- GBDTs: each trial grows up to :data:`~tabular_suite.compare.candidates.GBDT_ROUNDS` rounds and
+  stops 50 rounds after its validation loss last improved (early-stopped trials, as the untuned
+  fold models do on rows of their own); the chosen configuration keeps the number of rounds its
+  trial reached, so its bagged fold models train on all their rows, without early stopping.
 
 Time: under a time limit, tuning may use :data:`TUNE_FRACTION` of a model's share, and stops
 before that when the time left could no longer bag the best configuration over every fold at
@@ -23,7 +24,6 @@ the pace of its trial (a trial costs about one fold). Each trial is bounded by w
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 import zlib
@@ -33,17 +33,14 @@ import numpy as np
 import pandas as pd
 
 from ..training.callbacks import Callback
-from .candidates import BuildContext, model_step
+from .candidates import EARLY_STOP, GBDT_ROUNDS, BuildContext, model_step
 from .ensemble import _align_proba
-from .folds import Deadline, fit_within, gbdt_deadline_callback
+from .folds import Deadline, _rounds_params, fit_gbdt, fit_within, gbdt_library, rounds_grown
 
-__all__ = ["GBDT_ROUNDS", "PORTFOLIO", "TUNE_FRACTION", "Tuner", "portfolio_candidates", "search_space"]
+__all__ = ["PORTFOLIO", "TUNE_FRACTION", "Tuner", "portfolio_candidates", "search_space"]
 
 #: Share of a model's time that its trials may use under a time limit.
 TUNE_FRACTION = 0.5
-#: Rounds a GBDT trial may grow (it stops earlier 50 rounds after its best).
-GBDT_ROUNDS = 2000
-_EARLY_STOP = 50
 _DEFAULT_TRIALS = 20  # tune=True without any time limit
 
 _GBDT_SPACES = {
@@ -381,7 +378,7 @@ class Tuner:
                 if pruner.pruned:
                     return "pruned", None, extra
             else:
-                extra = _fit_gbdt_trial(cand.name, est, X_train, y[train_idx], X_valid, y[valid_idx], w, deadline)
+                extra = _fit_gbdt_trial(est, X_train, y[train_idx], X_valid, y[valid_idx], w, deadline)
             if deadline is not None and deadline.hit:
                 return "fail", None, extra  # cut short: not a fair reading of the configuration
             if ctx.task == "classification":
@@ -412,31 +409,14 @@ def _completed(study) -> bool:
     return any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
-def _fit_gbdt_trial(name, est, X, y, X_valid, y_valid, w, deadline) -> dict:
-    """Fit a GBDT pipeline with early stopping on the validation rows; returns the number of
-    rounds it reached (``{"n_estimators": n}`` or CatBoost's ``{"iterations": n}``)."""
+def _fit_gbdt_trial(est, X, y, X_valid, y_valid, w, deadline) -> dict:
+    """Fit a GBDT pipeline, early-stopped on the validation rows (up to ``GBDT_ROUNDS`` rounds); returns
+    the rounds it reached and no patience (``{"n_estimators": n, ...}``, CatBoost's
+    ``{"iterations": n, ...}``): the chosen configuration grows that many rounds on all its rows."""
     pre, model = est[:-1], est._final_estimator
+    rounds, patience = _rounds_params(gbdt_library(model))
+    model.set_params(**{rounds: GBDT_ROUNDS, patience: EARLY_STOP})
     Xt = pre.fit_transform(X, y)
-    Xv = pre.transform(X_valid)
     weighted = {} if w is None else {"sample_weight": w}
-    stops = [] if deadline is None else [gbdt_deadline_callback(name, deadline)]
-    if name == "lightgbm":
-        import lightgbm
-
-        model.set_params(n_estimators=GBDT_ROUNDS)
-        # LightGBM 4.7 names the validation rows eval_X / eval_y (eval_set is deprecated there).
-        rows = {"eval_X": (Xv,), "eval_y": (y_valid,)} if "eval_X" in inspect.signature(model.fit).parameters else {
-            "eval_set": [(Xv, y_valid)]}  # fmt: skip
-        model.fit(Xt, y, callbacks=[lightgbm.early_stopping(_EARLY_STOP, verbose=False), *stops], **rows, **weighted)
-        return {"n_estimators": max(1, int(model.best_iteration_ or model.booster_.current_iteration()))}
-    if name == "xgboost":
-        model.set_params(n_estimators=GBDT_ROUNDS, early_stopping_rounds=_EARLY_STOP, callbacks=stops or None)
-        model.fit(Xt, y, eval_set=[(Xv, y_valid)], verbose=False, **weighted)
-        model.set_params(early_stopping_rounds=None, callbacks=None)
-        return {"n_estimators": int(model.best_iteration) + 1}
-    if name == "catboost":
-        model.set_params(iterations=GBDT_ROUNDS)
-        model.fit(Xt, y, eval_set=(Xv, y_valid), early_stopping_rounds=_EARLY_STOP, callbacks=stops or None,
-                  **weighted)  # fmt: skip
-        return {"iterations": int(model.get_best_iteration()) + 1}
-    raise ValueError(f"No early-stopped trial for {name!r}.")
+    fit_gbdt(model, Xt, y, deadline, weighted, valid=(pre.transform(X_valid), y_valid, None))
+    return {rounds: max(1, rounds_grown(model)), patience: None}

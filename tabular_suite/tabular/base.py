@@ -36,10 +36,28 @@ from ..training.engine import (
     weighted_mean,
 )
 
-__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin"]
+__all__ = ["TabularEstimator", "TabularClassifierMixin", "TabularRegressorMixin", "holdout_split"]
 
 # Fewer rows than this: no validation split (nothing meaningful to early-stop on).
-_MIN_ROWS_FOR_VALIDATION = 20
+MIN_ROWS_FOR_VALIDATION = 20
+
+
+def holdout_split(target, fraction: float, seed: int, *, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions ``(kept, held_out)``: ``fraction`` of the rows held out (for early stopping),
+    at random with ``seed``; ``stratify`` (classes): each class in its share, where every class
+    has at least two rows and the hold-out has room for one of each.
+
+    >>> kept, held = holdout_split(np.array([0, 1] * 10), 0.2, seed=0, stratify=True)
+    >>> len(kept), sorted(np.array([0, 1] * 10)[held].tolist())
+    (16, [0, 0, 1, 1])
+    """
+    target = np.asarray(target)
+    strata = None
+    if stratify:
+        counts = np.unique(target, return_counts=True)[1]
+        if counts.min() >= 2 and int(round(fraction * len(target))) >= len(counts):
+            strata = target
+    return train_test_split(np.arange(len(target)), test_size=fraction, random_state=seed % (2**31), stratify=strata)
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
@@ -221,7 +239,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             valid = self._tensors(v_prep, self._encode_target(y_val))
             v_weights = row_weights(self, y_val, w_val[0] if w_val else None, self.class_weight)
             valid_weight = None if v_weights is None else _weight_tensor(v_weights)
-        elif self.validation_fraction > 0 and len(target) >= _MIN_ROWS_FOR_VALIDATION:
+        elif self.validation_fraction > 0 and len(target) >= MIN_ROWS_FOR_VALIDATION:
             train_idx, valid_idx = self._split(target, seed)
             valid = self._tensors(prepared, target, valid_idx)
             valid_weight = None if weights is None else _weight_tensor(weights[valid_idx])
@@ -248,14 +266,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         return self
 
     def _split(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.arange(len(target))
-        stratify = None
-        if is_classifier(self):
-            counts = np.bincount(target.astype(np.int64))
-            n_valid = int(round(self.validation_fraction * len(target)))
-            if counts.min() >= 2 and n_valid >= len(counts):
-                stratify = target
-        return train_test_split(idx, test_size=self.validation_fraction, random_state=seed % (2**31), stratify=stratify)
+        return holdout_split(target, self.validation_fraction, seed, stratify=is_classifier(self))
 
     @staticmethod
     def _tensors(prepared, target: np.ndarray | None = None, idx: np.ndarray | None = None) -> list[torch.Tensor]:
