@@ -45,11 +45,15 @@ MIN_ROWS_FOR_VALIDATION = 20
 def holdout_split(target, fraction: float, seed: int, *, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
     """Row positions ``(kept, held_out)``: ``fraction`` of the rows held out (for early stopping),
     at random with ``seed``; ``stratify`` (classes): each class in its share, where every class
-    has at least two rows and the hold-out has room for one of each.
+    has at least two rows and the hold-out has room for one of each, and in any case every class
+    keeps a row (a class's only row is never held out).
 
     >>> kept, held = holdout_split(np.array([0, 1] * 10), 0.2, seed=0, stratify=True)
     >>> len(kept), sorted(np.array([0, 1] * 10)[held].tolist())
     (16, [0, 0, 1, 1])
+    >>> y = np.array([0] * 30 + [1])  # one row of class 1: it stays
+    >>> all(31 - 1 not in holdout_split(y, 0.5, seed, stratify=True)[1] for seed in range(20))
+    True
     """
     target = np.asarray(target)
     strata = None
@@ -57,7 +61,14 @@ def holdout_split(target, fraction: float, seed: int, *, stratify: bool) -> tupl
         counts = np.unique(target, return_counts=True)[1]
         if counts.min() >= 2 and int(round(fraction * len(target))) >= len(counts):
             strata = target
-    return train_test_split(np.arange(len(target)), test_size=fraction, random_state=seed % (2**31), stratify=strata)
+    kept, held = train_test_split(
+        np.arange(len(target)), test_size=fraction, random_state=seed % (2**31), stratify=strata
+    )
+    if stratify:
+        lost = ~np.isin(target[held], target[kept])  # rows of classes the kept share lacks
+        if lost.any():
+            kept, held = np.concatenate([kept, held[lost]]), held[~lost]
+    return kept, held
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
