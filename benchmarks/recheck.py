@@ -100,16 +100,39 @@ def write(rows: list[dict]) -> None:
             f"| {r['check']} | {r['result']['metric']} | {table_metric} | {r['result']['value']:.4f} | "
             f"{ref['s/epoch']} | {r['result']['sec_per_epoch']:.2f} | {r['commit']} | {r['machine']} |"
         )
-    commits = list(dict.fromkeys(r["commit"] for r in rows))
-    if len(commits) == 2:  # this commit's figures over the other's, check by check
-        lines += ["", f"{commits[0]} vs {commits[1]}, each check run one right after the other:", ""]
+    rows = with_beside(rows)
+    for head in dict.fromkeys(r["beside"] for r in rows if r.get("beside")):  # each commit over its --against
+        against = next(r["commit"] for r in rows if r.get("beside") == head)
+        lines += [
+            "",
+            f"{head} vs {against}, measured in one session (the checks of one commit, then of the other):",
+            "",
+        ]
         for name in CHECKS:
-            pair = {r["commit"]: r["result"] for r in rows if r["check"] == name}
-            if len(pair) == 2:
-                a, b = pair[commits[0]], pair[commits[1]]
+            mine = [r["result"] for r in rows if r["check"] == name and r["commit"] == head and not r.get("beside")]
+            other = [r["result"] for r in rows if r["check"] == name and r.get("beside") == head]
+            if mine and other:
+                a, b = mine[-1], other[-1]
                 same = "the same" if a["value"] == b["value"] else f"{a['value']:.4f} vs {b['value']:.4f}"
                 lines.append(f"- {name}: {a['metric']} {same}; s/epoch {a['sec_per_epoch'] / b['sec_per_epoch']:.2f}x")
     write_section(lines)
+
+
+def with_beside(rows: list[dict]) -> list[dict]:
+    """The rows, an --against row of the first runs (logged without ``beside``) given the commit it
+    was measured right after: the check's row before it in the log."""
+    out, last = [], {}
+    for r in rows:
+        if "beside" not in r and r["commit"] in AGAINST_ROWS_WITHOUT_BESIDE and r["check"] in last:
+            r = {**r, "beside": last[r["check"]]}
+        elif "beside" not in r:
+            last[r["check"]] = r["commit"]
+        out.append(r)
+    return out
+
+
+# The --against commit of the runs logged before rows named the commit they were measured beside.
+AGAINST_ROWS_WITHOUT_BESIDE = ("b69ac07",)
 
 
 def main() -> None:
@@ -138,17 +161,20 @@ def main() -> None:
         if not tree.exists():
             subprocess.run([*git, "worktree", "add", "--detach", str(tree), rev.stdout.strip()], check=True)
         packages[rev.stdout.strip()] = tree
-    done = {(r["check"], r["commit"]) for r in rows}
+    beside = dict.fromkeys(packages)  # the --against commit is measured again beside each new commit
+    beside.update({commit: head for commit in packages if commit != head})
+    done = {(r["check"], r["commit"], r.get("beside")) for r in with_beside(rows)}
     for name in a.checks:
         for commit, package in packages.items():
-            if (name, commit) in done:
+            if (name, commit, beside[commit]) in done:
                 continue
             env = {**os.environ, "PYTHONPATH": str(package), "OMP_NUM_THREADS": "1"}
             out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, env=env)
             if out.returncode:
                 raise RuntimeError(out.stderr[-3000:])
             result = json.loads(next(line[7:] for line in out.stdout.splitlines() if line.startswith("RESULT ")))
-            append_row(LOG, {"check": name, "commit": commit, "machine": machine(), "result": result})
+            row = {"check": name, "commit": commit, "machine": machine(), "result": result}
+            append_row(LOG, row if beside[commit] is None else {**row, "beside": beside[commit]})
 
 
 if __name__ == "__main__":
