@@ -475,8 +475,8 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
             rows.update({} if valid[2] is None else {"eval_sample_weight": [valid[2]]})
         model.fit(X, y, callbacks=stops, **rows, **weighted)
         # (LightGBM also stops by itself when no split gains anything: that is not a timeout.)
-        return f"{model.booster_.current_iteration()} of {total} boosting rounds" if deadline and deadline.hit else None
-    if library == "xgboost":
+        grown = model.booster_.current_iteration()
+    elif library == "xgboost":
         rows = {} if valid is None else {"eval_set": [valid[:2]], "verbose": False}
         rows.update({} if valid is None or valid[2] is None else {"sample_weight_eval_set": [valid[2]]})
         callbacks = params["callbacks"]
@@ -486,15 +486,16 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
         finally:
             model.set_params(callbacks=callbacks)
         grown = model.get_booster().num_boosted_rounds()
-        return f"{grown} of {total} boosting rounds" if deadline and deadline.hit and grown < total else None
-    eval_set = None
-    if valid is not None:
-        from catboost import Pool
+    else:
+        eval_set = None
+        if valid is not None:
+            from catboost import Pool
 
-        eval_set = Pool(valid[0], valid[1], weight=valid[2]) if valid[2] is not None else valid[:2]
-    model.fit(X, y, eval_set=eval_set, callbacks=stops or None, **weighted)
-    grown = model.tree_count_
-    return f"{grown} of {total} boosting rounds" if deadline and deadline.hit and grown < total else None
+            eval_set = Pool(valid[0], valid[1], weight=valid[2]) if valid[2] is not None else valid[:2]
+        model.fit(X, y, eval_set=eval_set, callbacks=stops or None, **weighted)
+        grown = model.tree_count_
+    cut_short = deadline is not None and deadline.hit and grown < total
+    return f"{grown} of {total} boosting rounds" if cut_short else None
 
 
 def _take(X, rows: np.ndarray):
