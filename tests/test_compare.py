@@ -251,14 +251,21 @@ def epoch_clock(monkeypatch):
 def test_time_limits_mark_models_instead_of_dropping_them(epoch_clock):
     X, y = _table(200)
     # Per model: the MLP is stopped at the end of the epoch that crosses its fold budget: fold 0
-    # gets 0.2 / 2 = 0.1 s (4 epochs of 0.03 s), fold 1 what is left, 0.08 s (3 epochs).
+    # gets 0.4 / 2 = 0.2 s (7 epochs of 0.03 s), fold 1 what is left, 0.19 s (7 epochs).
     result = tabular_suite.compare(
-        X, y, models=["mlp"], cv=2, model_time_limit=0.2, ensemble=False, refit=False, **FAST
+        X, y, models=["mlp"], cv=2, model_time_limit=0.4, ensemble=False, refit=False, **FAST
     )
     row = result.leaderboard.iloc[0]
     assert row["status"] == "timeout" and "budget" in row["error"]
     assert row["folds"] == 2 and np.isfinite(row["mean"])  # still scored on what it learned
-    assert [len(h) for h in result.histories["mlp"]] == [4, 3]
+    assert [len(h) for h in result.histories["mlp"]] == [7, 7]
+    # Fold 0 gets 0.1 s (4 epochs): fewer than 5, so fold 1 is skipped, and the row says why.
+    result = tabular_suite.compare(
+        X, y, models=["mlp"], cv=2, model_time_limit=0.2, ensemble=False, refit=False, **FAST
+    )
+    row = result.leaderboard.iloc[0]
+    assert row["status"] == "timeout" and row["folds"] == 1 and "other folds skipped" in row["error"]
+    assert [len(h) for h in result.histories["mlp"]] == [4]
     # Total: once the limit has passed, no later fold starts; the model stays on the board. The
     # MLP's first fold gets the 0.05 s left (2 epochs); then nothing starts.
     result = tabular_suite.compare(

@@ -313,3 +313,16 @@ def test_time_a_fast_model_leaves_goes_to_the_models_after_it():
     assert 2 * board.loc["mlp", "fit_seconds"] > 0.75 * limit  # about all of the time linear left
     assert "mlp_2" not in board.index  # a model its share cut short gets no further configuration
     assert result.wall_seconds < limit + 3
+
+
+def test_a_deep_model_stopped_within_its_first_epochs_skips_its_other_folds():
+    """Fewer than MIN_EPOCHS epochs in its first fold's time: the model's other folds are skipped
+    (their time goes to the models after it), and its row says why."""
+    from tabular_suite.compare.folds import MIN_EPOCHS
+
+    X, y = _numeric_table(30_000, 8)
+    result, seconds = _timed_compare(X, y, models=["ft_transformer"], cv=3, time_limit=6, refit=False)
+    row = result.leaderboard.set_index("model").loc["ft_transformer"]
+    assert row["status"] == "timeout" and row["folds"] == 1
+    assert f"other folds skipped (fewer than {MIN_EPOCHS} epochs" in row["error"]
+    assert len(result.histories["ft_transformer"]) == 1 and len(result.histories["ft_transformer"][0]) < MIN_EPOCHS

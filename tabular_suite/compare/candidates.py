@@ -217,6 +217,8 @@ def _catboost(ctx: BuildContext):
     )
 
 
+#: The gradient-boosting libraries among the baselines.
+GBDT_LIBRARIES = ("lightgbm", "xgboost", "catboost")
 #: name -> (builder, pip package it needs or None): scikit-learn and GBDT models, in every preset.
 BASELINES = {
     "hist_gradient_boosting": (_hgb, None),

@@ -639,6 +639,16 @@ def _tuned(plan: FoldPlan, cand, model_start: float, model_time_limit: float | N
         )  # fmt: skip
 
 
+#: A deep model whose first fold the time limit stops before this many epochs skips its other
+#: folds (what they would take goes to the models after it): a model so short of training
+#: scores far below the others and is left out of the ensemble anyway.
+MIN_EPOCHS = 5
+
+
+def _too_few_epochs(cand, result: FoldResult) -> bool:
+    return cand.kind == "deep" and result.status == "timeout" and len(result.history) < MIN_EPOCHS
+
+
 def run_folds_locally(plan: FoldPlan):
     """Run every (candidate, fold) of ``plan`` in turn in this process: ``{name: [FoldResult per fold]}``."""
     candidates, ctx, df, target, folds = plan.candidates, plan.ctx, plan.df, plan.target, plan.folds
@@ -682,6 +692,11 @@ def run_folds_locally(plan: FoldPlan):
             )
             if plan.on_fold is not None:
                 plan.on_fold(cand.name, fold, results[-1])
+            if len(results) == 1 and len(folds) > 1 and _too_few_epochs(cand, results[0]):
+                reason = f"its other folds skipped (fewer than {MIN_EPOCHS} epochs: give a longer time_limit)"
+                results[0].error = f"{results[0].error}; {reason}"
+                results += [FoldResult(cand.name, f, "skipped", reason) for f in range(1, len(folds))]
+                break
         out[cand.name] = results
         if on_model_done is not None:
             on_model_done(cand.name, results)

@@ -19,7 +19,7 @@ from ..data.schema import Schema, infer_task
 from ..data.validation import row_weights
 from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
-from .candidates import BASELINES, BuildContext, model_step, resolve_candidates, with_params
+from .candidates import BASELINES, GBDT_LIBRARIES, BuildContext, model_step, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, cheapest_selection
 from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .importance import permutation_importance
@@ -438,8 +438,11 @@ def compare(
         (unless ``model_time_limit`` is given) as it goes: the cheap models run first (linear,
         trees, GBDTs), then the deep models, then the in-context model, and each model starts
         with its share of the time still left, so what a fast model does not use goes to the
-        ones after it. A deep model's share weighs 1 + log10(rows / 1,000) (1 to 3) against 1
-        for the others: deep models need more of the time on larger tables. (The Ray backend
+        ones after it. The shares of the deep models and of LightGBM, XGBoost and CatBoost
+        weigh 1 + log10(rows / 1,000) (1 to 3) against 1 for the others: they need more of
+        the time on larger tables. A deep model that its first fold's budget stops before
+        ``MIN_EPOCHS`` (5) epochs skips its other folds (scored on the one fold, it would not
+        be chosen; their time goes to the models after it). (The Ray backend
         starts every task at once: there each model gets an equal share.) A fold or refit that reaches its
         budget stops and keeps what it has learned (status "timeout", still scored): deep
         models at the first batch past it; random forests and gradient boosting
@@ -938,19 +941,20 @@ def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, 
 def budget_shares(candidates, n_rows: int) -> dict:
     """``{name: weight}`` in the order the local backend runs the candidates (cheap first, the
     in-context model last); a model starts with weight / (sum of the weights still to run) of
-    the time left. Deep models weigh 1 + log10(rows / 1000), clipped to [1, 3].
+    the time left. The deep models and the GBDT libraries, whose cost grows with the rows, weigh
+    1 + log10(rows / 1000), clipped to [1, 3]; the other models 1.
 
     >>> from tabular_suite.compare.candidates import resolve_candidates
-    >>> budget_shares(resolve_candidates(["mlp", "tabpfn", "linear"], "fast", "classification"), 10_000)
-    {'linear': 1.0, 'mlp': 2.0, 'tabpfn': 1.0}
+    >>> budget_shares(resolve_candidates(["mlp", "tabpfn", "lightgbm", "linear"], "fast", "classification"), 10_000)
+    {'lightgbm': 2.0, 'linear': 1.0, 'mlp': 2.0, 'tabpfn': 1.0}
     """
-    deep = float(np.clip(1 + np.log10(max(n_rows, 1) / 1000), 1, 3))
+    grows = float(np.clip(1 + np.log10(max(n_rows, 1) / 1000), 1, 3))
 
     def group(c) -> int:  # baselines, deep models, then the registered models not trained by the engine
         return 1 if c.kind == "deep" else (0 if c.name in BASELINES else 2)
 
     ordered = sorted(candidates, key=group)  # stable: the preset's order within a group
-    return {c.name: (deep if c.kind == "deep" else 1.0) for c in ordered}
+    return {c.name: (grows if c.kind == "deep" or c.name in GBDT_LIBRARIES else 1.0) for c in ordered}
 
 
 def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx: BuildContext) -> dict[str, Any]:
