@@ -208,6 +208,8 @@ def write(rows: list[dict]) -> None:
     lines = [f"Machine: {machine()}. One thread per system; seeds {sorted(df.seed.unique().tolist())}.", ""]
     lines += ["Command: `python benchmarks/automl.py --data ../shared/data/tabular && python benchmarks/automl.py "
               "--data ../shared/data/tabular --write` (AutoGluon's environment: see the script's docstring).", ""]  # fmt: skip
+    ours = sorted({r["commit"] for r in rows if r["system"] in OURS and "error" not in r})
+    lines += [f"Ours measured at {', '.join(ours)} (compare() as of {OURS_SINCE}); AutoGluon 1.6.3.", ""]
     for budget, part in df.groupby("budget"):
         table = part.pivot_table(index=["dataset", "task"], columns="system", values="primary", aggfunc="mean")
         table = table[[s for s in SYSTEMS + EXTRA if s in table.columns]].dropna()
@@ -230,6 +232,7 @@ def write(rows: list[dict]) -> None:
                         f"- {ours} ahead of AutoGluon {peer}: {wins} of {len(table)} ({wins / len(table):.0%})"
                     )
         lines.append("- mean rank (1 = best): " + ", ".join(f"{c} {ranks[c].mean():.2f}" for c in ranks.columns))
+        part = part[part.set_index(["dataset", "task"]).index.isin(table.index)]  # the tables all systems have
         speed = part.groupby("system")["predict_ms_per_1000"].median()
         lines.append(
             "- prediction of a warm 1,000-row batch, median ms: "

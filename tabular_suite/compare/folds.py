@@ -694,7 +694,7 @@ def run_folds_locally(plan: FoldPlan):
                 plan.on_fold(cand.name, fold, results[-1])
             if len(results) == 1 and len(folds) > 1 and _too_few_epochs(cand, results[0]):
                 reason = f"its other folds skipped (fewer than {MIN_EPOCHS} epochs: give a longer time_limit)"
-                results[0].error = f"{results[0].error}; {reason}"
+                results[0].error = "; ".join(filter(None, (results[0].error, reason)))
                 results += [FoldResult(cand.name, f, "skipped", reason) for f in range(1, len(folds))]
                 break
         out[cand.name] = results
