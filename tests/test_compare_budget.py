@@ -321,7 +321,7 @@ def test_a_deep_model_stopped_within_its_first_epochs_skips_its_other_folds():
     from tabular_suite.compare.folds import MIN_EPOCHS
 
     X, y = _numeric_table(30_000, 8)
-    result, seconds = _timed_compare(X, y, models=["ft_transformer"], cv=3, time_limit=6, refit=False)
+    result, _ = _timed_compare(X, y, models=["ft_transformer"], cv=3, time_limit=6, refit=False)
     row = result.leaderboard.set_index("model").loc["ft_transformer"]
     assert row["status"] == "timeout" and row["folds"] == 1
     assert f"other folds skipped (fewer than {MIN_EPOCHS} epochs" in row["error"]
