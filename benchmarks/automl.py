@@ -31,6 +31,10 @@ RESULTS.md: per dataset and budget, wins against each AutoGluon preset, mean ran
 
     python benchmarks/automl.py --data ../shared/data/tabular             # run / resume
     python benchmarks/automl.py --data ../shared/data/tabular --write     # update RESULTS.md
+
+``--keep-predictions benchmarks/_work/automl_preds`` also saves, after each of our timed fits,
+every leaderboard row's out-of-fold and test predictions: another ensemble selection or
+stacking rule can then be scored on the same models without fitting them again.
 """
 
 from __future__ import annotations
@@ -125,9 +129,31 @@ def fit_ours(task: str, seed: int, budget: float, X_tr, y_tr, X_te, tune: bool =
     batch = thousand(X_te)
     start = time.perf_counter()
     result.predict(batch) if task == "regression" else result.predict_proba(batch)
+    batch_s = time.perf_counter() - start
     best = result.leaderboard.iloc[0]["model"]
-    return {"pred": pred, "fit_s": fit_s, "predict_s": predict_s, "batch_s": time.perf_counter() - start,
-            "best": str(best)}  # fmt: skip
+    return {"pred": pred, "fit_s": fit_s, "predict_s": predict_s, "batch_s": batch_s, "best": str(best),
+            "result": result}  # fmt: skip
+
+
+def keep_predictions(path: Path, result, task: str, X_te, y_te) -> None:
+    """Every leaderboard row's out-of-fold and test predictions (``--keep-predictions``), after the
+    timed fit and prediction: what another ensemble selection or stacking would have scored is
+    then a computation on these arrays, not a new fit."""
+    import pickle
+
+    test = {}
+    for name in result.leaderboard["model"]:
+        try:
+            model = result.get_model(name)
+        except ValueError:  # no complete fold models (cut short by the time limit)
+            continue
+        test[name] = np.asarray(model.predict(X_te) if task == "regression" else model.predict_proba(X_te), float)
+    keep = {"task": task, "metric": result.metric.name, "oof": result.oof_predictions, "target": result.oof_target,
+            "test": test, "y_test": np.asarray(y_te), "leaderboard": result.leaderboard,
+            "weights": result.ensemble_weights, "stacked": result._stacked, "settings": result.settings}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(keep, f)
 
 
 def thousand(X: pd.DataFrame) -> pd.DataFrame:
@@ -195,6 +221,10 @@ def run(args) -> None:
             else:
                 out = fit_autogluon(task, seed, budget, system, X_tr, y_tr, X_te, args.peer_python)
             row.update(score(task, y_te, np.asarray(out.pop("pred"), dtype=np.float64)))
+            result = out.pop("result", None)
+            if result is not None and args.keep_predictions is not None:
+                name = f"{entry.name}_{budget:g}s_seed{seed}_{system}.pkl"
+                keep_predictions(args.keep_predictions / name, result, task, X_te, y_te)
             row.update(fit_s=round(out["fit_s"], 1), first_predict_s=round(out["predict_s"], 3),
                        predict_ms_per_1000=round(1000 * out["batch_s"], 1), best=out.get("best"), commit=COMMIT)  # fmt: skip
         except Exception as e:  # a failure is a result too (recorded, not retried)
@@ -257,6 +287,12 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS + EXTRA)
     parser.add_argument("--datasets", nargs="*")
     parser.add_argument("--peer-python", type=Path, default=Path("../peers/autogluon/bin/python"))
+    parser.add_argument(
+        "--keep-predictions",
+        type=Path,
+        metavar="DIR",
+        help="save each of our fits' per-model out-of-fold and test predictions here (pickles)",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if args.write:
