@@ -207,7 +207,8 @@ def run(args) -> None:
         X, y, task = cache[entry.name]
         stratify = None if task == "regression" else y
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=seed, stratify=stratify)
-        row = {"dataset": entry.name, "task": task, "rows": len(X), "seed": seed, "budget": budget, "system": system}
+        row = {"dataset": entry.name, "task": task, "rows": len(X), "seed": seed, "budget": budget, "system": system,
+               "machine": machine()}  # fmt: skip
         try:
             # The text columns the dataset's documentation calls categorical (AutoGluon reads every text
             # column as categorical by itself; compare refuses numbers with stray text unless told).
@@ -235,7 +236,10 @@ def run(args) -> None:
 
 def write(rows: list[dict]) -> None:
     df = pd.DataFrame([r for r in rows if "error" not in r])
-    lines = [f"Machine: {machine()}. One thread per system; seeds {sorted(df.seed.unique().tolist())}.", ""]
+    # A row names the machine it was measured on (a table's systems run one after the other in one session).
+    machines = df.get("machine", pd.Series(dtype=object)).fillna("not recorded").value_counts()
+    where = "; ".join(f"{m} ({n} rows)" for m, n in machines.items())
+    lines = [f"Machines: {where}. One thread per system; seeds {sorted(df.seed.unique().tolist())}.", ""]
     lines += ["Command: `python benchmarks/automl.py --data ../shared/data/tabular && python benchmarks/automl.py "
               "--data ../shared/data/tabular --write` (AutoGluon's environment: see the script's docstring).", ""]  # fmt: skip
     ours = sorted({r["commit"] for r in rows if r["system"] in OURS and "error" not in r})
