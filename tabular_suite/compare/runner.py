@@ -399,8 +399,9 @@ def compare(
     y : array-like
     models : list of str or None
         Registered deep models (``list_models()``), the pre-trained in-context model
-        (``tabpfn``) and baselines (``hist_gradient_boosting``, ``random_forest``, ``linear``,
-        ``lightgbm``, ``xgboost``, ``catboost``). None = the preset's candidates.
+        (``tabpfn``) and baselines (``hist_gradient_boosting``, ``random_forest``,
+        ``extra_trees``, ``linear``, ``lightgbm``, ``xgboost``, ``catboost``). None = the
+        preset's candidates.
     model_params : dict or None
         Settings that replace a candidate's: ``{"mlp": {"max_epochs": 50}, "lightgbm":
         {"num_leaves": 63}}`` (for a baseline, parameters of its model, not of its
