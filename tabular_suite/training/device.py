@@ -9,7 +9,7 @@ import platform
 
 import torch
 
-__all__ = ["resolve_device", "autocast_dtype", "thread_limit", "settle_heap"]
+__all__ = ["resolve_device", "autocast_dtype", "cpu_has_native_bf16", "thread_limit", "settle_heap"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,19 +37,34 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX). Elsewhere bf16
+    autocast still runs, emulated, and far slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def autocast_dtype(precision: str, device: torch.device, *, bf16_on_native_cpu: bool = False) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None = full fp32).
 
-    ``"auto"`` is bf16 on CUDA and fp32 elsewhere; ``"bf16"`` forces bf16 autocast (also on
-    CPU, where bf16 matmuls are several times faster on recent processors); ``"fp32"`` disables it.
+    ``"auto"`` is bf16 on CUDA and fp32 elsewhere (with ``bf16_on_native_cpu``, also bf16 on a
+    CPU that multiplies bf16 in hardware: :func:`cpu_has_native_bf16`); ``"bf16"`` forces bf16
+    autocast (also on CPU, where bf16 matmuls are several times faster on processors with bf16
+    instructions, and much slower on those without); ``"fp32"`` disables it.
+
+    >>> autocast_dtype("auto", torch.device("cpu")) is None
+    True
+    >>> autocast_dtype("auto", torch.device("cpu"), bf16_on_native_cpu=True) == (
+    ...     torch.bfloat16 if cpu_has_native_bf16() else None)
+    True
     """
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}.")
     if precision == "fp32":
         return None
-    if precision == "bf16":
+    if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
-    return torch.bfloat16 if device.type == "cuda" else None
+    return torch.bfloat16 if bf16_on_native_cpu and device.type == "cpu" and cpu_has_native_bf16() else None
 
 
 _HEAP_SETTLED = False
