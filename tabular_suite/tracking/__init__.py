@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import signal
 import tempfile
+import threading
 import time
 import urllib.request
 import warnings
@@ -239,6 +241,38 @@ def _connect(uri: str) -> _Tracker:
 
 
 @contextlib.contextmanager
+def _interrupts_deferred():
+    """Deliver a SIGINT or SIGTERM that arrives in the block after it (main thread only;
+    elsewhere the block runs as it is): what the block writes to the store is written whole.
+    Interrupted inside a database call, MLflow's store leaves a half-logged run and its driver
+    prints a traceback of its own.
+
+    >>> import signal
+    >>> try:
+    ...     with _interrupts_deferred():
+    ...         signal.raise_signal(signal.SIGINT)
+    ...         print("the block ends")
+    ... except KeyboardInterrupt:
+    ...     print("then the interrupt")
+    the block ends
+    then the interrupt
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught, previous = [], {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
+
+
+@contextlib.contextmanager
 def _use_tracking_uri(uri: str):
     """Point MLflow's fluent API at ``uri`` for the block, then restore the caller's setting.
 
@@ -360,9 +394,14 @@ class ComparisonRun:
         self.tracker.retrying(lambda: self.client.log_inputs(self.run_id, datasets=[entity]))
 
     def log_model(self, row: dict, fold_scores: list, histories: list, params: dict, kind: str) -> str | None:
-        """One finished model (a leaderboard row) as a nested run; returns its run id."""
+        """One finished model (a leaderboard row) as a nested run, written whole (an interrupt
+        waits for its end: :func:`_interrupts_deferred`); returns its run id."""
         if not self._open or self.tracker.failed:
             return None
+        with _interrupts_deferred():
+            return self._log_model(row, fold_scores, histories, params, kind)
+
+    def _log_model(self, row: dict, fold_scores: list, histories: list, params: dict, kind: str) -> str | None:
         name = row["model"]
         child = self.tracker.retrying(
             lambda: self.client.create_run(self.experiment_id, run_name=name, tags={"mlflow.parentRunId": self.run_id})
