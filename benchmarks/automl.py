@@ -237,8 +237,7 @@ def run(args) -> None:
 def write(rows: list[dict]) -> None:
     df = pd.DataFrame([r for r in rows if "error" not in r])
     # A row names the machine it was measured on (a table's systems run one after the other in one session).
-    machines = df.get("machine", pd.Series(dtype=object)).fillna("not recorded").value_counts()
-    where = "; ".join(f"{m} ({n} rows)" for m, n in machines.items())
+    where = "; ".join(f"{m} ({n} rows)" for m, n in df["machine"].value_counts().items())
     lines = [f"Machines: {where}. One thread per system; seeds {sorted(df.seed.unique().tolist())}.", ""]
     lines += ["Command: `python benchmarks/automl.py --data ../shared/data/tabular && python benchmarks/automl.py "
               "--data ../shared/data/tabular --write` (AutoGluon's environment: see the script's docstring).", ""]  # fmt: skip
