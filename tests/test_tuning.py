@@ -186,7 +186,7 @@ def test_time_the_models_leave_goes_to_portfolio_configurations_bagged_like_the_
     seconds = time.perf_counter() - started
     board = result.leaderboard.set_index("model")
     extra = [m for m in board.index if m.startswith("lightgbm_") and m != "lightgbm_l2"]
-    assert len(extra) == len(tuning.PORTFOLIO["lightgbm"]) + 8  # the portfolio's, then the drawn ones
+    assert len(extra) == len(tuning.PORTFOLIO["lightgbm"])  # the portfolio's, nothing drawn at random after it
     assert (board.loc[extra, "folds"] == 3).all()
     assert result.hyperparameters["lightgbm_2"]["num_leaves"] == tuning.PORTFOLIO["lightgbm"][0]["num_leaves"]
     assert result.hyperparameters["lightgbm"]["num_leaves"] != result.hyperparameters["lightgbm_2"]["num_leaves"]
@@ -215,26 +215,25 @@ def test_portfolio_configurations_stop_at_the_time_limit():
     result = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, **QUIET)
     assert time.perf_counter() - started < limit + 5
     extra = [m for m in result.leaderboard["model"] if m.startswith("lightgbm_") and m != "lightgbm_l2"]
-    assert 1 <= len(extra) < len(tuning.PORTFOLIO["lightgbm"]) + 8, extra  # some, not all, fitted in time
+    assert 1 <= len(extra) < len(tuning.PORTFOLIO["lightgbm"]), extra  # some, not all, fitted in time
     assert "lightgbm_l2" in set(result.leaderboard["model"])  # the time kept for stacking was kept
 
 
-def test_portfolio_order_and_draws_are_seeded():
+def test_portfolio_order_and_configurations():
     X, _ = _table(50)
     cands = resolve_candidates(["lightgbm", "mlp", "linear"], "fast", "classification")
-    first = tuning.portfolio_candidates(cands, _ctx(X), ["mlp", "lightgbm", "linear"], random_rounds=2)
-    again = tuning.portfolio_candidates(cands, _ctx(X), ["mlp", "lightgbm", "linear"], random_rounds=2)
+    first = tuning.portfolio_candidates(cands, _ctx(X), ["mlp", "lightgbm", "linear"])
     names = [c.name for c in first]
-    # The portfolio round by round (the better-ranked model first), then the drawn rounds.
-    assert names == ["mlp_2", "lightgbm_2", "mlp_3", "lightgbm_3", "lightgbm_4", "mlp_4", "lightgbm_5", "mlp_5",
-                     "lightgbm_6"]  # fmt: skip
-    params = [model_step(c.make(_ctx(X))).get_params() for c in first]
-    assert params == [model_step(c.make(_ctx(X))).get_params() for c in again]
-    drawn = [p["learning_rate"] for c, p in zip(first, params) if c.name in ("lightgbm_5", "lightgbm_6")]
-    assert drawn[0] != drawn[1] and all(0.01 <= v <= 0.3 for v in drawn)
-    # A model's draws do not depend on the others' ranks (the ranking follows timings).
-    alone = tuning.portfolio_candidates(cands, _ctx(X), ["lightgbm"], random_rounds=2)
-    assert model_step(alone[-1].make(_ctx(X))).get_params() == params[names.index("lightgbm_6")]
+    # The portfolio round by round (the better-ranked model first); nothing drawn at random after it.
+    assert names == ["mlp_2", "lightgbm_2", "mlp_3", "lightgbm_3", "lightgbm_4"]
+    params = {c.name: model_step(c.make(_ctx(X))).get_params() for c in first}
+    for k, config in enumerate(tuning.PORTFOLIO["lightgbm"], start=2):
+        assert {key: params[f"lightgbm_{k}"][key] for key in config} == config
+    assert params["mlp_2"]["num_embeddings"] == "piecewise-linear" and params["mlp_3"]["dropout"] == 0.25
+    # A model's configurations do not depend on the others' ranks (the ranking follows timings).
+    alone = tuning.portfolio_candidates(cands, _ctx(X), ["lightgbm"])
+    assert [c.name for c in alone] == ["lightgbm_2", "lightgbm_3", "lightgbm_4"]
+    assert model_step(alone[-1].make(_ctx(X))).get_params() == params["lightgbm_4"]
 
 
 def test_portfolio_skips_a_compared_models_name_and_its_own_settings():
@@ -242,11 +241,11 @@ def test_portfolio_skips_a_compared_models_name_and_its_own_settings():
     ctx = _ctx(X)
     [lgbm, mlp] = resolve_candidates(["lightgbm", "mlp"], "fast", "classification")
     taken = replace(lgbm, name="lightgbm_2")  # e.g. a registered model of that name
-    names = [c.name for c in tuning.portfolio_candidates([lgbm, taken], ctx, ["lightgbm"], random_rounds=0)]
+    names = [c.name for c in tuning.portfolio_candidates([lgbm, taken], ctx, ["lightgbm"])]
     assert names == ["lightgbm_3", "lightgbm_4", "lightgbm_5"]
     # An MLP that already has the portfolio's first configuration gets only the others.
     [pl] = with_params([mlp], {"mlp": {"num_embeddings": "piecewise-linear"}}, ctx)
-    configs = tuning.portfolio_candidates([pl], ctx, ["mlp"], random_rounds=0)
+    configs = tuning.portfolio_candidates([pl], ctx, ["mlp"])
     assert [c.name for c in configs] == ["mlp_2"] and model_step(configs[0].make(ctx)).dropout == 0.25
 
 

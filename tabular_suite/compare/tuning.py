@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -176,16 +175,18 @@ def model_params(cand, ctx: BuildContext, config: dict) -> dict:
     return {k: v for k, v in out.items() if params.get(k) != v}
 
 
-def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], random_rounds: int = 8) -> list:
+def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str]) -> list:
     """The further configurations of ``candidates`` (:data:`PORTFOLIO`), in the order a comparison
     tries them with the time its candidates leave (``compare(portfolio=True)``): each family's
     second configuration for every model in ``ranked`` (names, best first: the models whose first
-    configuration did well are tried first), then each one's third, and so on; after the
-    portfolio, ``random_rounds`` rounds of configurations drawn at random from each model's
-    search space (:func:`search_space`, seeded by ``ctx.seed`` and the model's name). A candidate named
+    configuration did well are tried first), then each one's third, and so on. A candidate named
     ``<model>_<k>`` builds the model with its k-th configuration (the model's own is the first;
     a number a compared model already has is skipped); a deep model skips a portfolio
     configuration with a parameter it does not have, and a model one that is its own settings.
+
+    Nothing is drawn at random after the portfolio: on small tables, where the time would allow
+    it, configurations drawn from the search spaces made the greedy ensemble fit the
+    out-of-fold noise (benchmarks/RESULTS.md, "compare()'s portfolio without random draws").
 
     Examples
     --------
@@ -193,13 +194,13 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
     >>> from tabular_suite.compare.candidates import resolve_candidates
     >>> ctx = BuildContext("classification", Schema.from_types({"a": "numeric"}), {}, {"a": "numeric"}, (), 0, 1, "cpu")
     >>> cands = resolve_candidates(["mlp", "lightgbm", "linear"], "fast", "classification")
-    >>> [c.name for c in portfolio_candidates(cands, ctx, ["lightgbm", "mlp", "linear"], random_rounds=1)]
-    ['lightgbm_2', 'mlp_2', 'lightgbm_3', 'mlp_3', 'lightgbm_4', 'lightgbm_5', 'mlp_4']
+    >>> [c.name for c in portfolio_candidates(cands, ctx, ["lightgbm", "mlp", "linear"])]
+    ['lightgbm_2', 'mlp_2', 'lightgbm_3', 'mlp_3', 'lightgbm_4']
     >>> model_step(portfolio_candidates(cands, ctx, ["mlp"])[0].make(ctx)).num_embeddings
     'piecewise-linear'
     """
     by_name = {c.name: c for c in candidates}
-    fixed, drawn = {}, {}  # name -> its configurations from the portfolio, drawn at random
+    fixed = {}  # name -> its configurations from the portfolio
     for name in ranked:
         cand = by_name.get(name)
         if cand is None or family(cand) is None:
@@ -209,8 +210,6 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
         except Exception:  # noqa: BLE001 - a model that cannot be built has its error in its own row
             continue
         fixed[name] = [c for c in _portfolio(family(cand), space, defaults)[1:] if c != defaults]
-        rng = np.random.default_rng([ctx.seed, zlib.crc32(name.encode())])  # a model's draws: its own
-        drawn[name] = [_draw(space, rng) for _ in range(random_rounds)]
     out, taken, count = [], set(by_name), dict.fromkeys(fixed, 1)
 
     def add(name: str, config: dict) -> None:
@@ -225,9 +224,6 @@ def portfolio_candidates(candidates, ctx: BuildContext, ranked: list[str], rando
         for name in fixed:
             if k < len(fixed[name]):
                 add(name, fixed[name][k])
-    for k in range(random_rounds):
-        for name in drawn:
-            add(name, drawn[name][k])
     return out
 
 
@@ -235,19 +231,6 @@ def _portfolio(fam: str, space: dict, defaults: dict) -> list[dict]:
     """The model's own configuration, then :data:`PORTFOLIO`'s for its family (those with a
     parameter the model does not have left out: a deep model without numeric embeddings)."""
     return [defaults] + [{**defaults, **config} for config in PORTFOLIO[fam] if set(config) <= set(space)]
-
-
-def _draw(space: dict, rng) -> dict:
-    """A configuration drawn at random from ``space`` (log-uniform where the space says log)."""
-    out = {}
-    for name, spec in space.items():
-        if spec[0] == "cat":
-            out[name] = spec[1][rng.integers(len(spec[1]))]
-            continue
-        low, high, log = spec[1], spec[2], spec[3]
-        value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else float(rng.uniform(low, high))
-        out[name] = int(round(value)) if spec[0] == "int" else value
-    return out
 
 
 def _suggest(trial, space: dict) -> dict:
