@@ -58,10 +58,11 @@ def _wait_http(url: str, timeout: float = 90.0) -> None:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    # The server starts helper processes (job consumers): end the whole process group.
+    # The server starts helper processes (job consumers): end the whole process group. A test
+    # server's store is thrown away: its graceful shutdown (about 10 s) is not waited for.
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        proc.wait(timeout=2)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(proc.pid, signal.SIGKILL)
 
