@@ -76,6 +76,14 @@ def test_leaderboard_contract(classification_result):
     assert board["score"].is_monotonic_decreasing
     assert (board["metric"] == "roc_auc").all() and (board["direction"] == "higher is better").all()
     assert (board["mean"] > 0.8).all()
+    # score: ROC AUC of every row's out-of-fold prediction (what the ensemble is selected on,
+    # AutoGluon's score_val), not the mean of the folds' AUCs next to it.
+    y_enc = np.unique(y, return_inverse=True)[1]
+    for model, row in board.set_index("model").iterrows():
+        pooled = roc_auc_score(y_enc, result.oof_predictions[model][:, 1])
+        assert row["score"] == pytest.approx(pooled, abs=1e-12) and row["score"] != pytest.approx(row["mean"])
+    # the greedy ensemble starts from the best single model on that score: never ranked below it
+    assert board.iloc[0]["model"] == "ensemble"
     mlp = board.set_index("model").loc["mlp"]
     # best epoch: the mean over folds of each fold's early-stopping epoch (the argmin of its val_loss)
     fold_best = [int(np.argmin([h["val_loss"] for h in history])) + 1 for history in result.histories["mlp"]]
@@ -182,7 +190,9 @@ def test_deep_only_regression_refit_loads_without_trust(tmp_path):
     board = result.leaderboard
     assert result.task == "regression" and (board["metric"] == "rmse").all()
     assert (board["direction"] == "lower is better").all()
-    np.testing.assert_allclose(board["score"], -board["mean"])
+    for model, row in board.set_index("model").iterrows():  # the RMSE of the out-of-fold predictions
+        assert row["score"] == pytest.approx(-np.sqrt(np.mean((result.oof_predictions[model] - y) ** 2)))
+        assert row["score"] <= -row["mean"]  # (at least the mean of the folds' RMSEs)
     result.save(tmp_path / "m.tsm")
     loaded = tabular_suite.load(tmp_path / "m.tsm")  # our weights only: no trust needed
     np.testing.assert_allclose(loaded.predict(X), result.predict(X))
@@ -354,6 +364,8 @@ def test_mlflow_parent_run_with_nested_runs(tmp_path):
     assert sorted(m.step for m in folds) == [0, 1]
     assert [m.value for m in sorted(folds, key=lambda m: m.step)] == pytest.approx(result.fold_scores["mlp"])
     assert len(client.get_metric_history(mlp.info.run_id, "fold0_val_loss")) >= 1
+    assert mlp.data.metrics["accuracy"] == pytest.approx(board.loc["mlp", "score"])  # the leaderboard's ranking value
+    assert parent.data.metrics["best_accuracy"] == pytest.approx(result.leaderboard["score"][0])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"leaderboard.csv", "report.html"} <= artifacts
     assert parent.data.params["cv"] == "2" and parent.data.tags["best_model"] == result.leaderboard["model"][0]

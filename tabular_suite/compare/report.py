@@ -335,6 +335,8 @@ def write_report(result, path, *, importance: pd.DataFrame | None = None) -> Pat
     columns = ["model", "status", "mean", "std", "folds", "fit_seconds", "predict_seconds", "predict_rows_per_s",
                "best_epoch", "n_params", "ensemble_weight", "device", "error"]  # fmt: skip
     board = result.leaderboard[[c for c in columns if c in result.leaderboard.columns]]
+    sign = 1 if result.metric.greater_is_better else -1
+    board.insert(2, "out_of_fold", sign * result.leaderboard["score"])  # what the rows are ranked by
     scored = result.leaderboard[result.leaderboard["score"].notna()]["model"].tolist()
     best = scored[0] if scored else None
     diagnostics = "<p>No model has complete out-of-fold predictions.</p>"
@@ -362,8 +364,10 @@ details {{ margin: 0.3em 0; }} summary {{ cursor: pointer; }}
 </style></head><body>
 <h1>Model comparison</h1>
 <p>Task: {html.escape(result.task)}. Metric: <b>{html.escape(metric.name)}</b>
-({"higher" if metric.greater_is_better else "lower"} is better), mean ± std over {result.settings.get("cv", "")}
-cross-validation folds. Best: <b>{html.escape(str(best))}</b>. Wall time {_number(result.wall_seconds, "seconds")}.
+({"higher" if metric.greater_is_better else "lower"} is better). Rows are ranked by out_of_fold, the metric
+on every row's out-of-fold prediction (what the ensemble is selected on); mean ± std over the
+{result.settings.get("cv", "")} cross-validation folds next to it. Best: <b>{html.escape(str(best))}</b>.
+Wall time {_number(result.wall_seconds, "seconds")}.
 The ensemble's score is measured on the out-of-fold predictions its weights were chosen on (slightly optimistic).</p>
 <section id="leaderboard"><h2>Leaderboard</h2>{_table(board)}</section>
 <section id="folds"><h2>Scores per fold</h2>{_fold_table(result)}</section>

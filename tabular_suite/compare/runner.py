@@ -546,14 +546,17 @@ def compare(
     progress : callable or None
         Called with a dict at each event, for a live display (the CLI's): ``{"event":
         "fold_start" | "fold_end" | "trial_end" | "model_end", "model", "model_index", "n_models", "fold",
-        "n_folds", "status", "score" (the fold's or the model's mean metric), "best_model",
+        "n_folds", "status", "score" (the metric on the fold, or the model's as the leaderboard ranks it), "best_model",
         "best_score" (so far), "elapsed", "time_left" (None without time_limit)}``. With the
         Ray backend, fold_start is not reported.
     Returns
     -------
     ComparisonResult
         ``leaderboard`` columns: model, status, error, metric, direction, score (higher is
-        better), mean, std (of the metric over folds), folds, fit_seconds, predict_seconds
+        better: the metric on the model's out-of-fold predictions of every row, which the
+        ensemble is selected on, as AutoGluon's ``score_val`` of a bagged model; for a model
+        cut short before its last fold, the mean over its scored folds), mean, std (of the
+        metric over folds), folds, fit_seconds, predict_seconds
         (means per fold), predict_rows_per_s, predict_seconds_per_row (as ``best_model_``
         would predict with it: see ``infer_limit``), best_epoch, n_params, device, seed,
         ensemble_weight (the model's Caruana weight), mlflow_run_id.
@@ -761,6 +764,7 @@ def compare(
             pred = sum(w * oof[n] for n, w in weights.items())
             scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
             row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
+            row["score"] = metric_obj.score(target, pred)
             row["fit_seconds"] = sum(r["fit_seconds"] for r in rows if r["model"] in weights)
             row["predict_seconds"] = sum(r["predict_seconds"] for r in rows if r["model"] in weights)
             row["predict_rows_per_s"] = len(df) / cv / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
@@ -901,7 +905,7 @@ class _Progress:
             print(f"[{e['elapsed']:6.0f} s] {name} trial {number + 1}: {shown}", flush=True)
 
     def model(self, name: str, row: dict) -> None:
-        score = row["mean"]
+        score = row["score"] if self.metric.greater_is_better else -row["score"]  # the leaderboard's ranking
         if not np.isnan(score):
             sign = 1 if self.metric.greater_is_better else -1
             if self.best_score is None or sign * score > sign * self.best_score:
@@ -1007,6 +1011,7 @@ def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n
         pred = np.zeros((n_rows, n_classes)) if n_classes else np.zeros(n_rows)
         for r, v in scored:
             pred[v] = r.pred
+        row["score"] = metric.score(target, pred)  # what the ensemble selection sees
     return row, pred, scores
 
 

@@ -409,7 +409,8 @@ class ComparisonRun:
         if child is None:
             return None
         metric = row["metric"]
-        numbers = {f"{metric}_mean": row["mean"], f"{metric}_std": row["std"]}
+        sign = 1 if row["direction"] == "higher is better" else -1
+        numbers = {metric: sign * row["score"], f"{metric}_mean": row["mean"], f"{metric}_std": row["std"]}
         numbers.update(
             {k: row.get(k) for k in ("fit_seconds", "predict_seconds", "predict_rows_per_s", "best_epoch", "n_params")}
         )
@@ -444,8 +445,8 @@ class ComparisonRun:
         board["mlflow_run_id"] = [self.child_ids.get(m) for m in board["model"]]
         best, metric = board.iloc[0], result.metric.name
         numbers = [("wall_seconds", result.wall_seconds, 0)]
-        if pd.notna(best["mean"]):
-            numbers.append((f"best_{metric}", best["mean"], 0))
+        if pd.notna(best["score"]):
+            numbers.append((f"best_{metric}", best["score"] * (1 if result.metric.greater_is_better else -1), 0))
         self._log(self.run_id, numbers, tags={"best_model": best["model"], "metric": metric})
         with tempfile.TemporaryDirectory() as tmp:
             board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
