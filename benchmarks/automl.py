@@ -22,11 +22,13 @@ fastai is missing; fastai would pull a torchvision build that does not load besi
     python -m venv ../peers/autogluon
     ../peers/autogluon/bin/pip install "torch==2.13.0" "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3"
 
-Work order: the 60 s budget on every dataset (smallest first), then 300 s. Each finished
+Work order: the 60 s budget on every dataset (smallest first), then 300 s; a dataset's systems one
+after the other. Each finished
 (dataset, seed, budget, system) is appended to ``benchmarks/logs/automl.jsonl`` (committed; resumable;
 ``benchmarks/_work/automl.pause`` makes it wait between fits). Rows of ours measured before
 ``OURS_SINCE`` (a change to compare() itself) are measured again and left out of the tables,
-as are all but the last row of a (dataset, seed, budget, system). ``--write`` renders the tables into
+as are all but the last row of a (dataset, seed, budget, system), and the rows of a (dataset,
+seed, budget) measured on another machine than ours: a run measures them again on its machine. ``--write`` renders the tables into
 RESULTS.md: per dataset and budget, wins against each AutoGluon preset, mean rank, prediction time.
 
     python benchmarks/automl.py --data ../shared/data/tabular             # run / resume
@@ -81,7 +83,8 @@ OURS = ("ours", *EXTRA)
 
 def current_rows(rows: list[dict]) -> list[dict]:
     """The rows that measure the code this report is about: AutoGluon's, and ours from
-    ``OURS_SINCE`` on; of several rows of one (dataset, seed, budget, system), the last."""
+    ``OURS_SINCE`` on; of several rows of one (dataset, seed, budget, system), the last.
+    (:func:`same_machine` then keeps the systems of a table that ran on one machine.)"""
     commits = subprocess.run(
         ["git", "rev-list", f"{OURS_SINCE}^..HEAD"], cwd=HERE, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -90,6 +93,15 @@ def current_rows(rows: list[dict]) -> list[dict]:
         if r["system"] not in OURS or any(c.startswith(r.get("commit") or "-") for c in commits):
             keep[(r["dataset"], r["seed"], r["budget"], r["system"])] = r
     return list(keep.values())
+
+
+def same_machine(rows: list[dict]) -> list[dict]:
+    """Of each (dataset, seed, budget), the rows measured on the machine of our row: a table
+    compares systems that ran on one machine, one after the other (a time budget buys more on
+    a faster CPU, and ours uses bf16 where the CPU has it). A peer's row from another machine is
+    measured again there (see ``run``)."""
+    ours = {(r["dataset"], r["seed"], r["budget"]): r["machine"] for r in rows if r["system"] == "ours"}
+    return [r for r in rows if ours.get((r["dataset"], r["seed"], r["budget"])) == r["machine"]]
 
 
 HEADER = "## AutoML: compare() against AutoGluon at equal budgets (issue 23)"
@@ -190,14 +202,16 @@ def run(args) -> None:
     manifest = datasets(args.data)
     if args.datasets:
         manifest = manifest[manifest.name.isin(args.datasets)]
-    done = {(r["dataset"], r["seed"], r["budget"], r["system"]) for r in current_rows(read_rows(LOG))}
+    here = machine()  # (rows measured on another machine are measured again: see same_machine)
+    done = {(r["dataset"], r["seed"], r["budget"], r["system"]) for r in current_rows(read_rows(LOG))
+            if r["machine"] == here}  # fmt: skip
     cache: dict[str, tuple] = {}
     for entry, seed, budget, system in plan(manifest, args.budgets, args.seeds, args.systems):
         if (entry.name, seed, budget, system) in done:
             continue
         if system == "ours_fast":
-            peer = [r for r in read_rows(LOG) if "error" not in r and (r["dataset"], r["seed"], r["budget"],
-                    r["system"]) == (entry.name, seed, budget, "best_quality")]  # fmt: skip
+            peer = [r for r in read_rows(LOG) if "error" not in r and r["machine"] == here and (r["dataset"], r["seed"],
+                    r["budget"], r["system"]) == (entry.name, seed, budget, "best_quality")]  # fmt: skip
             if not peer:
                 print(f"ours_fast on {entry.name} ({budget:g} s) waits for best_quality's row", flush=True)
                 continue
@@ -300,7 +314,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if args.write:
-        write(current_rows(read_rows(LOG)))
+        write(same_machine(current_rows(read_rows(LOG))))
     else:
         run(args)
 
