@@ -23,13 +23,13 @@ fastai is missing; fastai would pull a torchvision build that does not load besi
     ../peers/autogluon/bin/pip install "torch==2.13.0" "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3"
 
 Work order: the 60 s budget on every dataset (smallest first), then 300 s; a dataset's systems one
-after the other. Each finished
-(dataset, seed, budget, system) is appended to ``benchmarks/logs/automl.jsonl`` (committed; resumable;
-``benchmarks/_work/automl.pause`` makes it wait between fits). Rows of ours measured before
-``OURS_SINCE`` (a change to compare() itself) are measured again and left out of the tables,
-as are all but the last row of a (dataset, seed, budget, system), and the rows of a (dataset,
-seed, budget) measured on another machine than ours: a run measures them again on its machine. ``--write`` renders the tables into
-RESULTS.md: per dataset and budget, wins against each AutoGluon preset, mean rank, prediction time.
+after the other. Each finished (dataset, seed, budget, system) is appended to
+``benchmarks/logs/automl.jsonl`` (committed; resumable; ``benchmarks/_work/automl.pause`` makes it
+wait between fits). Rows of ours measured before ``OURS_SINCE`` (a change to compare() itself) are
+measured again and left out of the tables, as are all but the last row of a (dataset, seed,
+budget, system), and the rows of a (dataset, seed, budget) measured on another machine than ours:
+a run measures them again on its machine. ``--write`` renders the tables into RESULTS.md: per
+dataset and budget, wins against each AutoGluon preset, mean rank, prediction time.
 
     python benchmarks/automl.py --data ../shared/data/tabular             # run / resume
     python benchmarks/automl.py --data ../shared/data/tabular --write     # update RESULTS.md

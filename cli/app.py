@@ -1175,9 +1175,9 @@ def _leaderboard_table(result, data: Path) -> Table:
     def fmt(value, spec):
         return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
 
-    sign = 1 if metric.greater_is_better else -1
     for _, row in board.iterrows():  # the ranking's value (out of fold) ± the std over folds
-        score = f"{fmt(sign * row['score'], '.4f')} ± {fmt(row['std'], '.4f')}" if np.isfinite(row["score"]) else ""
+        value = metric.signed(row["score"])
+        score = f"{fmt(value, '.4f')} ± {fmt(row['std'], '.4f')}" if np.isfinite(value) else ""
         table.add_row(
             row["model"],
             row["status"],

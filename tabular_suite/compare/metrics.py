@@ -37,8 +37,16 @@ class Metric:
 
     def score(self, y: np.ndarray, pred: np.ndarray) -> float:
         """The value, negated when lower is better, so that higher always ranks first."""
-        v = self.value(y, pred)
-        return v if self.greater_is_better else -v
+        return self.signed(self.value(y, pred))
+
+    def signed(self, x: float) -> float:
+        """A value as a higher-is-better score, or such a score back as the value (negated when
+        lower is better; its own inverse).
+
+        >>> get_metric("rmse", "regression").signed(-0.5), get_metric("accuracy", "classification").signed(0.9)
+        (0.5, 0.9)
+        """
+        return x if self.greater_is_better else -x
 
 
 def _labels(proba: np.ndarray) -> np.ndarray:

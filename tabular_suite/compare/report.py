@@ -260,7 +260,7 @@ def _importance(result, importance) -> str:
     ax.set_xlabel(f"{worse} {result.metric.name} when the column is shuffled")
     model = importance.attrs.get("model", "")
     score = importance.attrs.get("score", np.nan)
-    value = score if result.metric.greater_is_better else -score
+    value = result.metric.signed(score)
     note = (
         f"<p>Permutation importance of <b>{html.escape(str(model))}</b> on out-of-fold rows "
         f"({int(importance['n_repeats'].iloc[0])} shuffles per column; {html.escape(result.metric.name)} "
@@ -335,8 +335,7 @@ def write_report(result, path, *, importance: pd.DataFrame | None = None) -> Pat
     columns = ["model", "status", "mean", "std", "folds", "fit_seconds", "predict_seconds", "predict_rows_per_s",
                "best_epoch", "n_params", "ensemble_weight", "device", "error"]  # fmt: skip
     board = result.leaderboard[[c for c in columns if c in result.leaderboard.columns]]
-    sign = 1 if result.metric.greater_is_better else -1
-    board.insert(2, "out_of_fold", sign * result.leaderboard["score"])  # what the rows are ranked by
+    board.insert(2, "out_of_fold", result.metric.signed(result.leaderboard["score"]))  # what the rows are ranked by
     scored = result.leaderboard[result.leaderboard["score"].notna()]["model"].tolist()
     best = scored[0] if scored else None
     diagnostics = "<p>No model has complete out-of-fold predictions.</p>"

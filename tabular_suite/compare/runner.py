@@ -905,11 +905,9 @@ class _Progress:
             print(f"[{e['elapsed']:6.0f} s] {name} trial {number + 1}: {shown}", flush=True)
 
     def model(self, name: str, row: dict) -> None:
-        score = row["score"] if self.metric.greater_is_better else -row["score"]  # the leaderboard's ranking
-        if not np.isnan(score):
-            sign = 1 if self.metric.greater_is_better else -1
-            if self.best_score is None or sign * score > sign * self.best_score:
-                self.best_model, self.best_score = name, score
+        score = self.metric.signed(row["score"])  # the value the leaderboard ranks by
+        if not np.isnan(score) and (self.best_score is None or row["score"] > self.metric.signed(self.best_score)):
+            self.best_model, self.best_score = name, score
         e = self._emit({"event": "model_end", "model": name, "fold": None, "status": row["status"],
                         "score": None if np.isnan(score) else score})  # fmt: skip
         if self.verbose >= 1:
@@ -970,7 +968,7 @@ def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx
         "error": error,
         "metric": metric.name,
         "direction": "higher is better" if metric.greater_is_better else "lower is better",
-        "score": mean if metric.greater_is_better else -mean,
+        "score": metric.signed(mean),
         "mean": mean,
         "std": float(np.std(scores)) if scores else np.nan,
         "folds": len(scores),

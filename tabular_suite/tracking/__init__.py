@@ -446,7 +446,7 @@ class ComparisonRun:
         best, metric = board.iloc[0], result.metric.name
         numbers = [("wall_seconds", result.wall_seconds, 0)]
         if pd.notna(best["score"]):
-            numbers.append((f"best_{metric}", best["score"] * (1 if result.metric.greater_is_better else -1), 0))
+            numbers.append((f"best_{metric}", result.metric.signed(best["score"]), 0))
         self._log(self.run_id, numbers, tags={"best_model": best["model"], "metric": metric})
         with tempfile.TemporaryDirectory() as tmp:
             board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
