@@ -458,6 +458,33 @@ def test_bagging_keeps_the_fold_models_and_averages_them(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), result.predict_proba(X), rtol=1e-6)
 
 
+def test_fold_models_and_members_warn_once_about_drifted_rows():
+    """Every fold model checks the rows against its own training rows: one warning per call, not
+    one per fold model and member."""
+    import warnings
+
+    from tabular_suite.compare.ensemble import EnsembleModel
+    from tabular_suite.data.preprocess import DataDriftWarning
+
+    X, y = _table(90)
+    classes, codes = np.unique(y, return_inverse=True)  # (fold models are fitted on class codes)
+    folds = [MLPClassifier(max_epochs=1, num_threads=1).fit(X.iloc[i::3], codes[i::3]) for i in range(3)]
+    bagged = BaggedModel(folds, task="classification", classes=classes)
+    ensemble = EnsembleModel({"a": bagged, "b": BaggedModel(folds[:2], task="classification", classes=classes)},
+                             {"a": 0.5, "b": 0.5}, task="classification", classes=classes)  # fmt: skip
+    far = X.assign(a=X["a"] * 1e4)
+    for model in (bagged, ensemble):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.predict_proba(far)
+        drift = [w for w in caught if issubclass(w.category, DataDriftWarning)]
+        assert len(drift) == 1 and "far outside the training range: 'a'" in str(drift[0].message)
+        with warnings.catch_warnings(record=True) as caught:  # rows like the training rows: silent
+            warnings.simplefilter("always")
+            model.predict_proba(X)
+        assert not [w for w in caught if issubclass(w.category, DataDriftWarning)]
+
+
 def test_bagged_deep_models_load_without_trust(tmp_path):
     X, y = make_classification(n_samples=120, n_features=4, random_state=1)
     labels = np.array(["no", "yes"])[y]

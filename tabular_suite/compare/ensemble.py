@@ -13,6 +13,7 @@ import torch
 
 from ..core.model_file import read_model_file, rebuild, register_reader, write_model_file
 from ..data.io import as_dataframe
+from ..data.preprocess import drift_warned_once
 from .calibration import Calibrator
 from .metrics import Metric
 
@@ -178,16 +179,18 @@ class EnsembleModel:
 
     def _average(self, X, method: str) -> np.ndarray:
         X = as_dataframe(X)  # as compare gave the members (an array's columns named 0, 1, ...)
-        # A model that is a member and a level-2 model's input too predicts these rows once.
+        # A model that is a member and a level-2 model's input too predicts these rows once, and
+        # the members' warnings about the rows (data drift) are given once.
         token = _PREDICTED.set({})
         try:
-            total = None
-            for name, weight in self.weights.items():
-                member = self.members[name]
-                out = np.asarray(getattr(member, method)(X), dtype=np.float64)
-                if method == "predict_proba":
-                    out = _align_proba(out, member.classes_, self.classes_)
-                total = weight * out if total is None else total + weight * out
+            with drift_warned_once():
+                total = None
+                for name, weight in self.weights.items():
+                    member = self.members[name]
+                    out = np.asarray(getattr(member, method)(X), dtype=np.float64)
+                    if method == "predict_proba":
+                        out = _align_proba(out, member.classes_, self.classes_)
+                    total = weight * out if total is None else total + weight * out
         finally:
             _PREDICTED.reset(token)
         return total / sum(self.weights.values())
@@ -360,7 +363,8 @@ class BaggedModel:
         memo, key = _PREDICTED.get(), (id(self), method)
         if memo is not None and key in memo and memo[key][0] is X:
             return memo[key][1].copy()
-        out = sum(np.asarray(output(m), np.float64) for m in self.models) / len(self.models)
+        with drift_warned_once():  # (each fold model checks the rows against its own training rows)
+            out = sum(np.asarray(output(m), np.float64) for m in self.models) / len(self.models)
         if memo is not None:
             memo[key] = (X, out.copy())  # (the rows kept too: their id is not reused while kept)
         return out

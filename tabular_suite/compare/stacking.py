@@ -22,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from ..data.preprocess import drift_warned_once
 from ..data.schema import Schema
 from .candidates import BASELINES, Candidate
 from .ensemble import BaggedModel, _align_proba
@@ -76,14 +77,15 @@ class StackedModel:
 
     def _features(self, X) -> pd.DataFrame:
         preds = {}
-        for name, m in self.base.items():
-            if self.task == "regression":
-                preds[name] = np.asarray(m.predict(X), dtype=np.float64)
-            else:
-                out = np.asarray(m.predict_proba(X), dtype=np.float64)
-                if not isinstance(m, BaggedModel):  # a fold model: columns of the codes it saw
-                    out = _align_proba(out, m.classes_, np.arange(self.n_classes))
-                preds[name] = out
+        with drift_warned_once():  # (the level-1 models check the same rows)
+            for name, m in self.base.items():
+                if self.task == "regression":
+                    preds[name] = np.asarray(m.predict(X), dtype=np.float64)
+                else:
+                    out = np.asarray(m.predict_proba(X), dtype=np.float64)
+                    if not isinstance(m, BaggedModel):  # a fold model: columns of the codes it saw
+                        out = _align_proba(out, m.classes_, np.arange(self.n_classes))
+                    preds[name] = out
         return stack_frame(preds, self.columns)
 
     def predict_proba(self, X) -> np.ndarray:

@@ -7,6 +7,9 @@ without pickle (see :mod:`tabular_suite.core.model_file`).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +82,33 @@ class PreparedTable:
 class DataDriftWarning(UserWarning):
     """Rows to predict differ from the training table: a column all missing, mostly unseen
     categories, or values far outside the training range."""
+
+
+#: The DataDriftWarning messages given so far inside :func:`drift_warned_once` (None outside it).
+_DRIFT_SAID: ContextVar[set | None] = ContextVar("tabular_suite_drift_said", default=None)
+
+
+@contextmanager
+def drift_warned_once() -> Iterator[None]:
+    """Inside it, each distinct :class:`DataDriftWarning` is given once: the models that predict
+    the same rows together (a bagged model's fold models, an ensemble's members, each with its
+    own preprocessor) would otherwise each warn about them. Nested uses share the outermost's.
+
+    >>> import warnings
+    >>> pre = TablePreprocessor().fit(pd.DataFrame({"a": np.arange(20.0)}))
+    >>> far = pd.DataFrame({"a": np.full(20, 1e6)})
+    >>> with warnings.catch_warnings(record=True) as caught, drift_warned_once():
+    ...     warnings.simplefilter("always")
+    ...     _ = [pre.transform(far) for _ in range(3)]
+    >>> len(caught)
+    1
+    """
+    token = _DRIFT_SAID.set(set()) if _DRIFT_SAID.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _DRIFT_SAID.reset(token)
 
 
 def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
@@ -423,12 +453,15 @@ class TablePreprocessor:
             )
             if names
         ]
-        if parts:
-            warnings.warn(
-                "The rows differ from the training data (" + "; ".join(parts) + "): predictions there are unreliable.",
-                DataDriftWarning,
-                stacklevel=3,
-            )
+        if not parts:
+            return
+        message = "The rows differ from the training data (" + "; ".join(parts) + "): predictions there are unreliable."
+        said = _DRIFT_SAID.get()
+        if said is not None:
+            if message in said:
+                return
+            said.add(message)
+        warnings.warn(message, DataDriftWarning, stacklevel=3)
 
     def category_codes(self, df: pd.DataFrame) -> np.ndarray:
         """The categorical columns as int64 codes (n, n_cat): ``>= 2`` seen, 0 missing, 1 unseen."""
