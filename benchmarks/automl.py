@@ -286,6 +286,11 @@ def write(rows: list[dict]) -> None:
             "- prediction of a warm 1,000-row batch, median ms: "
             + ", ".join(f"{s} {speed[s]:.1f}" for s in speed.index)
         )
+        ms = part.pivot_table(index=["dataset", "task"], columns="system", values="predict_ms_per_1000")
+        for peer in ("medium_quality", "best_quality"):
+            if {"ours", peer} <= set(ms.columns):
+                fast = int((ms["ours"] <= ms[peer]).sum())
+                lines.append(f"- ours predicts no slower than {peer} on {fast} of {len(ms)} datasets")
         fit = part.groupby("system")["fit_s"].median()
         lines.append("- fit wall time, median s: " + ", ".join(f"{s} {fit[s]:.0f}" for s in fit.index))
         lines.append("")

@@ -152,7 +152,8 @@ def measure(name: str, entry, seed: int, data, args) -> dict:
         result = fit_gbdt(name, task, seed, X_tr, y_tr, X_te, args.peer_python)
     else:
         result = fit_ours(name, task, seed, X_tr, y_tr, X_te, args.fit_limit)
-    row = {"dataset": entry.name, "task": task, "seed": seed, "model": name, "rows": len(X), "commit": COMMIT}
+    row = {"dataset": entry.name, "task": task, "seed": seed, "model": name, "rows": len(X), "commit": COMMIT,
+           "machine": machine()}  # fmt: skip
     row.update(score(task, y_te, np.asarray(result.pop("pred"), dtype=np.float64)))
     row.update(fit_s=round(result["fit_s"], 2), predict_s=round(result["predict_s"], 3), capped=result["capped"])
     row["fit_limit"] = None if name in GBDTS else args.fit_limit
@@ -211,6 +212,9 @@ def write(rows: list[dict], min_seeds: int) -> None:
     complete = n_seeds[n_seeds >= min_seeds].reset_index()[["dataset", "model"]]
     df = df.merge(complete, on=["dataset", "model"])
     models = sorted(set(df.model))
+    # Each row names its machine (a capped fit buys more on a faster CPU); the first rows did not.
+    machines = df["machine"] if "machine" in df else pd.Series("not recorded", index=df.index)
+    where = "; ".join(f"{m} ({n} rows)" for m, n in machines.fillna("not recorded").value_counts().items())
     per = df.groupby(["dataset", "model"]).agg(
         score=("primary", "mean"),
         higher=("higher", "mean"),
@@ -222,7 +226,7 @@ def write(rows: list[dict], min_seeds: int) -> None:
     per = per.loc[full]
     wide = per.higher.unstack()
     ranks = wide.rank(axis=1, ascending=False)
-    norm = wide.sub(wide.min(1), axis=0).div((wide.max(1) - wide.min(1)).replace(0, 1), axis=0)
+    norm = wide.sub(wide.min(axis=1), axis=0).div((wide.max(axis=1) - wide.min(axis=1)).replace(0, 1), axis=0)
     beats_hgb = (wide.gt(wide["hgb"], axis=0)).sum() if "hgb" in wide else None
     fit = per.fit_s.unstack()
     capped = per.capped.unstack()
@@ -238,7 +242,7 @@ def write(rows: list[dict], min_seeds: int) -> None:
     lines = [
         "## Sure-bet suite: every model's defaults against GBDT defaults (issue 24)",
         "",
-        f"Machine: {machine()}; 1 thread for every model. {len(full)} datasets complete with all "
+        f"Machines: {where}; 1 thread for every model. {len(full)} datasets complete with all "
         f"{len(models)} models and at least {min_seeds} seed(s) each (mean over seeds; 80/20 split per seed, "
         "stratified; every model fits on the same 80% with its defaults). Primary metric: accuracy, or RMSE "
         "for regression. Rank 1 is best; the normalised score is 1 for the dataset's best model and 0 for "
