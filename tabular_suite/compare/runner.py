@@ -21,7 +21,7 @@ from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
 from .candidates import BASELINES, GBDT_LIBRARIES, BuildContext, model_step, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, cheapest_selection
-from .folds import Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
+from .folds import BATCH_ROWS, Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
 from .importance import permutation_importance
 from .metrics import Metric, get_metric
 from .stacking import STACKERS, StackedModel, stack_columns, stack_frame, stackers
@@ -521,10 +521,10 @@ def compare(
         Seconds per row that ``result.best_model_`` may take to predict (AutoGluon's
         ``infer_limit``): the ensemble only takes models that keep it within the limit, and
         the best row within it becomes ``best_model_`` (none is: the fastest). A row's cost
-        (leaderboard column ``predict_seconds_per_row``) is measured on the folds' validation
-        rows (about ``len(X) / cv`` rows a call): its fold models' (one model for the
-        in-context model and a refit), plus its level-1 models' for a level-2 row, each
-        model counted once in an ensemble.
+        (leaderboard column ``predict_seconds_per_row``) is that of a warm batch of 1,000 rows
+        (one fold model's, timed on its validation rows: ``predict_rows_per_s``) times its
+        fold models (one for the in-context model and a refit), plus its level-1 models' for a
+        level-2 row, each model counted once in an ensemble.
     random_state : int
         Seeds the folds and every model.
     device, num_threads :
@@ -557,8 +557,10 @@ def compare(
         ensemble is selected on, as AutoGluon's ``score_val`` of a bagged model; for a model
         cut short before its last fold, the mean over its scored folds), mean, std (of the
         metric over folds), folds, fit_seconds, predict_seconds
-        (means per fold), predict_rows_per_s, predict_seconds_per_row (as ``best_model_``
-        would predict with it: see ``infer_limit``), best_epoch, n_params, device, seed,
+        (means per fold; predicting the validation rows), predict_rows_per_s (one fold model
+        predicting a warm batch of 1,000 rows; the ensemble's: one of each member's),
+        predict_seconds_per_row (as ``best_model_`` would predict with it: see
+        ``infer_limit``), best_epoch, n_params, device, seed,
         ensemble_weight (the model's Caruana weight), mlflow_run_id.
 
     Examples
@@ -728,7 +730,7 @@ def compare(
         deadline = None if time_limit is None else started + time_limit
         level1 = []
         if stacking and len(oof) >= 2:
-            cost1 = _prediction_cost(rows, fold_results, {}, len(df), cv, refit)
+            cost1 = _prediction_cost(rows, fold_results, {}, cv, refit)
             chosen = set(cheapest_selection(oof, target, metric_obj, cost1, limit=infer_limit, deadline=deadline))
             ranked = sorted(rows, key=lambda r: -np.nan_to_num(r["score"], nan=-np.inf))
             others = [r["model"] for r in ranked if r["model"] in oof and r["model"] not in chosen]
@@ -757,7 +759,7 @@ def compare(
                     stacked[cand.name] = (level1, columns)
             fold_results.update(level2_results)
 
-        cost = _prediction_cost(rows, fold_results, stacked, len(df), cv, refit)
+        cost = _prediction_cost(rows, fold_results, stacked, cv, refit)
         weights = {}
         if ensemble and len(oof) >= 1:
             weights = cheapest_selection(oof, target, metric_obj, cost, limit=infer_limit, deadline=deadline)
@@ -767,7 +769,8 @@ def compare(
             row["score"] = metric_obj.score(target, pred)
             row["fit_seconds"] = sum(r["fit_seconds"] for r in rows if r["model"] in weights)
             row["predict_seconds"] = sum(r["predict_seconds"] for r in rows if r["model"] in weights)
-            row["predict_rows_per_s"] = len(df) / cv / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
+            # (one fold model of each member, as a model row's is one fold model's)
+            row["predict_rows_per_s"] = 1.0 / sum(1.0 / r["predict_rows_per_s"] for r in rows if r["model"] in weights)
             row["n_params"] = np.nansum([r["n_params"] for r in rows if r["model"] in weights]) or np.nan
             for r in rows:
                 r["ensemble_weight"] = weights.get(r["model"], 0.0)
@@ -999,8 +1002,12 @@ def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n
     if done:
         row["fit_seconds"] = float(np.mean([r.fit_seconds for r in done]))
         row["predict_seconds"] = float(np.mean([r.predict_seconds for r in done]))
-        rows_per_fold = np.mean([len(v) for _, v in scored])
-        row["predict_rows_per_s"] = rows_per_fold / row["predict_seconds"] if row["predict_seconds"] > 0 else np.nan
+        # Rows per second of one fold model: its warm batch (fold 0), else its validation rows.
+        warm = [r.batch_seconds for r in done if np.isfinite(r.batch_seconds) and r.batch_seconds > 0]
+        if warm:
+            row["predict_rows_per_s"] = BATCH_ROWS / float(np.mean(warm))
+        elif row["predict_seconds"] > 0:
+            row["predict_rows_per_s"] = np.mean([len(v) for _, v in scored]) / row["predict_seconds"]
         row["best_epoch"] = float(np.mean([r.best_epoch for r in done]))
         row["n_params"] = float(done[0].n_params)
         row["device"] = done[0].device
@@ -1040,18 +1047,19 @@ def _build_native_kernels(candidates, device) -> None:
         native.load()
 
 
-def _prediction_cost(rows: list, fold_results: dict, stacked: dict, n_rows: int, n_folds: int, refit: bool):
+def _prediction_cost(rows: list, fold_results: dict, stacked: dict, n_folds: int, refit: bool):
     """``cost(names)``: the seconds per row that predicting with the models ``names`` costs in
     ``best_model_`` (each model once, a level-2 model with its level-1 models), from each
-    model's mean prediction time per fold on about ``n_rows / n_folds`` validation rows."""
+    row's ``predict_rows_per_s`` (one fold model's warm batch: see ``run_fold``) times the
+    models that predict: its fold models, or one (the in-context model, a refit)."""
     from ..incontext import TabPFNClassifier, TabPFNRegressor
 
     per_row = {}
     for r in rows:
-        if np.isfinite(r["predict_seconds"]):
+        if np.isfinite(r["predict_rows_per_s"]) and r["predict_rows_per_s"] > 0:
             fitted = next((x.estimator for x in fold_results.get(r["model"], ()) if x.estimator is not None), None)
             copies = 1 if refit or isinstance(fitted, (TabPFNClassifier, TabPFNRegressor)) else n_folds
-            per_row[r["model"]] = r["predict_seconds"] / max(n_rows / n_folds, 1.0) * copies
+            per_row[r["model"]] = copies / r["predict_rows_per_s"]
 
     def cost(names) -> float:
         needed = set()
