@@ -144,9 +144,11 @@ def fit_ours(task: str, seed: int, budget: float, X_tr, y_tr, X_te, tune: bool =
     start = time.perf_counter()
     result.predict(batch) if task == "regression" else result.predict_proba(batch)
     batch_s = time.perf_counter() - start
-    best = result.leaderboard.iloc[0]["model"]
-    return {"pred": pred, "fit_s": fit_s, "predict_s": predict_s, "batch_s": batch_s, "best": str(best),
-            "result": result}  # fmt: skip
+    best = result.leaderboard.iloc[0]
+    # compare()'s own estimate of that cost (leaderboard predict_seconds_per_row), next to the measurement
+    estimated = 1e6 * float(best["predict_seconds_per_row"])
+    return {"pred": pred, "fit_s": fit_s, "predict_s": predict_s, "batch_s": batch_s, "best": str(best["model"]),
+            "estimated_ms_per_1000": round(estimated, 1), "result": result}  # fmt: skip
 
 
 def keep_predictions(path: Path, result, task: str, X_te, y_te) -> None:
@@ -244,6 +246,8 @@ def run(args) -> None:
                 keep_predictions(args.keep_predictions / name, result, task, X_te, y_te)
             row.update(fit_s=round(out["fit_s"], 1), first_predict_s=round(out["predict_s"], 3),
                        predict_ms_per_1000=round(1000 * out["batch_s"], 1), best=out.get("best"), commit=COMMIT)  # fmt: skip
+            if "estimated_ms_per_1000" in out:
+                row["estimated_ms_per_1000"] = out["estimated_ms_per_1000"]
         except Exception as e:  # a failure is a result too (recorded, not retried)
             row["error"] = repr(e)[:400]
         row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -292,6 +296,15 @@ def write(rows: list[dict]) -> None:
             if {"ours", peer} <= set(ms.columns):
                 fast = int((ms["ours"] <= ms[peer]).sum())
                 lines.append(f"- ours predicts no slower than {peer} on {fast} of {len(ms)} datasets")
+        if "estimated_ms_per_1000" in part:
+            mine = part[(part.system == "ours") & part.estimated_ms_per_1000.notna()]
+            if len(mine):
+                ratio = mine.estimated_ms_per_1000 / mine.predict_ms_per_1000
+                lines.append(
+                    f"- compare()'s own estimate of that cost (its best row's predict_seconds_per_row) over the "
+                    f"measured one: median {ratio.median():.2f}, range {ratio.min():.2f}-{ratio.max():.2f} "
+                    f"({len(mine)} datasets)"
+                )
         fit = part.groupby("system")["fit_s"].median()
         lines.append("- fit wall time, median s: " + ", ".join(f"{s} {fit[s]:.0f}" for s in fit.index))
         lines.append("")
