@@ -150,9 +150,9 @@ def run_fold(
 
     Fold 0 also times a second, warm prediction of :data:`BATCH_ROWS` validation rows (cycled
     when fewer; ``batch_seconds``), also after a fit the budget cut short: the model's
-    prediction cost per row in use. The first call's time on about ``len(X) / cv`` rows is mostly fixed overhead on a
-    small table (the in-context model's context pass, preprocessing): 5-7x the cost per row of
-    a warm 1,000-row batch on 500-row tables.
+    prediction cost per row in use. The first call's time on about ``len(X) / cv`` rows is
+    mostly fixed overhead on a small table (the in-context model's context pass, the
+    preprocessing): 2-8x the cost per row of a warm 1,000-row batch on 500-2,000-row tables.
     """
     # OpenMP / BLAS pools too (HistGradientBoosting has no n_jobs): a pool wider than num_threads
     # slows the fits down badly when another process is busy.
