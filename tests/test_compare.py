@@ -485,6 +485,21 @@ def test_fold_models_and_members_warn_once_about_drifted_rows():
         assert not [w for w in caught if issubclass(w.category, DataDriftWarning)]
 
 
+def test_cross_validation_does_not_warn_about_the_tables_own_rows():
+    """A fold's validation rows may lie outside its training rows' range (here the fold holding
+    the 1e9 row): they are the user's own table, not drift, and compare says nothing."""
+    import warnings
+
+    from tabular_suite.data.preprocess import DataDriftWarning
+
+    X, y = _table(150)
+    X.loc[[10, 60, 110], "a"] = [1e3, 1e6, 1e9]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tabular_suite.compare(X, y, models=["mlp"], cv=3, stack=False, **FAST)
+    assert not [w for w in caught if issubclass(w.category, DataDriftWarning)]
+
+
 def test_bagged_deep_models_load_without_trust(tmp_path):
     X, y = make_classification(n_samples=120, n_features=4, random_state=1)
     labels = np.array(["no", "yes"])[y]

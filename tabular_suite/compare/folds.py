@@ -49,6 +49,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from ..data.preprocess import DataDriftWarning
 from ..tabular.base import MIN_ROWS_FOR_VALIDATION, holdout_split
 from ..training.callbacks import Callback
 from ..training.device import resolve_device
@@ -180,13 +181,15 @@ def _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classe
         result.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         method = "predict_proba" if ctx.task == "classification" else "predict"
-        pred, unpredicted = _predict_within(est, X_valid, method, deadline)
-        result.predict_seconds = time.perf_counter() - start
-        if pred is not None and not unpredicted and fold == 0:  # (a fit cut short too: it is kept)
-            batch = X_valid.iloc[np.arange(BATCH_ROWS) % len(X_valid)]
-            start = time.perf_counter()
-            getattr(est, method)(batch)
-            result.batch_seconds = time.perf_counter() - start
+        with warnings.catch_warnings():  # rows of the user's own table: no news (see DataDriftWarning)
+            warnings.simplefilter("ignore", DataDriftWarning)
+            pred, unpredicted = _predict_within(est, X_valid, method, deadline)
+            result.predict_seconds = time.perf_counter() - start
+            if pred is not None and not unpredicted and fold == 0:  # (a fit cut short too: it is kept)
+                batch = X_valid.iloc[np.arange(BATCH_ROWS) % len(X_valid)]
+                start = time.perf_counter()
+                getattr(est, method)(batch)
+                result.batch_seconds = time.perf_counter() - start
         if pred is not None:
             if ctx.task == "classification":
                 result.pred = _align_proba(pred, est.classes_, np.arange(n_classes))
