@@ -148,10 +148,19 @@ def _merge_counts(parts: list[pd.Series]) -> pd.Series:
 
 
 def _category_keys(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """String keys for category values and the missing mask (None/NaN/NA are missing)."""
+    """String keys for category values (``str(value)``; missing: ``""``) as an object array, and
+    the missing mask (None/NaN/NA are missing). A text column is taken as it is, a pandas
+    categorical's categories are turned into text once."""
     missing = col.isna().to_numpy()
-    keys = col.astype(object).where(~missing, "").astype(str).to_numpy()
-    return keys, missing
+    if isinstance(col.dtype, pd.StringDtype):
+        return col.to_numpy(dtype=object, na_value=""), missing
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        texts = np.asarray(col.cat.categories.astype(object).astype(str), dtype=object)
+        codes = col.cat.codes.to_numpy()
+        keys = np.full(len(col), "", dtype=object)
+        keys[codes >= 0] = texts[codes[codes >= 0]]
+        return keys, missing
+    return col.astype(object).where(~missing, "").astype(str).to_numpy(dtype=object), missing
 
 
 class TablePreprocessor:
@@ -484,7 +493,8 @@ class TablePreprocessor:
                 cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
                 continue
             keys, missing = _category_keys(col)
-            codes = index.get_indexer(keys).astype(np.int64) + _N_RESERVED
+            # (an object Index: an array would be inferred as text again, 4x the lookup's time)
+            codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64) + _N_RESERVED
             unkept = (codes < _N_RESERVED) & ~missing
             codes[unkept] = self._unkept(keys[unkept], j)
             codes[missing] = MISSING_ID
@@ -695,17 +705,10 @@ class FeatureFrame(TransformerMixin, BaseEstimator):
 
 
 def _text_keys(col: pd.Series) -> np.ndarray:
-    """Each value as its text (``str(value)``), missing values as ``"__missing__"``: an object
-    array. A pandas categorical turns only its distinct categories into text."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        texts = np.asarray(col.cat.categories.astype(object).astype(str), dtype=object)
-        codes = col.cat.codes.to_numpy()
-        keys = np.full(len(col), "__missing__", dtype=object)
-        keys[codes >= 0] = texts[codes[codes >= 0]]
-        return keys
-    if isinstance(col.dtype, pd.StringDtype):  # its values are text already
-        return col.to_numpy(dtype=object, na_value="__missing__")
-    return col.astype(object).where(col.notna(), "__missing__").astype(str).to_numpy(dtype=object)
+    """:func:`_category_keys` with the missing values as the category ``"__missing__"``."""
+    keys, missing = _category_keys(col)
+    keys[missing] = "__missing__"
+    return keys
 
 
 class OrdinalCategories(TransformerMixin, BaseEstimator):
