@@ -77,8 +77,8 @@ COMMIT = subprocess.run(
 # baselines (0cd28b5), the in-context model in fp32 on CPUs without native bf16 (d21543f), no
 # configurations drawn at random after the portfolio (d5c8caa), rows ranked by the metric on the
 # pooled out-of-fold predictions (f08e47c), prediction costs from a warm 1,000-row batch (01ee4d7), the
-# baselines' categories encoded 3-4x faster (a04c61a)): a run measures them again and --write leaves them out.
-OURS_SINCE = "a04c61a"
+# categories encoded 2-4x faster (a04c61a, d6c2f90)): a run measures them again and --write leaves them out.
+OURS_SINCE = "d6c2f90"
 OURS = ("ours", *EXTRA)
 
 
