@@ -679,14 +679,15 @@ def test_stacking_layer_on_out_of_fold_predictions(tmp_path):
     # A model that is a member and the level-2 model's input too predicts the rows once a call.
     from tabular_suite.compare.runner import _bagged_row
 
-    both = _bagged_row({"linear": 0.5, "linear_l2": 0.5}, result.fold_models, result._stacked, "classification",
+    level1 = result._stacked["linear_l2"][0][0]  # one of linear_l2's inputs
+    both = _bagged_row({level1: 0.5, "linear_l2": 0.5}, result.fold_models, result._stacked, "classification",
                        result._data, result.classes)  # fmt: skip
     calls = []
-    for fold_model in both.members["linear"].models:
+    for fold_model in both.members[level1].models:
         fold_model.predict_proba = (lambda f: lambda rows: calls.append(1) or f(rows))(fold_model.predict_proba)
     proba = both.predict_proba(X)
     assert len(calls) == 3  # the 3 fold models once, not once more under linear_l2
-    apart = 0.5 * both.members["linear"].predict_proba(X) + 0.5 * both.members["linear_l2"].predict_proba(X)
+    apart = 0.5 * both.members[level1].predict_proba(X) + 0.5 * both.members["linear_l2"].predict_proba(X)
     np.testing.assert_allclose(proba, apart, rtol=0, atol=1e-12)
     assert len(calls) == 9  # (outside an ensemble's call nothing is kept: twice more)
 
@@ -731,7 +732,7 @@ def test_infer_limit_keeps_the_predictor_within_its_cost():
     first_call = board.loc[models, "predict_seconds"] / (300 / 3)
     assert (board.loc[models, "predict_seconds_per_row"] / 3 < first_call).all()
     level2 = board.loc["linear_l2", "predict_seconds_per_row"]
-    assert level2 > single.sum()
+    assert level2 > single[list(free._stacked["linear_l2"][0])].sum()  # (its level-1 models')
     members = [n for n, w in free.ensemble_weights.items() if w > 0]
     needed = set(models) if "linear_l2" in members or "lightgbm_l2" in members else set(members)
     assert (

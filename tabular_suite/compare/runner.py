@@ -465,7 +465,7 @@ def compare(
         as it would be on its own.
     ensemble : bool
         Add a greedy (Caruana) ensemble of the models' out-of-fold predictions; of the
-        ensembles within 0.1% of its loss, a cheaper one to predict with is preferred
+        ensembles within 1% of its loss, a cheaper one to predict with is preferred
         (:func:`tabular_suite.compare.ensemble.cheapest_selection`).
     stack : bool
         With bagging (``bag=True``, no ``refit``) and at least two models with complete
@@ -774,7 +774,7 @@ def compare(
             row["n_params"] = np.nansum([r["n_params"] for r in rows if r["model"] in weights]) or np.nan
             for r in rows:
                 r["ensemble_weight"] = weights.get(r["model"], 0.0)
-            rows.append(row)
+            rows.insert(0, row)  # (first of equal scores: the ensemble of one model is that model)
             oof[ENSEMBLE], fold_scores[ENSEMBLE] = pred, scores
 
         for r in rows:
