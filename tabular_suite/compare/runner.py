@@ -555,7 +555,8 @@ def compare(
         ``leaderboard`` columns: model, status, error, metric, direction, score (higher is
         better: the metric on the model's out-of-fold predictions of every row, which the
         ensemble is selected on, as AutoGluon's ``score_val`` of a bagged model; for a model
-        cut short before its last fold, the mean over its scored folds), mean, std (of the
+        cut short before its last fold, the mean over its scored folds, and it ranks after the
+        models with every fold, whose scores are on all the rows), mean, std (of the
         metric over folds), folds, fit_seconds, predict_seconds
         (means per fold; predicting the validation rows), predict_rows_per_s (one fold model
         predicting a warm batch of 1,000 rows; the ensemble's: one of each member's),
@@ -779,8 +780,7 @@ def compare(
 
         for r in rows:
             r["predict_seconds_per_row"] = cost(set(weights) if r["model"] == ENSEMBLE else {r["model"]})
-        board = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
-        board = board.reset_index(drop=True)
+        board = _ranked(rows, set(oof))
         # The rows best_model_ may be (within infer_limit; none is: the fastest scored row).
         choice = board
         if infer_limit is not None:
@@ -961,6 +961,21 @@ def budget_shares(candidates, n_rows: int) -> dict:
 
     ordered = sorted(candidates, key=group)  # stable: the preset's order within a group
     return {c.name: (grows if c.kind == "deep" or c.name in GBDT_LIBRARIES else 1.0) for c in ordered}
+
+
+def _ranked(rows: list[dict], complete: set) -> pd.DataFrame:
+    """The leaderboard: the rows of ``complete`` (every fold's out-of-fold predictions: scores
+    on all the rows) first, then the models the time limit cut short (scored over the folds
+    they finished: not comparable), each by score; the first of equal scores stays first.
+
+    >>> rows = [{"model": "failed", "score": None}, {"model": "cut_short", "score": 0.9},
+    ...         {"model": "a", "score": 0.7}, {"model": "b", "score": 0.8}]
+    >>> _ranked(rows, {"a", "b"})["model"].tolist()
+    ['b', 'a', 'cut_short', 'failed']
+    """
+    board = pd.DataFrame(rows).assign(_complete=[r["model"] in complete for r in rows])
+    board = board.sort_values(["_complete", "score"], ascending=False, na_position="last", kind="stable")
+    return board.drop(columns="_complete").reset_index(drop=True)
 
 
 def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx: BuildContext) -> dict[str, Any]:
