@@ -285,3 +285,5 @@ def test_ordinal_categories_give_ordinal_encoders_codes_over_the_text():
     over_text = OneHotEncoder(**onehot).fit(text(fit)).transform(text(new)).toarray()
     over_codes = OneHotEncoder(**onehot).fit(codes.transform(fit)).transform(codes.transform(new)).toarray()
     np.testing.assert_array_equal(over_codes, over_text)
+    codes.fit(new)  # fitted again: its own categories, not those of the first fit
+    np.testing.assert_array_equal(codes.transform(new), ordinal.fit(text(new)).transform(text(new)))

@@ -735,6 +735,7 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
         self.categories_ = [np.array(sorted(set(_text_keys(X[c]))), dtype=object) for c in X.columns]
+        self._indexes = None  # (built on the first transform)
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
