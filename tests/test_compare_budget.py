@@ -332,3 +332,33 @@ def test_a_deep_model_stopped_within_its_first_epochs_skips_its_other_folds():
     assert row["status"] == "timeout" and row["folds"] == 1
     assert f"other folds skipped (fewer than {MIN_EPOCHS} epochs" in row["error"]
     assert len(result.histories["ft_transformer"]) == 1 and len(result.histories["ft_transformer"][0]) < MIN_EPOCHS
+
+
+def test_an_in_context_model_whose_first_fold_is_not_scored_in_time_skips_its_other_folds():
+    """A fold that its budget stops before its validation rows are predicted is not scored; the
+    other folds get as much time, so they are skipped and their time goes to what runs after."""
+    X, y = _numeric_table(20_000, 8)
+    result, seconds = _timed_compare(X, y, models=["tabpfn"], cv=2, time_limit=3, ensemble=False)
+    row = result.leaderboard.set_index("model").loc["tabpfn"]
+    assert row["status"] == "timeout" and row["folds"] == 0
+    assert "other folds skipped (its first fold not scored in its time" in row["error"]
+    assert seconds < 3 + GRACE
+
+
+def test_stacking_keeps_what_its_models_took_at_level_1_once_they_ran():
+    """A fifth of the limit is kept for level 2 only until LightGBM and the linear model, which
+    run first, have shown what they cost: then 1.5 times that (at least 5% of the limit), and
+    the models after them get the rest."""
+    X, y = _numeric_table(600, 6)
+    limit = 12.0
+    result = tabular_suite.compare(
+        X, y, models=["mlp", "linear", "lightgbm"], cv=2, time_limit=limit, ensemble=False,
+        model_params={"mlp": {"max_epochs": 100_000, "patience": None}}, **QUIET,
+    )  # fmt: skip
+    board = result.leaderboard.set_index("model")
+    assert board.loc["mlp", "status"] == "timeout"
+    assert {"lightgbm_l2", "linear_l2"} <= set(board.index[board["status"] == "ok"])
+    level1 = 2 * (board.loc["linear", "fit_seconds"] + board.loc["lightgbm", "fit_seconds"])
+    # With a fifth kept to the end, the MLP's two folds would get at most 0.8 * limit - level1.
+    assert 2 * board.loc["mlp", "fit_seconds"] > 0.87 * limit - level1
+    assert result.wall_seconds < limit + 3

@@ -610,7 +610,8 @@ def total_limit_reached(time_limit: float, reserved: float) -> str:
 class FoldPlan:
     """What a fold backend runs (the local one and Ray's take the same plan): every candidate on
     every fold of ``df``/``target`` within the budgets (``started`` is the comparison's
-    ``perf_counter`` start, ``reserved`` the seconds kept for the refit), calling
+    ``perf_counter`` start, ``reserved`` the seconds kept for stacking or the refit: the local
+    backend reads it at each model and fold, so ``on_model_done`` may change it), calling
     ``on_model_done(name, results)`` as each candidate's folds are all done."""
 
     candidates: list
@@ -664,19 +665,22 @@ def _tuned(plan: FoldPlan, cand, model_start: float, model_time_limit: float | N
 MIN_EPOCHS = 5
 
 
-def _too_few_epochs(cand, result: FoldResult) -> bool:
-    return cand.kind == "deep" and result.status == "timeout" and len(result.history) < MIN_EPOCHS
+def _cut_too_short(cand, result: FoldResult) -> str | None:
+    """Why a model's other folds are skipped after its first ``result`` (None: they run): a deep
+    model stopped before :data:`MIN_EPOCHS` epochs, or a fold stopped before its predictions
+    were scored (the in-context model on too many validation rows); the other folds get as much
+    time and would not do better."""
+    if result.status != "timeout":
+        return None
+    if cand.kind == "deep" and len(result.history) < MIN_EPOCHS:
+        return f"fewer than {MIN_EPOCHS} epochs"
+    return "its first fold not scored in its time" if result.pred is None else None
 
 
 def run_folds_locally(plan: FoldPlan):
     """Run every (candidate, fold) of ``plan`` in turn in this process: ``{name: [FoldResult per fold]}``."""
     candidates, ctx, df, target, folds = plan.candidates, plan.ctx, plan.df, plan.target, plan.folds
-    started, time_limit, model_time_limit, reserved = (
-        plan.started,
-        plan.time_limit,
-        plan.model_time_limit,
-        plan.reserved,
-    )
+    started, time_limit, model_time_limit = plan.started, plan.time_limit, plan.model_time_limit
     n_classes, on_model_done = plan.n_classes, plan.on_model_done
     out = {}
     if plan.shares is not None:
@@ -685,7 +689,7 @@ def run_folds_locally(plan: FoldPlan):
     for i, cand in enumerate(candidates):
         results, model_start = [], time.perf_counter()
         if plan.shares is not None:  # this model's share of the time left
-            left = time_limit - reserved - (model_start - started)
+            left = time_limit - plan.reserved - (model_start - started)
             weights = [plan.shares[c.name] for c in candidates[i:]]
             model_time_limit = max(0.0, left) * weights[0] / sum(weights)
         if plan.tuner is not None and plan.tuner.applies(cand):
@@ -697,7 +701,7 @@ def run_folds_locally(plan: FoldPlan):
                 model_started=model_start,
                 model_time_limit=model_time_limit,
                 folds_left=len(folds) - fold,
-                reserved=reserved,
+                reserved=plan.reserved,
             )
             if reason:
                 results.append(FoldResult(cand.name, fold, "skipped", reason))
@@ -711,8 +715,9 @@ def run_folds_locally(plan: FoldPlan):
             )
             if plan.on_fold is not None:
                 plan.on_fold(cand.name, fold, results[-1])
-            if len(results) == 1 and len(folds) > 1 and _too_few_epochs(cand, results[0]):
-                reason = f"its other folds skipped (fewer than {MIN_EPOCHS} epochs: give a longer time_limit)"
+            why = _cut_too_short(cand, results[0]) if len(results) == 1 and len(folds) > 1 else None
+            if why:
+                reason = f"its other folds skipped ({why}: give a longer time_limit)"
                 results[0].error = "; ".join(filter(None, (results[0].error, reason)))
                 results += [FoldResult(cand.name, f, "skipped", reason) for f in range(1, len(folds))]
                 break

@@ -436,14 +436,17 @@ def compare(
         each refit too). Bagging trains nothing after the folds. With ``refit``, ``time_limit / cv``
         is kept for the refit: enough to
         refit every model on all rows at the pace of its folds. The folds share the rest
-        (unless ``model_time_limit`` is given) as it goes: the cheap models run first (linear,
-        trees, GBDTs), then the deep models, then the in-context model, and each model starts
-        with its share of the time still left, so what a fast model does not use goes to the
-        ones after it. The shares of the deep models and of LightGBM, XGBoost and CatBoost
-        weigh 1 + log10(rows / 1,000) (1 to 3) against 1 for the others: they need more of
-        the time on larger tables. A deep model that its first fold's budget stops before
-        ``MIN_EPOCHS`` (5) epochs skips its other folds (scored on the one fold, it would not
-        be chosen; their time goes to the models after it). (The Ray backend
+        (unless ``model_time_limit`` is given) as it goes: the gradient-boosting models and the
+        linear model run first, then the random forests, the deep models and the in-context
+        model, and each model starts with its share of the time still left, so what a fast
+        model does not use goes to the ones after it (see :func:`budget_shares`). The deep
+        models' shares weigh 1 + log10(rows / 1,000) (1 to 3) against 1 for the forests, the
+        linear and the in-context model, and the gradient-boosting models' three times that:
+        on larger tables they need more of the time, and the boosting models use it best. A
+        deep model that its first fold's budget stops before ``MIN_EPOCHS`` (5) epochs skips its
+        other folds (scored on the one fold, it would not be chosen; their time goes to the
+        models after it), as does a model whose first fold is stopped before its predictions
+        are scored (the in-context model on many validation rows). (The Ray backend
         starts every task at once: there each model gets an equal share.) A fold or refit that reaches its
         budget stops and keeps what it has learned (status "timeout", still scored): deep
         models at the first batch past it; random forests and gradient boosting
@@ -475,8 +478,8 @@ def compare(
         cost what that ensemble costs to predict), on the same folds; they join the
         leaderboard and the ensemble. (Not on the original features too: that leaks the validation rows' labels,
         see :mod:`tabular_suite.compare.stacking`.) Under a ``time_limit`` a fifth of it is kept for
-        them (with ``portfolio``, from the portfolio's configurations on: three times what those
-        models took at level 1, at least 5% of the limit). (Not with the Ray backend.)
+        them until LightGBM and the linear model have run at level 1 (they run first); from then
+        on 1.5 times what they took there (at least 5% of the limit). (Not with the Ray backend.)
     calibrate : {"auto", "temperature", "isotonic"} or None
         Classification: calibrate ``best_model_``'s probabilities on the best row's out-of-fold
         predictions: temperature scaling (one scalar; never changes the predicted class) or
@@ -671,8 +674,19 @@ def compare(
             score = metric_obj.value(target[folds[fold][1]], result.pred)
         watch.fold(name, fold, result, score)
 
+    level1_cost = {}  # stacker -> seconds its level-1 folds took
+
+    def stacking_keep() -> float:
+        """Seconds kept for level 2 once its models ran at level 1: 1.5 times what they took
+        there (at least 5% of the limit, at most ``stack_reserve``)."""
+        return min(stack_reserve, max(0.05 * time_limit, 1.5 * sum(level1_cost.values())))
+
     def on_model_done(name: str, results: list[FoldResult]) -> None:
         """Log a model as soon as its folds are done (a long comparison can be watched live)."""
+        if stacking and time_limit is not None and name in stacker_names and name not in level1_cost:
+            level1_cost[name] = float(np.nansum([r.fit_seconds + r.predict_seconds for r in results]))
+            if len(level1_cost) == len(stacker_names):  # what level 2 will need is known now
+                plan.reserved = reserved + stacking_keep()
         if tuner is not None and name in tuner.tuned:  # the configuration its folds ran
             by_name[name] = tuner.tuned[name]
             hyperparameters[name] = _hyperparameters(by_name[name], ctx)
@@ -708,9 +722,7 @@ def compare(
             score = {c.name: _aggregate(c, fold_results[c.name], folds, target, metric_obj, len(df), n_classes,
                                         ctx)[0]["score"] for c in candidates}  # fmt: skip
             ranked = sorted(score, key=lambda n: -np.nan_to_num(score[n], nan=-np.inf))
-            # Kept for stacking: thrice what its models took at level 1 (at least 5% of the limit).
-            stack_cost = np.nansum([r.fit_seconds + r.predict_seconds for n in stacker_names for r in fold_results[n]])
-            keep = min(stack_reserve, max(0.05 * time_limit, 3 * stack_cost)) if stacking else 0.05 * time_limit
+            keep = stacking_keep() if stacking else 0.05 * time_limit
             more = portfolio_candidates(candidates, ctx, ranked)
             candidates = candidates + _run_portfolio(plan, more, fold_results, keep, starting)
 
@@ -944,23 +956,39 @@ def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, 
     return ran
 
 
+#: How much more of the time left a gradient-boosting model (LightGBM, XGBoost, CatBoost,
+#: HistGradientBoosting) starts with than a deep model: they run first and are the strongest
+#: models per second on the larger tables, where an even split cut every model short
+#: (benchmarks/RESULTS.md, "compare()'s budget on large tables").
+GBDT_PRIORITY = 3.0
+_BOOSTING = (*GBDT_LIBRARIES, "hist_gradient_boosting")
+
+
 def budget_shares(candidates, n_rows: int) -> dict:
-    """``{name: weight}`` in the order the local backend runs the candidates (cheap first, the
-    in-context model last); a model starts with weight / (sum of the weights still to run) of
-    the time left. The deep models and the GBDT libraries, whose cost grows with the rows, weigh
-    1 + log10(rows / 1000), clipped to [1, 3]; the other models 1.
+    """``{name: weight}`` in the order the local backend runs the candidates: the linear model and
+    the gradient-boosting models (the level-2 models are among them: what stacking needs is known
+    early), the other baselines, the deep models, then the models not trained by the engine (the
+    in-context model); a model starts with weight / (sum of the weights still to run) of the time
+    left, so what one does not use goes to those after it. The deep models, whose cost grows
+    with the rows, weigh 1 + log10(rows / 1000), clipped to [1, 3]; the gradient-boosting models
+    :data:`GBDT_PRIORITY` times that; the other models 1.
 
     >>> from tabular_suite.compare.candidates import resolve_candidates
-    >>> budget_shares(resolve_candidates(["mlp", "tabpfn", "lightgbm", "linear"], "fast", "classification"), 10_000)
-    {'lightgbm': 2.0, 'linear': 1.0, 'mlp': 2.0, 'tabpfn': 1.0}
+    >>> budget_shares(resolve_candidates(["mlp", "tabpfn", "random_forest", "lightgbm", "linear"], "fast",
+    ...                                  "classification"), 10_000)
+    {'lightgbm': 6.0, 'linear': 1.0, 'random_forest': 1.0, 'mlp': 2.0, 'tabpfn': 1.0}
     """
     grows = float(np.clip(1 + np.log10(max(n_rows, 1) / 1000), 1, 3))
 
-    def group(c) -> int:  # baselines, deep models, then the registered models not trained by the engine
-        return 1 if c.kind == "deep" else (0 if c.name in BASELINES else 2)
+    def group(c) -> int:
+        if c.name in _BOOSTING or c.name in STACKERS:
+            return 0
+        return 1 if c.name in BASELINES else (2 if c.kind == "deep" else 3)
 
-    ordered = sorted(candidates, key=group)  # stable: the preset's order within a group
-    return {c.name: (grows if c.kind == "deep" or c.name in GBDT_LIBRARIES else 1.0) for c in ordered}
+    def weight(c) -> float:
+        return GBDT_PRIORITY * grows if c.name in _BOOSTING else (grows if c.kind == "deep" else 1.0)
+
+    return {c.name: weight(c) for c in sorted(candidates, key=group)}  # stable: the preset's order within a group
 
 
 def _ranked(rows: list[dict], complete: set) -> pd.DataFrame:
