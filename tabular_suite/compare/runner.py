@@ -441,7 +441,7 @@ def compare(
         model, and each model starts with its share of the time still left, so what a fast
         model does not use goes to the ones after it (see :func:`budget_shares`). The deep
         models' shares weigh 1 + log10(rows / 1,000) (1 to 3) against 1 for the forests, the
-        linear and the in-context model, and the gradient-boosting models' three times that:
+        linear model and the in-context model, and the gradient-boosting models' three times that:
         on larger tables they need more of the time, and the boosting models use it best. A
         deep model that its first fold's budget stops before ``MIN_EPOCHS`` (5) epochs skips its
         other folds (scored on the one fold, it would not be chosen; their time goes to the
