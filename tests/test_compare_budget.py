@@ -348,7 +348,8 @@ def test_an_in_context_model_whose_first_fold_is_not_scored_in_time_skips_its_ot
 def test_stacking_keeps_what_its_models_took_at_level_1_once_they_ran():
     """A fifth of the limit is kept for level 2 only until LightGBM and the linear model, which
     run first, have shown what they cost: then 1.5 times that (at least 5% of the limit), and
-    the models after them get the rest."""
+    the models after them get the rest. (Whether level 2 then runs depends on how far the MLP's
+    last batch overran its budget: on a loaded machine it may find no time left.)"""
     X, y = _numeric_table(600, 6)
     limit = 12.0
     result = tabular_suite.compare(
@@ -357,7 +358,6 @@ def test_stacking_keeps_what_its_models_took_at_level_1_once_they_ran():
     )  # fmt: skip
     board = result.leaderboard.set_index("model")
     assert board.loc["mlp", "status"] == "timeout"
-    assert {"lightgbm_l2", "linear_l2"} <= set(board.index[board["status"] == "ok"])
     level1 = 2 * (board.loc["linear", "fit_seconds"] + board.loc["lightgbm", "fit_seconds"])
     # With a fifth kept to the end, the MLP's two folds would get at most 0.8 * limit - level1.
     assert 2 * board.loc["mlp", "fit_seconds"] > 0.87 * limit - level1
