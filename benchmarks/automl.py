@@ -129,6 +129,12 @@ def score(task: str, y: np.ndarray, pred: np.ndarray) -> dict:
     return out
 
 
+def text_categoricals(entry, X: pd.DataFrame) -> list[str] | None:
+    """The manifest's categorical columns that hold text (compare()'s ``categorical_features``)."""
+    listed = str(entry.categorical_columns).split(";") if isinstance(entry.categorical_columns, str) else []
+    return [c for c in listed if c in X.columns and not pd.api.types.is_numeric_dtype(X[c])] or None
+
+
 def fit_ours(task: str, seed: int, budget: float, X_tr, y_tr, X_te, tune: bool = False, infer_limit=None,
              categorical=None) -> dict:  # fmt: skip
     import tabular_suite
@@ -232,8 +238,7 @@ def run(args) -> None:
         try:
             # The text columns the dataset's documentation calls categorical (AutoGluon reads every text
             # column as categorical by itself; compare refuses numbers with stray text unless told).
-            listed = str(entry.categorical_columns).split(";") if isinstance(entry.categorical_columns, str) else []
-            text = [c for c in listed if c in X.columns and not pd.api.types.is_numeric_dtype(X[c])] or None
+            text = text_categoricals(entry, X)
             if system == "ours_fast":  # within best_quality's measured prediction cost
                 row["infer_limit"] = peer[-1]["predict_ms_per_1000"] / 1e6  # seconds a row
                 out = fit_ours(task, seed, budget, X_tr, y_tr, X_te, infer_limit=row["infer_limit"], categorical=text)

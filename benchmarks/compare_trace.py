@@ -20,8 +20,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from automl import PRIMARY, score  # noqa: E402
+from automl import PRIMARY, score, text_categoricals  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from suite import datasets, load  # noqa: E402
 
@@ -38,8 +37,7 @@ def trace(data: Path, name: str, budget: float, seed: int = 0) -> None:
     X_tr, X_te, y_tr, y_te = train_test_split(
         X, y, test_size=0.2, random_state=seed, stratify=None if task == "regression" else y
     )
-    listed = str(entry.categorical_columns).split(";") if isinstance(entry.categorical_columns, str) else []
-    text = [c for c in listed if c in X.columns and not pd.api.types.is_numeric_dtype(X[c])] or None
+    text = text_categoricals(entry, X)
     spans: dict[str, list] = {}
 
     def progress(event: dict) -> None:
