@@ -7,6 +7,9 @@ each run fold's status (``o`` ok, ``t`` timeout, ``f`` failed; skipped folds are
 Used for benchmarks/RESULTS.md, "compare()'s budget on large tables"::
 
     python benchmarks/compare_trace.py --data ../shared/data/tabular --budget 60 california_housing adult
+
+``--holdout`` (auto, none, true or a fraction) sets compare()'s ``holdout`` (RESULTS.md, "A hold-out for
+large tables under a time limit").
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from suite import datasets, load  # noqa: E402
 
 
-def trace(data: Path, name: str, budget: float, seed: int = 0) -> None:
+def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto") -> None:
     import torch
 
     import tabular_suite
@@ -51,14 +54,16 @@ def trace(data: Path, name: str, budget: float, seed: int = 0) -> None:
         warnings.simplefilter("ignore")
         result = tabular_suite.compare(
             X_tr, y_tr, time_limit=budget, metric=PRIMARY[task][0], random_state=seed, num_threads=1,
-            tracking=False, categorical_features=text, progress=progress,
+            tracking=False, categorical_features=text, progress=progress, holdout=holdout,
         )  # fmt: skip
     wall = time.perf_counter() - started
     pred = result.predict(X_te) if task == "regression" else result.predict_proba(X_te)
     test = score(task, y_te, np.asarray(pred, dtype=np.float64))["primary"]
     board = result.leaderboard.set_index("model")
     weights = {k: round(v, 3) for k, v in result.ensemble_weights.items()}
-    print(f"{name} at {budget:g} s: wall {wall:.1f} s, test {PRIMARY[task][0]} {test:.6g}, ensemble {weights}")
+    print(
+        f"{name} at {budget:g} s (holdout {result.settings['holdout']}): wall {wall:.1f} s, test {PRIMARY[task][0]} {test:.6g}, ensemble {weights}"
+    )
     for model, (first, last, folds) in spans.items():
         row = board.loc[model] if model in board.index else None
         shown = "" if row is None else f"score {row['score']:.5g} {row['status']}"
@@ -71,9 +76,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("TABULAR_DATA", "../shared/data/tabular")))
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--holdout", default="auto", help="compare()'s holdout: auto, none, true or a fraction")
     args = parser.parse_args()
+    holdout = {"auto": "auto", "none": None, "true": True}.get(args.holdout.lower())
+    holdout = float(args.holdout) if holdout is None and args.holdout.lower() != "none" else holdout
     for name in args.datasets:
-        trace(args.data, name, args.budget, args.seed)
+        trace(args.data, name, args.budget, args.seed, holdout)
 
 
 if __name__ == "__main__":

@@ -519,6 +519,11 @@ def compare_command(
         [], "--param", "-p", help="A candidate's setting model.key=value (value read as JSON, else text; repeatable)."
     ),
     cv: int = typer.Option(5, help="Cross-validation folds."),
+    holdout: str = typer.Option(
+        "auto",
+        help="One fit per model scored on this share of rows instead of --cv folds: a fraction, auto (large tables "
+        "under a short --time-limit) or none.",
+    ),
     sample_weight: str | None = _SAMPLE_WEIGHT,
     class_weight: str | None = typer.Option(
         None, "--class-weight", help='balanced, or JSON {"class": weight} (classification).'
@@ -617,6 +622,7 @@ def compare_command(
                 model_params=_model_params(params),
                 task=task or "auto",
                 cv=cv,
+                holdout=_holdout(holdout),
                 metric=metric,
                 preset=preset,
                 time_limit=time_limit,
@@ -653,6 +659,8 @@ def compare_command(
         if out is not None:
             result.save(out)
             how = "refitted on all rows" if result.refit_status else f"bagged (each member: its {cv} fold models)"
+            if not result.refit_status and result.settings["holdout"]:
+                how = f"hold-out's (each member: one model, {result.settings['holdout']:.1%} of rows held out)"
             console.print(f"saved the {how} {result.best_model_!r} to {out}", soft_wrap=True)
         table = None
         if importance or report is not None:
@@ -673,6 +681,19 @@ def compare_command(
             _tracking_succeeded()
 
     _run(run)
+
+
+def _holdout(text: str):
+    """--holdout: "auto", "none" or a fraction in (0, 1)."""
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise ValueError(f"--holdout must be auto, none or a fraction in (0, 1), got {text!r}.")
+    return value
 
 
 def _importance_table(importance, result) -> Table:

@@ -307,6 +307,8 @@ def test_time_limits_mark_models_instead_of_dropping_them(epoch_clock):
         ({"backend": "spark"}, "backend must be"),
         ({"time_limit": -1}, "time_limit must be a positive"),
         ({"models": []}, "models is empty"),
+        ({"holdout": 1.5}, "holdout must be 'auto', a fraction in (0, 1)"),
+        ({"holdout": "half"}, "holdout must be 'auto', a fraction in (0, 1)"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -436,6 +438,12 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     assert len(pd.read_csv(preds)) == 150
     res = CliRunner().invoke(app, ["compare", str(data), "--models", "linear"])
     assert res.exit_code == 1 and "--target is required" in res.output
+    held = [*args[:6], "--holdout", "0.2", "--num-threads", "1", "--out", str(tmp_path / "held.tsm")]
+    res = CliRunner().invoke(app, held)
+    assert res.exit_code == 0, res.output
+    assert "saved the hold-out's (each member: one model, 20.0% of rows held out)" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*held[:-2], "--holdout", "1"])
+    assert res.exit_code == 1 and "--holdout must be auto, none or a fraction in (0, 1), got '1'" in res.output
 
 
 def test_bagging_keeps_the_fold_models_and_averages_them(tmp_path):
@@ -498,6 +506,50 @@ def test_cross_validation_does_not_warn_about_the_tables_own_rows():
         warnings.simplefilter("always")
         tabular_suite.compare(X, y, models=["mlp"], cv=3, stack=False, **FAST)
     assert not [w for w in caught if issubclass(w.category, DataDriftWarning)]
+
+
+def test_a_holdout_fits_each_model_once_and_works_on_the_held_out_rows(tmp_path):
+    """holdout=0.25: one fit per model on 75% of the rows; scores, ensemble and calibration on
+    the other 25%; the kept models are those fits (no stacking layer)."""
+    from tabular_suite.data.io import as_dataframe
+    from tabular_suite.tabular.base import holdout_split
+
+    X, y = make_classification(n_samples=400, n_features=5, random_state=0)
+    result = tabular_suite.compare(X, y, models=["linear", "lightgbm", "mlp"], holdout=0.25, metric="log_loss", **FAST)
+    kept, held = holdout_split(y, 0.25, 0, stratify=True)  # the split compare makes (seed: random_state)
+    board = result.leaderboard.set_index("model")
+    assert set(board.index) == {"ensemble", "linear", "lightgbm", "mlp"}  # no level-2 rows
+    assert (board["folds"] == 1).all() and (board["status"] == "ok").all()
+    assert result.settings["holdout"] == 0.25 and len(result.oof_target) == len(held) == 100
+    np.testing.assert_array_equal(result.oof_target, y[np.sort(held)])
+    for name in ("linear", "lightgbm", "mlp"):  # each row's score: its one model on the held-out rows
+        model = result.fold_models[name][0]
+        proba = model.predict_proba(as_dataframe(X).iloc[np.sort(held)])  # (fold models take compare's frame)
+        np.testing.assert_allclose(result.oof_predictions[name], proba, rtol=1e-5, atol=1e-6)
+        expected = -result.metric.value(y[np.sort(held)], proba)
+        assert board.loc[name, "score"] == pytest.approx(expected, rel=1e-6)
+    members = result.best_model_.members if hasattr(result.best_model_, "members") else {}
+    assert members and all(len(m.models) == 1 for m in members.values())
+    assert "calibration" in result.postprocessing  # cross-fitted over 5 parts of the held-out rows
+    assert result.predict_proba(X).shape == (400, 2)
+    assert "hold-out of 25.0% of the rows" in result.report(tmp_path / "report.html").read_text()
+    assert result.feature_importance().shape[0] == 5  # out of fold: on the held-out rows
+
+
+def test_holdout_auto_splits_once_only_under_a_short_time_limit_on_a_large_table():
+    """Under a time limit of less than a second per HOLDOUT_ROWS_PER_SECOND rows, "auto" holds out
+    AutoGluon's share for the table's size; otherwise, and without a limit, cv folds."""
+    from tabular_suite.compare.runner import HOLDOUT_ROWS_PER_SECOND
+
+    X, y = make_classification(n_samples=1500, n_features=5, random_state=0)
+    short = 1500 / HOLDOUT_ROWS_PER_SECOND  # seconds
+    cut = tabular_suite.compare(X, y, models=["linear"], time_limit=short, **FAST)
+    assert cut.settings["holdout"] == 0.2 and len(cut.oof_target) == 300  # max(0.1, min(0.2, 500 / rows))
+    assert (cut.leaderboard["folds"] == 1).all()
+    for kwargs in ({"time_limit": 2 * short}, {}, {"time_limit": short, "holdout": None}):
+        full = tabular_suite.compare(X, y, models=["linear"], cv=3, **kwargs, **FAST)
+        assert full.settings["holdout"] is None and len(full.oof_target) == 1500
+        assert (full.leaderboard["folds"] == 3).all()
 
 
 def test_bagged_deep_models_load_without_trust(tmp_path):

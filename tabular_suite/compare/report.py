@@ -133,6 +133,19 @@ def _model_plots(result) -> str:
     return "".join(out)
 
 
+def _how_scored(settings: dict) -> str:
+    """How the leaderboard's scores were measured: over cross-validation folds or a hold-out."""
+    if settings.get("holdout"):
+        return (
+            f"Each model was fitted once and scored on a hold-out of {settings['holdout']:.1%} of the rows "
+            "(what the ensemble is selected on): out_of_fold is the metric on those rows."
+        )
+    return (
+        "Rows are ranked by out_of_fold, the metric on every row's out-of-fold prediction (what the ensemble is "
+        f"selected on); mean ± std over the {settings.get('cv', '')} cross-validation folds next to it."
+    )
+
+
 def _fold_table(result) -> str:
     scores = {m: s for m, s in result.fold_scores.items() if s}
     if not scores:
@@ -363,9 +376,8 @@ details {{ margin: 0.3em 0; }} summary {{ cursor: pointer; }}
 </style></head><body>
 <h1>Model comparison</h1>
 <p>Task: {html.escape(result.task)}. Metric: <b>{html.escape(metric.name)}</b>
-({"higher" if metric.greater_is_better else "lower"} is better). Rows are ranked by out_of_fold, the metric
-on every row's out-of-fold prediction (what the ensemble is selected on); mean ± std over the
-{result.settings.get("cv", "")} cross-validation folds next to it. Best: <b>{html.escape(str(best))}</b>.
+({"higher" if metric.greater_is_better else "lower"} is better). {_how_scored(result.settings)}
+Best: <b>{html.escape(str(best))}</b>.
 Wall time {_number(result.wall_seconds, "seconds")}.
 The ensemble's score is measured on the out-of-fold predictions its weights were chosen on (slightly optimistic).</p>
 <section id="leaderboard"><h2>Leaderboard</h2>{_table(board)}</section>

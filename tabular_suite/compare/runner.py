@@ -17,6 +17,7 @@ from ..data.features import decide_types, describe_types
 from ..data.io import as_1d_array, as_dataframe
 from ..data.schema import Schema, infer_task
 from ..data.validation import row_weights
+from ..tabular.base import holdout_split
 from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
 from .candidates import BASELINES, GBDT_LIBRARIES, BuildContext, model_step, resolve_candidates, with_params
@@ -296,6 +297,70 @@ def _folds(y_enc: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.nd
     return list(splitter.split(np.zeros(len(y_enc)), y_enc))
 
 
+#: Under a ``time_limit``, ``holdout="auto"`` splits a table of at least this many rows per
+#: second of the limit once (a hold-out) instead of into ``cv`` folds. Measured at 60 s
+#: (benchmarks/RESULTS.md, "A hold-out for large tables under a time limit"): a hold-out was
+#: much better at 1,000 and 1,360 rows/s (covertype_75k, diabetes130us: every fold of every
+#: model was cut short), about even at 600-650 (adult, bank_marketing) and worse at 70-275
+#: (five tables of 4,300 to 16,500 rows), where a model's 5 fold models average out its errors.
+HOLDOUT_ROWS_PER_SECOND = 800
+
+
+def holdout_fraction(holdout, n_rows: int, time_limit: float | None) -> float | None:
+    """The share of the rows ``compare`` holds out, or None for ``cv``-fold cross-validation.
+
+    ``holdout``: None or False (cross-validate); a fraction in (0, 1); True (AutoGluon's default
+    for the rows: 10-20% below 5,000 rows, else 2,500 rows within 1-10%); "auto": True when a
+    ``time_limit`` gives less than a second per :data:`HOLDOUT_ROWS_PER_SECOND` rows, where
+    ``cv`` fits of every model would each get too little of it (measured in benchmarks/RESULTS.md,
+    "A hold-out for large tables under a time limit"), else None.
+
+    >>> holdout_fraction("auto", 60_000, 60.0), holdout_fraction("auto", 20_000, 60.0)
+    (0.0416..., None)
+    >>> holdout_fraction(True, 75_000, None), holdout_fraction(0.25, 100, None)
+    (0.0333..., 0.25)
+    """
+    if holdout is None or holdout is False:
+        return None
+    if isinstance(holdout, str):
+        if holdout != "auto":
+            raise ValueError(f"holdout must be 'auto', a fraction in (0, 1), True or None, got {holdout!r}.")
+        if time_limit is None or n_rows < HOLDOUT_ROWS_PER_SECOND * time_limit:
+            return None
+        holdout = True
+    if holdout is True:
+        if n_rows < 5000:
+            return float(max(0.1, min(0.2, 500.0 / n_rows)))
+        return float(max(0.01, min(0.1, 2500.0 / n_rows)))
+    if not isinstance(holdout, (float, np.floating)) or not 0 < holdout < 1:
+        raise ValueError(f"holdout must be 'auto', a fraction in (0, 1), True or None, got {holdout!r}.")
+    return float(holdout)
+
+
+def _evaluation_rows(folds, n_rows: int):
+    """``(rows, folds)``: the rows with out-of-fold predictions (every row under cross-validation,
+    the held-out ones after a hold-out), ascending, and ``folds`` with each validation part as
+    positions among them.
+
+    >>> rows, folds = _evaluation_rows([(np.array([0, 2, 3]), np.array([4, 1]))], 5)
+    >>> rows.tolist(), folds[0][1].tolist()
+    ([1, 4], [1, 0])
+    """
+    rows = np.sort(np.concatenate([valid for _, valid in folds]))
+    position = np.full(n_rows, -1)
+    position[rows] = np.arange(len(rows))
+    return rows, [(train, position[valid]) for train, valid in folds]
+
+
+def _postprocessing_folds(folds, target, task: str, seed: int):
+    """The folds calibration and the decision threshold are cross-fitted over: the comparison's,
+    or after a hold-out (one fold) 5 folds of the held-out rows."""
+    if len(folds) > 1:
+        return folds
+    codes = target.astype(int) if task == "classification" else np.zeros(len(target), dtype=int)
+    return _folds(codes, task, min(5, len(target)), seed)
+
+
 def _profile(df: pd.DataFrame, kinds: dict, coerced) -> pd.DataFrame:
     """Per column: kind, missing share, distinct values and what looks wrong."""
     rows = []
@@ -365,6 +430,7 @@ def compare(
     feature_types: dict | None = None,
     coerce_numeric=None,
     cv: int = 5,
+    holdout="auto",
     metric: str | None = None,
     preset: str = "fast",
     time_limit: float | None = None,
@@ -426,6 +492,14 @@ def compare(
         passed to every model.
     cv : int, default=5
         Folds (stratified for classification when every class has ``cv`` rows).
+    holdout : "auto", float, True or None
+        Instead of ``cv`` folds, fit each model once on the other rows and score it on this share
+        of them, held out at random (stratified for classification), as AutoGluon's
+        ``medium_quality`` does: the leaderboard, the ensemble, calibration and the decision
+        threshold then work on the held-out rows, ``best_model_`` is each member's one model,
+        and there is no stacking layer. True: AutoGluon's share for the table's size;
+        "auto" (default): a hold-out only under a ``time_limit`` too short for ``cv`` fits of
+        every model on a large table (see :func:`holdout_fraction`); None: always ``cv`` folds.
     metric : str or None
         accuracy, balanced_accuracy, roc_auc, log_loss, f1_macro (classification; default
         accuracy) or rmse, mae, r2 (regression; default rmse).
@@ -616,7 +690,15 @@ def compare(
         target = y_enc
     else:
         y_enc, target = None, y_raw.astype(np.float64)
-    folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
+    frac = holdout_fraction(holdout, len(df), time_limit)
+    if frac is None:
+        folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
+    else:
+        folds = [holdout_split(target, frac, random_state, stratify=task == "classification")]
+    # The rows with out-of-fold predictions (all of them, or the hold-out's), in their order: the
+    # space the leaderboard, the ensemble and calibration work in.
+    scored_rows, eval_folds = _evaluation_rows(folds, len(df))
+    eval_target = target[scored_rows]
     kinds, coerced = decide_types(df, categorical_features, feature_types, coerce_numeric)
     schema = Schema.from_types(kinds)
     n_unique = {c: int(df[c].nunique(dropna=True)) for c in schema.categorical}
@@ -625,10 +707,19 @@ def compare(
     candidates = with_params(candidates, model_params, ctx)
     # Kept for the refit: refitting on all rows costs about cv / (cv - 1) folds of a model,
     # i.e. as much time as the model's cv folds of an equal share of (cv - 1) / cv of the limit.
-    reserved = time_limit / cv if (refit and time_limit is not None) else 0.0
+    # (A hold-out's one fit takes its model's whole share: refitting needs as much again.)
+    reserved = time_limit / (2 if frac else cv) if (refit and time_limit is not None) else 0.0
     # The level-2 models are those of STACKERS the user also compares (models=["mlp", "tabm"]: none).
     stacker_names = [n for n in STACKERS if n in {c.name for c in candidates}]
-    stacking = stack and bag and not refit and backend == "local" and len(candidates) >= 2 and bool(stacker_names)
+    stacking = (
+        stack
+        and bag
+        and not refit
+        and frac is None
+        and backend == "local"
+        and len(candidates) >= 2
+        and bool(stacker_names)
+    )
     stack_reserve = 0.2 * time_limit if (stacking and time_limit is not None) else 0.0
     refit_time_limit = model_time_limit  # as given: a refit may use all that is left of time_limit
     shares = None
@@ -649,9 +740,9 @@ def compare(
             "and a kept model (bag=True or refit=True)."
         )
     if tracking_enabled_for(tracking):
-        settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "metric": metric_obj.name,
-                    "preset": preset, "task": task, "seed": random_state, "rows": len(df), "columns": df.shape[1],
-                    "column_types": describe_types(kinds), "weighted": row_weight is not None,
+        settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "holdout": frac,
+                    "metric": metric_obj.name, "preset": preset, "task": task, "seed": random_state, "rows": len(df),
+                    "columns": df.shape[1], "column_types": describe_types(kinds), "weighted": row_weight is not None,
                     "class_weight": None if class_weight is None else str(class_weight)}  # fmt: skip
         run = ComparisonRun(
             settings, experiment=experiment, tracking_uri=tracking_uri, registered_model_name=registered_model_name
@@ -661,7 +752,7 @@ def compare(
 
     hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}  # (MLflow and the report)
     run_order = list(shares) if shares else [c.name for c in candidates]
-    watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, cv)
+    watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, len(folds))
     tuner = None
     if tune is not False:
         from .tuning import Tuner
@@ -691,7 +782,7 @@ def compare(
             by_name[name] = tuner.tuned[name]
             hyperparameters[name] = _hyperparameters(by_name[name], ctx)
         cand = by_name[name]
-        row, _, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+        row, _, scores = _aggregate(cand, results, eval_folds, eval_target, metric_obj, n_classes, ctx)
         watch.model(name, row)
         if run is not None:
             histories = [r.history for r in results if r.status in ("ok", "timeout")]
@@ -719,8 +810,8 @@ def compare(
                 hyperparameters[cand.name] = _hyperparameters(cand, ctx)
                 watch.names.append(cand.name)
 
-            score = {c.name: _aggregate(c, fold_results[c.name], folds, target, metric_obj, len(df), n_classes,
-                                        ctx)[0]["score"] for c in candidates}  # fmt: skip
+            score = {c.name: _aggregate(c, fold_results[c.name], eval_folds, eval_target, metric_obj,
+                                        n_classes, ctx)[0]["score"] for c in candidates}  # fmt: skip
             ranked = sorted(score, key=lambda n: -np.nan_to_num(score[n], nan=-np.inf))
             keep = stacking_keep() if stacking else 0.05 * time_limit
             more = portfolio_candidates(candidates, ctx, ranked)
@@ -729,7 +820,7 @@ def compare(
         rows, oof, histories, fold_scores = [], {}, {}, {}
         for cand in candidates:
             results = fold_results[cand.name]
-            row, pred, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+            row, pred, scores = _aggregate(cand, results, eval_folds, eval_target, metric_obj, n_classes, ctx)
             rows.append(row)
             histories[cand.name] = [r.history for r in results if r.status in ("ok", "timeout")]
             fold_scores[cand.name] = scores
@@ -743,8 +834,8 @@ def compare(
         deadline = None if time_limit is None else started + time_limit
         level1 = []
         if stacking and len(oof) >= 2:
-            cost1 = _prediction_cost(rows, fold_results, {}, cv, refit)
-            chosen = set(cheapest_selection(oof, target, metric_obj, cost1, limit=infer_limit, deadline=deadline))
+            cost1 = _prediction_cost(rows, fold_results, {}, len(folds), refit)
+            chosen = set(cheapest_selection(oof, eval_target, metric_obj, cost1, limit=infer_limit, deadline=deadline))
             ranked = sorted(rows, key=lambda r: -np.nan_to_num(r["score"], nan=-np.inf))
             others = [r["model"] for r in ranked if r["model"] in oof and r["model"] not in chosen]
             chosen |= set(others[: max(0, 2 - len(chosen))])
@@ -764,7 +855,7 @@ def compare(
             level2_results = run_folds_locally(plan2)
             for cand in level2:
                 results = level2_results[cand.name]
-                row, pred, scores = _aggregate(cand, results, folds, target, metric_obj, len(df), n_classes, ctx)
+                row, pred, scores = _aggregate(cand, results, eval_folds, eval_target, metric_obj, n_classes, ctx)
                 rows.append(row)
                 histories[cand.name], fold_scores[cand.name] = [], scores
                 if pred is not None:
@@ -772,14 +863,14 @@ def compare(
                     stacked[cand.name] = (level1, columns)
             fold_results.update(level2_results)
 
-        cost = _prediction_cost(rows, fold_results, stacked, cv, refit)
+        cost = _prediction_cost(rows, fold_results, stacked, len(folds), refit)
         weights = {}
         if ensemble and len(oof) >= 1:
-            weights = cheapest_selection(oof, target, metric_obj, cost, limit=infer_limit, deadline=deadline)
+            weights = cheapest_selection(oof, eval_target, metric_obj, cost, limit=infer_limit, deadline=deadline)
             pred = sum(w * oof[n] for n, w in weights.items())
-            scores = [metric_obj.value(target[v], pred[v]) for _, v in folds]
+            scores = [metric_obj.value(eval_target[v], pred[v]) for _, v in eval_folds]
             row = _row(ENSEMBLE, "ok", None, metric_obj, scores, ctx)
-            row["score"] = metric_obj.score(target, pred)
+            row["score"] = metric_obj.score(eval_target, pred)
             row["fit_seconds"] = sum(r["fit_seconds"] for r in rows if r["model"] in weights)
             row["predict_seconds"] = sum(r["predict_seconds"] for r in rows if r["model"] in weights)
             # (one fold model of each member, as a model row's is one fold model's)
@@ -812,10 +903,10 @@ def compare(
             wall_seconds=float("nan"),
             fold_scores=fold_scores,
             column_profile=_profile(df, kinds, coerced),
-            oof_target=target,
+            oof_target=eval_target,
         )
         result.settings = {
-            "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv,
+            "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv, "holdout": frac,
             "preset": preset, "time_limit": time_limit, "model_time_limit": model_time_limit, "ensemble": ensemble,
             "bag": bag, "refit": refit, "tune": tune, "portfolio": portfolio, "infer_limit": infer_limit,
             "calibrate": calibrate, "decision_threshold": decision_threshold,
@@ -856,7 +947,8 @@ def compare(
             )
         best = choice[choice["score"].notna()].iloc[0]["model"] if choice["score"].notna().any() else None
         if best in oof:  # complete out-of-fold predictions to fit on
-            post = fit_postprocessing(task, metric_obj, oof[best], target, folds, calibrate, decision_threshold)
+            parts = _postprocessing_folds(eval_folds, eval_target, task, random_state)
+            post = fit_postprocessing(task, metric_obj, oof[best], eval_target, parts, calibrate, decision_threshold)
             result.postprocessing = post["summary"]
             if result.best_model_ is not None:
                 result.best_model_.calibrator = post["calibrator"]
@@ -1034,7 +1126,10 @@ def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx
 _STATUS_ORDER = ("oom", "failed", "timeout", "skipped", "ok")
 
 
-def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n_classes, ctx):
+def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_classes, ctx):
+    """A model's leaderboard row, its out-of-fold predictions (None unless every fold is scored)
+    and its per-fold scores; ``folds`` and ``target`` in the evaluation rows' space (see
+    :func:`_evaluation_rows`)."""
     scored = [(r, folds[r.fold][1]) for r in results if r.pred is not None]
     scores = [metric.value(target[v], r.pred) for r, v in scored]
     worst = min((r.status for r in results), key=_STATUS_ORDER.index)
@@ -1056,7 +1151,7 @@ def _aggregate(cand, results: list[FoldResult], folds, target, metric, n_rows, n
         row["device"] = done[0].device
     pred = None
     if len(scored) == len(folds):  # complete out-of-fold predictions: eligible for the ensemble
-        pred = np.zeros((n_rows, n_classes)) if n_classes else np.zeros(n_rows)
+        pred = np.zeros((len(target), n_classes)) if n_classes else np.zeros(len(target))
         for r, v in scored:
             pred[v] = r.pred
         row["score"] = metric.score(target, pred)  # what the ensemble selection sees
