@@ -309,6 +309,7 @@ def test_time_limits_mark_models_instead_of_dropping_them(epoch_clock):
         ({"models": []}, "models is empty"),
         ({"holdout": 1.5}, "holdout must be 'auto', a fraction in (0, 1)"),
         ({"holdout": "half"}, "holdout must be 'auto', a fraction in (0, 1)"),
+        ({"holdout": 0.01}, "holdout=0.01 holds out 1 of the 60 rows; the ensemble and calibration need at least 2"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):

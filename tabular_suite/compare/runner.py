@@ -695,6 +695,11 @@ def compare(
         folds = _folds(y_enc if y_enc is not None else np.zeros(len(df), dtype=int), task, cv, random_state)
     else:
         folds = [holdout_split(target, frac, random_state, stratify=task == "classification")]
+        if len(folds[0][1]) < 2:
+            raise ValueError(
+                f"holdout={holdout!r} holds out {len(folds[0][1])} of the {len(df)} rows; the ensemble and calibration "
+                "need at least 2: hold out a larger share, or use cv folds (holdout=None)."
+            )
     # The rows with out-of-fold predictions (all of them, or the hold-out's), in their order: the
     # space the leaderboard, the ensemble and calibration work in.
     scored_rows, eval_folds = _evaluation_rows(folds, len(df))
