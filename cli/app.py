@@ -660,7 +660,7 @@ def compare_command(
             result.save(out)
             how = "refitted on all rows" if result.refit_status else f"bagged (each member: its {cv} fold models)"
             if not result.refit_status and result.settings["holdout"]:
-                how = f"hold-out's (each member: one model, {result.settings['holdout']:.1%} of rows held out)"
+                how = f"once-fitted (each member: one model, {result.settings['holdout']:.1%} of rows held out)"
             console.print(f"saved the {how} {result.best_model_!r} to {out}", soft_wrap=True)
         table = None
         if importance or report is not None:

@@ -442,7 +442,7 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     held = [*args[:6], "--holdout", "0.2", "--num-threads", "1", "--out", str(tmp_path / "held.tsm")]
     res = CliRunner().invoke(app, held)
     assert res.exit_code == 0, res.output
-    assert "saved the hold-out's (each member: one model, 20.0% of rows held out)" in " ".join(res.output.split())
+    assert "saved the once-fitted (each member: one model, 20.0% of rows held out)" in " ".join(res.output.split())
     res = CliRunner().invoke(app, [*held[:-2], "--holdout", "1"])
     assert res.exit_code == 1 and "--holdout must be auto, none or a fraction in (0, 1), got '1'" in res.output
 
