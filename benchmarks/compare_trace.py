@@ -9,7 +9,8 @@ Used for benchmarks/RESULTS.md, "compare()'s budget on large tables"::
     python benchmarks/compare_trace.py --data ../shared/data/tabular --budget 60 california_housing adult
 
 ``--holdout`` (auto, none, true or a fraction) sets compare()'s ``holdout`` (RESULTS.md, "A hold-out for
-large tables under a time limit").
+large tables under a time limit"); ``--bag-sets`` its ``bag_sets`` and ``--cv`` its ``cv`` (RESULTS.md, "Repeated
+bagging with the time left").
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from suite import datasets, load  # noqa: E402
 
 
-def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto") -> None:
+def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto", bag_sets: int = 20, cv: int = 5) -> None:
     import torch
 
     import tabular_suite
@@ -55,6 +56,7 @@ def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto") -
         result = tabular_suite.compare(
             X_tr, y_tr, time_limit=budget, metric=PRIMARY[task][0], random_state=seed, num_threads=1,
             tracking=False, categorical_features=text, progress=progress, holdout=holdout,
+            bag_sets=bag_sets, cv=cv,
         )  # fmt: skip
     wall = time.perf_counter() - started
     pred = result.predict(X_te) if task == "regression" else result.predict_proba(X_te)
@@ -62,11 +64,11 @@ def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto") -
     board = result.leaderboard.set_index("model")
     weights = {k: round(v, 3) for k, v in result.ensemble_weights.items()}
     print(
-        f"{name} at {budget:g} s (holdout {result.settings['holdout']}): wall {wall:.1f} s, test {PRIMARY[task][0]} {test:.6g}, ensemble {weights}"
+        f"{name} at {budget:g} s (holdout {result.settings['holdout']}, bag_sets {bag_sets}, cv {cv}): wall {wall:.1f} s, test {PRIMARY[task][0]} {test:.6g}, ensemble {weights}"
     )
     for model, (first, last, folds) in spans.items():
         row = board.loc[model] if model in board.index else None
-        shown = "" if row is None else f"score {row['score']:.5g} {row['status']}"
+        shown = "" if row is None else f"score {row['score']:.5g} {row['status']} bag_sets {row['bag_sets']}"
         print(f"  {model:24s} {first:6.1f} -> {last:6.1f} s ({last - first:5.1f}) folds {folds:6s} {shown}")
 
 
@@ -77,11 +79,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--holdout", default="auto", help="compare()'s holdout: auto, none, true or a fraction")
+    parser.add_argument("--bag-sets", type=int, default=20, help="compare()'s bag_sets (1: one k-fold split)")
+    parser.add_argument("--cv", type=int, default=5, help="compare()'s cv")
     args = parser.parse_args()
     holdout = {"auto": "auto", "none": None, "true": True}.get(args.holdout.lower())
     holdout = float(args.holdout) if holdout is None and args.holdout.lower() != "none" else holdout
     for name in args.datasets:
-        trace(args.data, name, args.budget, args.seed, holdout)
+        trace(args.data, name, args.budget, args.seed, holdout, args.bag_sets, args.cv)
 
 
 if __name__ == "__main__":

@@ -563,6 +563,12 @@ def compare_command(
         "models leave on further configurations of the GBDTs and deep models (rows lightgbm_2, mlp_2, ...), bagged "
         "and ensembled like the first.",
     ),
+    bag_sets: int = typer.Option(
+        20,
+        "--bag-sets",
+        help="With --time-limit, --cv folds and a kept model: fit the models again on up to this many k-fold splits "
+        "with the time left (AutoGluon's num_bag_sets); 1: one split.",
+    ),
     infer_limit: float | None = typer.Option(
         None, "--infer-limit", help="Seconds per row the saved best model may take to predict (ensemble within it)."
     ),
@@ -637,6 +643,7 @@ def compare_command(
                 refit=refit and (out is not None or track),
                 tune=_tune(tune),
                 portfolio=portfolio,
+                bag_sets=bag_sets,
                 infer_limit=infer_limit,
                 tracking_uri=tracking_uri,
                 registered_model_name=register,

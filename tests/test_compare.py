@@ -32,6 +32,7 @@ COLUMNS = [
     "mean",
     "std",
     "folds",
+    "bag_sets",
     "fit_seconds",
     "predict_seconds",
     "predict_rows_per_s",

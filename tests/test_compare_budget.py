@@ -26,7 +26,7 @@ from tabular_suite.compare import BASELINES
 GRACE = 5.0  # seconds past time_limit that a whole compare() call may take
 # holdout=None: these tests are about the cv folds, on tables made large for short limits (which
 # holdout="auto" would hold out instead; tests/test_compare.py tests that).
-QUIET = {"num_threads": 1, "tracking": False, "holdout": None}
+QUIET = {"num_threads": 1, "tracking": False, "holdout": None, "bag_sets": 1}  # (one k-fold split)
 
 
 def _numeric_table(n: int, n_features: int, n_classes: int = 2, seed: int = 0):

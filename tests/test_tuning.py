@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import StratifiedKFold
 
 import tabular_suite
 from tabular_suite.compare import cheapest_selection, tuning
@@ -26,8 +27,9 @@ from tabular_suite.data.schema import Schema
 from tabular_suite.tabular.base import holdout_split
 
 # holdout=None: these tests are about the cv folds, on tables made large for short limits (which
-# holdout="auto" would hold out instead; tests/test_compare.py tests that).
-QUIET = {"num_threads": 1, "tracking": False, "holdout": None}
+# holdout="auto" would hold out instead; tests/test_compare.py tests that); bag_sets=1: one k-fold
+# split, unless a test is about further ones.
+QUIET = {"num_threads": 1, "tracking": False, "holdout": None, "bag_sets": 1}
 
 
 def _table(n: int = 400, seed: int = 0):
@@ -219,6 +221,54 @@ def test_portfolio_configurations_stop_at_the_time_limit():
     extra = [m for m in result.leaderboard["model"] if m.startswith("lightgbm_") and m != "lightgbm_l2"]
     assert 1 <= len(extra) < len(tuning.PORTFOLIO["lightgbm"]), extra  # some, not all, fitted in time
     assert "lightgbm_l2" in set(result.leaderboard["model"])  # the time kept for stacking was kept
+
+
+def test_the_time_left_fits_the_models_again_on_further_k_fold_splits():
+    X, y = _table(300)
+    kwargs = {"models": ["linear", "lightgbm"], "cv": 3, "time_limit": 30, "portfolio": False, "stack": False}
+    result = tabular_suite.compare(X, y, **kwargs, **{**QUIET, "bag_sets": 3})
+    board = result.leaderboard.set_index("model")
+    assert (board.loc[["linear", "lightgbm"], "bag_sets"] == 3).all()
+    assert (board.loc[["linear", "lightgbm"], "folds"] == 3).all()  # per-fold scores: the first split's
+    # Out of fold: the mean over the splits (seeds 0, 1, 2) of each fold model's validation predictions.
+    models = result.fold_models["linear"]
+    assert len(models) == 9
+    expected = np.zeros((len(y), 2))
+    for number in range(3):
+        splits = StratifiedKFold(3, shuffle=True, random_state=number).split(X, y)
+        for k, (_, valid) in enumerate(splits):
+            expected[valid] += models[3 * number + k].predict_proba(X.iloc[valid]) / 3
+    np.testing.assert_allclose(result.oof_predictions["linear"], expected, atol=1e-6)
+    assert board.loc["linear", "score"] == pytest.approx(result.metric.score(y, expected))
+    # The model predicts as the mean of its 9 fold models, and its cost counts them all.
+    mean = np.mean([m.predict_proba(X.iloc[:5]) for m in models], axis=0)
+    np.testing.assert_allclose(result.get_model("linear").predict_proba(X.iloc[:5]), mean, atol=1e-6)
+    cost = board.loc["linear", "predict_seconds_per_row"] * board.loc["linear", "predict_rows_per_s"]
+    assert cost == pytest.approx(9)
+    # bag_sets=1 (QUIET's): one split, as before.
+    one = tabular_suite.compare(X, y, **kwargs, **QUIET).leaderboard.set_index("model")
+    assert (one.loc[["linear", "lightgbm"], "bag_sets"] == 1).all()
+    assert one.loc["linear", "mean"] == board.loc["linear", "mean"]  # the same first split
+
+
+def test_further_splits_stop_at_the_time_limit_and_keep_the_time_for_stacking():
+    X, y = _table(20_000)
+    limit = 8.0
+    started = time.perf_counter()
+    result = tabular_suite.compare(
+        X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, portfolio=False, **{**QUIET, "bag_sets": 20}
+    )
+    assert time.perf_counter() - started < limit + 5
+    board = result.leaderboard.set_index("model")
+    assert 2 <= board.loc["linear", "bag_sets"] < 20 and board.loc["lightgbm", "bag_sets"] < 20
+    assert board.loc["linear_l2", "status"] == "ok"  # the time kept for stacking was kept
+
+
+@pytest.mark.parametrize("bag_sets", [0, -1, 1.5, True, "2"])
+def test_bad_bag_sets_are_errors(bag_sets):
+    X, y = _table(60)
+    with pytest.raises(ValueError, match="bag_sets"):
+        tabular_suite.compare(X, y, models=["linear"], **{**QUIET, "bag_sets": bag_sets})
 
 
 def test_portfolio_order_and_configurations():

@@ -42,7 +42,8 @@ def _number(value, kind: str = "") -> str:
 
 _KINDS = {
     "fit_seconds": "seconds", "predict_seconds": "seconds", "predict_rows_per_s": "count", "n_params": "count",
-    "folds": "count", "best_epoch": "count", "missing": "percent", "distinct": "count", "rows": "count",
+    "folds": "count", "bag_sets": "count", "best_epoch": "count", "missing": "percent", "distinct": "count",
+    "rows": "count",
 }  # fmt: skip
 
 
@@ -345,8 +346,8 @@ def write_report(result, path, *, importance: pd.DataFrame | None = None) -> Pat
     '<!doctype html>'
     """
     path = Path(path)
-    columns = ["model", "status", "mean", "std", "folds", "fit_seconds", "predict_seconds", "predict_rows_per_s",
-               "best_epoch", "n_params", "ensemble_weight", "device", "error"]  # fmt: skip
+    columns = ["model", "status", "mean", "std", "folds", "bag_sets", "fit_seconds", "predict_seconds",
+               "predict_rows_per_s", "best_epoch", "n_params", "ensemble_weight", "device", "error"]  # fmt: skip
     board = result.leaderboard[[c for c in columns if c in result.leaderboard.columns]]
     board.insert(2, "out_of_fold", result.metric.signed(result.leaderboard["score"]))  # what the rows are ranked by
     scored = result.leaderboard[result.leaderboard["score"].notna()]["model"].tolist()

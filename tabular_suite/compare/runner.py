@@ -440,6 +440,7 @@ def compare(
     calibrate: str | None = "auto",
     decision_threshold="auto",
     bag: bool = True,
+    bag_sets: int = 20,
     refit: bool = False,
     tune: bool | int = False,
     portfolio: bool = True,
@@ -574,6 +575,16 @@ def compare(
         bagging, as AutoGluon's; nothing is trained after the folds, and the whole
         ``time_limit`` goes to them; the in-context model, whose fit only stores its rows, is
         fitted once on all rows instead: one context to run). False keeps no models (less memory).
+    bag_sets : int, default=20
+        With bagging, ``cv`` folds and a ``time_limit`` (local backend): at most this many
+        k-fold splits per model (AutoGluon's ``num_bag_sets``). The time the candidates and the
+        portfolio leave (less what stacking is expected to need) fits each model again on a
+        further split, drawn with the next seed, the best-scoring models first, while it fits
+        one at the pace of its first split (a model whose first split finished every fold
+        ``ok``; not the in-context model, fitted once on all rows). A model's out-of-fold
+        predictions are then the mean over its splits, and it predicts as the mean of all its
+        fold models; a split cut short is left out. Leaderboard column ``bag_sets``; per-fold
+        scores stay the first split's. 1: one split.
     refit : bool
         Instead of bagging, refit the best row on all rows: ``result.best_model_`` (see
         ``refit_status`` when a time limit cuts it short).
@@ -681,6 +692,8 @@ def compare(
     check_settings(calibrate, decision_threshold)
     if not isinstance(tune, (bool, int, np.integer)) or (not isinstance(tune, bool) and tune < 1):
         raise ValueError(f"tune must be True, False or a number of trials >= 1, got {tune!r}.")
+    if not isinstance(bag_sets, (int, np.integer)) or isinstance(bag_sets, bool) or bag_sets < 1:
+        raise ValueError(f"bag_sets must be an integer >= 1, got {bag_sets!r}.")
     if tune is not False and backend == "ray":
         raise ValueError("tune runs on the local backend only; drop tune or use backend='local'.")
 
@@ -745,7 +758,7 @@ def compare(
             "and a kept model (bag=True or refit=True)."
         )
     if tracking_enabled_for(tracking):
-        settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "holdout": frac,
+        settings = {"models": ",".join(c.name for c in candidates), "cv": cv, "holdout": frac, "bag_sets": bag_sets,
                     "metric": metric_obj.name, "preset": preset, "task": task, "seed": random_state, "rows": len(df),
                     "columns": df.shape[1], "column_types": describe_types(kinds), "weighted": row_weight is not None,
                     "class_weight": None if class_weight is None else str(class_weight)}  # fmt: skip
@@ -822,10 +835,36 @@ def compare(
             more = portfolio_candidates(candidates, ctx, ranked)
             candidates = candidates + _run_portfolio(plan, more, fold_results, keep, starting)
 
+        more_splits = {}  # name -> [(folds, results)] of each further complete k-fold split
+        if bag_sets > 1 and plan.keep_models and frac is None and backend == "local" and time_limit is not None:
+            score = {c.name: _aggregate(c, fold_results[c.name], eval_folds, eval_target, metric_obj,
+                                        n_classes, ctx)[0]["score"] for c in candidates}  # fmt: skip
+            ranked = sorted(score, key=lambda n: -np.nan_to_num(score[n], nan=-np.inf))
+            codes = y_enc if y_enc is not None else np.zeros(len(df), dtype=int)
+
+            def split(number: int) -> list:
+                return _folds(codes, task, cv, random_state + number)
+
+            def on_split_fold(name: str, fold: int, result, folds_used) -> None:
+                value = None
+                if result is not None and result.pred is not None:
+                    value = metric_obj.value(target[folds_used[fold][1]], result.pred)
+                watch.fold(name, fold, result, value)
+
+            keep = stacking_keep() if stacking else 0.05 * time_limit
+            more_splits = _run_bag_sets(plan, [by_name[n] for n in ranked], fold_results, bag_sets, split, keep,
+                                        on_split_fold)  # fmt: skip
+
         rows, oof, histories, fold_scores = [], {}, {}, {}
         for cand in candidates:
             results = fold_results[cand.name]
             row, pred, scores = _aggregate(cand, results, eval_folds, eval_target, metric_obj, n_classes, ctx)
+            if pred is not None and cand.name in more_splits:  # the mean over its splits
+                preds = [_aggregate(cand, rs, fs, eval_target, metric_obj, n_classes, ctx)[1]
+                         for fs, rs in more_splits[cand.name]]  # fmt: skip
+                pred = np.mean([pred, *preds], axis=0)
+                row["score"] = metric_obj.score(eval_target, pred)
+                row["bag_sets"] = 1 + len(preds)
             rows.append(row)
             histories[cand.name] = [r.history for r in results if r.status in ("ok", "timeout")]
             fold_scores[cand.name] = scores
@@ -913,8 +952,8 @@ def compare(
         result.settings = {
             "models": [c.name for c in candidates], "task": task, "metric": metric_obj.name, "cv": cv, "holdout": frac,
             "preset": preset, "time_limit": time_limit, "model_time_limit": model_time_limit, "ensemble": ensemble,
-            "bag": bag, "refit": refit, "tune": tune, "portfolio": portfolio, "infer_limit": infer_limit,
-            "calibrate": calibrate, "decision_threshold": decision_threshold,
+            "bag": bag, "bag_sets": bag_sets, "refit": refit, "tune": tune, "portfolio": portfolio,
+            "infer_limit": infer_limit, "calibrate": calibrate, "decision_threshold": decision_threshold,
             "weighted": row_weight is not None, "class_weight": class_weight, "model_params": model_params,
             "random_state": random_state, "num_threads": threads, "device": device, "backend": backend,
             "versions": _versions(),
@@ -923,7 +962,10 @@ def compare(
         result.tuning = {} if tuner is None else dict(tuner.trials)
         if plan.keep_models:
             # Each model's scored fold models (a model cut short by the time limit keeps those it has).
+            # (a model fitted on further splits: the first split's fold models, then the others')
             kept = {n: [r.estimator for r in rs if r.estimator is not None] for n, rs in fold_results.items()}
+            for n, splits in more_splits.items():
+                kept[n] += [r.estimator for _, rs in splits for r in rs]
             kept = {n: models for n, models in kept.items() if models}
             for name, (level1, columns) in stacked.items():  # each fold: its level-1 models under its level 2
                 kept[name] = [
@@ -933,7 +975,7 @@ def compare(
             data = (df, target, folds, row_weight)
             result.best_model_ = _bagged(choice, weights, kept, stacked, task, data, classes)
             # Models with every fold (out-of-fold importance, get_model).
-            result.fold_models = {n: models for n, models in kept.items() if len(models) == len(folds)}
+            result.fold_models = {n: models for n, models in kept.items() if len(models) >= len(folds)}
             result._stacked = stacked
             result._data = data
         elif refit:
@@ -1030,27 +1072,68 @@ class _Progress:
 
 def _run_portfolio(plan: FoldPlan, more: list, fold_results: dict, keep: float, starting) -> list:
     """Bag each candidate of ``more`` (:func:`~tabular_suite.compare.tuning.portfolio_candidates`,
-    in order) while what is left of ``plan.time_limit``, less the ``keep`` seconds, fits 1.2 times
-    its model's first configuration (every fold "ok"; a model cut short by its share is not tried
-    again); each gets at most three times that (at least 5% of the limit; never more than
-    ``plan.model_time_limit``). ``starting(cand)`` is called before its folds; their
-    results join ``fold_results``. Returns the candidates that ran."""
+    in order) while the time left fits it (:func:`_run_if_time_fits`, at the pace of its model's
+    first configuration). ``starting(cand)`` is called before its folds; their results join
+    ``fold_results``. Returns the candidates that ran."""
     ran = []
     for cand in more:
-        model = cand.name.rsplit("_", 1)[0]
-        first = fold_results.get(model, [])
-        if not first or any(r.status != "ok" for r in first):
-            continue
-        expected = sum(r.fit_seconds + r.predict_seconds for r in first)
-        left = plan.time_limit - keep - (time.perf_counter() - plan.started)
-        if 1.2 * expected > left:
-            continue
-        starting(cand)
-        limit = min(left, max(3 * expected, 0.05 * plan.time_limit), plan.model_time_limit or np.inf)
-        one = replace(plan, candidates=[cand], shares=None, model_time_limit=limit, reserved=keep)
-        fold_results.update(run_folds_locally(one))
-        ran.append(cand)
+        results = _run_if_time_fits(plan, cand, fold_results.get(cand.name.rsplit("_", 1)[0], []), keep, starting)
+        if results is not None:
+            fold_results[cand.name] = results
+            ran.append(cand)
     return ran
+
+
+def _run_bag_sets(plan: FoldPlan, ranked: list, fold_results: dict, bag_sets: int, split, keep: float, on_fold):
+    """Fit the candidates ``ranked`` (best first) on further k-fold splits (``split(number)``,
+    number 1 to ``bag_sets - 1``; AutoGluon's repeated bagging) while the time left fits them
+    (:func:`_run_if_time_fits`, at the pace of their first split), every candidate once per
+    split before the next split; the in-context model is not (its bagged form is one fit on all
+    rows). ``on_fold(name, fold, result, folds)`` as the plan's. Returns ``{name: [(folds,
+    results)]}`` of the splits a model finished with every fold "ok"."""
+    out: dict = {}
+    eligible = [c for c in ranked if not any(_fits_once(r.estimator) for r in fold_results.get(c.name, []))]
+    for number in range(1, bag_sets):
+        folds, ran = split(number), False
+        for cand in eligible:
+            one = replace(plan, folds=folds, on_model_done=None, tuner=None,
+                          on_fold=lambda name, fold, result, fs=folds: on_fold(name, fold, result, fs))  # fmt: skip
+            results = _run_if_time_fits(one, cand, fold_results.get(cand.name, []), keep)
+            if results is None:
+                continue
+            ran = True
+            if all(r.status == "ok" for r in results):
+                out.setdefault(cand.name, []).append((folds, results))
+        if not ran:
+            break
+    return out
+
+
+def _run_if_time_fits(plan: FoldPlan, cand, first: list, keep: float, starting=None) -> list | None:
+    """``cand``'s fold results on ``plan.folds``, or None when it does not start: unless what is
+    left of ``plan.time_limit``, less the ``keep`` seconds, fits 1.2 times what ``first`` (a
+    configuration of its model, every fold "ok": a model cut short by its share is not tried
+    again) took. It gets at most three times that (at least 5% of the limit; never more than
+    ``plan.model_time_limit``). ``starting(cand)`` is called before its folds."""
+    if not first or any(r.status != "ok" for r in first):
+        return None
+    expected = sum(r.fit_seconds + r.predict_seconds for r in first)
+    left = plan.time_limit - keep - (time.perf_counter() - plan.started)
+    if 1.2 * expected > left:
+        return None
+    if starting is not None:
+        starting(cand)
+    limit = min(left, max(3 * expected, 0.05 * plan.time_limit), plan.model_time_limit or np.inf)
+    one = replace(plan, candidates=[cand], shares=None, model_time_limit=limit, reserved=keep)
+    return run_folds_locally(one)[cand.name]
+
+
+def _fits_once(estimator) -> bool:
+    """Whether a fold model's bagged form is one fit on all rows (the in-context model: its fit
+    only stores the rows)."""
+    from ..incontext import TabPFNClassifier, TabPFNRegressor
+
+    return isinstance(estimator, (TabPFNClassifier, TabPFNRegressor))
 
 
 #: How much more of the time left a gradient-boosting model (LightGBM, XGBoost, CatBoost,
@@ -1115,6 +1198,7 @@ def _row(name: str, status: str, error, metric: Metric, scores: list[float], ctx
         "mean": mean,
         "std": float(np.std(scores)) if scores else np.nan,
         "folds": len(scores),
+        "bag_sets": 1,
         "fit_seconds": np.nan,
         "predict_seconds": np.nan,
         "predict_rows_per_s": np.nan,
@@ -1194,14 +1278,13 @@ def _prediction_cost(rows: list, fold_results: dict, stacked: dict, n_folds: int
     """``cost(names)``: the seconds per row that predicting with the models ``names`` costs in
     ``best_model_`` (each model once, a level-2 model with its level-1 models), from each
     row's ``predict_rows_per_s`` (one fold model's warm batch: see ``run_fold``) times the
-    models that predict: its fold models, or one (the in-context model, a refit)."""
-    from ..incontext import TabPFNClassifier, TabPFNRegressor
-
+    models that predict: its fold models (of each of its ``bag_sets`` splits), or one (the
+    in-context model, a refit)."""
     per_row = {}
     for r in rows:
         if np.isfinite(r["predict_rows_per_s"]) and r["predict_rows_per_s"] > 0:
             fitted = next((x.estimator for x in fold_results.get(r["model"], ()) if x.estimator is not None), None)
-            copies = 1 if refit or isinstance(fitted, (TabPFNClassifier, TabPFNRegressor)) else n_folds
+            copies = 1 if refit or _fits_once(fitted) else n_folds * r["bag_sets"]
             per_row[r["model"]] = copies / r["predict_rows_per_s"]
 
     def cost(names) -> float:
@@ -1229,8 +1312,6 @@ def _bagged_row(chosen: dict, fold_models: dict, stacked: dict, task, data: tupl
     models. The in-context model is the exception: its fit only stores the rows it predicts
     from, so it is fitted once on all the rows (``data``: the table, target codes or values and
     row weights) instead: one context to run, not one per fold."""
-    from ..incontext import TabPFNClassifier, TabPFNRegressor
-
     df, target, weights = data[0], data[1], data[3]
     n_classes = 0 if classes is None else len(classes)
     all_rows: dict = {}
@@ -1244,7 +1325,7 @@ def _bagged_row(chosen: dict, fold_models: dict, stacked: dict, task, data: tupl
     def _bagged_one(name):
         models = fold_models[name]
         if name not in stacked:
-            if isinstance(models[0], (TabPFNClassifier, TabPFNRegressor)):
+            if _fits_once(models[0]):
                 if name not in all_rows:
                     weighted = {} if weights is None else {"sample_weight": weights}
                     all_rows[name] = [clone(models[0]).fit(df, target, **weighted)]
