@@ -79,9 +79,9 @@ COMMIT = subprocess.run(
 # pooled out-of-fold predictions (f08e47c), prediction costs from a warm 1,000-row batch (01ee4d7), the
 # categories encoded 2-4x faster (a04c61a, d6c2f90), the cheapest ensemble within 1% (1e57398), models cut short
 # ranked after those with every fold (4083d2b), the boosting models first with more of the time (bbb1386), a
-# hold-out instead of 5 folds on large tables under short limits (83ddd6a)): a run measures them again and
-# --write leaves them out.
-OURS_SINCE = "83ddd6a"
+# hold-out instead of 5 folds on large tables under short limits (83ddd6a), repeated bagging with the time
+# left (bag_sets, 1fe1dc2)): a run measures them again and --write leaves them out.
+OURS_SINCE = "1fe1dc2"
 OURS = ("ours", *EXTRA)
 
 
