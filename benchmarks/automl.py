@@ -87,15 +87,16 @@ OURS = ("ours", *EXTRA)
 
 def current_rows(rows: list[dict]) -> list[dict]:
     """The rows that measure the code this report is about: AutoGluon's, and ours from
-    ``OURS_SINCE`` on; of several rows of one (dataset, seed, budget, system), the last.
-    (:func:`same_machine` then keeps the systems of a table that ran on one machine.)"""
+    ``OURS_SINCE`` on; of several rows of one (dataset, seed, budget, system) on one machine, the
+    last. (:func:`same_machine` then keeps the systems of a table that ran on one machine: a row
+    measured on another machine later must not hide this machine's.)"""
     commits = subprocess.run(
         ["git", "rev-list", f"{OURS_SINCE}^..HEAD"], cwd=HERE, capture_output=True, text=True, check=True
     ).stdout.split()
     keep = {}
     for r in rows:
         if r["system"] not in OURS or any(c.startswith(r.get("commit") or "-") for c in commits):
-            keep[(r["dataset"], r["seed"], r["budget"], r["system"])] = r
+            keep[(r["dataset"], r["seed"], r["budget"], r["system"], r["machine"])] = r
     return list(keep.values())
 
 
@@ -103,8 +104,9 @@ def same_machine(rows: list[dict]) -> list[dict]:
     """Of each (dataset, seed, budget), the rows measured on the machine of our row: a table
     compares systems that ran on one machine, one after the other (a time budget buys more on
     a faster CPU, and ours uses bf16 where the CPU has it). A peer's row from another machine is
-    measured again there (see ``run``)."""
-    ours = {(r["dataset"], r["seed"], r["budget"]): r["machine"] for r in rows if r["system"] == "ours"}
+    measured again there (see ``run``). Our rows on several machines: the latest's."""
+    ours = {(r["dataset"], r["seed"], r["budget"]): r["machine"]
+            for r in sorted(rows, key=lambda r: r.get("finished", "")) if r["system"] == "ours"}  # fmt: skip
     return [r for r in rows if ours.get((r["dataset"], r["seed"], r["budget"])) == r["machine"]]
 
 

@@ -446,6 +446,15 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     assert "saved the once-fitted (each member: one model, 20.0% of rows held out)" in " ".join(res.output.split())
     res = CliRunner().invoke(app, [*held[:-2], "--holdout", "1"])
     assert res.exit_code == 1 and "--holdout must be auto, none or a fraction in (0, 1), got '1'" in res.output
+    # --bag-sets: the time left fits the linear model on a second split (2 x 2 fold models saved).
+    bagged = [*args[:4], "--models", "linear", "--cv", "2", "--num-threads", "1", "--time-limit", "30",
+              "--bag-sets", "2", "--out", str(tmp_path / "sets.tsm")]  # fmt: skip
+    res = CliRunner().invoke(app, bagged)
+    assert res.exit_code == 0, res.output
+    [member] = tabular_suite.load(tmp_path / "sets.tsm", trusted=True).members.values()
+    assert len(member.models) == 4
+    res = CliRunner().invoke(app, [*bagged[:-2], "--bag-sets", "0"])
+    assert res.exit_code == 1 and "bag_sets must be an integer >= 1, got 0" in res.output
 
 
 def test_bagging_keeps_the_fold_models_and_averages_them(tmp_path):
