@@ -82,8 +82,9 @@ class ComparisonResult:
         The target they predict: class codes (indices into ``classes``) or values.
     fold_models : dict
         With bagging: each model whose folds all finished -> its fitted fold models, in fold
-        order (trained on class codes); level-2 rows hold each fold's level-2 model over the
-        same fold's level-1 models. What :meth:`get_model` and :meth:`feature_importance` use.
+        order (trained on class codes), then those of its further splits (``bag_sets``); level-2
+        rows hold each fold's level-2 model over the same fold's level-1 models. What
+        :meth:`get_model` and :meth:`feature_importance` use.
     histories : dict
         Per model, the training history of each fold (deep models).
     ensemble_weights : dict
