@@ -665,7 +665,8 @@ def compare_command(
             raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
         if out is not None:
             result.save(out)
-            how = "refitted on all rows" if result.refit_status else f"bagged (each member: its {cv} fold models)"
+            how = f"bagged (each member: {cv} fold models per k-fold split)"
+            how = "refitted on all rows" if result.refit_status else how
             if not result.refit_status and result.settings["holdout"]:
                 how = f"once-fitted (each member: one model, {result.settings['holdout']:.1%} of rows held out)"
             console.print(f"saved the {how} {result.best_model_!r} to {out}", soft_wrap=True)
