@@ -166,3 +166,56 @@ def test_a_negative_scale_is_handled_by_the_pytorch_path():
     torch.manual_seed(0)
     qkv = torch.randn(4, 6, 3, 2, 8)
     torch.testing.assert_close(attention(qkv, scale=-0.5), _reference(qkv.double(), -0.5).float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(11, 21, 8, 8), (7, 5, 3, 7), (5, 40, 2, 32), (3, 64, 1, 64)])
+def test_causal_attention_matches_fp64_with_gradients(monkeypatch, dtype, shape):
+    """ExcelFormer's semi-permeable (causal) attention through the kernel: query i sees keys
+    j <= i only, masked probabilities exactly 0 (their gradients too), against fp64 einsum."""
+    calls = []
+    apply = blocks._NativeAttention.apply
+    monkeypatch.setattr(blocks._NativeAttention, "apply", lambda *a: calls.append(a[-1]) or apply(*a))
+    torch.manual_seed(0)
+    n, t, h, d = shape
+    q, k, v = (torch.randn(n, t, h, d).to(dtype) for _ in range(3))
+    grad = torch.randn(n, t, h, d).to(dtype)
+    exact = [x.double().requires_grad_() for x in (q, k, v)]
+    scores = torch.einsum("nihd,njhd->nhij", exact[0], exact[1]) * d**-0.5
+    mask = torch.ones(t, t, dtype=torch.bool).tril()
+    ref = torch.einsum("nhij,njhd->nihd", torch.softmax(scores.masked_fill(~mask, float("-inf")), -1), exact[2])
+    ref_grads = torch.autograd.grad(ref, exact, grad.double())
+    inputs = [x.clone().requires_grad_() for x in (q, k, v)]
+    out = blocks.causal_attention(*inputs)
+    grads = torch.autograd.grad(out, inputs, grad)
+    tol = 1e-5 if dtype == torch.float32 else 1e-2 if native.load() is not None else 3e-2
+    assert out.dtype == dtype and out.shape == (n, t, h, d)
+    assert (out.double() - ref).abs().max() <= tol * ref.abs().max()
+    for g, r in zip(grads, ref_grads):
+        assert (g.double() - r).abs().max() <= tol * r.abs().max()
+    # the first query sees only the first key: its output is that key's value, exactly
+    torch.testing.assert_close(out[:, 0], v[:, 0], rtol=tol, atol=tol)
+    assert calls == ([True] if native.load() is not None else [])
+
+
+def test_transformer_self_attention_through_the_kernel_matches_sdpa():
+    """FT-Transformer's attention at inference on CPU (one fused projection, the kernel) gives
+    what PyTorch's SDPA over the three projections gives; in training, dropout included."""
+    torch.manual_seed(0)
+    attn = blocks.MultiheadAttention(d=32, n_heads=4, dropout=0.5)
+    x = torch.randn(50, 9, 32)
+
+    def sdpa(dropout_p=0.0):
+        q, k, v = (attn._split(w(x)) for w in (attn.W_q, attn.W_k, attn.W_v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return attn.W_out(out.transpose(1, 2).flatten(2))
+
+    with torch.no_grad():
+        torch.testing.assert_close(attn.eval()(x, x), sdpa(), rtol=1e-5, atol=1e-5)
+        attn.train()
+        first, second = attn(x, x), attn(x, x)
+    assert not torch.allclose(first, second)  # dropout on the probabilities in training
+    # (mean over dropout draws: the expected probabilities, as SDPA's)
+    with torch.no_grad():
+        mean = torch.stack([attn(x, x) for _ in range(400)]).mean(0)
+    torch.testing.assert_close(mean, sdpa(), rtol=0, atol=0.05)

@@ -1,5 +1,6 @@
 // Attention over few tokens per sample (AutoInt's fields, FT-Transformer's features) on CPU:
-// softmax(scale q k^T) v per (sample, head), forward and backward, in fp32 (t, d <= 64).
+// softmax(scale q k^T) v per (sample, head), forward (optionally causal) and backward, in fp32
+// (t, d <= 64).
 //
 // PyTorch's batched GEMMs cost ~160 ns per 16 x 16 x 16 matrix here and the per-head
 // layout copies, casts and softmax passes around them cost more than the products; this
@@ -179,8 +180,10 @@ template <int TJ, int DC> inline void transpose(const float* src, float* dst) {
 // the products take each query's weight as a broadcast scalar. probs holds P^T per
 // (sample, head): (t keys, t queries padded to whole vectors), only the backward pass reads it.
 template <bool BF16, int TJ, int DC>
-void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, int threads) {
+void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, bool causal,
+             int threads) {
     const float l2e = 1.4426950408889634f * scale;
+    const v16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};  // query index within a vector
     constexpr int RS = 4, RD = rows_per_block<DC>();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t bh = 0; bh < n * h; bh++) {
@@ -199,14 +202,19 @@ void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int 
             combine<RS, TJ>(K + j0 * DC * L, 1, DC * L, Qt, d, acc);
             for (int r = 0; r < RS && j0 + r < t; r++)
                 for (int u = 0; u < TJ; u++) {
-                    m[u] = j0 + r ? (acc[r][u] > m[u] ? acc[r][u] : m[u]) : acc[r][u];
-                    vstore(S + ((j0 + r) * TJ + u) * L, acc[r][u]);
+                    // (causal: key j's lanes i < j are masked; key 0 is seen by every query, so
+                    // each lane's max is over seen keys once the masked ones are left out)
+                    const v16 a = causal ? (lane + float(u * L - (j0 + r)) < 0.0f ? splat(-3.0e38f) : acc[r][u])
+                                         : acc[r][u];
+                    m[u] = j0 + r ? (a > m[u] ? a : m[u]) : a;
+                    vstore(S + ((j0 + r) * TJ + u) * L, a);
                 }
         }
         v16 sum[TJ] = {};
         for (int j = 0; j < t; j++)
             for (int u = 0; u < TJ; u++) {
-                const v16 e = exp2_neg((vload(S + (j * TJ + u) * L) - m[u]) * l2e);
+                v16 e = exp2_neg((vload(S + (j * TJ + u) * L) - m[u]) * l2e);
+                if (causal) e = lane + float(u * L - j) < 0.0f ? v16{} : e;  // exactly 0, gradients too
                 sum[u] += e;
                 vstore(S + (j * TJ + u) * L, e);
             }
@@ -326,17 +334,17 @@ int ts_openmp() {
 
 // Tensors are (sample, token, head, dim) with the given element strides (dim contiguous);
 // probs is a contiguous (n, h, t, 16 * ceil(t / 16)) fp32 buffer for the backward pass (may be
-// null in the forward pass). t, d in 1..64. Returns 0 on success.
+// null in the forward pass). t, d in 1..64; causal: query i sees keys j <= i. Returns 0 on success.
 int ts_attention_forward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
                          const void* v, const int64_t* vs, void* o, const int64_t* os, float* probs,
-                         int64_t n, int h, int t, int d, float scale, int threads) {
+                         int64_t n, int h, int t, int d, float scale, int causal, int threads) {
     if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
     View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]};
     Out O{o, os[0], os[1], os[2]};
     with_sizes(t, d, [&](auto tj, auto dc) {
         constexpr int TJ = decltype(tj)::value, DC = decltype(dc)::value;
-        if (bf16) forward<true, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, threads);
-        else forward<false, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, threads);
+        if (bf16) forward<true, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, causal != 0, threads);
+        else forward<false, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, causal != 0, threads);
     });
     return 0;
 }

@@ -466,14 +466,14 @@ def _strides(x: torch.Tensor):
 
 
 class _NativeAttention(torch.autograd.Function):
-    """Attention (no dropout, no mask) through the compiled kernel of :mod:`.native`: each
-    (sample, head)'s scores, softmax and products in fp32 registers, read from and written to
-    the token-major layout (any strides) in one pass; bf16 or fp32 inputs, at most 64 tokens
+    """Attention (no dropout; optionally causal) through the compiled kernel of :mod:`.native`:
+    each (sample, head)'s scores, softmax and products in fp32 registers, read from and written
+    to the token-major layout (any strides) in one pass; bf16 or fp32 inputs, at most 64 tokens
     and head dims. Faster than the batched-GEMM path on AutoInt's layers (benchmarks/RESULTS.md,
     AutoInt+ vs FuxiCTR), and more exact than it (probabilities and their gradients are never rounded to bf16)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, scale: float):
+    def forward(ctx, q, k, v, scale: float, causal: bool = False):
         q, k, v = _unfuse(ctx, q, k, v)
         n, t, h, d = q.shape
         lib = native.load()
@@ -498,6 +498,7 @@ class _NativeAttention(torch.autograd.Function):
             t,
             d,
             scale,
+            causal,
             threads,
         )
         if err:
@@ -546,8 +547,8 @@ class _NativeAttention(torch.autograd.Function):
         if err:
             raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
         if ctx.fused:
-            return grads, None, None, None
-        return dq, dk, dv, None
+            return grads, None, None, None, None
+        return dq, dk, dv, None, None
 
 
 def _use_native(q: torch.Tensor, k: torch.Tensor | None, v: torch.Tensor | None) -> bool:
@@ -570,9 +571,10 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
 
     Token-major shapes ``(batch, tokens, heads, head_dim)`` in and out: a projection's output
     viewed per head, any strides (e.g. slices of one fused QKV projection), and the output
-    reshapes to ``(batch, tokens, heads * head_dim)`` for free. On CPU a chunked fp32 kernel is
-    used (faster than SDPA on CPU once dropout is on or rows are short; its
-    dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
+    reshapes to ``(batch, tokens, heads * head_dim)`` for free. On CPU without dropout, at most
+    64 tokens and head dims go through the compiled kernel of :mod:`.native` when it is built;
+    otherwise a chunked fp32 kernel (faster than SDPA on CPU once dropout is on or rows are
+    short; its dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
 
     Examples
     --------
@@ -585,6 +587,8 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         q, k, v = (x.transpose(1, 2) for x in (q, k, v))
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True).transpose(1, 2)
     with torch.autocast("cpu", enabled=False):
+        if dropout_p == 0 and _use_native(q, k, v):
+            return _NativeAttention.apply(q, k, v, q.shape[-1] ** -0.5, True)
         return _AttentionCPU.apply(q, k, v, dropout_p, True, q.shape[-1] ** -0.5, True)
 
 
@@ -636,7 +640,8 @@ def attention(
 
 
 class MultiheadAttention(nn.Module):
-    """Multi-head attention over feature tokens with fused SDPA kernels.
+    """Multi-head attention over feature tokens: self-attention on CPU through :func:`attention`
+    (one fused query/key/value projection; the compiled kernel at inference), else PyTorch's SDPA.
 
     Initialisation follows rtdl's FT-Transformer: Xavier-uniform (gain 1/sqrt(2)) for the
     query/key/value projections, zero biases; no outut projection for a single head.
@@ -671,6 +676,17 @@ class MultiheadAttention(nn.Module):
         return x.view(n, t, self.n_heads, d // self.n_heads).transpose(1, 2)
 
     def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        dropout = self.dropout if self.training else 0.0
+        if x_q is x_kv and attn_mask is None and x_q.device.type == "cpu":
+            # Self-attention on CPU: one fused projection, and :func:`attention` on the token-major
+            # layout (no per-head copies): the compiled kernel for few tokens at inference, the
+            # chunked kernel with dropout in training (SDPA's CPU path with dropout is unfused).
+            n, t, d = x_q.shape
+            w = torch.cat((self.W_q.weight, self.W_k.weight, self.W_v.weight))
+            b = None if self.W_q.bias is None else torch.cat((self.W_q.bias, self.W_k.bias, self.W_v.bias))
+            qkv = F.linear(x_q, w, b).view(n, t, 3, self.n_heads, d // self.n_heads)
+            out = attention(qkv, dropout_p=dropout).flatten(2)
+            return out if self.W_out is None else self.W_out(out)
         q, k, v = self._split(self.W_q(x_q)), self._split(self.W_k(x_kv)), self._split(self.W_v(x_kv))
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0

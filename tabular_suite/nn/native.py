@@ -1,7 +1,8 @@
 """Native CPU kernels, compiled once per machine with its C++ compiler.
 
 One kernel today: attention over few tokens per sample (``_attention.cpp``; AutoInt's
-interacting layers go through it on CPU). It is plain C++ (no PyTorch headers), compiled for
+interacting layers, and FT-Transformer's and ExcelFormer's (causal) attention at inference, go
+through it on CPU). It is plain C++ (no PyTorch headers), compiled for
 this CPU (``-march=native``, OpenMP when available) into a cache folder and loaded with
 :mod:`ctypes`; the file name carries a hash of the source, the compiler, the flags and the
 CPU, so a shared home folder never hands one machine another's build. Without a compiler, or
@@ -76,7 +77,7 @@ def _cpu() -> str:
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     tail = [i64, i32, i32, i32, ctypes.c_float, i32]
-    lib.ts_attention_forward.argtypes = [i32, *[p] * 9, *tail]
+    lib.ts_attention_forward.argtypes = [i32, *[p] * 9, *tail[:-1], i32, i32]  # (..., scale, causal, threads)
     lib.ts_attention_backward.argtypes = [i32, *[p] * 15, *tail]
     lib.ts_attention_forward.restype = lib.ts_attention_backward.restype = lib.ts_openmp.restype = i32
     lib.openmp = bool(lib.ts_openmp())
