@@ -175,7 +175,7 @@ def test_causal_attention_matches_fp64_with_gradients(monkeypatch, dtype, shape)
     j <= i only, masked probabilities exactly 0 (their gradients too), against fp64 einsum."""
     calls = []
     apply = blocks._NativeAttention.apply
-    monkeypatch.setattr(blocks._NativeAttention, "apply", lambda *a: calls.append(a[-1]) or apply(*a))
+    monkeypatch.setattr(blocks._NativeAttention, "apply", lambda *a: calls.append(a[4]) or apply(*a))
     torch.manual_seed(0)
     n, t, h, d = shape
     q, k, v = (torch.randn(n, t, h, d).to(dtype) for _ in range(3))
@@ -219,3 +219,39 @@ def test_transformer_self_attention_through_the_kernel_matches_sdpa():
     with torch.no_grad():
         mean = torch.stack([attn(x, x) for _ in range(400)]).mean(0)
     torch.testing.assert_close(mean, sdpa(), rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_dropout_in_the_kernel_matches_its_mask_with_gradients(causal):
+    """Dropout on the probabilities: with values that are the identity (d >= t) the output is the
+    dropped probabilities themselves, so the mask a seed gives can be read; the same seed again
+    (torch.manual_seed) gives the same mask, and the output and gradients equal fp64 attention
+    with that mask (kept probabilities scaled by 1 / (1 - p)). About p of them are dropped."""
+    if native.load() is None:
+        pytest.skip("no compiler here: the kernels did not build (the first test checks why)")
+    n, t, h, d, p = 64, 19, 2, 24, 0.3
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(n, t, h, d) for _ in range(3))
+    eye = torch.eye(t, d).expand(n, h, t, d).transpose(1, 2).contiguous()
+    torch.manual_seed(5)
+    dropped = blocks._NativeAttention.apply(q, k, eye, d**-0.5, causal, p)  # (n, i, h, j): P_ij after dropout
+    seen = torch.ones(t, t, dtype=torch.bool).tril() if causal else torch.ones(t, t, dtype=torch.bool)
+    kept = (dropped[..., :t] != 0).permute(0, 2, 1, 3)  # (n, h, i, j)
+    share = 1 - kept[:, :, seen].double().mean().item()
+    assert abs(share - p) < 0.01, share
+    torch.manual_seed(5)
+    inputs = [x.clone().requires_grad_() for x in (q, k, v)]
+    out = blocks._NativeAttention.apply(*inputs, d**-0.5, causal, p)
+    grad = torch.randn(n, t, h, d)
+    grads = torch.autograd.grad(out, inputs, grad)
+    exact = [x.double().requires_grad_() for x in (q, k, v)]
+    scores = torch.einsum("nihd,njhd->nhij", exact[0], exact[1]) * d**-0.5
+    probs = torch.softmax(scores.masked_fill(~seen, float("-inf")), -1) * kept / (1 - p)
+    ref = torch.einsum("nhij,njhd->nihd", probs, exact[2])
+    ref_grads = torch.autograd.grad(ref, exact, grad.double())
+    assert (out.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+    for g, r in zip(grads, ref_grads):
+        assert (g.double() - r).abs().max() <= 1e-5 * r.abs().max()
+    torch.manual_seed(6)  # another seed, another mask
+    other = blocks._NativeAttention.apply(q, k, eye, d**-0.5, causal, p)
+    assert not torch.equal((other[..., :t] != 0), (dropped[..., :t] != 0))

@@ -1,6 +1,6 @@
 // Attention over few tokens per sample (AutoInt's fields, FT-Transformer's features) on CPU:
-// softmax(scale q k^T) v per (sample, head), forward (optionally causal) and backward, in fp32
-// (t, d <= 64).
+// softmax(scale q k^T) v per (sample, head), forward (optionally causal) and backward, with dropout
+// on the probabilities, in fp32 (t, d <= 64).
 //
 // PyTorch's batched GEMMs cost ~160 ns per 16 x 16 x 16 matrix here and the per-head
 // layout copies, casts and softmax passes around them cost more than the products; this
@@ -101,6 +101,32 @@ inline v16 exp2_neg(v16 x) {
 struct View { const void* p; int64_t sn, st, sh; };  // element strides of sample, token, head
 struct Out { void* p; int64_t sn, st, sh; };
 
+// Dropout on the probabilities: probability (key j, query i) of (sample, head) bh is kept when a
+// hash of (seed, bh, j, i) is at least `threshold` (= rate * 2^32), and then scaled by 1 / (1 -
+// rate). The backward pass hashes the same counters again: no mask is stored.
+inline uint32_t fmix32(uint32_t x) {  // MurmurHash3's finaliser: every input bit reaches every output bit
+    x ^= x >> 16; x *= 0x85ebca6bu; x ^= x >> 13; x *= 0xc2b2ae35u; x ^= x >> 16;
+    return x;
+}
+inline v16u fmix32(v16u x) {
+    x ^= x >> 16; x *= 0x85ebca6bu; x ^= x >> 13; x *= 0xc2b2ae35u; x ^= x >> 16;
+    return x;
+}
+struct Dropout {
+    uint32_t threshold = 0;  // 0: no dropout
+    float inv_keep = 1.f;
+    uint64_t seed = 0;
+    uint32_t base(int64_t bh) const {
+        return fmix32(uint32_t(seed) ^ fmix32(uint32_t(seed >> 32) + fmix32(uint32_t(bh) ^ fmix32(uint32_t(bh >> 32)))));
+    }
+    // 1 / (1 - rate) where key j's probability for the queries of lane block u is kept, else 0
+    v16 scale(uint32_t b, int j, int u) const {
+        const v16u lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        const v16u h = fmix32(b + uint32_t(j) * 64u + uint32_t(u * L) + lanes);
+        return h >= threshold ? splat(inv_keep) : v16{};
+    }
+};
+
 // A (sample, head)'s t rows of d values, zero-padded to DC vectors and to TJ * L rows.
 template <bool BF16, int TJ, int DC> inline void load_tile(const View& x, int64_t b, int hh, int t, int d, float* dst) {
     const int64_t base = b * x.sn + hh * x.sh;
@@ -181,7 +207,7 @@ template <int TJ, int DC> inline void transpose(const float* src, float* dst) {
 // (sample, head): (t keys, t queries padded to whole vectors), only the backward pass reads it.
 template <bool BF16, int TJ, int DC>
 void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int t, int d, float scale, bool causal,
-             int threads) {
+             Dropout drop, int threads) {
     const float l2e = 1.4426950408889634f * scale;
     const v16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};  // query index within a vector
     constexpr int RS = 4, RD = rows_per_block<DC>();
@@ -219,11 +245,12 @@ void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int 
                 vstore(S + (j * TJ + u) * L, e);
             }
         for (int u = 0; u < TJ; u++) sum[u] = 1.0f / sum[u];
+        const uint32_t db = drop.base(bh);
         for (int j = 0; j < t; j++)
             for (int u = 0; u < TJ; u++) {
                 const v16 p = vload(S + (j * TJ + u) * L) * sum[u];
-                vstore(S + (j * TJ + u) * L, p);
-                if (probs) vstore(probs + ((bh * t + j) * TJ + u) * L, p);
+                vstore(S + (j * TJ + u) * L, drop.threshold ? p * drop.scale(db, j, u) : p);
+                if (probs) vstore(probs + ((bh * t + j) * TJ + u) * L, p);  // (before dropout)
             }
         // O_i = sum_j P_ij V_j (P_ij = S^T[j][i]), RD query rows at a time
         for (int i0 = 0; i0 < t; i0 += RD) {
@@ -239,7 +266,7 @@ void forward(View q, View k, View v, Out o, float* probs, int64_t n, int h, int 
 
 template <bool BF16, int TJ, int DC>
 void backward(View q, View k, View v, View go, const float* probs, Out dq, Out dk, Out dv,
-              int64_t n, int h, int t, int d, float scale, int threads) {
+              int64_t n, int h, int t, int d, float scale, Dropout drop, int threads) {
     constexpr int RS = 4, RD = rows_per_block<DC>();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t bh = 0; bh < n * h; bh++) {
@@ -247,6 +274,7 @@ void backward(View q, View k, View v, View go, const float* probs, Out dq, Out d
         const int hh = int(bh % h);
         alignas(64) float Q[TJ * L * DC * L], K[TJ * L * DC * L], V[TJ * L * DC * L], G[TJ * L * DC * L];
         alignas(64) float Gt[DC * L * TJ * L], P[TJ * L * TJ * L], dS[TJ * L * TJ * L], row[DC * L];
+        alignas(64) float Pd[TJ * L * TJ * L];  // the probabilities after dropout (dV's weights)
         load_tile<BF16, TJ, DC>(q, b, hh, t, d, Q);
         load_tile<BF16, TJ, DC>(k, b, hh, t, d, K);
         load_tile<BF16, TJ, DC>(v, b, hh, t, d, V);
@@ -255,11 +283,15 @@ void backward(View q, View k, View v, View go, const float* probs, Out dq, Out d
         // P^T rows as stored (their padded query lanes are finite and never reach a result);
         // rows past t zero, as a block of RD rows may read them
         const float* Pg = probs + bh * t * TJ * L;
+        const uint32_t db = drop.base(bh);
         for (int j = 0; j < TJ * L; j++)
             for (int u = 0; u < TJ; u++) {
-                vstore(P + (j * TJ + u) * L, j < t ? vload(Pg + (j * TJ + u) * L) : v16{});
+                const v16 p = j < t ? vload(Pg + (j * TJ + u) * L) : v16{};
+                vstore(P + (j * TJ + u) * L, p);
+                if (drop.threshold) vstore(Pd + (j * TJ + u) * L, j < t ? p * drop.scale(db, j, u) : v16{});
                 if (j >= t) vstore(dS + (j * TJ + u) * L, v16{});
             }
+        const float* PV = drop.threshold ? Pd : P;
         // dP^T_j = sum_c V_jc dO^T_c; dS^T_j = P^T_j (dP^T_j - sum_j' P^T_j' dP^T_j') scale
         v16 rs[TJ] = {};
         for (int j0 = 0; j0 < t; j0 += RS) {
@@ -267,8 +299,10 @@ void backward(View q, View k, View v, View go, const float* probs, Out dq, Out d
             combine<RS, TJ>(V + j0 * DC * L, 1, DC * L, Gt, d, acc);
             for (int r = 0; r < RS && j0 + r < t; r++)
                 for (int u = 0; u < TJ; u++) {
-                    rs[u] += acc[r][u] * vload(P + ((j0 + r) * TJ + u) * L);
-                    vstore(dS + ((j0 + r) * TJ + u) * L, acc[r][u]);
+                    // (through dropout: the gradient of a dropped probability is 0, a kept one's scaled)
+                    const v16 dp = drop.threshold ? acc[r][u] * drop.scale(db, j0 + r, u) : acc[r][u];
+                    rs[u] += dp * vload(P + ((j0 + r) * TJ + u) * L);
+                    vstore(dS + ((j0 + r) * TJ + u) * L, dp);
                 }
         }
         for (int j = 0; j < t; j++)
@@ -279,7 +313,7 @@ void backward(View q, View k, View v, View go, const float* probs, Out dq, Out d
         // dV_j = sum_i P_ij dO_i, dK_j = sum_i dS_ij Q_i (P_ij = P^T[j][i])
         for (int j0 = 0; j0 < t; j0 += RD) {
             v16 av[RD][DC], ak[RD][DC];
-            combine<RD, DC>(P + j0 * TJ * L, 1, TJ * L, G, t, av);
+            combine<RD, DC>(PV + j0 * TJ * L, 1, TJ * L, G, t, av);
             combine<RD, DC>(dS + j0 * TJ * L, 1, TJ * L, Q, t, ak);
             for (int r = 0; r < RD && j0 + r < t; r++) {
                 for (int c = 0; c < DC; c++) vstore(row + c * L, av[r][c]);
@@ -319,6 +353,17 @@ template <class F> void with_sizes(int t, int d, F&& f) {
     }
 }
 
+Dropout make_dropout(float rate, uint64_t seed) {
+    Dropout drop;
+    if (rate > 0.f) {
+        const double th = double(rate) * 4294967296.0;
+        drop.threshold = th >= 4294967295.0 ? 4294967295u : uint32_t(th);
+        drop.inv_keep = float(1.0 / (1.0 - double(rate)));
+        drop.seed = seed;
+    }
+    return drop;
+}
+
 }  // namespace
 
 extern "C" {
@@ -334,17 +379,21 @@ int ts_openmp() {
 
 // Tensors are (sample, token, head, dim) with the given element strides (dim contiguous);
 // probs is a contiguous (n, h, t, 16 * ceil(t / 16)) fp32 buffer for the backward pass (may be
-// null in the forward pass). t, d in 1..64; causal: query i sees keys j <= i. Returns 0 on success.
+// null in the forward pass). t, d in 1..64; causal: query i sees keys j <= i; dropout: the rate on the
+// probabilities (0 <= rate < 1), its mask drawn from seed (the backward pass takes the same two).
+// Returns 0 on success.
 int ts_attention_forward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
                          const void* v, const int64_t* vs, void* o, const int64_t* os, float* probs,
-                         int64_t n, int h, int t, int d, float scale, int causal, int threads) {
-    if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
+                         int64_t n, int h, int t, int d, float scale, int causal, float dropout, uint64_t seed,
+                         int threads) {
+    if (t < 1 || t > 64 || d < 1 || d > 64 || !(dropout >= 0.f && dropout < 1.f)) return 1;
+    const Dropout drop = make_dropout(dropout, seed);
     View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]};
     Out O{o, os[0], os[1], os[2]};
     with_sizes(t, d, [&](auto tj, auto dc) {
         constexpr int TJ = decltype(tj)::value, DC = decltype(dc)::value;
-        if (bf16) forward<true, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, causal != 0, threads);
-        else forward<false, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, causal != 0, threads);
+        if (bf16) forward<true, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, causal != 0, drop, threads);
+        else forward<false, TJ, DC>(Q, K, V, O, probs, n, h, t, d, scale, causal != 0, drop, threads);
     });
     return 0;
 }
@@ -352,14 +401,15 @@ int ts_attention_forward(int bf16, const void* q, const int64_t* qs, const void*
 int ts_attention_backward(int bf16, const void* q, const int64_t* qs, const void* k, const int64_t* ks,
                           const void* v, const int64_t* vs, const void* go, const int64_t* gs, const float* probs,
                           void* dq, const int64_t* dqs, void* dk, const int64_t* dks, void* dv, const int64_t* dvs,
-                          int64_t n, int h, int t, int d, float scale, int threads) {
-    if (t < 1 || t > 64 || d < 1 || d > 64) return 1;
+                          int64_t n, int h, int t, int d, float scale, float dropout, uint64_t seed, int threads) {
+    if (t < 1 || t > 64 || d < 1 || d > 64 || !(dropout >= 0.f && dropout < 1.f)) return 1;
+    const Dropout drop = make_dropout(dropout, seed);
     View Q{q, qs[0], qs[1], qs[2]}, K{k, ks[0], ks[1], ks[2]}, V{v, vs[0], vs[1], vs[2]}, G{go, gs[0], gs[1], gs[2]};
     Out dQ{dq, dqs[0], dqs[1], dqs[2]}, dK{dk, dks[0], dks[1], dks[2]}, dV{dv, dvs[0], dvs[1], dvs[2]};
     with_sizes(t, d, [&](auto tj, auto dc) {
         constexpr int TJ = decltype(tj)::value, DC = decltype(dc)::value;
-        if (bf16) backward<true, TJ, DC>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads);
-        else backward<false, TJ, DC>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, threads);
+        if (bf16) backward<true, TJ, DC>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, drop, threads);
+        else backward<false, TJ, DC>(Q, K, V, G, probs, dQ, dK, dV, n, h, t, d, scale, drop, threads);
     });
     return 0;
 }

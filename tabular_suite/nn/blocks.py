@@ -466,17 +466,22 @@ def _strides(x: torch.Tensor):
 
 
 class _NativeAttention(torch.autograd.Function):
-    """Attention (no dropout; optionally causal) through the compiled kernel of :mod:`.native`:
-    each (sample, head)'s scores, softmax and products in fp32 registers, read from and written
-    to the token-major layout (any strides) in one pass; bf16 or fp32 inputs, at most 64 tokens
-    and head dims. Faster than the batched-GEMM path on AutoInt's layers (benchmarks/RESULTS.md,
-    AutoInt+ vs FuxiCTR), and more exact than it (probabilities and their gradients are never rounded to bf16)."""
+    """Attention (optionally causal, with dropout on the probabilities) through the compiled
+    kernel of :mod:`.native`: each (sample, head)'s scores, softmax and products in fp32
+    registers, read from and written to the token-major layout (any strides) in one pass; bf16
+    or fp32 inputs, at most 64 tokens and head dims. The dropout mask is a hash of a seed drawn
+    from torch's generator (so ``torch.manual_seed`` repeats it) and each probability's
+    position, computed again in the backward pass instead of stored. Faster than the
+    batched-GEMM path on AutoInt's layers (benchmarks/RESULTS.md, AutoInt+ vs FuxiCTR) and on
+    FT-Transformer's and ExcelFormer's (benchmarks/attention_paths.py), and more exact than it
+    (probabilities and their gradients are never rounded to bf16)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, scale: float, causal: bool = False):
+    def forward(ctx, q, k, v, scale: float, causal: bool = False, dropout_p: float = 0.0):
         q, k, v = _unfuse(ctx, q, k, v)
         n, t, h, d = q.shape
         lib = native.load()
+        seed = int(torch.randint(0, 2**62, (), dtype=torch.int64)) if dropout_p > 0 else 0
         out = torch.empty((n, t, h, d), dtype=q.dtype, device=q.device)
         needs = any(ctx.needs_input_grad)
         # P^T per (sample, head), query lanes padded to whole 16-float vectors (the kernel's layout)
@@ -499,13 +504,15 @@ class _NativeAttention(torch.autograd.Function):
             d,
             scale,
             causal,
+            dropout_p,
+            seed,
             threads,
         )
         if err:
             raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
         if needs:
             ctx.save_for_backward(q, k, v, probs)
-            ctx.scale = scale
+            ctx.scale, ctx.dropout_p, ctx.seed = scale, dropout_p, seed
         return out
 
     @staticmethod
@@ -542,13 +549,15 @@ class _NativeAttention(torch.autograd.Function):
             t,
             d,
             ctx.scale,
+            ctx.dropout_p,
+            ctx.seed,
             torch.get_num_threads(),
         )
         if err:
             raise RuntimeError(f"native attention failed on shape {tuple(q.shape)}")
         if ctx.fused:
-            return grads, None, None, None, None
-        return dq, dk, dv, None, None
+            return grads, None, None, None, None, None
+        return dq, dk, dv, None, None, None
 
 
 def _use_native(q: torch.Tensor, k: torch.Tensor | None, v: torch.Tensor | None) -> bool:
@@ -571,10 +580,10 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
 
     Token-major shapes ``(batch, tokens, heads, head_dim)`` in and out: a projection's output
     viewed per head, any strides (e.g. slices of one fused QKV projection), and the output
-    reshapes to ``(batch, tokens, heads * head_dim)`` for free. On CPU without dropout, at most
-    64 tokens and head dims go through the compiled kernel of :mod:`.native` when it is built;
-    otherwise a chunked fp32 kernel (faster than SDPA on CPU once dropout is on or rows are
-    short; its dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
+    reshapes to ``(batch, tokens, heads * head_dim)`` for free. On CPU, at most 64 tokens and
+    head dims go through the compiled kernel of :mod:`.native` when it is built; otherwise a
+    chunked fp32 kernel (faster than SDPA on CPU once dropout is on or rows are short; its
+    dropout rate is ``p`` rounded to 1/256); elsewhere PyTorch's fused SDPA.
 
     Examples
     --------
@@ -587,8 +596,8 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         q, k, v = (x.transpose(1, 2) for x in (q, k, v))
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True).transpose(1, 2)
     with torch.autocast("cpu", enabled=False):
-        if dropout_p == 0 and _use_native(q, k, v):
-            return _NativeAttention.apply(q, k, v, q.shape[-1] ** -0.5, True)
+        if _use_native(q, k, v):
+            return _NativeAttention.apply(q, k, v, q.shape[-1] ** -0.5, True, dropout_p)
         return _AttentionCPU.apply(q, k, v, dropout_p, True, q.shape[-1] ** -0.5, True)
 
 
@@ -602,8 +611,8 @@ def attention(
     """``softmax(scale q k^T) v`` with dropout on the probabilities (every token sees every token).
 
     Token-major shapes ``(batch, tokens, heads, dim)`` in and out, as :func:`causal_attention`.
-    On CPU without dropout, fp32/bf16 inputs of at most 64 tokens and head dims go through the
-    compiled kernel of :mod:`.native` when it is built (:class:`_NativeAttention`). Otherwise
+    On CPU, fp32/bf16 inputs of at most 64 tokens and head dims go through the compiled kernel
+    of :mod:`.native` when it is built (:class:`_NativeAttention`, dropout included). Otherwise
     the CPU kernel of :func:`causal_attention` without the mask, except that bf16 inputs keep
     bf16 products, as autocast's matmuls (oneDNN's batched bf16 GEMM is several times faster
     than fp32 for the tiny per-head matrices of AutoInt; the softmax stays fp32; with at most
@@ -632,8 +641,8 @@ def attention(
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
     n_tokens, n_heads = q.shape[1], q.shape[-2]
     with torch.autocast("cpu", enabled=False):
-        if dropout_p == 0 and scale > 0 and _use_native(q, k, v):  # (the kernel shifts by the unscaled max)
-            return _NativeAttention.apply(q, k, v, scale)
+        if scale > 0 and _use_native(q, k, v):  # (the kernel shifts by the unscaled max)
+            return _NativeAttention.apply(q, k, v, scale, False, dropout_p)
         if q.dtype == torch.bfloat16 and dropout_p == 0 and n_heads <= 2 and n_heads * n_tokens <= 28:
             return _BlockDiagonalAttention.apply(q, k, v, scale)
         return _AttentionCPU.apply(q, k, v, dropout_p, False, scale, False)

@@ -1,8 +1,8 @@
 """Native CPU kernels, compiled once per machine with its C++ compiler.
 
-One kernel today: attention over few tokens per sample (``_attention.cpp``; AutoInt's
-interacting layers, and FT-Transformer's and ExcelFormer's (causal) attention at inference, go
-through it on CPU). It is plain C++ (no PyTorch headers), compiled for
+One kernel today: attention over few tokens per sample (``_attention.cpp``, with dropout on the
+probabilities and an optional causal mask; AutoInt's interacting layers and FT-Transformer's
+and ExcelFormer's attention go through it on CPU). It is plain C++ (no PyTorch headers), compiled for
 this CPU (``-march=native``, OpenMP when available) into a cache folder and loaded with
 :mod:`ctypes`; the file name carries a hash of the source, the compiler, the flags and the
 CPU, so a shared home folder never hands one machine another's build. Without a compiler, or
@@ -75,10 +75,11 @@ def _cpu() -> str:
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
-    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    tail = [i64, i32, i32, i32, ctypes.c_float, i32]
-    lib.ts_attention_forward.argtypes = [i32, *[p] * 9, *tail[:-1], i32, i32]  # (..., scale, causal, threads)
-    lib.ts_attention_backward.argtypes = [i32, *[p] * 15, *tail]
+    p, i64, i32, f32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_uint64
+    sizes = [i64, i32, i32, i32, f32]  # n, h, t, d, scale
+    # (..., causal, dropout rate, seed, threads) and (..., dropout rate, seed, threads)
+    lib.ts_attention_forward.argtypes = [i32, *[p] * 9, *sizes, i32, f32, u64, i32]
+    lib.ts_attention_backward.argtypes = [i32, *[p] * 15, *sizes, f32, u64, i32]
     lib.ts_attention_forward.restype = lib.ts_attention_backward.restype = lib.ts_openmp.restype = i32
     lib.openmp = bool(lib.ts_openmp())
     return lib
