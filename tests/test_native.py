@@ -255,3 +255,10 @@ def test_dropout_in_the_kernel_matches_its_mask_with_gradients(causal):
     torch.manual_seed(6)  # another seed, another mask
     other = blocks._NativeAttention.apply(q, k, eye, d**-0.5, causal, p)
     assert not torch.equal((other[..., :t] != 0), (dropped[..., :t] != 0))
+
+
+def test_a_dropout_rate_of_one_is_handled_by_the_pytorch_path():
+    """The kernel takes rates below 1 (it refuses others); a rate of 1 goes to the PyTorch path
+    instead of failing there."""
+    out = attention(torch.randn(4, 6, 3, 2, 8), dropout_p=1.0)
+    assert out.shape == (4, 6, 2, 8) and torch.isfinite(out).all()

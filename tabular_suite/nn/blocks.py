@@ -596,7 +596,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         q, k, v = (x.transpose(1, 2) for x in (q, k, v))
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True).transpose(1, 2)
     with torch.autocast("cpu", enabled=False):
-        if _use_native(q, k, v):
+        if dropout_p < 1 and _use_native(q, k, v):
             return _NativeAttention.apply(q, k, v, q.shape[-1] ** -0.5, True, dropout_p)
         return _AttentionCPU.apply(q, k, v, dropout_p, True, q.shape[-1] ** -0.5, True)
 
@@ -641,7 +641,7 @@ def attention(
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale).transpose(1, 2)
     n_tokens, n_heads = q.shape[1], q.shape[-2]
     with torch.autocast("cpu", enabled=False):
-        if scale > 0 and _use_native(q, k, v):  # (the kernel shifts by the unscaled max)
+        if scale > 0 and dropout_p < 1 and _use_native(q, k, v):  # (the kernel shifts by the unscaled max)
             return _NativeAttention.apply(q, k, v, scale, False, dropout_p)
         if q.dtype == torch.bfloat16 and dropout_p == 0 and n_heads <= 2 and n_heads * n_tokens <= 28:
             return _BlockDiagonalAttention.apply(q, k, v, scale)
@@ -650,7 +650,7 @@ def attention(
 
 class MultiheadAttention(nn.Module):
     """Multi-head attention over feature tokens: self-attention on CPU through :func:`attention`
-    (one fused query/key/value projection; the compiled kernel at inference), else PyTorch's SDPA.
+    (one fused query/key/value projection; the compiled kernel, dropout included), else PyTorch's SDPA.
 
     Initialisation follows rtdl's FT-Transformer: Xavier-uniform (gain 1/sqrt(2)) for the
     query/key/value projections, zero biases; no outut projection for a single head.
@@ -688,8 +688,8 @@ class MultiheadAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if x_q is x_kv and attn_mask is None and x_q.device.type == "cpu":
             # Self-attention on CPU: one fused projection, and :func:`attention` on the token-major
-            # layout (no per-head copies): the compiled kernel for few tokens at inference, the
-            # chunked kernel with dropout in training (SDPA's CPU path with dropout is unfused).
+            # layout (no per-head copies): the compiled kernel for few tokens, dropout included
+            # (SDPA's CPU path with dropout is unfused).
             n, t, d = x_q.shape
             w = torch.cat((self.W_q.weight, self.W_k.weight, self.W_v.weight))
             b = None if self.W_q.bias is None else torch.cat((self.W_q.bias, self.W_k.bias, self.W_v.bias))
