@@ -222,26 +222,32 @@ def test_transformer_self_attention_through_the_kernel_matches_sdpa():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_dropout_in_the_kernel_matches_its_mask_with_gradients(causal):
-    """Dropout on the probabilities: with values that are the identity (d >= t) the output is the
-    dropped probabilities themselves, so the mask a seed gives can be read; the same seed again
-    (torch.manual_seed) gives the same mask, and the output and gradients equal fp64 attention
-    with that mask (kept probabilities scaled by 1 / (1 - p)). About p of them are dropped."""
-    if native.load() is None:
-        pytest.skip("no compiler here: the kernels did not build (the first test checks why)")
-    n, t, h, d, p = 64, 19, 2, 24, 0.3
+def test_dropout_matches_its_mask_with_gradients(monkeypatch, causal):
+    """Dropout on the probabilities (the kernel's, or the PyTorch path's without a compiler; a
+    rate of 1/4, which both keep exactly): with values that are the identity (d >= t) the output
+    is the dropped probabilities themselves, so the mask a seed gives can be read; the same seed
+    again (torch.manual_seed) gives the same mask, and the output and gradients equal fp64
+    attention with that mask (kept probabilities scaled by 1 / (1 - p)). About p are dropped."""
+    calls = []
+    apply = blocks._NativeAttention.apply
+    monkeypatch.setattr(blocks._NativeAttention, "apply", lambda *a: calls.append(1) or apply(*a))
+    n, t, h, d, p = 64, 19, 2, 24, 0.25
+
+    def attend(q, k, v):
+        return blocks.causal_attention(q, k, v, p) if causal else attention(q, k, v, dropout_p=p)
+
     torch.manual_seed(0)
     q, k, v = (torch.randn(n, t, h, d) for _ in range(3))
     eye = torch.eye(t, d).expand(n, h, t, d).transpose(1, 2).contiguous()
     torch.manual_seed(5)
-    dropped = blocks._NativeAttention.apply(q, k, eye, d**-0.5, causal, p)  # (n, i, h, j): P_ij after dropout
+    dropped = attend(q, k, eye)  # (n, i, h, j): P_ij after dropout
     seen = torch.ones(t, t, dtype=torch.bool).tril() if causal else torch.ones(t, t, dtype=torch.bool)
     kept = (dropped[..., :t] != 0).permute(0, 2, 1, 3)  # (n, h, i, j)
     share = 1 - kept[:, :, seen].double().mean().item()
     assert abs(share - p) < 0.01, share
     torch.manual_seed(5)
     inputs = [x.clone().requires_grad_() for x in (q, k, v)]
-    out = blocks._NativeAttention.apply(*inputs, d**-0.5, causal, p)
+    out = attend(*inputs)
     grad = torch.randn(n, t, h, d)
     grads = torch.autograd.grad(out, inputs, grad)
     exact = [x.double().requires_grad_() for x in (q, k, v)]
@@ -253,8 +259,8 @@ def test_dropout_in_the_kernel_matches_its_mask_with_gradients(causal):
     for g, r in zip(grads, ref_grads):
         assert (g.double() - r).abs().max() <= 1e-5 * r.abs().max()
     torch.manual_seed(6)  # another seed, another mask
-    other = blocks._NativeAttention.apply(q, k, eye, d**-0.5, causal, p)
-    assert not torch.equal((other[..., :t] != 0), (dropped[..., :t] != 0))
+    assert not torch.equal(attend(q, k, eye)[..., :t] != 0, dropped[..., :t] != 0)
+    assert len(calls) == (3 if native.load() is not None else 0)
 
 
 def test_a_dropout_rate_of_one_is_handled_by_the_pytorch_path():

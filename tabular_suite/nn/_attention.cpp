@@ -104,11 +104,8 @@ struct Out { void* p; int64_t sn, st, sh; };
 // Dropout on the probabilities: probability (key j, query i) of (sample, head) bh is kept when a
 // hash of (seed, bh, j, i) is at least `threshold` (= rate * 2^32), and then scaled by 1 / (1 -
 // rate). The backward pass hashes the same counters again: no mask is stored.
-inline uint32_t fmix32(uint32_t x) {  // MurmurHash3's finaliser: every input bit reaches every output bit
-    x ^= x >> 16; x *= 0x85ebca6bu; x ^= x >> 13; x *= 0xc2b2ae35u; x ^= x >> 16;
-    return x;
-}
-inline v16u fmix32(v16u x) {
+// MurmurHash3's finaliser (every input bit reaches every output bit), on a uint32_t or per lane
+template <class U> inline U fmix32(U x) {
     x ^= x >> 16; x *= 0x85ebca6bu; x ^= x >> 13; x *= 0xc2b2ae35u; x ^= x >> 16;
     return x;
 }

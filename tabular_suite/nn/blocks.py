@@ -697,9 +697,7 @@ class MultiheadAttention(nn.Module):
             out = attention(qkv, dropout_p=dropout).flatten(2)
             return out if self.W_out is None else self.W_out(out)
         q, k, v = self._split(self.W_q(x_q)), self._split(self.W_k(x_kv)), self._split(self.W_v(x_kv))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         out = out.transpose(1, 2).flatten(2)
         return out if self.W_out is None else self.W_out(out)
 
