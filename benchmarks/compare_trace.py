@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from suite import datasets, load  # noqa: E402
 
 
-def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto", bag_sets: int = 20, cv: int = 5) -> None:
+def trace(data: Path, name: str, budget: float, seed: int = 0, holdout="auto", bag_sets: int = 1, cv: int = 5) -> None:
     import torch
 
     import tabular_suite
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--holdout", default="auto", help="compare()'s holdout: auto, none, true or a fraction")
-    parser.add_argument("--bag-sets", type=int, default=20, help="compare()'s bag_sets (1: one k-fold split)")
+    parser.add_argument("--bag-sets", type=int, default=1, help="compare()'s bag_sets (1: one k-fold split)")
     parser.add_argument("--cv", type=int, default=5, help="compare()'s cv")
     args = parser.parse_args()
     holdout = {"auto": "auto", "none": None, "true": True}.get(args.holdout.lower())

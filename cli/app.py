@@ -564,10 +564,10 @@ def compare_command(
         "and ensembled like the first.",
     ),
     bag_sets: int = typer.Option(
-        20,
+        1,
         "--bag-sets",
         help="With --time-limit, --cv folds and a kept model: fit the models again on up to this many k-fold splits "
-        "with the time left (AutoGluon's num_bag_sets); 1: one split.",
+        "with the time left (AutoGluon's num_bag_sets); 1 (the default): one split.",
     ),
     infer_limit: float | None = typer.Option(
         None, "--infer-limit", help="Seconds per row the saved best model may take to predict (ensemble within it)."
@@ -665,7 +665,7 @@ def compare_command(
             raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
         if out is not None:
             result.save(out)
-            how = f"bagged (each member: {cv} fold models per k-fold split)"
+            how = f"bagged (each member: {cv} fold models{' per k-fold split' if bag_sets > 1 else ''})"
             how = "refitted on all rows" if result.refit_status else how
             if not result.refit_status and result.settings["holdout"]:
                 how = f"once-fitted (each member: one model, {result.settings['holdout']:.1%} of rows held out)"

@@ -441,7 +441,7 @@ def compare(
     calibrate: str | None = "auto",
     decision_threshold="auto",
     bag: bool = True,
-    bag_sets: int = 20,
+    bag_sets: int = 1,
     refit: bool = False,
     tune: bool | int = False,
     portfolio: bool = True,
@@ -576,16 +576,19 @@ def compare(
         bagging, as AutoGluon's; nothing is trained after the folds, and the whole
         ``time_limit`` goes to them; the in-context model, whose fit only stores its rows, is
         fitted once on all rows instead: one context to run). False keeps no models (less memory).
-    bag_sets : int, default=20
+    bag_sets : int, default=1
         With bagging, ``cv`` folds and a ``time_limit`` (local backend): at most this many
-        k-fold splits per model (AutoGluon's ``num_bag_sets``). The time the candidates and the
+        k-fold splits per model (AutoGluon's ``num_bag_sets``, whose default in AutoGluon 1.6 is
+        also 1). Each further split multiplies a model's fold models, and so its prediction
+        cost; at 300 s it bought no better mean rank against AutoGluon (benchmarks/RESULTS.md,
+        "Repeated bagging with the time left"). The time the candidates and the
         portfolio leave (less what stacking is expected to need) fits each model again on a
         further split, drawn with the next seed, the best-scoring models first, while it fits
         one at the pace of its first split (a model whose first split finished every fold
         ``ok``; not the in-context model, fitted once on all rows). A model's out-of-fold
         predictions are then the mean over its splits, and it predicts as the mean of all its
         fold models; a split cut short is left out. Leaderboard column ``bag_sets``; per-fold
-        scores stay the first split's. 1: one split.
+        scores stay the first split's.
     refit : bool
         Instead of bagging, refit the best row on all rows: ``result.best_model_`` (see
         ``refit_status`` when a time limit cuts it short).
