@@ -578,17 +578,17 @@ def compare(
         fitted once on all rows instead: one context to run). False keeps no models (less memory).
     bag_sets : int, default=1
         With bagging, ``cv`` folds and a ``time_limit`` (local backend): at most this many
-        k-fold splits per model (AutoGluon's ``num_bag_sets``, whose default in AutoGluon 1.6 is
-        also 1). Each further split multiplies a model's fold models, and so its prediction
-        cost; at 300 s it bought no better mean rank against AutoGluon (benchmarks/RESULTS.md,
-        "Repeated bagging with the time left"). The time the candidates and the
+        k-fold splits per model (AutoGluon's ``num_bag_sets``). The time the candidates and the
         portfolio leave (less what stacking is expected to need) fits each model again on a
         further split, drawn with the next seed, the best-scoring models first, while it fits
         one at the pace of its first split (a model whose first split finished every fold
         ``ok``; not the in-context model, fitted once on all rows). A model's out-of-fold
         predictions are then the mean over its splits, and it predicts as the mean of all its
         fold models; a split cut short is left out. Leaderboard column ``bag_sets``; per-fold
-        scores stay the first split's.
+        scores stay the first split's. Each further split multiplies a model's fold models and
+        so its prediction cost, and at 300 s it bought no better mean rank against AutoGluon
+        (benchmarks/RESULTS.md, "Repeated bagging with the time left"): hence the default of
+        one split (AutoGluon 1.6's default too).
     refit : bool
         Instead of bagging, refit the best row on all rows: ``result.best_model_`` (see
         ``refit_status`` when a time limit cuts it short).
