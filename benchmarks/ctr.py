@@ -205,7 +205,7 @@ def write_results(rows: list[dict]) -> None:
         HEADER,
         "",
         "Command: `python benchmarks/ctr.py --precision bf16 --seeds 0 1 2 && python benchmarks/ctr.py --write` (FuxiCTR from "
-        "`--peer-python`, default `../peers/fuxictr/bin/python`; `--precision auto` gives our fp32 rows); "
+        "`--peer-python`, default `../peers/fuxictr/bin/python`; `--precision fp32` gives our fp32 rows); "
         "diabetes130us, whose test AUC moves most between seeds (sd about 0.003 on both sides), with more seeds: "
         "`--datasets diabetes130us --seeds 0 1 2 3 4 5` (AutoInt+ also 6 7 8 9); the `peer-heap` rows: "
         "`--datasets bank_marketing --models autoint_plus --seeds 0 1 2 --peer-heap`",
@@ -280,7 +280,9 @@ def main() -> None:
     )
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--max-epochs", type=int, default=100)
-    p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
+    p.add_argument(
+        "--precision", default="fp32", help="ours: fp32, bf16, or auto (bf16 on a CPU with bf16 instructions)"
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[SEED], help="training seeds (the split stays seed 0)")
     p.add_argument(
         "--peer-heap",

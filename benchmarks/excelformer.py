@@ -140,14 +140,14 @@ def write_results(rows: list[dict]) -> None:
         "",
         "Command: `python benchmarks/excelformer.py --epochs 5 --precision bf16 && "
         "python benchmarks/excelformer.py --write` (pytorch-frame from `--peer-python`, default "
-        "`../peers/frame/bin/python`; `--precision auto` gives the fp32 rows)",
+        "`../peers/frame/bin/python`; `--precision fp32` gives the fp32 rows)",
         "",
         "Same split (64/16/20, seed 0), 1 thread each, same d_token / layers / heads / batch size / epochs, "
         "no mixup; test metric at the best validation epoch (RMSE in $100k for California, accuracy "
         "otherwise). Seconds per epoch include the validation pass; prediction rows/s on the test rows "
         "(ours from a DataFrame including preprocessing, pytorch-frame from its materialized TensorFrame). "
         'Config `bf16` = our `precision="bf16"` (CPU autocast for the linear layers; our CPU attention '
-        "kernel computes in fp32 either way); `auto` = fp32 on CPU; pytorch-frame always fp32. "
+        "kernel computes in fp32 either way); `auto` = fp32 on CPU (the default until bf16 autocast became `auto` on CPUs with bf16 instructions); pytorch-frame always fp32. "
         "Rows measured with the second core idle, after the attention kernel took q/k/v as strided token-major "
         "views (heads reordered as 16-byte elements), held (heads, head_dim, tokens) operands for rows of 16+ "
         "tokens, byte dropout masks, and the GLU's tanh as 2 sigmoid(2x) - 1 (fp32); earlier rows are in git history.",
@@ -185,7 +185,9 @@ def main() -> None:
     p.add_argument("--n-heads", type=int, default=32)
     p.add_argument("--n-blocks", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
+    p.add_argument(
+        "--precision", default="fp32", help="ours: fp32, bf16, or auto (bf16 on a CPU with bf16 instructions)"
+    )
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
     log = WORK / "excelformer.jsonl"

@@ -169,7 +169,7 @@ def write_results(rows: list[dict]) -> None:
         "arrays with the official example's loop. Seconds per epoch include the validation pass; prediction "
         "rows/s on the test rows (ours from a DataFrame including preprocessing, the peer from tensors, "
         '32,768-row batches). `bf16` = our `precision="bf16"` (CPU autocast: the GEMMs in bf16, '
-        "weights, loss and optimizer in fp32); `auto` = fp32 on CPU; the peer always fp32 (its example "
+        "weights, loss and optimizer in fp32); `auto` = fp32 on CPU (the default until bf16 autocast became `auto` on CPUs with bf16 instructions); the peer always fp32 (its example "
         "enables AMP on CUDA only). Mean ± std over the seeds. Where the time goes (profile of one "
         "California step, batch 256 x 32 members): ~102 MFLOP per training row, so the fp32 GEMM limit "
         "(~110 GFLOP/s on one thread) is ~12 s per epoch; our fp32 step spends ~2/3 of its time in GEMMs "
@@ -225,7 +225,9 @@ def main() -> None:
     p.add_argument("--d-block", type=int, default=512)
     p.add_argument("--n-blocks", type=int, default=3)
     p.add_argument("--arch-type", default="tabm")
-    p.add_argument("--precision", default="auto", help="ours: auto (fp32 on CPU) or bf16")
+    p.add_argument(
+        "--precision", default="fp32", help="ours: fp32, bf16, or auto (bf16 on a CPU with bf16 instructions)"
+    )
     p.add_argument("--write", action="store_true")
     p.add_argument("--check", action="store_true", help="only compare our module with the package's")
     a = p.parse_args()

@@ -16,7 +16,7 @@ from conftest import FAST
 from tabular_suite import FTTransformerRegressor, MLPClassifier, MLPRegressor, ResNetRegressor
 from tabular_suite.core.sklearn_glue import resolve_num_threads
 from tabular_suite.training import Callback, Objective, TrainConfig, fit_module, resolve_device, thread_limit
-from tabular_suite.training.device import autocast_dtype
+from tabular_suite.training.device import autocast_dtype, cpu_has_native_bf16
 
 
 def _regression_data(n=300, seed=0):
@@ -267,14 +267,16 @@ def test_device_resolution_and_precision():
     assert resolve_device("auto").type == expected
     with pytest.raises(ValueError, match="device"):
         resolve_device("not-a-device")
-    assert autocast_dtype("auto", torch.device("cpu")) is None
+    native = cpu_has_native_bf16()
+    assert autocast_dtype("auto", torch.device("cpu")) is (torch.bfloat16 if native else None)
+    assert autocast_dtype("fp32", torch.device("cuda")) is None
     assert autocast_dtype("auto", torch.device("cuda")) is torch.bfloat16
     assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
 
 
 def test_bf16_on_cpu_trains_close_to_fp32():
     X, y = _regression_data(400)
-    fp32 = MLPRegressor(max_epochs=30, num_threads=1, random_state=0).fit(X, y).score(X, y)
+    fp32 = MLPRegressor(max_epochs=30, num_threads=1, random_state=0, precision="fp32").fit(X, y).score(X, y)
     bf16 = MLPRegressor(max_epochs=30, num_threads=1, random_state=0, precision="bf16").fit(X, y).score(X, y)
     assert fp32 > 0.9 and abs(fp32 - bf16) < 0.03
 

@@ -1,5 +1,7 @@
-"""Model files: files written before the redesign still load and predict the same; unknown or
-newer files give an error naming the version that wrote them."""
+"""Model files: files written before the redesign still load and predict the same (in fp32, the
+precision they predicted in on a CPU then; with bf16 autocast, the default on CPUs with bf16
+instructions since, within its rounding); unknown or newer files give an error naming the
+version that wrote them."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 
 import tabular_suite
 from tabular_suite.core.model_file import read_model_file, write_model_file
+from tabular_suite.training import device
 
 OLD = Path(__file__).parent / "data" / "model_files_0.1.0"
 TABULAR = ["mlp", "resnet", "ft_transformer", "excelformer", "autoint", "finalmlp", "tabpfn", "ensemble"]
@@ -22,14 +25,29 @@ def old():
     return pd.read_csv(OLD / "X.csv"), np.load(OLD / "predictions.npz")
 
 
+@pytest.fixture
+def fp32_on_cpu(monkeypatch):
+    """``precision="auto"`` as when the files were written: fp32 on every CPU."""
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+
+
 @pytest.mark.parametrize("name", TABULAR)
-def test_files_from_before_the_redesign_predict_as_they_did(name, old):
+def test_files_from_before_the_redesign_predict_as_they_did(name, old, fp32_on_cpu):
     X, expected = old
     model = tabular_suite.load(OLD / f"{name}.tsm")
     np.testing.assert_allclose(model.predict_proba(X), expected[name], rtol=1e-5, atol=1e-6)
 
 
-def test_regressor_and_recommender_files_from_before_the_redesign(old):
+@pytest.mark.skipif(not device.cpu_has_native_bf16(), reason="the CPU has no bf16 instructions: auto is fp32 (above)")
+@pytest.mark.parametrize("name", [n for n in TABULAR if n != "tabpfn"])
+def test_files_from_before_the_redesign_predict_within_bf16_rounding_by_default(name, old):
+    X, expected = old
+    proba = tabular_suite.load(OLD / f"{name}.tsm").predict_proba(X)
+    assert not np.allclose(proba, expected[name], rtol=1e-5, atol=1e-6)  # bf16 autocast did run
+    np.testing.assert_allclose(proba, expected[name], atol=1e-2)
+
+
+def test_regressor_and_recommender_files_from_before_the_redesign(old, fp32_on_cpu):
     X, expected = old
     np.testing.assert_allclose(
         tabular_suite.load(OLD / "mlp_regressor.tsm").predict(X), expected["mlp_regressor"], rtol=1e-5, atol=1e-6

@@ -387,7 +387,7 @@ class _InContextEstimator(BaseEstimator, DataParams):
         (the context's pass was most of a small batch's cost)."""
         model, _ = self._pfn()
         device = resolve_device(self.device)
-        amp = autocast_dtype(self.precision, device, bf16_on_native_cpu=True)
+        amp = autocast_dtype(self.precision, device)
         with thread_limit(resolve_num_threads(self.num_threads)), torch.inference_mode():
             model = model.to(device)
             n_out = None if self._regression else torch.tensor([int(v.label_map.max()) + 1 for v in views])

@@ -65,7 +65,13 @@ class TrainingParams:
         "auto",
         '"auto" picks cuda > mps > cpu, or any torch device string. Models fitted on one device predict on any other.',
     )
-    precision: str = param("auto", '"auto" = bf16 autocast on CUDA, fp32 elsewhere.', type='{"auto", "bf16", "fp32"}')
+    precision: str = param(
+        "auto",
+        '"auto" = bf16 autocast on CUDA and on CPUs with AVX512-BF16 or AMX (TabM on an AMX Xeon: fit 2.3x '
+        'and prediction 3.0x as fast, the same accuracy; benchmarks/RESULTS.md, "Precision"), fp32 elsewhere; '
+        '"bf16" forces it, "fp32" turns it off.',
+        type='{"auto", "bf16", "fp32"}',
+    )
     num_threads: int | None = param(
         None,
         "Torch CPU threads during fit/predict (restored afterwards). None = all cores but one, or "
