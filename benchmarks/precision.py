@@ -81,9 +81,9 @@ def run_sasrec(args) -> None:
 
 
 def write() -> None:
-    rows = read_rows(LOG)
+    rows = [r for r in read_rows(LOG) if "error" not in r]
     seq = [r for r in rows if r["model"].startswith("sasrec@")]
-    df = pd.DataFrame([r for r in rows if "error" not in r and r not in seq])
+    df = pd.DataFrame([r for r in rows if not r["model"].startswith("sasrec@")])
     df[["base", "precision"]] = df.model.str.split("@", expand=True)
     lines = [
         "## Precision: bf16 autocast against fp32 (deep tabular models)",

@@ -31,6 +31,12 @@ def fp32_on_cpu(monkeypatch):
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
 
 
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """``precision="auto"`` as on a CPU with bf16 instructions (emulated on one without: slower, same rounding)."""
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+
+
 @pytest.mark.parametrize("name", TABULAR)
 def test_files_from_before_the_redesign_predict_as_they_did(name, old, fp32_on_cpu):
     X, expected = old
@@ -38,9 +44,8 @@ def test_files_from_before_the_redesign_predict_as_they_did(name, old, fp32_on_c
     np.testing.assert_allclose(model.predict_proba(X), expected[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not device.cpu_has_native_bf16(), reason="the CPU has no bf16 instructions: auto is fp32 (above)")
 @pytest.mark.parametrize("name", [n for n in TABULAR if n != "tabpfn"])
-def test_files_from_before_the_redesign_predict_within_bf16_rounding_by_default(name, old):
+def test_files_from_before_the_redesign_predict_within_bf16_rounding_by_default(name, old, bf16_cpu):
     X, expected = old
     proba = tabular_suite.load(OLD / f"{name}.tsm").predict_proba(X)
     assert not np.allclose(proba, expected[name], rtol=1e-5, atol=1e-6)  # bf16 autocast did run
