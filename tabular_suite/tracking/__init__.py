@@ -214,10 +214,12 @@ class _Tracker:
         return self.retrying(lambda: getattr(mlflow, name)(*args, **kwargs))
 
     def retrying(self, fn, attempts: int = 6):
-        """``fn()``, retried while a SQLite store is busy (another process writing); other errors warn."""
+        """``fn()``, retried while a SQLite store is busy (another process writing); other errors warn.
+        Each call is written whole: an interrupt waits for its end (:func:`_interrupts_deferred`)."""
         for attempt in range(attempts):
             try:
-                return fn()
+                with _interrupts_deferred():
+                    return fn()
             except Exception as exc:  # noqa: BLE001 - any store error must not stop training
                 if "database is locked" in str(exc) and attempt < attempts - 1:
                     time.sleep(0.1 * 2**attempt)
