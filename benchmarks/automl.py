@@ -287,7 +287,8 @@ def write(rows: list[dict]) -> None:
                   "|---|---|" + "---:|" * len(table.columns)]  # fmt: skip
         for (name, task), values in table.iterrows():
             metric = {"binary": "ROC AUC", "multiclass": "log loss", "regression": "RMSE"}[task]
-            lines.append(f"| {name} | {task} ({metric}) | " + " | ".join(f"{v:.4g}" for v in values) + " |")
+            cells = [f"{v:,.0f}" if task == "regression" else f"{v:.4g}" for v in values]
+            lines.append(f"| {name} | {task} ({metric}) | " + " | ".join(cells) + " |")
         lines.append("")
         for ours in ("ours", *EXTRA):
             for peer in ("medium_quality", "best_quality"):
