@@ -379,6 +379,7 @@ def test_mlflow_parent_run_with_nested_runs(tmp_path):
     assert schema == ["a", "b", "c", "target"] and json.loads(data_input.dataset.profile)["num_rows"] == 120
 
 
+@pytest.mark.slow  # a local Ray cluster starts (~40 s on two loaded cores; make test-all)
 def test_ray_backend_matches_local_results():
     import ray  # installed by the test extra
 

@@ -127,13 +127,21 @@ def _launch(tmp_path: Path, table: Path, kind: str, n: int, **env) -> list[dict]
     # --max-restarts: a group that fails to connect on a loaded machine starts again (as in production).
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "--max-restarts=2",
            str(script), str(table), kind, str(out)]  # fmt: skip
+    if n == 1 and not env:  # one process: a plain interpreter (no launcher to start), as a user runs a script
+        cmd = [sys.executable, *cmd[-4:]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **env})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [{**json.loads(Path(f"{out}.{rank}.json").read_text()), "model_path": out} for rank in range(n)]
 
 
-@pytest.mark.parametrize("kind", ["mlp", "finalmlp", "mlp_parquet"])
+# Each group of processes costs 15-40 s on two loaded cores (interpreter start-up, imports, the
+# rendezvous): the default suite keeps one of each kind of run (two ranks of an MLP here; a
+# streamed fit over two ranks from the CLI below), the others are marked slow (make test-all).
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("kind", ["mlp", pytest.param("finalmlp", marks=SLOW), pytest.param("mlp_parquet", marks=SLOW)])
 def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind):
     from sklearn.metrics import roc_auc_score
 
@@ -167,7 +175,7 @@ def test_two_processes_train_one_model_as_one_process_does(tmp_path, table, kind
         assert network[0]["steps"] == two[0]["steps"] == one["steps"]
 
 
-@pytest.mark.slow  # three more pairs of processes (~30 s): run with -m slow
+@SLOW  # three more pairs of processes
 def test_the_shared_memory_exchange_variants_train_the_same_model(tmp_path, table):
     two = _torchrun(tmp_path, table, "finalmlp", 2)
     # Each rank updating everything (as before the sharded update) trains the same model:
@@ -186,6 +194,7 @@ def test_the_shared_memory_exchange_variants_train_the_same_model(tmp_path, tabl
     np.testing.assert_allclose(gathered[0]["proba"], two[0]["proba"], rtol=0, atol=1e-6)
 
 
+@SLOW
 def test_two_processes_train_one_sasrec_as_one_process_does(tmp_path, table):
     two = _torchrun(tmp_path, table, "sasrec", 2)
     np.testing.assert_allclose(two[0]["proba"], two[1]["proba"], rtol=0, atol=1e-5)
@@ -218,6 +227,7 @@ def test_shared_exchange_gives_up_when_a_rank_never_arrives():
     exchange._wait(headers, 1)
 
 
+@SLOW
 def test_per_process_batch_takes_fewer_larger_steps(tmp_path, table):
     from sklearn.metrics import roc_auc_score
 
@@ -231,6 +241,7 @@ def test_per_process_batch_takes_fewer_larger_steps(tmp_path, table):
     assert auc > 0.8, auc
 
 
+@SLOW
 def test_cli_train_with_workers_writes_one_model(tmp_path, table):
     out = tmp_path / "workers.tsm"
     cmd = [sys.executable, "-m", "tabular_suite.cli.app", "train", str(table), "--target", "y", "--model", "mlp",
@@ -259,16 +270,23 @@ def test_cli_train_streams_a_parquet_folder(tmp_path, table):
     df[1000:1600].to_parquet(folder / "b.parquet", row_group_size=300)
     base = [sys.executable, "-m", "tabular_suite.cli.app", "train", str(folder), "--target", "y", "--model", "mlp",
             "--quiet", "-p", "max_epochs=4"]  # fmt: skip
-    for workers in (1, 2):
-        out = tmp_path / f"streamed_{workers}.tsm"
-        proc = subprocess.run([*base, "--out", str(out), "--workers", str(workers)], capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert proc.stdout.count("streamed 1,600 rows") == 1 and "rows/s" in proc.stdout
-        assert tabular_suite.load(out).predict_proba(df[1600:].drop(columns="y")).shape == (400, 2)
-    refused = subprocess.run([*base, "--out", str(tmp_path / "x.tsm"), "--holdout", "0.2"], capture_output=True,
-                             text=True, timeout=120)  # fmt: skip
-    assert refused.returncode == 1 and "--stream trains on every row" in refused.stderr
+    out = tmp_path / "streamed.tsm"
+    proc = subprocess.run([*base, "--out", str(out), "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("streamed 1,600 rows") == 1 and "rows/s" in proc.stdout  # rank 0 speaks
+    assert tabular_suite.load(out).predict_proba(df[1600:].drop(columns="y")).shape == (400, 2)
+    # Refused before any process starts (typer's runner, in this process):
+    from typer.testing import CliRunner
+
+    from tabular_suite.cli import app
+
+    def invoke(*args):
+        return CliRunner().invoke(app.app, [*base[3:], "--out", str(tmp_path / "x.tsm"), *args])
+
+    refused = invoke("--holdout", "0.2")
+    assert refused.exit_code == 1 and "--stream trains on every row" in refused.stderr
+    refused = invoke("--workers", "0")
+    assert refused.exit_code == 1 and "--workers must be at least 1" in refused.stderr + refused.stdout
 
 
 def test_checkpoint_resumes_an_interrupted_fit(tmp_path):
@@ -333,6 +351,7 @@ KILLED = textwrap.dedent(
 )
 
 
+@SLOW
 def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, table):
     from sklearn.metrics import roc_auc_score
 
@@ -354,6 +373,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, table):
     assert not checkpoint.exists()
 
 
+@SLOW
 def test_ray_train_fits_one_model_over_workers(tmp_path, table):
     import ray  # a test dependency (pyproject [test]): missing is a failure, not a skip
     from sklearn.metrics import roc_auc_score

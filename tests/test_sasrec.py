@@ -438,25 +438,25 @@ def test_cli_recommend_fit_predict_evaluate(tmp_path):
     assert run.data.tags["protocol_full"].startswith("full ranking")
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 30
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model.tsm"]
-    r = cli("predict", model, "--users", "1,2", "-k", "3", "--out", tmp_path / "recs.csv")
-    assert r.returncode == 0, r.stderr
-    recs = pd.read_csv(tmp_path / "recs.csv")
-    assert recs.user_id.tolist() == [1, 1, 1, 2, 2, 2] and recs["rank"].tolist() == [1, 2, 3] * 2
     from typer.testing import CliRunner
 
     from tabular_suite.cli import app as cli_app
 
-    def invoke(*args):  # error paths in this process (typer's runner): no interpreter start-up
+    def invoke(*args):  # the other commands in this process (typer's runner): no interpreter start-up
         return CliRunner().invoke(cli_app.app, ["recommend", *map(str, args)], env={"TABULAR_SUITE_NUM_THREADS": "1"})
 
+    r = invoke("predict", model, "--users", "1,2", "-k", "3", "--out", tmp_path / "recs.csv")
+    assert r.exit_code == 0, r.stderr
+    recs = pd.read_csv(tmp_path / "recs.csv")
+    assert recs.user_id.tolist() == [1, 1, 1, 2, 2, 2] and recs["rank"].tolist() == [1, 2, 3] * 2
     r = invoke("predict", model, "--users", "1", "--out", tmp_path / "recs.csv")
     assert r.exit_code == 1 and "already exists" in r.stderr
     r = invoke("predict", model, "--users", "999", "--out", tmp_path / "none.csv")
     assert r.exit_code == 1 and "not seen at fit" in r.stderr and not (tmp_path / "none.csv").exists()
     _, _, test = leave_one_out_split(log, time_col="ts")
     test.to_csv(tmp_path / "test.csv", index=False)
-    r = cli("evaluate", model, tmp_path / "test.csv", "--n-negatives", "5")
-    assert r.returncode == 0, r.stderr
+    r = invoke("evaluate", model, tmp_path / "test.csv", "--n-negatives", "5")
+    assert r.exit_code == 0, r.stderr
     assert "sampled: true item + 5" in r.stdout
     r = invoke("fit", tmp_path / "log.parquet", "--item-col", "movie", "--out", tmp_path / "x.tsm")
     assert r.exit_code == 1 and "no item column 'movie'" in r.stderr

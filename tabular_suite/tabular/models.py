@@ -295,7 +295,7 @@ class ExcelFormerClassifier(TabularClassifierMixin, _ExcelFormerParams):
         """    >>> from tabular_suite import ExcelFormerClassifier
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    >>> clf = ExcelFormerClassifier(d_token=32, n_heads=4, max_epochs=15, lr=1e-3, random_state=0,
+    >>> clf = ExcelFormerClassifier(d_token=32, n_heads=4, max_epochs=6, lr=1e-3, random_state=0,
     ...                             num_threads=1).fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
@@ -310,7 +310,7 @@ class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
         """    >>> from tabular_suite import ExcelFormerRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
-    >>> reg = ExcelFormerRegressor(d_token=32, n_heads=4, max_epochs=30, lr=1e-3, random_state=0,
+    >>> reg = ExcelFormerRegressor(d_token=32, n_heads=4, max_epochs=12, lr=1e-3, random_state=0,
     ...                            num_threads=1, mix_type="hidden").fit(X, y)
     >>> reg.score(X, y) > 0.3
     True
