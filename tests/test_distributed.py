@@ -125,10 +125,11 @@ def _launch(tmp_path: Path, table: Path, kind: str, n: int, **env) -> list[dict]
     script.write_text(SCRIPT)
     out = tmp_path / f"{kind}_{n}{'_'.join(env)}.tsm"
     # --max-restarts: a group that fails to connect on a loaded machine starts again (as in production).
+    args = [str(script), str(table), kind, str(out)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "--max-restarts=2",
-           str(script), str(table), kind, str(out)]  # fmt: skip
+           *args]  # fmt: skip
     if n == 1 and not env:  # one process: a plain interpreter (no launcher to start), as a user runs a script
-        cmd = [sys.executable, *cmd[-4:]]
+        cmd = [sys.executable, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **env})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
