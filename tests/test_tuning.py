@@ -21,7 +21,14 @@ from tabular_suite.compare.candidates import (
     resolve_candidates,
     with_params,
 )
-from tabular_suite.compare.folds import Deadline, fit_gbdt, fit_within, rounds_grown
+from tabular_suite.compare.folds import (
+    Deadline,
+    early_stopping_patience,
+    fit_gbdt,
+    fit_within,
+    gbdt_library,
+    rounds_grown,
+)
 from tabular_suite.compare.metrics import get_metric
 from tabular_suite.data.schema import Schema
 from tabular_suite.tabular.base import holdout_split
@@ -91,13 +98,13 @@ def test_gbdt_trials_stop_early_on_the_hold_out():
 
 
 def test_untuned_gbdt_fold_models_early_stop_on_a_tenth_of_their_rows():
-    """A LightGBM or XGBoost candidate's fit holds out a stratified tenth of its rows (holdout_split, seeded by the
-    model's seed) and stops 50 rounds after its loss there last improved: the same model as one
-    early-stopped on those rows explicitly, far below GBDT_ROUNDS."""
+    """A LightGBM, XGBoost or CatBoost candidate's fit holds out a stratified tenth of its rows (holdout_split,
+    seeded by the model's seed) and stops when its loss there has not improved for AutoGluon's
+    patience: the same model as one early-stopped on those rows explicitly, far below GBDT_ROUNDS."""
     X, y = _table(600)
     ctx = _ctx(X)
     kept, held = holdout_split(y, EARLY_STOP_FRACTION, ctx.seed, stratify=True)
-    for name in ("lightgbm", "xgboost"):  # (CatBoost grows its 500 rounds)
+    for name in ("lightgbm", "xgboost", "catboost"):
         [cand] = resolve_candidates([name], "fast", "classification")
         est = cand.make(ctx)
         assert fit_within(est, X, y, None) is None
@@ -110,6 +117,53 @@ def test_untuned_gbdt_fold_models_early_stop_on_a_tenth_of_their_rows():
         timed = cand.make(ctx)
         assert fit_within(timed, X, y, Deadline(600.0)) is None
         np.testing.assert_allclose(timed.predict_proba(X), est.predict_proba(X), err_msg=name)
+
+
+def _validation_curve(model) -> list:
+    """The loss on the early-stopping rows after each round a fitted GBDT grew."""
+    library = gbdt_library(model)
+    if library == "lightgbm":
+        return list(model.evals_result_["valid_0"].values())[0]
+    if library == "xgboost":
+        return list(model.evals_result()["validation_0"].values())[0]
+    return list(model.get_evals_result()["validation"].values())[0]
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
+def test_gbdt_candidates_stop_at_autogluons_adaptive_patience(name):
+    """Patience "auto": the fit stops early_stopping_patience(rows, best round) rounds after the best round
+    on its held-out rows (AutoGluon's rule: at least 300 rounds up to 10,000 rows, 0.3 x best + 20
+    when longer), and the model predicts with that best round."""
+    assert early_stopping_patience(540) == 300 and early_stopping_patience(20_000) == 150
+    assert early_stopping_patience(540, best_round=1_000) == 320
+    X, y = _table(600)
+    ctx = _ctx(X)
+    est = resolve_candidates([name], "fast", "classification")[0].make(ctx)
+    assert est[-1].get_params()["early_stopping_round" if name == "lightgbm" else "early_stopping_rounds"] == "auto"
+    fit_within(est, X, y, None)
+    curve = _validation_curve(est[-1])
+    best = int(np.argmin(curve))
+    assert rounds_grown(est[-1]) == best + 1  # predicts with its best round
+    assert len(curve) == best + 1 + early_stopping_patience(540, best), (len(curve), best)
+
+
+def test_catboost_reads_the_categories_natively():
+    """The CatBoost candidate passes every categorical column as a CatBoost categorical feature (integer codes,
+    whatever the cardinality); an unseen category or a missing value predicts."""
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"num": rng.normal(size=n), "city": rng.choice([f"c{i}" for i in range(300)], n),
+                      "colour": rng.choice(["red", "blue", None], n)})  # fmt: skip
+    y = ((X["city"].str[1:].astype(int) % 2 == 0) ^ (X["num"] > 1)).astype(int).to_numpy()
+    types = {"num": "numeric", "city": "categorical", "colour": "categorical"}
+    n_unique = {"city": 300, "colour": 2}
+    ctx = BuildContext("classification", Schema.from_types(types), n_unique, types, (), 0, 1, "cpu")
+    est = resolve_candidates(["catboost"], "fast", "classification")[0].make(ctx)
+    fit_within(est, X, y, None)
+    assert est[-1].get_cat_feature_indices() == [1, 2]  # both, the 300-category column too
+    new = pd.DataFrame({"num": [0.0, 0.0], "city": ["c999", "c2"], "colour": ["green", None]})
+    assert np.isfinite(est.predict_proba(new)).all()
+    assert (est.predict(X) == y).mean() > 0.9  # the parity of the city is learnt from its codes' statistics
 
 
 def test_a_gbdt_on_too_few_rows_to_hold_out_grows_the_fallback_rounds():
@@ -213,7 +267,7 @@ def test_time_the_models_leave_goes_to_portfolio_configurations_bagged_like_the_
 
 
 def test_portfolio_configurations_stop_at_the_time_limit():
-    X, y = _table(20_000)
+    X, y = _table(10_000)
     limit = 6.0
     started = time.perf_counter()
     result = tabular_suite.compare(X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, **QUIET)

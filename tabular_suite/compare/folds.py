@@ -425,6 +425,73 @@ def gbdt_deadline_callback(library: str, deadline: Deadline):
     raise ValueError(f"No deadline callback for {library!r}.")
 
 
+def early_stopping_patience(n_rows: int, best_round: int = 0) -> int:
+    """AutoGluon's early-stopping patience for its LightGBM, XGBoost and CatBoost models
+    (``early_stop="adaptive"``, autogluon.core 1.6): at least 300 rounds up to 10,000 training
+    rows, ``300 x 10,000 / n_rows`` (at least 20) above, and ``0.3 x best round + 20`` when that is
+    longer: a model still improving late waits longer.
+
+    >>> early_stopping_patience(5_000), early_stopping_patience(100_000), early_stopping_patience(100_000, 2_000)
+    (300, 30, 620)
+    """
+    floor = max(20, round(300 * min(1.0, 10_000 / max(n_rows, 1))))
+    return max(floor, round(0.3 * best_round + 20))
+
+
+class _AdaptiveStop:
+    """Stops a GBDT by :func:`early_stopping_patience` on its first validation metric."""
+
+    def __init__(self, n_rows: int):
+        self.n_rows, self.best, self.best_round = n_rows, None, 0
+
+    def update(self, round_: int, value: float, higher_is_better: bool = False) -> bool:
+        """Record round ``round_``'s validation score; True when the patience has run out."""
+        if self.best is None or (value > self.best if higher_is_better else value < self.best):
+            self.best, self.best_round = value, round_
+        return round_ - self.best_round >= early_stopping_patience(self.n_rows, self.best_round)
+
+
+_XGBOOST_MAXIMISED = ("auc", "aucpr", "map", "ndcg", "pre")  # (as xgboost's EarlyStopping reads its metrics)
+
+
+def gbdt_patience_callback(library: str, stop: _AdaptiveStop):
+    """A training callback of ``library`` that stops at ``stop``'s patience and leaves the model
+    predicting with its best round (LightGBM's and XGBoost's best iteration; CatBoost keeps its
+    best rounds by itself with a validation set, ``use_best_model``). CatBoost's validation
+    metric must be a loss (its default)."""
+    if library == "lightgbm":
+        import lightgbm
+
+        def adaptive_stop(env):
+            _, _, value, higher = next(r for r in env.evaluation_result_list if r[0] != "training")[:4]
+            if stop.update(env.iteration, value, higher) or env.iteration + 1 == env.end_iteration:
+                raise lightgbm.callback.EarlyStopException(stop.best_round, env.evaluation_result_list)
+
+        adaptive_stop.order = 30  # (where LightGBM's own early stopping runs)
+        return adaptive_stop
+    if library == "xgboost":
+        import xgboost
+
+        class AdaptiveStop(xgboost.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log) -> bool:
+                name, values = list(list(evals_log.values())[-1].items())[-1]
+                return stop.update(epoch, float(np.ravel(values[-1])[0]), name.startswith(_XGBOOST_MAXIMISED))
+
+            def after_training(self, model):
+                model.set_attr(best_iteration=str(stop.best_round), best_score=str(stop.best))
+                return model
+
+        return AdaptiveStop()
+    if library == "catboost":
+
+        class AdaptiveStopCatBoost:
+            def after_iteration(self, info) -> bool:  # False stops training
+                return not stop.update(info.iteration, next(iter(info.metrics["validation"].values()))[-1])
+
+        return AdaptiveStopCatBoost()
+    raise ValueError(f"No patience callback for {library!r}.")
+
+
 _GBDTS = (("lightgbm", "lightgbm.LGBMModel"), ("xgboost", "xgboost.XGBModel"), ("catboost", "catboost.CatBoost"))
 
 
@@ -459,9 +526,10 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
     A model with its library's early-stopping patience set (``early_stopping_round`` in LightGBM,
     ``early_stopping_rounds`` in XGBoost and CatBoost: the comparison's candidates) stops that many
     rounds after its loss on ``valid = (X, y, sample_weight or None)`` last improved and predicts
-    with its best round; without ``valid``, a tenth of the rows are held out for it (stratified for
-    classifiers, seeded by the model's seed), and with fewer than 20 rows it grows
-    ``FALLBACK_ROUNDS`` rounds on all of them, its patience unset. ``weighted``: ``{"sample_weight": w}``.
+    with its best round; ``"auto"``: :func:`early_stopping_patience` of the rows it trains on.
+    Without ``valid``, a tenth of the rows are held out for it (stratified for classifiers,
+    seeded by the model's seed), and with fewer than 20 rows it grows ``FALLBACK_ROUNDS`` rounds on
+    all of them, its patience unset. ``weighted``: ``{"sample_weight": w}``.
 
     >>> import lightgbm
     >>> X, y = np.random.default_rng(0).normal(size=(400, 3)), np.arange(400.0) % 7
@@ -486,6 +554,26 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
             weights = None if weights is None else weights[kept]
     weighted = {} if weights is None else {"sample_weight": weights}
     stops = [] if deadline is None else [gbdt_deadline_callback(library, deadline)]
+    adaptive = _AdaptiveStop(len(y)) if model.get_params()[patience_name] == "auto" else None
+    if adaptive is not None:  # (its callback stops the model)
+        stops.append(gbdt_patience_callback(library, adaptive))
+        model.set_params(**{patience_name: None})
+    callbacks = params["callbacks"] if library == "xgboost" else None
+    try:
+        grown = _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops, callbacks)
+    except BaseException:
+        if adaptive is not None:
+            model.set_params(**{patience_name: "auto"})
+        raise
+    if adaptive is not None and library != "catboost":  # (a fitted CatBoost model's params are fixed: None)
+        # The fitted model says the patience it stopped with (LightGBM predicts with its params: not "auto").
+        model.set_params(**{patience_name: early_stopping_patience(adaptive.n_rows, adaptive.best_round)})
+    cut_short = deadline is not None and deadline.hit and grown < total
+    return f"{grown} of {total} boosting rounds" if cut_short else None
+
+
+def _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops, callbacks) -> int:
+    """One library's fit with ``stops`` as callbacks; returns the rounds grown."""
     if library == "lightgbm":
         rows = {}
         if valid is not None:  # (LightGBM 4.7 names the validation rows eval_X / eval_y; eval_set is deprecated there)
@@ -498,7 +586,6 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
     elif library == "xgboost":
         rows = {} if valid is None else {"eval_set": [valid[:2]], "verbose": False}
         rows.update({} if valid is None or valid[2] is None else {"sample_weight_eval_set": [valid[2]]})
-        callbacks = params["callbacks"]
         model.set_params(callbacks=[*(callbacks or ()), *stops] or None)
         try:
             model.fit(X, y, **rows, **weighted)
@@ -510,11 +597,11 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
         if valid is not None:
             from catboost import Pool
 
-            eval_set = Pool(valid[0], valid[1], weight=valid[2]) if valid[2] is not None else valid[:2]
+            cats = model.get_params().get("cat_features")
+            eval_set = valid[:2] if valid[2] is None else Pool(*valid[:2], weight=valid[2], cat_features=cats)
         model.fit(X, y, eval_set=eval_set, callbacks=stops or None, **weighted)
         grown = model.tree_count_
-    cut_short = deadline is not None and deadline.hit and grown < total
-    return f"{grown} of {total} boosting rounds" if cut_short else None
+    return grown
 
 
 def _take(X, rows: np.ndarray):
