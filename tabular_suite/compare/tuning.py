@@ -12,7 +12,8 @@ TPE proposes the rest. The chosen configuration is then bagged over all folds li
   rows, held out of the fold's training rows) to Optuna's median pruner, which stops a trial
   whose curve is worse than the median of the earlier trials at the same epoch.
 - GBDTs: each trial grows up to :data:`~tabular_suite.compare.candidates.GBDT_ROUNDS` rounds and
-  stops 50 rounds after its validation loss last improved (early-stopped trials, as the untuned
+  stops at AutoGluon's patience after its validation loss last improved
+  (:func:`~tabular_suite.compare.folds.early_stopping_patience`; early-stopped trials, as the untuned
   fold models do on rows of their own); the chosen configuration keeps the number of rounds its
   trial reached, so its bagged fold models train on all their rows, without early stopping.
 
