@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import append_row, machine, read_rows, write_section  # noqa: E402
 
 from tabular_suite.compare.candidates import BASELINES, BuildContext  # noqa: E402
-from tabular_suite.data.schema import infer_schema  # noqa: E402
+from tabular_suite.data.features import decide_types  # noqa: E402
+from tabular_suite.data.schema import Schema  # noqa: E402
 from tabular_suite.incontext.estimator import TabPFNClassifier  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tabular"
@@ -91,9 +92,10 @@ def make_model(name: str, X: pd.DataFrame, seed: int, args):
             num_threads=1,
             random_state=seed,
         )
-    schema = infer_schema(X, None)
+    kinds, coerced = decide_types(X)
+    schema = Schema.from_types(kinds)
     n_unique = {c: int(X[c].nunique()) for c in schema.categorical}
-    ctx = BuildContext("classification", schema, n_unique, seed, 1, "cpu")
+    ctx = BuildContext("classification", schema, n_unique, kinds, tuple(coerced), seed, 1, "cpu")
     return BASELINES[name][0](ctx)
 
 
