@@ -147,6 +147,29 @@ def test_gbdt_candidates_stop_at_autogluons_adaptive_patience(name):
     assert len(curve) == best + 1 + early_stopping_patience(540, best), (len(curve), best)
 
 
+class _PassesAfter(Deadline):
+    """A deadline that passes at its ``calls``-th check (one check a boosting round)."""
+
+    def __init__(self, calls: int):
+        super().__init__(600.0)
+        self.calls = calls
+
+    def passed(self) -> bool:
+        self.calls -= 1
+        return self.calls < 0
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
+def test_a_gbdt_the_deadline_stops_predicts_with_its_best_round_so_far(name):
+    X, y = _table(600)
+    X = X.assign(f0=X["f0"] + np.random.default_rng(1).normal(scale=2.0, size=len(X)))  # noisy: the best round is early
+    est = resolve_candidates([name], "fast", "classification")[0].make(_ctx(X))
+    assert fit_within(est, X, y, _PassesAfter(150)).endswith(" of 10000 boosting rounds")  # a timeout
+    curve = _validation_curve(est[-1])
+    assert len(curve) == 151  # stopped at the deadline, before the patience ran out
+    assert rounds_grown(est[-1]) == int(np.argmin(curve)) + 1 < 151
+
+
 def test_catboost_reads_the_categories_natively():
     """The CatBoost candidate passes every categorical column as a CatBoost categorical feature (integer codes,
     whatever the cardinality); an unseen category or a missing value predicts."""

@@ -454,17 +454,21 @@ class _AdaptiveStop:
 _XGBOOST_MAXIMISED = ("auc", "aucpr", "map", "ndcg", "pre")  # (as xgboost's EarlyStopping reads its metrics)
 
 
-def gbdt_patience_callback(library: str, stop: _AdaptiveStop):
+def gbdt_patience_callback(library: str, stop: _AdaptiveStop, deadline: Deadline | None = None):
     """A training callback of ``library`` that stops at ``stop``'s patience and leaves the model
     predicting with its best round (LightGBM's and XGBoost's best iteration; CatBoost keeps its
     best rounds by itself with a validation set, ``use_best_model``). CatBoost's validation
-    metric must be a loss (its default)."""
+    metric must be a loss (its default). LightGBM's also stops at ``deadline`` (as
+    :func:`gbdt_deadline_callback`), with its best round too."""
     if library == "lightgbm":
         import lightgbm
 
         def adaptive_stop(env):
             _, _, value, higher = next(r for r in env.evaluation_result_list if r[0] != "training")[:4]
-            if stop.update(env.iteration, value, higher) or env.iteration + 1 == env.end_iteration:
+            last = env.iteration + 1 == env.end_iteration
+            if deadline is not None and not last and deadline.passed():
+                deadline.hit = True
+            if stop.update(env.iteration, value, higher) or last or (deadline is not None and deadline.hit):
                 raise lightgbm.callback.EarlyStopException(stop.best_round, env.evaluation_result_list)
 
         adaptive_stop.order = 30  # (where LightGBM's own early stopping runs)
@@ -553,10 +557,11 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
             X, y = _take(X, kept), np.asarray(y)[kept]
             weights = None if weights is None else weights[kept]
     weighted = {} if weights is None else {"sample_weight": weights}
-    stops = [] if deadline is None else [gbdt_deadline_callback(library, deadline)]
     adaptive = _AdaptiveStop(len(y)) if model.get_params()[patience_name] == "auto" else None
+    own_deadline = deadline is not None and not (adaptive and library == "lightgbm")  # (else the patience's)
+    stops = [gbdt_deadline_callback(library, deadline)] if own_deadline else []
     if adaptive is not None:  # (its callback stops the model)
-        stops.append(gbdt_patience_callback(library, adaptive))
+        stops.append(gbdt_patience_callback(library, adaptive, deadline))
         model.set_params(**{patience_name: None})
     callbacks = params["callbacks"] if library == "xgboost" else None
     try:
