@@ -563,9 +563,8 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
     if adaptive is not None:  # (its callback stops the model)
         stops.append(gbdt_patience_callback(library, adaptive, deadline))
         model.set_params(**{patience_name: None})
-    callbacks = params["callbacks"] if library == "xgboost" else None
     try:
-        grown = _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops, callbacks)
+        grown = _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops)
     except BaseException:
         if adaptive is not None:
             model.set_params(**{patience_name: "auto"})
@@ -577,8 +576,8 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
     return f"{grown} of {total} boosting rounds" if cut_short else None
 
 
-def _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops, callbacks) -> int:
-    """One library's fit with ``stops`` as callbacks; returns the rounds grown."""
+def _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops) -> int:
+    """One library's fit with ``stops`` as callbacks (after XGBoost's own); returns the rounds grown."""
     if library == "lightgbm":
         rows = {}
         if valid is not None:  # (LightGBM 4.7 names the validation rows eval_X / eval_y; eval_set is deprecated there)
@@ -591,6 +590,7 @@ def _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops, callbacks) ->
     elif library == "xgboost":
         rows = {} if valid is None else {"eval_set": [valid[:2]], "verbose": False}
         rows.update({} if valid is None or valid[2] is None else {"sample_weight_eval_set": [valid[2]]})
+        callbacks = model.get_params()["callbacks"]
         model.set_params(callbacks=[*(callbacks or ()), *stops] or None)
         try:
             model.fit(X, y, **rows, **weighted)
