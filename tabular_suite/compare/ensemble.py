@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.model_file import read_model_file, rebuild, register_reader, write_model_file
+from ..core.model_file import FORMAT_VERSION, read_model_file, rebuild, register_reader, write_model_file
 from ..data.io import as_dataframe
 from ..data.preprocess import drift_warned_once
 from .calibration import Calibrator
@@ -249,7 +249,7 @@ class EnsembleModel:
         """Write the ensemble to one model file (see the class docstring on pickled members)."""
         config = {
             "estimator": "EnsembleModel",
-            "format_version": 1,
+            "format_version": FORMAT_VERSION,
             "task": self.task,
             "weights": self.weights,
             "members": {},
@@ -382,7 +382,7 @@ class BaggedModel:
         (the ensemble then stores this model pickled, loaded only when trusted)."""
         if not all(hasattr(m, "_to_state") for m in self.models):
             return None
-        config = {"estimator": "BaggedModel", "format_version": 1, "task": self.task, "folds": []}
+        config = {"estimator": "BaggedModel", "format_version": FORMAT_VERSION, "task": self.task, "folds": []}
         if self.classes_ is not None:
             config["classes"] = self.classes_.tolist()
         tensors = {}

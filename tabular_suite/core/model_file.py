@@ -22,10 +22,12 @@ import torch
 
 from .._version import __version__
 from .files import atomic_path
+from .sklearn_glue import json_params
 
 __all__ = [
     "write_model_file",
     "read_model_file",
+    "estimator_config",
     "MODEL_FILE_MAGIC",
     "FORMAT_VERSION",
     "register_reader",
@@ -40,6 +42,27 @@ FORMAT_VERSION = 1
 
 #: estimator name -> ``reader(config, tensors, *, trusted, source)`` returning the object.
 _READERS: dict[str, Callable] = {}
+
+
+def estimator_config(estimator, fitted: dict) -> dict:
+    """The config of a fitted estimator's model file: the format and library versions, the
+    estimator's class name, its parameters (JSON-able ones; see
+    :func:`~tabular_suite.core.sklearn_glue.json_params`) and ``fitted``, what it learnt.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> config = estimator_config(Ridge(alpha=2.0), {"coef": [1.0]})
+    >>> config["estimator"], config["params"]["alpha"], config["fitted"]
+    ('Ridge', 2.0, {'coef': [1.0]})
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "estimator": type(estimator).__name__,
+        "params": json_params(estimator),
+        "fitted": fitted,
+    }
 
 
 def write_model_file(path: str | os.PathLike, config: dict, tensors: dict[str, torch.Tensor | np.ndarray]) -> Path:

@@ -39,6 +39,8 @@ __all__ = [
     "OrdinalCategories",
     "MISSING_ID",
     "UNKNOWN_ID",
+    "table_state",
+    "restore_table_state",
 ]
 
 MISSING_ID = 0  #: categorical code for a missing value
@@ -563,6 +565,57 @@ class TablePreprocessor:
         if "num_range" in arrays:
             self.num_range = np.asarray(arrays["num_range"], dtype=np.float64)
         return self
+
+
+def table_state(estimator) -> tuple[dict, dict]:
+    """What every fitted table estimator's model file holds of its input: (JSON-able entries of
+    its config's ``fitted`` part, ``pre.``-prefixed arrays): the columns it was fitted on, its
+    :class:`TablePreprocessor` and its target's encoding (``estimator._target_state()``).
+    :func:`restore_table_state` reads them back.
+
+    Examples
+    --------
+    >>> import numpy as np, tabular_suite
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> est = tabular_suite.MLPRegressor(max_epochs=1, num_threads=1).fit(X, X[:, 0])
+    >>> fitted, arrays = table_state(est)
+    >>> fitted["n_features_in"], sorted(fitted)[:2], all(k.startswith("pre.") for k in arrays)
+    (3, ['feature_names_in', 'fit_columns'], True)
+    """
+    pre_config, pre_arrays = estimator.preprocessor_.get_state()
+    names = getattr(estimator, "feature_names_in_", None)
+    fitted = {
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names_in": None if names is None else [str(c) for c in names],
+        "fit_columns": [c if isinstance(c, str) else int(c) for c in estimator._fit_columns],
+        "preprocessor": pre_config,
+        "target": estimator._target_state(),
+    }
+    return fitted, {f"pre.{k}": v for k, v in pre_arrays.items()}
+
+
+def restore_table_state(estimator, fitted: dict, tensors: dict) -> None:
+    """Set on ``estimator`` what :func:`table_state` saved (``tensors``: the model file's, torch).
+
+    Examples
+    --------
+    >>> import numpy as np, tabular_suite
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> est = tabular_suite.MLPRegressor(max_epochs=1, num_threads=1).fit(X, X[:, 0])
+    >>> fitted, arrays = table_state(est)
+    >>> import torch
+    >>> copy = tabular_suite.MLPRegressor()
+    >>> restore_table_state(copy, fitted, {k: torch.from_numpy(v) for k, v in arrays.items()})
+    >>> copy.n_features_in_, table_state(copy)[0] == fitted
+    (3, True)
+    """
+    estimator.n_features_in_ = fitted["n_features_in"]
+    if fitted["feature_names_in"] is not None:
+        estimator.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+    estimator._fit_columns = fitted["fit_columns"]
+    pre_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("pre.")}
+    estimator.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
+    estimator._restore_target(fitted["target"])
 
 
 def _date_format_of(kind: str) -> str | None:

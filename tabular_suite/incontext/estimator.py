@@ -40,12 +40,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._version import __version__
-from ..core.model_file import write_model_file
+from ..core.model_file import estimator_config, write_model_file
 from ..core.registry import register_model
-from ..core.sklearn_glue import derive_seed, json_params, resolve_num_threads, table_tags
+from ..core.sklearn_glue import derive_seed, resolve_num_threads, table_tags
 from ..data.features import DataParams
-from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
+from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler, restore_table_state, table_state
 from ..data.validation import prepare_fit, prepare_frame, row_weights
 from ..nn.pfn import PFNTransformer, bar_mean, bar_quantile
 from ..training.device import autocast_dtype, resolve_device, thread_limit
@@ -441,28 +440,15 @@ class _InContextEstimator(BaseEstimator, DataParams):
         """(JSON-able config, tensors) describing the fitted estimator; see :func:`tabular_suite.load`."""
         check_is_fitted(self, "_views")
         model, digest = self._pfn()
-        pre_config, pre_arrays = self.preprocessor_.get_state()
-        config = {
-            "format_version": 1,
-            "library_version": __version__,
-            "estimator": type(self).__name__,
-            "params": json_params(self),
-            "fitted": {
-                "n_features_in": int(self.n_features_in_),
-                "feature_names_in": None
-                if not hasattr(self, "feature_names_in_")
-                else [str(c) for c in self.feature_names_in_],
-                "fit_columns": [c if isinstance(c, str) else int(c) for c in self._fit_columns],
-                "preprocessor": pre_config,
-                "target": self._target_state(),
-                "weights_digest": digest,
-                "seed": self._seed,
-                "view_transforms": list(self.view_transforms_),
-                "transform_weights": self.transform_weights_,
-                "model": model.config,
-            },
-        }
-        tensors = {f"pre.{k}": v for k, v in pre_arrays.items()}
+        fitted, tensors = table_state(self)
+        fitted.update(
+            weights_digest=digest,
+            seed=self._seed,
+            view_transforms=list(self.view_transforms_),
+            transform_weights=self.transform_weights_,
+            model=model.config,
+        )
+        config = estimator_config(self, fitted)
         tensors["context.x"] = self._context_x
         tensors["context.y"] = np.asarray(self._context_y)
         if self.__dict__.get("_context_w") is not None:
@@ -476,13 +462,7 @@ class _InContextEstimator(BaseEstimator, DataParams):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est = cls(**config["params"])
-        est.n_features_in_ = fitted["n_features_in"]
-        if fitted["feature_names_in"] is not None:
-            est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
-        est._fit_columns = fitted["fit_columns"]
-        pre_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("pre.")}
-        est.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
-        est._restore_target(fitted["target"])
+        restore_table_state(est, fitted, tensors)
         model = model_from_tensors(fitted["model"], {k[8:]: v for k, v in tensors.items() if k.startswith("weights.")})
         est._restored_model = (model, fitted["weights_digest"])
         est._seed = fitted["seed"]

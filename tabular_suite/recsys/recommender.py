@@ -14,11 +14,10 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._version import __version__
-from ..core.model_file import build_checked, read_model_file, write_model_file
+from ..core.model_file import build_checked, estimator_config, read_model_file, write_model_file
 from ..core.params import param, params_doc
 from ..core.registry import register_model
-from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads
+from ..core.sklearn_glue import derive_seed, module_on_cpu, resolve_num_threads
 from ..nn.blocks import full_softmax_cross_entropy
 from ..nn.sasrec import SASRec, SASRecConfig
 from ..training.device import resolve_device, thread_limit
@@ -457,18 +456,13 @@ class SASRecRecommender(BaseEstimator, TrainingParams, SASRecConfig):
         Users and items must be strings, integers, floats or booleans to be saved.
         """
         check_is_fitted(self, "module_")
-        config = {
-            "format_version": 1,
-            "library_version": __version__,
-            "estimator": type(self).__name__,
-            "params": json_params(self),
-            "fitted": {
-                "users": _json_values(self.users_, "user"),
-                "items": _json_values(self.items_, "item"),
-                "history": self.history_,
-                "best_epoch": self.best_epoch_,
-            },
+        fitted = {
+            "users": _json_values(self.users_, "user"),
+            "items": _json_values(self.items_, "item"),
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
         }
+        config = estimator_config(self, fitted)
         tensors = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
         tensors["indptr"] = self.sequences_.indptr
         tensors["item_ids"] = self.sequences_.item_ids

@@ -16,13 +16,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-from .._version import __version__
-from ..core.model_file import build_checked, load, write_model_file
+from ..core.model_file import build_checked, estimator_config, load, write_model_file
 from ..core.params import param, params_doc
-from ..core.sklearn_glue import derive_seed, json_params, module_on_cpu, resolve_num_threads, table_tags
+from ..core.sklearn_glue import derive_seed, module_on_cpu, resolve_num_threads, table_tags
 from ..data.features import DataParams
 from ..data.io import as_1d_array, as_dataframe
-from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler
+from ..data.preprocess import LabelEncoder, TablePreprocessor, TargetScaler, restore_table_state, table_state
 from ..data.validation import prepare_fit, prepare_frame, row_weights
 from ..nn.num_embeddings import PiecewiseLinearEmbeddings
 from ..training.engine import (
@@ -268,6 +267,10 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             state = fit_module(
                 module, train, objective, config, valid, callbacks, train_weight=train_weight, valid_weight=valid_weight
             )
+        return self._trained(module, state)
+
+    def _trained(self, module: torch.nn.Module, state) -> TabularEstimator:
+        """Keep what ``fit_module`` trained (``state``: its result) as the fitted model."""
         self.module_ = module
         self.history_ = state.history
         self.best_epoch_ = state.best_epoch
@@ -454,13 +457,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             self._init_module(module, sample, self._encode_target(first_rows[1]), np.arange(len(first_rows[1])), seed)
             objective = self._training_objective(valid)
             state = fit_module(module, train, objective, config, valid, list(self.callbacks or ()))
-        self.module_ = module
-        self.history_ = state.history
-        self.best_epoch_ = state.best_epoch
-        self.n_params_ = sum(p.numel() for p in module.parameters())
-        self._epochs_done = len(state.history)
-        self.__dict__.pop("_train_state", None)  # a new fit: partial_fit starts a new optimizer
-        return self
+        return self._trained(module, state)
 
     # --------------------------------------------------------------- predict
     def _forward(self, X) -> np.ndarray:
@@ -497,32 +494,18 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     def _to_state(self) -> tuple[dict, dict]:
         """(JSON-able config, tensors) describing the fitted estimator; see :func:`load`."""
         check_is_fitted(self, "module_")
-        pre_config, pre_arrays = self.preprocessor_.get_state()
-        params = json_params(self)
-        config = {
-            "format_version": 1,
-            "library_version": __version__,
-            "estimator": type(self).__name__,
-            "params": params,
-            "fitted": {
-                "n_features_in": int(self.n_features_in_),
-                "feature_names_in": None
-                if not hasattr(self, "feature_names_in_")
-                else [str(c) for c in self.feature_names_in_],
-                "fit_columns": [c if isinstance(c, str) else int(c) for c in self._fit_columns],
-                "preprocessor": pre_config,
-                "target": self._target_state(),
-                "module": {
-                    "n_num": self.preprocessor_.n_numeric_out,
-                    "cardinalities": self.preprocessor_.cardinalities,
-                    "d_out": self._d_out,
-                },
-                "history": self.history_,
-                "best_epoch": self.best_epoch_,
-                "seed": self._seed,
+        fitted, tensors = table_state(self)
+        fitted.update(
+            module={
+                "n_num": self.preprocessor_.n_numeric_out,
+                "cardinalities": self.preprocessor_.cardinalities,
+                "d_out": self._d_out,
             },
-        }
-        tensors = {f"pre.{k}": v for k, v in pre_arrays.items()}
+            history=self.history_,
+            best_epoch=self.best_epoch_,
+            seed=self._seed,
+        )
+        config = estimator_config(self, fitted)
         tensors.update({f"module.{k}": v for k, v in self.module_.state_dict().items()})
         return config, tensors
 
@@ -544,13 +527,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est = cls(**params)
-        est.n_features_in_ = fitted["n_features_in"]
-        if fitted["feature_names_in"] is not None:
-            est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
-        est._fit_columns = fitted["fit_columns"]
-        pre_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("pre.")}
-        est.preprocessor_ = TablePreprocessor.from_state(fitted["preprocessor"], pre_arrays)
-        est._restore_target(fitted["target"])
+        restore_table_state(est, fitted, tensors)
         m = fitted["module"]
         module = build_checked(
             lambda: est._build_module(m["n_num"], m["cardinalities"], m["d_out"]),
