@@ -665,7 +665,10 @@ def compare_command(
             raise ValueError(f"no model finished a fold ({', '.join(fitted['model'])}); see the errors above.")
         if out is not None:
             result.save(out)
-            how = f"bagged (each member: {cv} fold models{' per k-fold split' if bag_sets > 1 else ''})"
+            members = result.best_model_.members.items()
+            once = [n for n, m in members if len(getattr(m, "models", ())) == 1]  # in-context model, forests
+            once = f"; {', '.join(once)}: one fit on all rows" if once else ""
+            how = f"bagged (each member: {cv} fold models{' per k-fold split' if bag_sets > 1 else ''}{once})"
             how = "refitted on all rows" if result.refit_status else how
             if not result.refit_status and result.settings["holdout"]:
                 how = f"once-fitted (each member: one model, {result.settings['holdout']:.1%} of rows held out)"

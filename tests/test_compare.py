@@ -456,6 +456,11 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     assert len(member.models) == 4
     res = CliRunner().invoke(app, [*bagged[:-2], "--bag-sets", "0"])
     assert res.exit_code == 1 and "bag_sets must be an integer >= 1, got 0" in res.output
+    # A forest is one model fitted on all rows (scored out of bag), and the CLI says so.
+    forest = [*args[:4], "--models", "random_forest", "--cv", "2", "--num-threads", "1", "--out", str(tmp_path / "f")]
+    res = CliRunner().invoke(app, forest)
+    assert res.exit_code == 0, res.output
+    assert "(each member: 2 fold models; random_forest: one fit on all rows)" in " ".join(res.output.split())
 
 
 def test_bagging_keeps_the_fold_models_and_averages_them(tmp_path):
@@ -726,8 +731,9 @@ def test_stacking_layer_on_out_of_fold_predictions(tmp_path):
     board = result.leaderboard.set_index("model")
     assert {"lightgbm_l2", "linear_l2"} <= set(board.index) and board.loc["linear_l2", "status"] == "ok"
     folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
-    for name in ("linear_l2", "lightgbm_l2"):
-        for model, (_, valid) in zip(result.fold_models[name], folds):
+    for name in ("linear_l2", "lightgbm_l2"):  # (the forest among their inputs: its out-of-bag view)
+        for k, (_, valid) in enumerate(folds):
+            model = result._out_of_fold(name, k, valid)
             np.testing.assert_allclose(model.predict_proba(X.iloc[valid]), result.oof_predictions[name][valid],
                                        rtol=1e-5, atol=1e-6)  # fmt: skip
     importance = result.feature_importance(model="linear_l2")  # through the level-1 fold models
@@ -781,6 +787,35 @@ def test_the_in_context_model_is_kept_as_one_model_on_all_rows():
     assert len(result.fold_models["tabpfn"]) == 3
 
 
+def test_forests_are_fitted_once_and_scored_out_of_bag():
+    """The random forest and extra trees are fitted once on all rows, as AutoGluon bags them: their
+    out-of-fold predictions are scikit-learn's own out-of-bag ones, the predictor holds one forest
+    (one model's cost), and out-of-fold importance reads each row from the trees that left it out."""
+    from sklearn.base import clone
+
+    X, y = _table(240)
+    result = tabular_suite.compare(X, y, models=["linear", "random_forest", "extra_trees"], cv=3, **FAST)
+    board = result.leaderboard.set_index("model")
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    for name in ("random_forest", "extra_trees"):
+        models = result.fold_models[name]
+        assert len(models) == 3 and all(m is models[0] for m in models) and board.loc[name, "status"] == "ok"
+        pipeline = models[0]
+        forest = clone(pipeline[-1]).set_params(oob_score=True).fit(pipeline[:-1].transform(X), result.oof_target)
+        np.testing.assert_allclose(result.oof_predictions[name], forest.oob_decision_function_, rtol=1e-6, atol=1e-9)
+        for k, (_, valid) in enumerate(folds):  # out of fold: the trees that left those rows out
+            view = result._out_of_fold(name, k, valid)
+            np.testing.assert_allclose(view.predict_proba(X.iloc[valid]), result.oof_predictions[name][valid])
+        assert len(result.get_model(name).members[name].models) == 1
+        cost = board.loc[name, ["predict_seconds_per_row", "predict_rows_per_s"]]
+        np.testing.assert_allclose(cost.iloc[0], 1 / cost.iloc[1])  # one model's cost, not three
+        importance = result.feature_importance(model=name)
+        assert importance.index[0] == "a" and importance.loc["a", "importance"] > 0.05
+    # Not with repeated bagging: the forest is not fitted again on further splits.
+    again = tabular_suite.compare(X, y, models=["random_forest"], cv=3, bag_sets=3, time_limit=60, stack=False, **FAST)
+    assert again.leaderboard.set_index("model").loc["random_forest", "bag_sets"] == 1
+
+
 def test_infer_limit_keeps_the_predictor_within_its_cost():
     X, y = _table(300)
     models = ["linear", "random_forest", "mlp", "hist_gradient_boosting"]
@@ -790,7 +825,8 @@ def test_infer_limit_keeps_the_predictor_within_its_cost():
     # adds its level-1 models', an ensemble each of its members' once.
     single = board.loc[models, "predict_seconds_per_row"]
     assert (single > 0).all()
-    np.testing.assert_allclose(single, 3 / board.loc[models, "predict_rows_per_s"])
+    copies = [1 if m == "random_forest" else 3 for m in models]  # (the forest: one model, out of bag)
+    np.testing.assert_allclose(single, copies / board.loc[models, "predict_rows_per_s"])
     # Warm and 1,000 rows at a time, not the first call on a fold's 100 validation rows
     # (whose fixed costs, the tables' preprocessing, it would spread over 100 rows).
     first_call = board.loc[models, "predict_seconds"] / (300 / 3)

@@ -167,11 +167,15 @@ def _xt(ctx: BuildContext):
     cut points instead of the best ones make trees unlike the forest's and the boosters', a
     member the greedy ensemble takes where they help (phoneme, ozone_8hr) and leaves out where
     they do not. At most 15,000 leaves a tree, as AutoGluon's: unbounded, a tree on 100,000 rows
-    holds about as many leaves (megabytes a tree, times 300 trees and the folds)."""
+    holds about as many leaves (megabytes a tree, times 300 trees). Each tree on a bootstrap
+    sample, as AutoGluon's: compare() bags both forests by their out-of-bag predictions
+    (:func:`~tabular_suite.compare.folds.run_out_of_bag`)."""
     cls = ExtraTreesClassifier if ctx.task == "classification" else ExtraTreesRegressor
     return _ordinal(
         ctx,
-        lambda mask: cls(n_estimators=300, max_leaf_nodes=15_000, n_jobs=ctx.num_threads, random_state=ctx.seed),
+        lambda mask: cls(
+            n_estimators=300, max_leaf_nodes=15_000, bootstrap=True, n_jobs=ctx.num_threads, random_state=ctx.seed
+        ),
     )
 
 

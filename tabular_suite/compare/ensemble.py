@@ -344,7 +344,7 @@ class BaggedModel:
     def __init__(self, models: list, *, task: str, classes=None):
         if not models:
             raise ValueError("BaggedModel needs at least one fitted model.")
-        self.models, self.task = list(models), task
+        self.models, self.task = list({id(m): m for m in models}.values()), task  # each model once
         self.classes_ = None if classes is None else np.asarray(classes)
 
     def predict_proba(self, X) -> np.ndarray:

@@ -53,7 +53,7 @@ from ..data.preprocess import DataDriftWarning
 from ..tabular.base import MIN_ROWS_FOR_VALIDATION, holdout_split
 from ..training.callbacks import Callback
 from ..training.device import resolve_device
-from .candidates import EARLY_STOP_FRACTION, FALLBACK_ROUNDS, BuildContext
+from .candidates import EARLY_STOP_FRACTION, FALLBACK_ROUNDS, BuildContext, model_step
 from .ensemble import _align_proba
 
 __all__ = [
@@ -67,6 +67,9 @@ __all__ = [
     "rounds_grown",
     "run_fold",
     "run_folds_locally",
+    "run_out_of_bag",
+    "bags_out_of_bag",
+    "OutOfBag",
 ]
 
 
@@ -159,6 +162,161 @@ def run_fold(
     # slows the fits down badly when another process is busy.
     with threadpool_limits(limits=ctx.num_threads):
         return _fit_fold(candidate, ctx, X, y, train_idx, valid_idx, fold, budget, n_classes, keep_model, weights)
+
+
+_FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
+
+
+def bags_out_of_bag(est) -> bool:
+    """Whether ``est`` (or a pipeline's model) is a forest of bootstrap samples, whose out-of-bag
+    predictions stand in for k folds' (:func:`run_out_of_bag`).
+
+    >>> bags_out_of_bag(RandomForestClassifier()), bags_out_of_bag(ExtraTreesClassifier())
+    (True, False)
+    """
+    model = model_step(est)
+    return isinstance(model, _FORESTS) and bool(model.bootstrap)
+
+
+def run_out_of_bag(
+    candidate, ctx: BuildContext, X, y, folds: list, budget: float | None, n_classes: int,
+    keep_model: bool = False, weights: np.ndarray | None = None,
+) -> list[FoldResult]:  # fmt: skip
+    """A forest of bootstrap samples (:func:`bags_out_of_bag`) fitted once on the rows of every
+    fold, as AutoGluon bags its random forest and extra trees: each row's prediction by the
+    trees whose bootstrap sample left it out (:class:`OutOfBag`) is its out-of-fold prediction.
+    One fit instead of ``len(folds)``, each tree on all the rows, and one model to predict with.
+
+    Returns one :class:`FoldResult` per fold (its validation rows' out-of-bag predictions; the
+    fit's and the out-of-bag pass's seconds shared equally; fold 0 with the warm-batch time, as
+    :func:`run_fold`), each holding the one model with ``keep_model``. ``budget`` bounds the fit
+    (the out-of-bag pass, about a prediction of each tree on a third of the rows, comes after).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from sklearn.model_selection import KFold
+    >>> from tabular_suite.compare.candidates import Candidate
+    >>> X = pd.DataFrame({"a": np.arange(100.0)})
+    >>> y = X["a"].to_numpy() % 10
+    >>> forest = Candidate("forest", "baseline", lambda ctx: RandomForestRegressor(50, random_state=0))
+    >>> folds = list(KFold(4).split(X))
+    >>> ctx = SimpleNamespace(num_threads=1)
+    >>> results = run_out_of_bag(forest, ctx, X, y, folds, None, 0, keep_model=True)
+    >>> [r.status for r in results], len({id(r.estimator) for r in results}), results[0].pred.shape
+    (['ok', 'ok', 'ok', 'ok'], 1, (25,))
+    """
+    with threadpool_limits(limits=ctx.num_threads):
+        return _run_out_of_bag(candidate, ctx, X, y, folds, budget, n_classes, keep_model, weights)
+
+
+def _run_out_of_bag(candidate, ctx, X, y, folds, budget, n_classes, keep_model, weights) -> list[FoldResult]:
+    results = [FoldResult(candidate.name, fold, "ok") for fold in range(len(folds))]
+
+    def every(**values):
+        for r in results:
+            for k, v in values.items():
+                setattr(r, k, v)
+
+    rows = np.sort(np.concatenate([valid for _, valid in folds]))
+    try:
+        est = candidate.make(ctx)
+        X_rows = X.iloc[rows]
+        start = time.perf_counter()
+        cut_short = fit_within(
+            est, X_rows, y[rows], None if budget is None else Deadline(budget),
+            sample_weight=None if weights is None else weights[rows],
+        )  # fmt: skip
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        view = OutOfBag(est, len(rows), np.arange(len(rows)))
+        classification = is_classifier(model_step(est))
+        method = "predict_proba" if classification else "predict"
+        pred = getattr(view, method)(X_rows)
+        every(fit_seconds=fit_seconds / len(folds), predict_seconds=(time.perf_counter() - start) / len(folds))
+        if classification:
+            pred = _align_proba(pred, est.classes_, np.arange(n_classes))
+        batch = X_rows.iloc[np.arange(BATCH_ROWS) % len(X_rows)]
+        getattr(est, method)(batch.iloc[:1])  # (the first call's fixed costs are not the cost per row)
+        start = time.perf_counter()
+        getattr(est, method)(batch)
+        results[0].batch_seconds = time.perf_counter() - start
+        position = np.full(len(X), -1)
+        position[rows] = np.arange(len(rows))
+        for r, (_, valid) in zip(results, folds):
+            r.pred = pred[position[valid]]
+            r.estimator = est if keep_model else None
+        if cut_short:
+            every(status="timeout", error=f"stopped after {_seconds(budget)} (the model's budget): {cut_short}")
+    except MemoryError as exc:
+        every(status="oom", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one failing model never stops the others
+        every(status="failed", error=f"{type(exc).__name__}: {exc}".strip())
+        every(history=[{"traceback": traceback.format_exc(limit=5)}])
+    return results
+
+
+class OutOfBag:
+    """A forest of bootstrap samples fitted on ``n_rows`` rows (``forest``: the forest or a
+    pipeline ending in it), predicting the fitted rows at ``positions`` (in that order), each
+    by the trees whose bootstrap sample left it out: the forest's out-of-bag predictions, its
+    out-of-fold form when it was fitted once instead of on k folds (:func:`run_out_of_bag`).
+    It predicts those rows, or copies of them one after another (as permutation importance
+    predicts them with a column shuffled in each copy).
+    ``covered``: which rows at least one tree left out; a row in every tree's sample (about a
+    share ``e ** -trees`` of them: a forest the time limit stopped after a few trees) gets the
+    mean of the trees' root nodes, the class shares or mean target of their samples.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"a": np.arange(60.0)})
+    >>> forest = RandomForestRegressor(40, random_state=0).fit(X, X["a"])
+    >>> view = OutOfBag(forest, 60, np.array([10, 11]))
+    >>> bool(view.covered.all()), bool(np.abs(view.predict(X.iloc[[10, 11]]) - [10, 11]).max() < 3)
+    (True, True)
+    """
+
+    def __init__(self, forest, n_rows: int, positions: np.ndarray):
+        self.forest, self.positions = forest, np.asarray(positions)
+        self.classes_ = getattr(forest, "classes_", None)
+        self._model = model_step(forest)
+        self._left_out = []
+        for in_bag in self._model.estimators_samples_:  # (regenerated from each tree's seed)
+            seen = np.zeros(n_rows, dtype=bool)
+            seen[in_bag] = True
+            self._left_out.append(~seen[self.positions])
+        self.covered = np.logical_or.reduce(self._left_out) if self._left_out else np.zeros(len(positions), bool)
+        root = np.mean([np.ravel(tree.tree_.value[0]) for tree in self._model.estimators_], axis=0)
+        self._prior = root / root.sum() if is_classifier(self._model) else root
+
+    def _mean(self, X, output, width: int) -> np.ndarray:
+        copies, extra = divmod(len(X), len(self.positions))
+        if extra or not copies:
+            raise ValueError(
+                f"OutOfBag predicts the {len(self.positions)} rows it was made for (or copies of them one "
+                f"after another), got {len(X)} rows."
+            )
+        Xt = self.forest[:-1].transform(X) if isinstance(self.forest, Pipeline) else X
+        Xt = np.asarray(Xt, dtype=np.float32)
+        total, count = np.zeros((len(X), width)), np.zeros(len(X))
+        for tree, left_out in zip(self._model.estimators_, self._left_out):
+            rows = np.tile(left_out, copies)
+            if rows.any():
+                total[rows] += np.asarray(output(tree, Xt[rows]), dtype=np.float64).reshape(int(rows.sum()), width)
+                count[rows] += 1
+        out = total / np.maximum(count, 1)[:, None]
+        out[count == 0] = self._prior
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Mean class probabilities (columns: ``classes_``) of the trees that left each row out."""
+        return self._mean(X, lambda tree, x: tree.predict_proba(x), len(self._model.classes_))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class, or the mean value, of the trees that left each row out."""
+        if is_classifier(self._model):
+            return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self._mean(X, lambda tree, x: tree.predict(x), 1)[:, 0]
 
 
 def _seconds(value: float) -> str:
@@ -769,51 +927,88 @@ def _cut_too_short(cand, result: FoldResult) -> str | None:
     return "its first fold not scored in its time" if result.pred is None else None
 
 
+def _out_of_bag(cand, ctx: BuildContext) -> bool:
+    """Whether ``cand`` is bagged by its out-of-bag predictions (:func:`run_out_of_bag`)."""
+    return cand.kind != "deep" and bags_out_of_bag(cand.make(ctx))
+
+
 def run_folds_locally(plan: FoldPlan):
-    """Run every (candidate, fold) of ``plan`` in turn in this process: ``{name: [FoldResult per fold]}``."""
-    candidates, ctx, df, target, folds = plan.candidates, plan.ctx, plan.df, plan.target, plan.folds
-    started, time_limit, model_time_limit = plan.started, plan.time_limit, plan.model_time_limit
-    n_classes, on_model_done = plan.n_classes, plan.on_model_done
+    """Run every (candidate, fold) of ``plan`` in turn in this process: ``{name: [FoldResult per fold]}``.
+    A forest of bootstrap samples is fitted once instead, when the plan keeps the fold models
+    (k-fold bagging): its out-of-bag predictions stand in for the folds' (:func:`run_out_of_bag`)."""
+    candidates, started, time_limit = plan.candidates, plan.started, plan.time_limit
     out = {}
     if plan.shares is not None:
         by_name = {c.name: c for c in candidates}
         candidates = [by_name[name] for name in plan.shares]
     for i, cand in enumerate(candidates):
-        results, model_start = [], time.perf_counter()
+        model_start, model_time_limit = time.perf_counter(), plan.model_time_limit
         if plan.shares is not None:  # this model's share of the time left
             left = time_limit - plan.reserved - (model_start - started)
             weights = [plan.shares[c.name] for c in candidates[i:]]
             model_time_limit = max(0.0, left) * weights[0] / sum(weights)
         if plan.tuner is not None and plan.tuner.applies(cand):
             cand = _tuned(plan, cand, model_start, model_time_limit)
-        for fold, (train_idx, valid_idx) in enumerate(folds):
-            budget, reason = fold_budget(
-                started=started,
-                time_limit=time_limit,
-                model_started=model_start,
-                model_time_limit=model_time_limit,
-                folds_left=len(folds) - fold,
-                reserved=plan.reserved,
-            )
-            if reason:
-                results.append(FoldResult(cand.name, fold, "skipped", reason))
-                continue
-            if plan.on_fold is not None:
-                plan.on_fold(cand.name, fold, None)
-            results.append(
-                run_fold(
-                    cand, ctx, df, target, train_idx, valid_idx, fold, budget, n_classes, plan.keep_models, plan.weights
-                )
-            )
-            if plan.on_fold is not None:
-                plan.on_fold(cand.name, fold, results[-1])
-            why = _cut_too_short(cand, results[0]) if len(results) == 1 and len(folds) > 1 else None
-            if why:
-                reason = f"its other folds skipped ({why}: give a longer time_limit)"
-                results[0].error = "; ".join(filter(None, (results[0].error, reason)))
-                results += [FoldResult(cand.name, f, "skipped", reason) for f in range(1, len(folds))]
-                break
-        out[cand.name] = results
-        if on_model_done is not None:
-            on_model_done(cand.name, results)
+        if len(plan.folds) > 1 and plan.keep_models and _out_of_bag(cand, plan.ctx):
+            out[cand.name] = _run_out_of_bag_locally(plan, cand, model_start, model_time_limit)
+        else:
+            out[cand.name] = _run_model_folds(plan, cand, model_start, model_time_limit)
+        if plan.on_model_done is not None:
+            plan.on_model_done(cand.name, out[cand.name])
     return out
+
+
+def _budget(plan: FoldPlan, model_start: float, model_time_limit: float | None, folds_left: int):
+    return fold_budget(
+        started=plan.started, time_limit=plan.time_limit, model_started=model_start,
+        model_time_limit=model_time_limit, folds_left=folds_left, reserved=plan.reserved,
+    )  # fmt: skip
+
+
+def _run_model_folds(plan: FoldPlan, cand, model_start: float, model_time_limit: float | None) -> list:
+    folds, results = plan.folds, []
+    for fold, (train_idx, valid_idx) in enumerate(folds):
+        budget, reason = _budget(plan, model_start, model_time_limit, len(folds) - fold)
+        if reason:
+            results.append(FoldResult(cand.name, fold, "skipped", reason))
+            continue
+        if plan.on_fold is not None:
+            plan.on_fold(cand.name, fold, None)
+        results.append(
+            run_fold(
+                cand,
+                plan.ctx,
+                plan.df,
+                plan.target,
+                train_idx,
+                valid_idx,
+                fold,
+                budget,
+                plan.n_classes,
+                plan.keep_models,
+                plan.weights,
+            )  # fmt: skip
+        )
+        if plan.on_fold is not None:
+            plan.on_fold(cand.name, fold, results[-1])
+        why = _cut_too_short(cand, results[0]) if len(results) == 1 and len(folds) > 1 else None
+        if why:
+            reason = f"its other folds skipped ({why}: give a longer time_limit)"
+            results[0].error = "; ".join(filter(None, (results[0].error, reason)))
+            results += [FoldResult(cand.name, f, "skipped", reason) for f in range(1, len(folds))]
+            break
+    return results
+
+
+def _run_out_of_bag_locally(plan: FoldPlan, cand, model_start: float, model_time_limit: float | None) -> list:
+    budget, reason = _budget(plan, model_start, model_time_limit, 1)
+    if reason:
+        return [FoldResult(cand.name, fold, "skipped", reason) for fold in range(len(plan.folds))]
+    if plan.on_fold is not None:
+        plan.on_fold(cand.name, 0, None)
+    results = run_out_of_bag(
+        cand, plan.ctx, plan.df, plan.target, plan.folds, budget, plan.n_classes, True, plan.weights
+    )
+    for result in results if plan.on_fold is not None else ():
+        plan.on_fold(cand.name, result.fold, result)
+    return results

@@ -22,7 +22,7 @@ from ..training.device import resolve_device
 from .calibration import check_settings, fit_postprocessing
 from .candidates import BASELINES, GBDT_LIBRARIES, BuildContext, model_step, resolve_candidates, with_params
 from .ensemble import BaggedModel, EnsembleModel, cheapest_selection
-from .folds import BATCH_ROWS, Deadline, FoldPlan, FoldResult, fit_within, run_folds_locally
+from .folds import BATCH_ROWS, Deadline, FoldPlan, FoldResult, OutOfBag, fit_within, run_folds_locally
 from .importance import permutation_importance
 from .metrics import Metric, get_metric
 from .stacking import STACKERS, StackedModel, stack_columns, stack_frame, stackers
@@ -83,8 +83,10 @@ class ComparisonResult:
     fold_models : dict
         With bagging: each model whose folds all finished -> its fitted fold models, in fold
         order (trained on class codes), then those of its further splits (``bag_sets``); level-2
-        rows hold each fold's level-2 model over the same fold's level-1 models. What
-        :meth:`get_model` and :meth:`feature_importance` use.
+        rows hold each fold's level-2 model over the same fold's level-1 models. A random forest
+        or extra trees model is fitted once on all rows (its out-of-fold predictions are its
+        out-of-bag ones): the same model at every fold. What :meth:`get_model` and
+        :meth:`feature_importance` use.
     histories : dict
         Per model, the training history of each fold (deep models).
     ensemble_weights : dict
@@ -218,7 +220,7 @@ class ComparisonResult:
             parts = []
             for k, (_, valid) in enumerate(folds):
                 rows = np.sort(rng.choice(valid, min(per_fold, len(valid)), replace=False))
-                members = {m: self.fold_models[m][k] for m in weights}
+                members = {m: self._out_of_fold(m, k, rows) for m in weights}
                 # fold models are trained on the class codes
                 fold_ensemble = EnsembleModel(members, weights, task=self.task, classes=codes)
                 parts.append((getattr(fold_ensemble, method), df.iloc[rows], target[rows]))
@@ -240,6 +242,20 @@ class ComparisonResult:
         out = permutation_importance(parts, self.metric, n_repeats=n_repeats, random_state=random_state)
         out.attrs["model"] = name
         return out
+
+    def _out_of_fold(self, name: str, k: int, rows: np.ndarray):
+        """Model ``name`` as it predicts ``rows`` of fold ``k``'s validation rows out of fold: its
+        fold-``k`` model, or for a forest fitted once its out-of-bag view of those rows (and so
+        for a level-2 model's level-1 models)."""
+        model = self.fold_models[name][k]
+        if name in self._stacked:
+            level1, columns = self._stacked[name]
+            base = {n: self._out_of_fold(n, k, rows) for n in level1}
+            return StackedModel(base, columns, model.model, task=self.task, n_classes=model.n_classes)
+        if _shared_by_folds(self.fold_models[name]):
+            fitted = np.sort(np.concatenate([valid for _, valid in self._data[2]]))
+            return OutOfBag(model, len(fitted), np.searchsorted(fitted, rows))
+        return model
 
     def _importance_target(self, model: str | None) -> str:
         scored = self.leaderboard[self.leaderboard["score"].notna()]["model"].tolist()
@@ -575,7 +591,10 @@ def compare(
         ensemble) with each model predicting as the mean of its ``cv`` fold models (k-fold
         bagging, as AutoGluon's; nothing is trained after the folds, and the whole
         ``time_limit`` goes to them; the in-context model, whose fit only stores its rows, is
-        fitted once on all rows instead: one context to run). False keeps no models (less memory).
+        fitted once on all rows instead: one context to run). The random forest and extra trees
+        (forests of bootstrap samples) are fitted once on all rows, their out-of-bag predictions
+        standing in for the folds' (as AutoGluon bags them; local backend): one fit and one
+        model to predict with instead of ``cv``. False keeps no models (less memory).
     bag_sets : int, default=1
         With bagging, ``cv`` folds and a ``time_limit`` (local backend): at most this many
         k-fold splits per model (AutoGluon's ``num_bag_sets``). The time the candidates and the
@@ -1096,7 +1115,7 @@ def _run_bag_sets(plan: FoldPlan, ranked: list, fold_results: dict, bag_sets: in
     rows). ``on_fold(name, fold, result, folds)`` as the plan's. Returns ``{name: [(folds,
     results)]}`` of the splits a model finished with every fold "ok"."""
     out: dict = {}
-    eligible = [c for c in ranked if not any(_fits_once(r.estimator) for r in fold_results.get(c.name, []))]
+    eligible = [c for c in ranked if not _one_model(fold_results.get(c.name, []))]
     for number in range(1, bag_sets):
         folds, ran = split(number), False
         for cand in eligible:
@@ -1138,6 +1157,20 @@ def _fits_once(estimator) -> bool:
     from ..incontext import TabPFNClassifier, TabPFNRegressor
 
     return isinstance(estimator, (TabPFNClassifier, TabPFNRegressor))
+
+
+def _shared_by_folds(models: list) -> bool:
+    """Whether a model's fold models are one model: a forest fitted once, its out-of-bag
+    predictions standing in for the folds' (``run_out_of_bag``)."""
+    return len(models) > 1 and len({id(m) for m in models}) == 1
+
+
+def _one_model(results: list) -> bool:
+    """Whether a model's bagged form is one model: the in-context model (:func:`_fits_once`) or a
+    forest fitted once (:func:`_shared_by_folds`); neither is fitted again on further splits
+    (``bag_sets``)."""
+    fitted = [r.estimator for r in results if r.estimator is not None]
+    return bool(fitted) and (_fits_once(fitted[0]) or _shared_by_folds(fitted))
 
 
 #: How much more of the time left a gradient-boosting model (LightGBM, XGBoost, CatBoost,
@@ -1287,8 +1320,7 @@ def _prediction_cost(rows: list, fold_results: dict, stacked: dict, n_folds: int
     per_row = {}
     for r in rows:
         if np.isfinite(r["predict_rows_per_s"]) and r["predict_rows_per_s"] > 0:
-            fitted = next((x.estimator for x in fold_results.get(r["model"], ()) if x.estimator is not None), None)
-            copies = 1 if refit or _fits_once(fitted) else n_folds * r["bag_sets"]
+            copies = 1 if refit or _one_model(fold_results.get(r["model"], [])) else n_folds * r["bag_sets"]
             per_row[r["model"]] = copies / r["predict_rows_per_s"]
 
     def cost(names) -> float:
