@@ -1111,9 +1111,10 @@ def _run_bag_sets(plan: FoldPlan, ranked: list, fold_results: dict, bag_sets: in
     """Fit the candidates ``ranked`` (best first) on further k-fold splits (``split(number)``,
     number 1 to ``bag_sets - 1``; AutoGluon's repeated bagging) while the time left fits them
     (:func:`_run_if_time_fits`, at the pace of their first split), every candidate once per
-    split before the next split; the in-context model is not (its bagged form is one fit on all
-    rows). ``on_fold(name, fold, result, folds)`` as the plan's. Returns ``{name: [(folds,
-    results)]}`` of the splits a model finished with every fold "ok"."""
+    split before the next split; the in-context model and the forests are not (their bagged form
+    is one fit on all rows: :func:`_one_model`). ``on_fold(name, fold, result, folds)`` as the
+    plan's. Returns ``{name: [(folds, results)]}`` of the splits a model finished with every fold
+    "ok"."""
     out: dict = {}
     eligible = [c for c in ranked if not _one_model(fold_results.get(c.name, []))]
     for number in range(1, bag_sets):
