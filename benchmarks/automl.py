@@ -222,11 +222,13 @@ def run(args) -> None:
     if args.datasets:
         manifest = manifest[manifest.name.isin(args.datasets)]
     here = machine()  # (rows measured on another machine are measured again: see same_machine)
-    done = {(r["dataset"], r["seed"], r["budget"], r["system"]) for r in current_rows(read_rows(LOG))
-            if r["machine"] == here}  # fmt: skip
+    current = [r for r in current_rows(read_rows(LOG)) if r["machine"] == here]
+    done = {(r["dataset"], r["seed"], r["budget"], r["system"]) for r in current}
+    done_here = {(r["dataset"], r["seed"], r["budget"], r["system"]) for r in current if r.get("commit") == COMMIT}
     cache: dict[str, tuple] = {}
     for entry, seed, budget, system in plan(manifest, args.budgets, args.seeds, args.systems):
-        if (entry.name, seed, budget, system) in done:
+        key = (entry.name, seed, budget, system)
+        if key in done and not (args.again and system in OURS and key not in done_here):
             continue
         if system == "ours_fast":
             peer = [r for r in read_rows(LOG) if "error" not in r and r["machine"] == here and (r["dataset"], r["seed"],
@@ -346,6 +348,12 @@ def main() -> None:
         type=Path,
         metavar="DIR",
         help="save each of our fits' per-model out-of-fold and test predictions here (pickles)",
+    )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="measure our systems again where a current row exists but none at this commit (a change to "
+        "compare() measured on one budget before OURS_SINCE moves; the tables name each row's commit)",
     )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
