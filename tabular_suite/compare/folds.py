@@ -1,7 +1,8 @@
 """The fold unit of a comparison: fit one candidate on one fold's training rows within a time
 budget and predict its validation rows. Both backends (local, :mod:`.ray_backend`) run folds
-through :func:`run_fold` and size their budgets with :func:`fold_budget`; the refit uses the
-same :class:`Deadline` and :func:`fit_within`.
+through :func:`run_fold` and size their budgets with :func:`fold_budget` (the local one fits a
+forest of bootstrap samples once instead, scored out of bag: :func:`run_out_of_bag`); the refit
+uses the same :class:`Deadline` and :func:`fit_within`.
 
 How each kind of model keeps to a deadline (none of them is killed: a process fork or signal is
 unsafe next to the OpenMP pools of torch and scikit-learn, so each one stops itself and keeps
