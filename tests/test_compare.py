@@ -647,7 +647,7 @@ def test_progress_events_and_verbose_lines(capsys):
     X, y = _table(120)
     events = []
     result = tabular_suite.compare(
-        X, y, models=["linear", "mlp"], cv=2, verbose=2, progress=events.append, stack=False, **FAST
+        X, y, models=["linear", "mlp", "random_forest"], cv=2, verbose=2, progress=events.append, stack=False, **FAST
     )
     kinds = [(e["event"], e["model"], e["fold"]) for e in events]
     assert kinds == [
@@ -655,12 +655,16 @@ def test_progress_events_and_verbose_lines(capsys):
         ("model_end", "linear", None),
         ("fold_start", "mlp", 0), ("fold_end", "mlp", 0), ("fold_start", "mlp", 1), ("fold_end", "mlp", 1),
         ("model_end", "mlp", None),
+        # (one fit, scored out of bag: each fold's start and end as it is reported)
+        ("fold_start", "random_forest", 0), ("fold_end", "random_forest", 0),
+        ("fold_start", "random_forest", 1), ("fold_end", "random_forest", 1),
+        ("model_end", "random_forest", None),
     ]  # fmt: skip
     ends = [e for e in events if e["event"] == "model_end"]
     assert ends[0]["best_model"] == "linear"
     assert ends[0]["score"] == pytest.approx(np.mean(result.fold_scores["linear"]))
     best = max(("linear", "mlp"), key=lambda m: np.mean(result.fold_scores[m]))
-    assert ends[1]["best_model"] == best and all(e["time_left"] is None and e["n_models"] == 2 for e in events)
+    assert ends[1]["best_model"] == best and all(e["time_left"] is None and e["n_models"] == 3 for e in events)
     out = capsys.readouterr().out
     assert "linear fold 1/2: ok, accuracy" in out and f"best so far: {best}" in out
 
@@ -814,6 +818,22 @@ def test_forests_are_fitted_once_and_scored_out_of_bag():
     # Not with repeated bagging: the forest is not fitted again on further splits.
     again = tabular_suite.compare(X, y, models=["random_forest"], cv=3, bag_sets=3, time_limit=60, stack=False, **FAST)
     assert again.leaderboard.set_index("model").loc["random_forest", "bag_sets"] == 1
+
+
+def test_weighted_forests_are_bagged_over_their_folds():
+    """With unequal row weights scikit-learn draws each bootstrap sample in proportion to them, so
+    a heavy row is left out by few trees or none: the forest is then bagged over its k folds,
+    every row predicted by a fold model that did not train on it. Equal weights change nothing."""
+    X, y = _table(240)
+    for sample_weight, fits in ((np.where(y == "yes", 10.0, 1.0), 3), (np.full(len(y), 2.0), 1)):
+        result = tabular_suite.compare(X, y, models=["random_forest"], cv=3, sample_weight=sample_weight, **FAST)
+        models = result.fold_models["random_forest"]
+        assert len(models) == 3 and len({id(m) for m in models}) == fits
+        if fits == 3:  # each row predicted by the fold model that did not train on it
+            folds = StratifiedKFold(3, shuffle=True, random_state=0).split(X, y)
+            oof = result.oof_predictions["random_forest"]
+            for model, (_, valid) in zip(models, folds):
+                np.testing.assert_allclose(model.predict_proba(X.iloc[valid]), oof[valid])
 
 
 def test_infer_limit_keeps_the_predictor_within_its_cost():

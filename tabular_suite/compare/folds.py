@@ -265,8 +265,9 @@ class OutOfBag:
     It predicts those rows, or copies of them one after another (as permutation importance
     predicts them with a column shuffled in each copy).
     ``covered``: which rows at least one tree left out; a row in every tree's sample (about a
-    share ``e ** -trees`` of them: a forest the time limit stopped after a few trees) gets the
-    mean of the trees' root nodes, the class shares or mean target of their samples.
+    share ``0.632 ** trees`` of them, as a bootstrap sample holds about 63.2% of the rows: a
+    forest the time limit stopped after a few trees) gets the mean of the trees' root nodes,
+    the class shares or mean target of their samples.
 
     Examples
     --------
@@ -928,9 +929,14 @@ def _cut_too_short(cand, result: FoldResult) -> str | None:
     return "its first fold not scored in its time" if result.pred is None else None
 
 
-def _out_of_bag(cand, ctx: BuildContext) -> bool:
-    """Whether ``cand`` is bagged by its out-of-bag predictions (:func:`run_out_of_bag`)."""
-    return cand.kind != "deep" and bags_out_of_bag(cand.make(ctx))
+def _out_of_bag(cand, ctx: BuildContext, weights: np.ndarray | None) -> bool:
+    """Whether ``cand`` is bagged by its out-of-bag predictions (:func:`run_out_of_bag`): a forest
+    of bootstrap samples on rows of equal weight. With row weights (``sample_weight``,
+    ``class_weight``) scikit-learn (1.9) draws each bootstrap sample in proportion to them, so
+    that a heavy row is left out by few trees or none (with "balanced" weights, most rows of a
+    5% class by none of 300): its k fold models then."""
+    unweighted = weights is None or bool(np.all(weights == weights[0]))
+    return unweighted and cand.kind != "deep" and bags_out_of_bag(cand.make(ctx))
 
 
 def run_folds_locally(plan: FoldPlan):
@@ -950,7 +956,7 @@ def run_folds_locally(plan: FoldPlan):
             model_time_limit = max(0.0, left) * weights[0] / sum(weights)
         if plan.tuner is not None and plan.tuner.applies(cand):
             cand = _tuned(plan, cand, model_start, model_time_limit)
-        if len(plan.folds) > 1 and plan.keep_models and _out_of_bag(cand, plan.ctx):
+        if len(plan.folds) > 1 and plan.keep_models and _out_of_bag(cand, plan.ctx, plan.weights):
             out[cand.name] = _run_out_of_bag_locally(plan, cand, model_start, model_time_limit)
         else:
             out[cand.name] = _run_model_folds(plan, cand, model_start, model_time_limit)
@@ -1010,6 +1016,8 @@ def _run_out_of_bag_locally(plan: FoldPlan, cand, model_start: float, model_time
     results = run_out_of_bag(
         cand, plan.ctx, plan.df, plan.target, plan.folds, budget, plan.n_classes, True, plan.weights
     )
-    for result in results if plan.on_fold is not None else ():
+    for result in results if plan.on_fold is not None else ():  # each fold's start, then its end
+        if result.fold:
+            plan.on_fold(cand.name, result.fold, None)
         plan.on_fold(cand.name, result.fold, result)
     return results
