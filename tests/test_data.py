@@ -236,6 +236,33 @@ def test_category_counts_are_the_same_from_categorical_and_text_columns():
         np.testing.assert_array_equal(pre.transform(cat).x_cat, pre.transform(text).x_cat)
 
 
+def test_integer_categories_match_whether_a_file_has_missing_values_or_not():
+    """pandas holds an integer column as floats as soon as one value is missing: 1001 and 1001.0
+    are the same category, in the training table, a predicted one, a chunk of either, and for the
+    comparison's ordinal codes. A model file written before keeps its own keys ("1001.0")."""
+    from tabular_suite.data.preprocess import OrdinalCategories
+
+    whole = pd.DataFrame({"zip": [1001, 1002, 1001, 1003] * 5, "x": np.arange(20.0)})
+    gaps = whole.astype({"zip": float})
+    gaps.loc[[0, 5], "zip"] = np.nan
+    new = pd.DataFrame({"zip": [1001.0, 1003.0, np.nan], "x": [1.0, 2.0, 3.0]})
+    chunks = lambda df: (df.iloc[i : i + 5] for i in range(0, 20, 5))  # noqa: E731 (chunk 0 has the gaps)
+    for fitted in (whole, gaps):
+        for pre in (
+            TablePreprocessor(categorical_features=["zip"]).fit(fitted),
+            TablePreprocessor(categorical_features=["zip"]).fit_batches(chunks(fitted)),
+        ):
+            assert pre.categories == [["1001", "1002", "1003"]]
+            for rows in (new, new.astype({"zip": "Int64"}), new.iloc[:2].astype({"zip": int})):
+                assert pre.category_codes(rows)[:2, 0].tolist() == [2, 4]
+        codes = OrdinalCategories().fit(fitted[["zip"]])
+        missing = 3 if fitted is gaps else np.nan  # ("__missing__" sorts after the digits)
+        np.testing.assert_array_equal(codes.transform(new[["zip"]])[:, 0], [0, 2, missing])
+    config, arrays = TablePreprocessor(categorical_features=["zip"]).fit(gaps).get_state()
+    config.update(whole_number_keys=False, categories=[["1001.0", "1002.0", "1003.0"]])  # (an older file)
+    assert TablePreprocessor.from_state(config, arrays).category_codes(new)[:, 0].tolist() == [2, 4, MISSING_ID]
+
+
 def test_estimators_train_with_hash_buckets():
     from tabular_suite import FinalMLPClassifier, TabPFNClassifier
 

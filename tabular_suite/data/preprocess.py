@@ -124,7 +124,7 @@ def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
     return parsed.to_numpy(dtype=np.float64)
 
 
-def _value_counts(col: pd.Series) -> pd.Series:
+def _value_counts(col: pd.Series, whole: bool = True) -> pd.Series:
     """How often each category key (the text :func:`_category_keys` gives it) occurs, missing
     values left out; columnar: a pandas categorical (as Parquet dictionary columns read) is
     counted on its integer codes, and only its distinct categories are turned into text.
@@ -136,9 +136,9 @@ def _value_counts(col: pd.Series) -> pd.Series:
         codes = col.cat.codes.to_numpy()
         counts = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories))
         seen = np.flatnonzero(counts)
-        keys = col.cat.categories[seen].astype(object).astype(str)
+        keys = _keys_of(col.cat.categories[seen], whole)
         return pd.Series(counts[seen], index=pd.Index(keys, dtype=object), dtype=np.int64)
-    keys, missing = _category_keys(col)
+    keys, missing = _category_keys(col, whole)
     return pd.Series(keys[~missing], dtype=object).value_counts().astype(np.int64)
 
 
@@ -149,18 +149,40 @@ def _merge_counts(parts: list[pd.Series]) -> pd.Series:
     return pd.concat(parts).groupby(level=0, sort=False).sum()
 
 
-def _category_keys(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """String keys for category values (``str(value)``; missing: ``""``) as an object array, and
-    the missing mask (None/NaN/NA are missing). A text column is taken as it is, a pandas
+def _keys_of(values, whole: bool = True) -> np.ndarray:
+    """The text keys of category values that are not missing (``str(value)``), as an object
+    array. ``whole``: a whole number held as a float is keyed as the integer (``1001.0`` ->
+    ``"1001"``), as pandas holds an integer column as floats as soon as one value is missing:
+    the same category then, whether a file (or a chunk of it) has a gap or not. (Models fitted
+    before this keyed ``"1001.0"``: they keep that keying, ``whole=False``.)
+
+    >>> _keys_of(np.array([1001.0, 2.5, -3.0])).tolist(), _keys_of(np.array([1001])).tolist()
+    (['1001', '2.5', '-3'], ['1001'])
+    """
+    values = np.asarray(values)
+    keys = values.astype(object).astype(str).astype(object)
+    if whole and values.dtype.kind == "f":
+        integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
+        keys[integral] = values[integral].astype(np.int64).astype(str)
+    return keys
+
+
+def _category_keys(col: pd.Series, whole: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """String keys for category values (:func:`_keys_of`; missing: ``""``) as an object array,
+    and the missing mask (None/NaN/NA are missing). A text column is taken as it is, a pandas
     categorical's categories are turned into text once."""
     missing = col.isna().to_numpy()
     if isinstance(col.dtype, pd.StringDtype):
         return col.to_numpy(dtype=object, na_value=""), missing
     if isinstance(col.dtype, pd.CategoricalDtype):
-        texts = np.asarray(col.cat.categories.astype(object).astype(str), dtype=object)
+        texts = _keys_of(col.cat.categories, whole)
         codes = col.cat.codes.to_numpy()
         keys = np.full(len(col), "", dtype=object)
         keys[codes >= 0] = texts[codes[codes >= 0]]
+        return keys, missing
+    if whole and col.dtype.kind == "f":
+        keys = np.full(len(col), "", dtype=object)
+        keys[~missing] = _keys_of(col.to_numpy()[~missing])
         return keys, missing
     return col.astype(object).where(~missing, "").astype(str).to_numpy(dtype=object), missing
 
@@ -261,6 +283,7 @@ class TablePreprocessor:
         block = self.numeric_block(df)
         self._fit_numeric(block, np.isnan(block).any(axis=0), rng)
         counts = []
+        self.whole_number_keys = True  # (see _keys_of)
         for name in self.schema.categorical:
             counts.append(_value_counts(df[name]))
             if counts[-1].empty:
@@ -278,6 +301,7 @@ class TablePreprocessor:
         Memory: one batch, the sample and the category counts.
         """
         rng = np.random.default_rng(self.random_state)
+        self.whole_number_keys = True  # (see _keys_of)
         sample_keys, sample_values, has_missing, counts, n_rows = None, None, None, None, 0
         for df in batches:
             if sample_keys is None:
@@ -481,10 +505,11 @@ class TablePreprocessor:
         if self.__dict__.get("_indexes") is None or len(self._indexes) != len(self.categories):
             # Hash tables over the categories, built once (10^6-id fields take a second).
             self._indexes = [pd.Index(cats, dtype=object) for cats in self.categories]
+        whole = self.__dict__.get("whole_number_keys", False)  # (False: fitted before _keys_of's rule)
         for j, (name, index) in enumerate(zip(self.schema.categorical, self._indexes)):
             col = df[name]
             if isinstance(col.dtype, pd.CategoricalDtype):  # columnar: look up the distinct categories only
-                keys = col.cat.categories.astype(object).astype(str)
+                keys = pd.Index(_keys_of(col.cat.categories, whole), dtype=object)
                 lookup = index.get_indexer(keys).astype(np.int64) + _N_RESERVED
                 unkept = lookup < _N_RESERVED
                 lookup[unkept] = self._unkept(keys[unkept], j)
@@ -494,7 +519,7 @@ class TablePreprocessor:
                     continue
                 cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
                 continue
-            keys, missing = _category_keys(col)
+            keys, missing = _category_keys(col, whole)
             # (an object Index: an array would be inferred as text again, 4x the lookup's time)
             codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64) + _N_RESERVED
             unkept = (codes < _N_RESERVED) & ~missing
@@ -527,6 +552,7 @@ class TablePreprocessor:
             "hash_buckets": self._buckets or None,
             "num_has_missing": self.num_has_missing,
             "categories": self.categories,
+            "whole_number_keys": self.__dict__.get("whole_number_keys", False),
         }
         arrays = {f"num_params_{i}": p for i, p in enumerate(self.num_params)}
         arrays["num_range"] = self.num_range
@@ -559,6 +585,7 @@ class TablePreprocessor:
         ]
         self.num_has_missing = [bool(m) for m in config["num_has_missing"]]
         self.categories = [list(map(str, c)) for c in config["categories"]]
+        self.whole_number_keys = bool(config.get("whole_number_keys", False))  # (see _keys_of)
         self.num_params = [
             np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.num_has_missing))
         ]
@@ -757,9 +784,9 @@ class FeatureFrame(TransformerMixin, BaseEstimator):
         return pd.concat([block, categorical], axis=1)
 
 
-def _text_keys(col: pd.Series) -> np.ndarray:
+def _text_keys(col: pd.Series, whole: bool = True) -> np.ndarray:
     """:func:`_category_keys` with the missing values as the category ``"__missing__"``."""
-    keys, missing = _category_keys(col)
+    keys, missing = _category_keys(col, whole)
     keys[missing] = "__missing__"
     return keys
 
@@ -789,6 +816,7 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
         self.categories_ = [np.array(sorted(set(_text_keys(X[c]))), dtype=object) for c in X.columns]
+        self.whole_number_keys_ = True  # (see _keys_of)
         self._indexes = None  # (built on the first transform)
         return self
 
@@ -798,7 +826,8 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         out = np.empty(X.shape, dtype=np.float64)
         for j, (name, index) in enumerate(zip(X.columns, self._indexes)):
             # (an object Index: an array would be inferred as text again, 4x the lookup's time)
-            codes = index.get_indexer(pd.Index(_text_keys(X[name]), dtype=object)).astype(np.float64)
+            keys = _text_keys(X[name], self.__dict__.get("whole_number_keys_", False))
+            codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.float64)
             codes[codes < 0] = np.nan
             out[:, j] = codes
         return out
