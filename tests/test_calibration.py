@@ -1,6 +1,8 @@
 """What compare fits on the out-of-fold predictions: calibration, the decision threshold and
 prediction intervals; and that the saved model keeps them."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,6 +72,29 @@ def test_compare_tunes_the_threshold_for_balanced_accuracy_and_the_model_uses_it
         decision_threshold=None,
     )  # fmt: skip
     assert plain.best_model_.threshold is None and "threshold" not in plain.postprocessing
+
+
+def test_the_reports_confusion_matrix_decides_as_the_model_does():
+    """Calibrated, then cut at the tuned threshold (both fitted on the out-of-fold predictions):
+    the report's confusion matrix counts the decisions the saved model makes, not a cut of the
+    uncalibrated probabilities."""
+    from sklearn.metrics import confusion_matrix
+
+    from tabular_suite.compare.report import _classification_diagnostics
+
+    X, y = _imbalanced()
+    result = tabular_suite.compare(
+        X, y, models=["linear"], metric="balanced_accuracy", calibrate="isotonic", cv=3, num_threads=1,
+        tracking=False, ensemble=False,
+    )  # fmt: skip
+    model, raw = result.best_model_, result.oof_predictions["linear"]
+    assert result.postprocessing["threshold"]["applied"] and model.calibrator is not None
+    decided = (model.calibrator.transform(raw)[:, 1] >= model.threshold).astype(int)
+    assert (decided != (raw[:, 1] >= model.threshold)).any()  # (the two cuts differ on this table)
+    html = _classification_diagnostics(result, "linear")
+    matrix = html[html.index("class='matrix'") : html.index("</table>")]
+    shown = [int(v) for v in re.findall(r"<td>(\d+)</td>", matrix)]
+    assert shown == confusion_matrix(result.oof_target, decided).ravel().tolist()
 
 
 def test_compare_calibration_settings():

@@ -183,6 +183,23 @@ def test_refit_predicts_and_saves(classification_result, tmp_path):
     assert list(loaded.feature_names_in_) == ["a", "b", "c"]
 
 
+def test_xgboost_takes_any_labels_and_folds_without_a_rare_class(tmp_path):
+    """XGBoost's classifier takes only the labels 0 .. n-1, each present: the folds give it the
+    class codes (a class missing from a fold's training rows gets a row of weight 0), and so does
+    the refit, whose member maps them back to the labels."""
+    X, y = _table(120)
+    y = np.where(y == "yes", "up", "down").astype(object)
+    y[7] = "rare"  # one row: a fold's training rows lack it ("rare" sorts between the others)
+    result = tabular_suite.compare(X, y, models=["xgboost"], cv=2, refit=True, calibrate=None, **FAST)
+    board = result.leaderboard.set_index("model")
+    assert board.loc["xgboost", "status"] == "ok" and result.refit_status == "ok"
+    proba = result.predict_proba(X)
+    assert proba.shape == (120, 3) and set(result.predict(X)) <= {"down", "rare", "up"}
+    assert np.isfinite(board.loc["xgboost", "score"])
+    result.save(tmp_path / "m.tsm")
+    np.testing.assert_allclose(tabular_suite.load(tmp_path / "m.tsm", trusted=True).predict_proba(X), proba)
+
+
 def test_deep_only_regression_refit_loads_without_trust(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(150, 3))

@@ -97,6 +97,25 @@ def test_gbdt_trials_stop_early_on_the_hold_out():
         assert 1 <= rounds < 1000, (name, rounds)
 
 
+def test_weighted_gbdt_trials_stop_early_on_the_weighted_hold_out(monkeypatch):
+    """A trial's early stopping reads its validation rows' weights, as the untuned fold models'
+    does: the rounds frozen into the tuned model come from the loss it trains on."""
+    X, y = _table(600)
+    weights = np.where(y == 1, 3.0, 1.0)
+    seen = []
+
+    def recording(model, X, y, deadline=None, weighted=None, valid=None):
+        seen.append(None if valid is None else valid[2])
+        return fit_gbdt(model, X, y, deadline, weighted, valid)
+
+    monkeypatch.setattr(tuning, "fit_gbdt", recording)
+    tuner = tuning.Tuner(get_metric("log_loss", "classification"), n_trials=1)
+    [cand] = resolve_candidates(["lightgbm"], "fast", "classification")
+    tuner.tune(cand, _ctx(X), X, y, (np.arange(400), np.arange(400, 600)), 3, 2, weights, lambda: None)
+    assert seen and all(w is not None for w in seen)
+    np.testing.assert_array_equal(seen[0], weights[400:])
+
+
 def test_untuned_gbdt_fold_models_early_stop_on_a_tenth_of_their_rows():
     """A LightGBM, XGBoost or CatBoost candidate's fit holds out a stratified tenth of its rows (holdout_split,
     seeded by the model's seed) and stops when its loss there has not improved for AutoGluon's

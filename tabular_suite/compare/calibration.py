@@ -221,11 +221,14 @@ def fit_postprocessing(task: str, metric: Metric, pred: np.ndarray, y: np.ndarra
         return out
     if metric.name not in DECISION_METRICS:
         return out
-    tuned, base = 0.0, 0.0  # the fold-tuned threshold and 0.5 on each fold's own rows
+    # The fold-tuned threshold and 0.5 on each fold's own rows, calibrated (when it is) by the
+    # calibrators fitted without those rows (``trial``), not by the one fitted on every row.
+    honest = calibrated if out["calibrator"] is None else trial
+    tuned, base = 0.0, 0.0
     for train_idx, valid_idx in folds:
-        t, _, _ = tune_threshold(calibrated[train_idx], y[train_idx], metric)
-        tuned += metric.value(y[valid_idx], _decided(calibrated[valid_idx, 1], t)) * len(valid_idx)
-        base += metric.value(y[valid_idx], _decided(calibrated[valid_idx, 1], 0.5)) * len(valid_idx)
+        t, _, _ = tune_threshold(honest[train_idx], y[train_idx], metric)
+        tuned += metric.value(y[valid_idx], _decided(honest[valid_idx, 1], t)) * len(valid_idx)
+        base += metric.value(y[valid_idx], _decided(honest[valid_idx, 1], 0.5)) * len(valid_idx)
     t, at_t, at_half = tune_threshold(calibrated, y, metric)
     better = (tuned > base) if metric.greater_is_better else (tuned < base)
     out["threshold"] = t if better else None

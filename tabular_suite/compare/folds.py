@@ -736,6 +736,27 @@ def fit_gbdt(model, X, y, deadline: Deadline | None = None, weighted: dict | Non
     return f"{grown} of {total} boosting rounds" if cut_short else None
 
 
+def _every_class(X, y, valid, weighted: dict) -> tuple:
+    """``(X, y, weighted)`` with one row of weight 0 (the first row's features) for each class
+    code below the highest (of ``y`` and the validation rows') that ``y`` lacks: XGBoost's
+    classifier takes the labels 0 .. n-1, each present, and a fold's training rows can lack a
+    rare class. The codes stay the comparison's; the class gets its probability column (near 0).
+
+    >>> X, y, w = _every_class(np.ones((3, 1)), np.array([0, 2, 2]), None, {})
+    >>> y.tolist(), w["sample_weight"].tolist()
+    ([0, 2, 2, 1], [1.0, 1.0, 1.0, 0.0])
+    """
+    y = np.asarray(y)
+    top = int(max(y.max(), -1 if valid is None else np.max(valid[1])))
+    absent = np.setdiff1d(np.arange(top + 1), y).astype(y.dtype)
+    if not absent.size:
+        return X, y, weighted
+    weights = np.asarray(weighted.get("sample_weight", np.ones(len(y))), dtype=np.float64)
+    pad = _take(X, np.zeros(len(absent), dtype=int))
+    X = pd.concat([X, pad], ignore_index=True) if isinstance(X, pd.DataFrame) else np.concatenate([X, pad])
+    return X, np.concatenate([y, absent]), {"sample_weight": np.concatenate([weights, np.zeros(len(absent))])}
+
+
 def _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops) -> int:
     """One library's fit with ``stops`` as callbacks (after XGBoost's own); returns the rounds grown."""
     if library == "lightgbm":
@@ -748,6 +769,8 @@ def _fit_gbdt_rounds(library, model, X, y, valid, weighted, stops) -> int:
         # (LightGBM also stops by itself when no split gains anything: that is not a timeout.)
         grown = model.booster_.current_iteration()
     elif library == "xgboost":
+        if is_classifier(model):
+            X, y, weighted = _every_class(X, y, valid, weighted)
         rows = {} if valid is None else {"eval_set": [valid[:2]], "verbose": False}
         rows.update({} if valid is None or valid[2] is None else {"sample_weight_eval_set": [valid[2]]})
         callbacks = model.get_params()["callbacks"]

@@ -168,7 +168,9 @@ def _classification_diagnostics(result, best: str) -> str:
     labels = [str(c) for c in result.classes]
     threshold = (result.postprocessing.get("threshold") or {}) if proba.shape[1] == 2 else {}
     cut = threshold.get("threshold") if threshold.get("applied", not threshold.get("tuned", True)) else None
-    predicted = (proba[:, 1] >= cut).astype(int) if cut is not None else proba.argmax(1)
+    # Decided as the saved model decides: calibrated (when it is), then cut.
+    decided = proba if result._calibrator is None else result._calibrator.transform(proba)
+    predicted = (decided[:, 1] >= cut).astype(int) if cut is not None else decided.argmax(1)
     matrix = confusion_matrix(y, predicted, labels=np.arange(len(labels)))
     frame = pd.DataFrame(matrix, index=[f"true {c}" for c in labels], columns=[f"predicted {c}" for c in labels])
     rule = (

@@ -119,6 +119,7 @@ class ComparisonResult:
     fold_models: dict = field(default_factory=dict, repr=False)
     _data: tuple | None = field(default=None, repr=False)
     _stacked: dict = field(default_factory=dict, repr=False)  # level-2 name -> (level-1 names, columns)
+    _calibrator: object = field(default=None, repr=False)  # the best row's, also without a kept model
 
     def predict(self, X):
         """Predictions of :attr:`best_model_`."""
@@ -1008,7 +1009,7 @@ def compare(
                 candidates,
                 ctx,
                 df,
-                y_raw,
+                target,
                 classes,
                 started=started,
                 time_limit=time_limit,
@@ -1019,7 +1020,7 @@ def compare(
         if best in oof:  # complete out-of-fold predictions to fit on
             parts = _postprocessing_folds(eval_folds, eval_target, task, random_state)
             post = fit_postprocessing(task, metric_obj, oof[best], eval_target, parts, calibrate, decision_threshold)
-            result.postprocessing = post["summary"]
+            result.postprocessing, result._calibrator = post["summary"], post["calibrator"]
             if result.best_model_ is not None:
                 result.best_model_.calibrator = post["calibrator"]
                 result.best_model_.threshold = post["threshold"]
@@ -1384,7 +1385,7 @@ def _refit(
     candidates,
     ctx,
     df,
-    y_raw,
+    target,
     classes,
     *,
     started: float,
@@ -1393,7 +1394,9 @@ def _refit(
     sample_weight: np.ndarray | None = None,
 ) -> tuple[EnsembleModel | None, str | None, str | None]:
     """Refit the best row on all rows within what is left of ``time_limit`` (each member also
-    within ``model_time_limit``): ``(model or None, refit_status, refit_error)``."""
+    within ``model_time_limit``): ``(model or None, refit_status, refit_error)``. ``target``: the
+    class codes, as the fold models were fitted (XGBoost takes no other labels), or the values;
+    a classifier's member maps them back to ``classes`` (a :class:`BaggedModel` of one)."""
     usable = board[board["score"].notna()]
     if usable.empty:
         return (
@@ -1420,10 +1423,10 @@ def _refit(
             est = by_name[name].make(ctx)
             deadline = None if budget is None else Deadline(budget)
             deep = by_name[name].kind == "deep"
-            cut_short = fit_within(est, df, y_raw, deadline, deep=deep, sample_weight=sample_weight)
+            cut_short = fit_within(est, df, target, deadline, deep=deep, sample_weight=sample_weight)
             if cut_short:
                 notes.append(f"{name} stopped after {budget:.3g} s: {cut_short}")
-            members[name] = est
+            members[name] = est if classes is None else BaggedModel([est], task=ctx.task, classes=classes)
     if not members:
         return (
             None,

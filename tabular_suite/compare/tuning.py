@@ -362,7 +362,8 @@ class Tuner:
                 if pruner.pruned:
                     return "pruned", None, extra
             else:
-                extra = _fit_gbdt_trial(est, X_train, y[train_idx], X_valid, y[valid_idx], w, deadline)
+                w_valid = None if weights is None else weights[valid_idx]
+                extra = _fit_gbdt_trial(est, X_train, y[train_idx], X_valid, y[valid_idx], w, w_valid, deadline)
             if deadline is not None and deadline.hit:
                 return "fail", None, extra  # cut short: not a fair reading of the configuration
             if ctx.task == "classification":
@@ -393,8 +394,9 @@ def _completed(study) -> bool:
     return any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
-def _fit_gbdt_trial(est, X, y, X_valid, y_valid, w, deadline) -> dict:
-    """Fit a GBDT pipeline, early-stopped on the validation rows (up to ``GBDT_ROUNDS`` rounds); returns
+def _fit_gbdt_trial(est, X, y, X_valid, y_valid, w, w_valid, deadline) -> dict:
+    """Fit a GBDT pipeline, early-stopped on the validation rows (weighted as its training rows are:
+    ``w_valid``; up to ``GBDT_ROUNDS`` rounds); returns
     the rounds it reached and no patience (``{"n_estimators": n, ...}``, CatBoost's
     ``{"iterations": n, ...}``): the chosen configuration grows that many rounds on all its rows."""
     pre, model = est[:-1], est._final_estimator
@@ -402,5 +404,5 @@ def _fit_gbdt_trial(est, X, y, X_valid, y_valid, w, deadline) -> dict:
     model.set_params(**{rounds: GBDT_ROUNDS, patience: EARLY_STOP})
     Xt = pre.fit_transform(X, y)
     weighted = {} if w is None else {"sample_weight": w}
-    fit_gbdt(model, Xt, y, deadline, weighted, valid=(pre.transform(X_valid), y_valid, None))
+    fit_gbdt(model, Xt, y, deadline, weighted, valid=(pre.transform(X_valid), y_valid, w_valid))
     return {rounds: max(1, rounds_grown(model)), patience: None}
