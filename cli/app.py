@@ -385,7 +385,7 @@ def train(
         from tabular_suite.data import infer_task
         from tabular_suite.training.distributed import is_main_process
 
-        check_output_path(out, force=force)
+        check_output_path(out, force=force, inputs=[data])
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}.")
         fit = _ray_fit(ray_address, workers)
@@ -464,7 +464,7 @@ def predict(
     def run():
         import tabular_suite
 
-        check_output_path(out, force=force)
+        check_output_path(out, force=force, inputs=[model, data])
         est = tabular_suite.load(model, trusted=trust)
         if proba and getattr(est, "classes_", None) is None:
             raise ValueError("--proba needs a classifier; this model is a regressor.")
@@ -607,7 +607,7 @@ def compare_command(
 
         for path in (report, out):
             if path is not None:
-                check_output_path(path, force=force)
+                check_output_path(path, force=force, inputs=[data])
         column = target
         if column is None:
             if data.exists() or str(data) not in datasets.list_datasets():
@@ -936,7 +936,7 @@ def recommend_fit(
         from tabular_suite import make_estimator
         from tabular_suite.recsys.metrics import leave_one_out_split
 
-        check_output_path(out, force=force)
+        check_output_path(out, force=force, inputs=[data])
         log = _read_data(data)
         params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
         rec = make_estimator(
@@ -988,7 +988,7 @@ def recommend_predict(
     def run():
         import tabular_suite
 
-        check_output_path(out, force=force)
+        check_output_path(out, force=force, inputs=[model, users_file])
         rec = tabular_suite.load(model)
         if not isinstance(rec, tabular_suite.SASRecRecommender):
             raise ValueError(f"{model} holds a {type(rec).__name__}; use `tabular-suite predict` for it.")
@@ -1174,7 +1174,7 @@ def pfn_export(
     def run():
         from tabular_suite.incontext.pretrain import export_weights
 
-        check_output_path(out, force=force)
+        check_output_path(out, force=force, inputs=checkpoints)
         for checkpoint in checkpoints:
             if not checkpoint.exists():
                 raise ValueError(f"Checkpoint {checkpoint} does not exist.")

@@ -10,6 +10,7 @@ temporary name and renamed at the end). Peak memory is one chunk, whatever the f
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,24 @@ def _model(model, trusted: bool):
             "`compare --out` (use `recommend predict` / `recommend evaluate` for a recommender)."
         )
     return model
+
+
+def _chunks(est, data, chunk_rows: int, dialect: dict) -> TableChunks:
+    """``data`` in chunks, a CSV read with the decimal and thousands marks of the model's training
+    file where its own values read either way (``45.000``: see :func:`~tabular_suite.data.io.sniff_csv`),
+    with a warning when its values show other marks."""
+    trained = getattr(est, "number_format", None) or getattr(getattr(est, "preprocessor_", None), "number_format", None)
+    chunks = TableChunks(data, chunk_rows, prefer=trained, **dialect)
+    read, user = chunks.dialect, {k: v for k, v in dialect.items() if v is not None}
+    if trained and read and "decimal" not in user and read["decimal"] != trained["decimal"]:
+        warnings.warn(
+            f"{Path(data).name} writes decimals with {read['decimal']!r}, the file the model was trained on with "
+            f"{trained['decimal']!r}: its numbers are read with {read['decimal']!r}. If that is wrong, pass the "
+            f"decimal mark (--decimal {trained['decimal']!r}; decimal= in Python).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return chunks
 
 
 def model_columns(est, X: pd.DataFrame, source="the data") -> pd.DataFrame:
@@ -78,7 +97,8 @@ def predict_file(
     any work (an existing file needs ``overwrite=True``; a missing folder is created); the
     file appears only once every row is written. ``on_chunk(rows_done, share_of_file_read)``
     is called after each chunk (a progress bar). ``dialect``: ``sep``, ``decimal``,
-    ``thousands``, ``encoding`` of a CSV (detected when left out). Returns the number of rows.
+    ``thousands``, ``encoding`` of a CSV (detected when left out; a value that reads either
+    way, ``45.000``, with the marks of the model's training file). Returns the number of rows.
 
     Examples
     --------
@@ -92,9 +112,10 @@ def predict_file(
     >>> pd.read_csv(folder / "out" / "pred.csv").shape
     (100, 1)
     """
-    out = check_output_path(out, force=overwrite, flag="overwrite=True (CLI: --force)")
+    model_path = model if isinstance(model, (str, os.PathLike)) else None
+    out = check_output_path(out, force=overwrite, flag="overwrite=True (CLI: --force)", inputs=(data, model_path))
     est = _model(model, trusted)
-    chunks = TableChunks(data, chunk_rows, **dialect)
+    chunks = _chunks(est, data, chunk_rows, dialect)
     parquet = out.suffix.lower() in (".parquet", ".pq")
     rows = 0
     with atomic_path(out) as tmp:
@@ -157,7 +178,7 @@ def evaluate_file(
     est = _model(model, trusted)
     classifier = getattr(est, "classes_", None) is not None
     targets, outputs = [], []
-    rows, chunks = 0, TableChunks(data, chunk_rows, **dialect)
+    rows, chunks = 0, _chunks(est, data, chunk_rows, dialect)
     for chunk in chunks:
         if target not in chunk.columns:
             raise ValueError(

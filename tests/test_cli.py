@@ -160,7 +160,11 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
         (("train", empty, "--target", "label", "--out", tmp_path / "x.tsm"), "is empty"),
         (("train", data, "--target", "label", "--model", "xgb", "--out", tmp_path / "x.tsm"), "Unknown model"),
         (("evaluate", bad_model, data, "--target", "label"), "not a tabular_suite model file"),
-        (("train", data, "--target", "label", "--out", data), "already exists"),
+        (("train", data, "--target", "label", "--out", tmp_path / "good.tsm"), "already exists"),
+        # An input is never overwritten, even with --force.
+        (("train", data, "--target", "label", "--out", data, "--force"), "is also an input"),
+        (("predict", tmp_path / "good.tsm", data, "--out", data, "--force"), "is also an input"),
+        (("predict", tmp_path / "good.tsm", data, "--out", tmp_path / "good.tsm", "--force"), "is also an input"),
         (
             ("train", latin, "--target", "label", "--out", tmp_path / "x.tsm", "--encoding", "utf-8"),
             "not valid utf-8 text",
@@ -174,6 +178,7 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
         ),
         (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"), "key=value"),
     ]
+    kept = {path: path.read_bytes() for path in (data, tmp_path / "good.tsm")}
     process, debug = cli_all(cases[0][0], ("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm"))
     assert debug.returncode != 0 and "Traceback" in debug.stderr
     assert process.returncode == 1 and cases[0][1] in process.stderr and "Traceback" not in process.stderr
@@ -183,6 +188,7 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
         assert message in r.stderr and "Traceback" not in r.output, r.output
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x.tsm").exists() and not (tmp_path / "p.csv").exists()
+    assert all(path.read_bytes() == content for path, content in kept.items())
 
 
 def test_datasets_and_models_commands(invoke):

@@ -206,6 +206,67 @@ def test_dialect_detection(tmp_path, text, expected):
     assert pd.api.types.is_numeric_dtype(read_table(path)["a"])
 
 
+def test_thousands_marks_never_turn_dates_or_codes_into_numbers(tmp_path):
+    """pandas strips a thousands mark from every value of a column that then parses: dates
+    ``01.02.2020`` became 1022020. Only values that are numbers written with the file's marks are
+    read as numbers; dates stay dates, a code ``1.2.3`` text, and a stray label among numbers
+    written with a decimal comma is named, not read as a category; in chunks too."""
+    from tabular_suite.data.io import TableChunks
+
+    path = tmp_path / "de.csv"
+    dates = pd.date_range("2020-02-01", periods=40).strftime("%d.%m.%Y")
+    rows = [f"{d};{1 + i}.{i % 10}00,50;{i % 3 + 1}.{i % 5}.{i % 2};{i},5" for i, d in enumerate(dates)]
+    path.write_text("Datum;Preis;Code;Menge\n" + "\n".join(rows) + "\n")
+    read = read_table(path)
+    assert read.attrs["csv_dialect"]["thousands"] == "." and read["Datum"].iloc[0] == "01.02.2020"
+    assert read["Preis"].dtype == np.float64 and read["Preis"].iloc[1] == 2100.5
+    assert read["Menge"].iloc[3] == 3.5 and read["Code"].iloc[0] == "1.0.0"
+    types = infer_feature_types(read)
+    assert types["Datum"] == "datetime:%d.%m.%Y" and types["Preis"] == types["Menge"] == "numeric"
+    assert types["Code"] == "categorical"
+    for chunk in TableChunks(path, chunk_rows=15):
+        assert chunk["Preis"].dtype == np.float64 and chunk["Datum"].iloc[0].count(".") == 2
+    rows[3] = rows[3].rsplit(";", 1)[0] + ";?"  # a stray label among decimal-comma numbers
+    path.write_text("Datum;Preis;Code;Menge\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="Menge"):
+        infer_feature_types(read_table(path))
+    # Quoted "45,000" in a comma-separated file: the comma can only group thousands.
+    (tmp_path / "us.csv").write_text('income,age\n"45,000",30\n"120,500",40\n950,50\n')
+    us = read_table(tmp_path / "us.csv")
+    assert us.attrs["csv_dialect"]["thousands"] == ","
+    assert infer_feature_types(us)["income"] == "numeric"
+    assert pd.to_numeric(us["income"]).tolist() == [45000, 120500, 950]
+
+
+def test_predicted_files_are_read_with_the_training_files_marks(tmp_path):
+    """``45.000`` reads as 45 or 45,000: a model trained on a German file reads the files it
+    predicts as its training file was read (the model file keeps the marks, an ensemble from
+    compare too), and warns when a file's own values show another decimal mark."""
+    from tabular_suite.batch import predict_file
+
+    rng = np.random.default_rng(0)
+    income = rng.integers(20, 200, 200) * 1000
+    rows = [f"{i // 1000}.{i % 1000:03d},00;{int(i > 100_000)}" for i in income]  # 45.000,00
+    (tmp_path / "train.csv").write_text("Einkommen;y\n" + "\n".join(rows) + "\n")
+    df = read_table(tmp_path / "train.csv")
+    X, y = df.drop(columns="y"), df["y"]
+    est = tabular_suite.MLPClassifier(**FAST).fit(X, y)
+    result = tabular_suite.compare(X, y, models=["linear"], cv=2, num_threads=1, tracking=False)
+    (tmp_path / "new.csv").write_text("Einkommen\n45.000\n120.500\n")
+    expected = pd.DataFrame({"Einkommen": [45_000.0, 120_500.0]})
+    for name, model in (("mlp", est), ("compare", result.best_model_)):
+        model.save(tmp_path / f"{name}.tsm")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            predict_file(str(tmp_path / f"{name}.tsm"), tmp_path / "new.csv", tmp_path / f"{name}.csv", proba=True,
+                         trusted=True)  # fmt: skip
+        got = pd.read_csv(tmp_path / f"{name}.csv").to_numpy()
+        np.testing.assert_allclose(got, model.predict_proba(expected), rtol=1e-6)
+    (tmp_path / "en.csv").write_text("Einkommen\n45000.5\n120500.25\n")
+    with pytest.warns(UserWarning, match="en.csv writes decimals with '.'"):
+        predict_file(est, tmp_path / "en.csv", tmp_path / "en_out.csv")
+
+
 def test_cli_reports_dialect_and_types_and_takes_overrides(tmp_path):
     from typer.testing import CliRunner
 

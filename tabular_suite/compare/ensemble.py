@@ -179,6 +179,7 @@ class EnsembleModel:
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         self.calibrator = None
+        self.number_format: dict | None = None  # the marks of the CSV file it was fitted on
         self.threshold: float | None = None
         self.residual_quantiles: np.ndarray | None = None
 
@@ -263,6 +264,8 @@ class EnsembleModel:
             config["calibrator"] = self.calibrator.get_state()
         if self.threshold is not None:
             config["threshold"] = self.threshold
+        if self.number_format is not None:
+            config["number_format"] = self.number_format
         if self.residual_quantiles is not None:
             tensors["residual_quantiles"] = np.asarray(self.residual_quantiles, dtype=np.float64)
         for name in self.weights:
@@ -304,6 +307,7 @@ class EnsembleModel:
         if config.get("calibrator") is not None:
             model.calibrator = Calibrator.from_state(config["calibrator"])
         model.threshold = config.get("threshold")
+        model.number_format = config.get("number_format")
         if "residual_quantiles" in tensors:
             model.residual_quantiles = tensors["residual_quantiles"].numpy()
         return model

@@ -53,9 +53,10 @@ def _umask() -> int:
     return mask
 
 
-def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str = "--force") -> Path:
-    """Refuse, before any work starts, an output that is a folder, exists (unless ``force``) or
-    cannot be created; a missing parent folder is created.
+def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str = "--force", inputs=()) -> Path:
+    """Refuse, before any work starts, an output that is a folder, exists (unless ``force``), is
+    one of the command's ``inputs`` (even with ``force``: it would be lost) or cannot be created;
+    a missing parent folder is created.
 
     Examples
     --------
@@ -70,6 +71,9 @@ def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass the name of the file to write.")
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).exists() and os.path.samefile(source, path):
+            raise ValueError(f"{path} is also an input of this command: writing it would destroy it; name another.")
     if path.exists() and not force:
         raise ValueError(f"{path} already exists; pass {flag} to overwrite it.")
     try:

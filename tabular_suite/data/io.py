@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_dataframe", "as_1d_array", "read_table", "sniff_csv", "describe_dialect", "TableChunks", "ParquetSource"]
+__all__ = [
+    "as_dataframe", "as_1d_array", "read_table", "sniff_csv", "read_marked_numbers", "describe_dialect", "TableChunks",
+    "ParquetSource",
+]  # fmt: skip
 
 
 def _is_sparse(X) -> bool:
@@ -128,10 +131,17 @@ def _detect_encoding(head: bytes) -> str:
         return "latin-1"
 
 
-def sniff_csv(path: str | os.PathLike, *, sep=None, decimal=None, thousands=None, encoding=None) -> dict:
+def sniff_csv(
+    path: str | os.PathLike, *, sep=None, decimal=None, thousands=None, encoding=None, prefer: dict | None = None
+) -> dict:
     """The dialect of a CSV file, judged from its first 64 KiB: ``sep`` (``,`` ``;`` tab or
     ``|``), ``decimal`` (``.`` or ``,``), ``thousands`` (None, ``.`` or ``,``) and ``encoding``.
     Arguments that are given are kept as they are.
+
+    ``prefer``: the number format (``decimal``, ``thousands``) of the file a model was trained
+    on, for the files it predicts. A value such as ``45.000`` or ``1,234`` reads either way (a
+    decimal, or thousands grouped): the file's format is judged on the other values alone, and
+    is the preferred one when only such values are there.
 
     Examples
     --------
@@ -140,6 +150,9 @@ def sniff_csv(path: str | os.PathLike, *, sep=None, decimal=None, thousands=None
     >>> _ = path.write_text("Preis;Menge\\n1.234,50;3\\n7,25;4\\n")
     >>> sniff_csv(path)
     {'sep': ';', 'decimal': ',', 'thousands': '.', 'encoding': 'utf-8'}
+    >>> _ = path.write_text("Einkommen;Alter\\n45.000;30\\n120.500;41\\n")
+    >>> sniff_csv(path)["decimal"], sniff_csv(path, prefer={"decimal": ",", "thousands": "."})["thousands"]
+    ('.', '.')
     """
     import csv
 
@@ -161,14 +174,22 @@ def sniff_csv(path: str | os.PathLike, *, sep=None, decimal=None, thousands=None
                 sep = ","
     fields = [field.strip() for row in csv.reader(sample.splitlines()[1:], delimiter=sep) for field in row]
     if decimal is None:
-        comma = sum(bool(_COMMA_DECIMAL.match(f)) for f in fields)
-        point = sum(bool(_POINT_DECIMAL.match(f)) for f in fields)
-        decimal = "," if sep != "," and comma > point else "."
+        comma = [f for f in fields if _COMMA_DECIMAL.match(f)]
+        point = [f for f in fields if _POINT_DECIMAL.match(f)]
+        if prefer is not None:  # what reads either way is no evidence: the preferred format decides it
+            comma = [f for f in comma if not _COMMA_THOUSANDS.match(f)]
+            point = [f for f in point if not _POINT_THOUSANDS.match(f)]
+        if prefer is not None and not comma and not point:
+            decimal = prefer.get("decimal") or "."
+        else:
+            decimal = "," if sep != "," and len(comma) > len(point) else "."
+    if thousands is None and prefer is not None and prefer.get("decimal") == decimal:
+        thousands = prefer.get("thousands")
     if thousands is None:
         pattern, mark = (_POINT_THOUSANDS, ".") if decimal == "," else (_COMMA_THOUSANDS, ",")
-        grouped = [f for f in fields if pattern.match(f)]
-        # "1,234" alone could be a decimal; groups count only with a decimal part or two groups.
-        if any(f.count(mark) >= 2 or (decimal in f) for f in grouped):
+        # The decimal mark decided, the other mark in a number can only group its thousands
+        # ("45,000" among "0.5"s, or in a comma-separated file, where the decimal mark is ".").
+        if any(pattern.match(f) for f in fields):
             thousands = mark
     return {"sep": sep, "decimal": decimal, "thousands": thousands, "encoding": encoding}
 
@@ -182,12 +203,15 @@ def read_table(
     thousands: str | None = None,
     encoding: str | None = None,
     nrows: int | None = None,
+    prefer: dict | None = None,
 ) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file into a pandas DataFrame.
 
     Empty fields in CSV files are read as missing values. The separator, decimal mark,
     thousands separator and encoding are detected (:func:`sniff_csv`) unless given; what was
-    used is in ``df.attrs["csv_dialect"]``. ``nrows``: read only the first rows. Errors name
+    used is in ``df.attrs["csv_dialect"]``; numbers with the file's decimal and thousands marks
+    are read as numbers (:func:`read_marked_numbers`). ``nrows``: read only the first rows;
+    ``prefer``: see :func:`sniff_csv`. Errors name
     the file and the problem (missing file, empty file, undecodable bytes, malformed rows,
     unknown format).
 
@@ -216,9 +240,10 @@ def read_table(
             else:
                 df = pq.read_table(path, columns=columns).to_pandas()
         elif ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-            dialect = sniff_csv(path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding)
+            dialect = sniff_csv(path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding, prefer=prefer)
             # low_memory=False: each column typed from all its values, not chunk by chunk.
-            df = pd.read_csv(path, usecols=columns, low_memory=False, nrows=nrows, **dialect)
+            df = pd.read_csv(path, usecols=columns, low_memory=False, nrows=nrows, **_csv_args(dialect))
+            read_marked_numbers(df, dialect)
         else:
             raise ValueError(f"Cannot tell the format of {path}: use a .csv, .csv.gz, .tsv or .parquet file.")
     except UnicodeDecodeError as exc:
@@ -241,6 +266,68 @@ def read_table(
     return df
 
 
+def number_format(df: pd.DataFrame) -> dict | None:
+    """The decimal and thousands marks of the CSV file that ``df`` was read from
+    (:func:`read_table`, :class:`TableChunks`), else None: what a model keeps of its training
+    file to read the files it predicts the same way (``prefer`` of :func:`sniff_csv`).
+
+    >>> df = pd.DataFrame({"a": [1.5]})
+    >>> df.attrs["csv_dialect"] = {"sep": ";", "decimal": ",", "thousands": ".", "encoding": "utf-8"}
+    >>> number_format(df), number_format(pd.DataFrame())
+    ({'decimal': ',', 'thousands': '.'}, None)
+    """
+    dialect = df.attrs.get("csv_dialect")
+    return None if dialect is None else {"decimal": dialect.get("decimal"), "thousands": dialect.get("thousands")}
+
+
+def _csv_args(dialect: dict) -> dict:
+    """``pd.read_csv``'s arguments for ``dialect``: without ``thousands``, which pandas would strip
+    from every value of a column that parses, a date ``01.02.2020`` then read as 1022020
+    (:func:`read_marked_numbers` reads the grouped numbers instead)."""
+    return {k: v for k, v in dialect.items() if k != "thousands"}
+
+
+def read_marked_numbers(df: pd.DataFrame, dialect: dict) -> None:
+    """In place: in the text columns of a CSV read with ``dialect``, each value that is a number
+    written with its decimal mark (a comma) or its thousands groups (``1.234,50``, ``1,234.5``)
+    becomes that number; a column of such numbers only becomes a float column. Other values
+    are left as they are: a date ``01.02.2020`` or a code ``1.2.3`` stays text, and a column
+    with a few stray labels among its numbers is then told apart by the type inference.
+
+    >>> df = pd.DataFrame({"Preis": ["1.234,50", "7,25"], "Datum": ["01.02.2020", "15.03.2021"]})
+    >>> read_marked_numbers(df, {"decimal": ",", "thousands": "."})
+    >>> df["Preis"].tolist(), df["Datum"].tolist()
+    ([1234.5, 7.25], ['01.02.2020', '15.03.2021'])
+    """
+    decimal, thousands = dialect.get("decimal") or ".", dialect.get("thousands")
+    if decimal == "." and thousands is None:
+        return  # (pandas read them)
+    grouped = rf"\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+" if thousands else None
+    fraction = rf"{re.escape(decimal)}\d+"
+    # A mark is needed: a plain integer is read by pandas or the type inference as before.
+    marked = rf"(?:{grouped}(?:{fraction})?|\d+{fraction})" if grouped else rf"\d+{fraction}"
+    pattern = re.compile(rf"^\s*[-+]?{marked}\s*$")
+    for name in df.columns:
+        col = df[name]
+        if not (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
+            continue
+        is_text = col.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        if not is_text.any():
+            continue
+        text = col[is_text].astype(str)
+        hit = text.str.match(pattern).to_numpy(dtype=bool)
+        if not hit.any():
+            continue
+        numbers = text[hit].str.strip()
+        if thousands:
+            numbers = numbers.str.replace(thousands, "", regex=False)
+        values = numbers.str.replace(decimal, ".", regex=False).astype(np.float64)
+        col = col.astype(object)  # (a copy)
+        col[values.index] = values.to_numpy()
+        # A column of such numbers (and missing values) only is a float column.
+        df[name] = col.astype(np.float64) if hit.all() and is_text.sum() == col.notna().sum() else col
+
+
 def describe_dialect(dialect: dict) -> str:
     """``sep ';', decimal ',', thousands '.', encoding cp1252`` for the CLI.
 
@@ -258,7 +345,8 @@ class TableChunks:
 
     Iterating yields DataFrames; ``progress`` is the share of the file read so far (bytes of a
     CSV, rows of a Parquet file), for a progress bar. A CSV's dialect is detected once
-    (:func:`sniff_csv`) and is in ``dialect``. Each chunk's columns are typed from the chunk.
+    (:func:`sniff_csv`; ``prefer``: see there) and is in ``dialect`` and each chunk's
+    ``attrs["csv_dialect"]``. Each chunk's columns are typed from the chunk.
 
     Examples
     --------
@@ -277,18 +365,22 @@ class TableChunks:
         decimal: str | None = None,
         thousands: str | None = None,
         encoding: str | None = None,
+        prefer: dict | None = None,
     ):
         if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
         self.path, self.chunk_rows, self.columns = Path(path), int(chunk_rows), columns
         self.progress, self.dialect = 0.0, None
         read_table(
-            self.path, columns=columns, nrows=1, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding
-        )
+            self.path, columns=columns, nrows=1, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding,
+            prefer=prefer,
+        )  # fmt: skip
         suffixes = [s.lower() for s in self.path.suffixes]
         self.parquet = ".parquet" in suffixes or ".pq" in suffixes
         if not self.parquet:
-            self.dialect = sniff_csv(self.path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding)
+            self.dialect = sniff_csv(
+                self.path, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding, prefer=prefer
+            )
 
     def __iter__(self):
         if self.parquet:
@@ -305,9 +397,11 @@ class TableChunks:
 
             handle = gzip.GzipFile(fileobj=raw) if self.path.suffix.lower() == ".gz" else raw
             try:
-                reader = pd.read_csv(handle, usecols=self.columns, chunksize=self.chunk_rows, **self.dialect)
+                reader = pd.read_csv(handle, usecols=self.columns, chunksize=self.chunk_rows, **_csv_args(self.dialect))
                 for df in reader:
                     self.progress = min(raw.tell() / size, 1.0)
+                    read_marked_numbers(df, self.dialect)
+                    df.attrs["csv_dialect"] = self.dialect
                     yield df
             except UnicodeDecodeError as exc:
                 raise ValueError(

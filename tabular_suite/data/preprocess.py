@@ -27,6 +27,7 @@ from .features import (
     stray_numbers_error,
     warn_id_like,
 )
+from .io import number_format
 from .schema import Schema
 
 __all__ = [
@@ -284,6 +285,7 @@ class TablePreprocessor:
         self._fit_numeric(block, np.isnan(block).any(axis=0), rng)
         counts = []
         self.whole_number_keys = True  # (see _keys_of)
+        self.number_format = number_format(df)  # (a CSV's marks: its predicted files are read alike)
         for name in self.schema.categorical:
             counts.append(_value_counts(df[name]))
             if counts[-1].empty:
@@ -305,6 +307,7 @@ class TablePreprocessor:
         sample_keys, sample_values, has_missing, counts, n_rows = None, None, None, None, 0
         for df in batches:
             if sample_keys is None:
+                self.number_format = number_format(df)
                 self._set_types(df, False)
                 self._fit_text(df)
                 n_num = len(self.schema.numeric_features)
@@ -553,6 +556,7 @@ class TablePreprocessor:
             "num_has_missing": self.num_has_missing,
             "categories": self.categories,
             "whole_number_keys": self.__dict__.get("whole_number_keys", False),
+            "number_format": self.__dict__.get("number_format"),
         }
         arrays = {f"num_params_{i}": p for i, p in enumerate(self.num_params)}
         arrays["num_range"] = self.num_range
@@ -586,6 +590,7 @@ class TablePreprocessor:
         self.num_has_missing = [bool(m) for m in config["num_has_missing"]]
         self.categories = [list(map(str, c)) for c in config["categories"]]
         self.whole_number_keys = bool(config.get("whole_number_keys", False))  # (see _keys_of)
+        self.number_format = config.get("number_format")
         self.num_params = [
             np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.num_has_missing))
         ]
