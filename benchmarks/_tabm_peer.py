@@ -115,6 +115,7 @@ def main() -> None:
         for idx in torch.randperm(len(y), generator=generator).split(a.batch_size):
             optimizer.zero_grad()
             loss_fn(apply(x_num[idx], x_cat[idx]), y[idx]).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # (the example's gradient_clipping_norm)
             optimizer.step()
         val = criterion(predict("val"), parts["val"][2])
         seconds.append(time.perf_counter() - started)

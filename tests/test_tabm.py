@@ -116,6 +116,21 @@ def test_tabm_trains_members_on_their_mean_loss_and_stops_on_the_ensemble(mixed_
     assert not torch.isclose(loss, objective.loss(clf.module_(*inputs), target))
 
 
+def test_tabm_clips_gradients_to_norm_1_as_the_official_recipe(mixed_frame, monkeypatch):
+    """The official example and every paper config clip the gradient norm to 1 (other models: off)."""
+    from tabular_suite.training import engine
+
+    df, y, _ = mixed_frame
+    clipped = []
+    real = engine.clip_grad_norm
+    monkeypatch.setattr(engine, "clip_grad_norm", lambda p, max_norm: clipped.append(max_norm) or real(p, max_norm))
+    TabMClassifier(**{**TINY, "max_epochs": 1}).fit(df[:64], y[:64])
+    assert clipped and set(clipped) == {1.0}
+    clipped.clear()
+    tabular_suite.MLPClassifier(**{**FAST, "max_epochs": 1}).fit(df[:64], y[:64])
+    assert not clipped
+
+
 def test_tabm_weight_decay_spares_biases_and_embeddings():
     m = TabM(n_num=3, cardinalities=[], d_out=1, k=4, d_block=8, num_embeddings="periodic")
     decayed, spared = _param_groups(m, 1e-3)

@@ -320,9 +320,12 @@ class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
 
 @dataclass(kw_only=True, repr=False, eq=False)
 class _TabMParams(TabularEstimator, TabMConfig):
-    # The official recipe (the tabm README's starting point): AdamW, lr 2e-3, weight decay 3e-4.
+    # The official recipe (the tabm README's starting point and example): AdamW, lr 2e-3, weight
+    # decay 3e-4, gradients clipped to norm 1 (the example's and every paper config's
+    # gradient_clipping_norm).
     lr: float = 2e-3
     weight_decay: float = 3e-4
+    grad_clip: float | None = 1.0
 
     _module_cls = TabM
 
