@@ -120,6 +120,42 @@ def test_env_var_store_and_active_run_is_reused(data, tmp_path, monkeypatch):
     assert est.mlflow_run_id_ == parent.info.run_id
 
 
+def test_a_run_is_never_left_running(data, sqlite_uri, monkeypatch):
+    """A store call that fails during a fit, Ctrl-C while the model is logged, Ctrl-C as a
+    comparison's run starts: the run ends (FINISHED, KILLED), and no run stays active to take
+    the next fit's logs."""
+    import tabular_suite
+
+    X, y = data
+    tracking.autolog(tracking_uri=sqlite_uri, experiment_name="tests")
+    client = MlflowClient(tracking_uri=sqlite_uri)
+
+    def statuses():
+        exp = client.get_experiment_by_name("tests")
+        return sorted(r.info.status for r in client.search_runs([exp.experiment_id]))
+
+    real_log_params = mlflow.log_params
+    monkeypatch.setattr(mlflow, "log_params", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("store down")))
+    with pytest.warns(RuntimeWarning, match="store down"):
+        MLPClassifier(**FIT).fit(X, y)
+    monkeypatch.setattr(mlflow, "log_params", real_log_params)
+    assert statuses() == ["FINISHED"] and mlflow.active_run() is None
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "_log_results", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        MLPClassifier(**FIT).fit(X, y)
+    assert statuses() == ["FINISHED", "KILLED"] and mlflow.active_run() is None
+
+    monkeypatch.setattr(tracking.ComparisonRun, "log_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tabular_suite.compare(X, y, models=["linear"], cv=2, num_threads=1, tracking=True, tracking_uri=sqlite_uri,
+                              experiment="tests")  # fmt: skip
+    assert statuses() == ["FINISHED", "KILLED", "KILLED"]
+
+
 def test_unreachable_server_warns_once_and_training_finishes(data, monkeypatch):
     X, y = data
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -789,48 +789,49 @@ def compare(
         run = ComparisonRun(
             settings, experiment=experiment, tracking_uri=tracking_uri, registered_model_name=registered_model_name
         )
-        run.log_dataset(df, y_raw)
-    by_name = {c.name: c for c in candidates}
-
-    hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}  # (MLflow and the report)
-    run_order = list(shares) if shares else [c.name for c in candidates]
-    watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, len(folds))
-    tuner = None
-    if tune is not False:
-        from .tuning import Tuner
-
-        tuner = Tuner(metric_obj, None if tune is True else int(tune), random_state, on_trial=watch.trial)
-
-    def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
-        score = None
-        if result is not None and result.pred is not None:
-            score = metric_obj.value(target[folds[fold][1]], result.pred)
-        watch.fold(name, fold, result, score)
-
-    level1_cost = {}  # stacker -> seconds its level-1 folds took
-
-    def stacking_keep() -> float:
-        """Seconds kept for level 2 once its models ran at level 1: 1.5 times what they took
-        there (at least 5% of the limit, at most ``stack_reserve``)."""
-        return min(stack_reserve, max(0.05 * time_limit, 1.5 * sum(level1_cost.values())))
-
-    def on_model_done(name: str, results: list[FoldResult]) -> None:
-        """Log a model as soon as its folds are done (a long comparison can be watched live)."""
-        if stacking and time_limit is not None and name in stacker_names and name not in level1_cost:
-            level1_cost[name] = float(np.nansum([r.fit_seconds + r.predict_seconds for r in results]))
-            if len(level1_cost) == len(stacker_names):  # what level 2 will need is known now
-                plan.reserved = reserved + stacking_keep()
-        if tuner is not None and name in tuner.tuned:  # the configuration its folds ran
-            by_name[name] = tuner.tuned[name]
-            hyperparameters[name] = _hyperparameters(by_name[name], ctx)
-        cand = by_name[name]
-        row, _, scores = _aggregate(cand, results, eval_folds, eval_target, metric_obj, n_classes, ctx)
-        watch.model(name, row)
+    try:  # (from here on an error or Ctrl-C ends the MLflow run: FAILED or KILLED)
         if run is not None:
-            histories = [r.history for r in results if r.status in ("ok", "timeout")]
-            run.log_model(row, scores, histories, hyperparameters[name], cand.kind)
+            run.log_dataset(df, y_raw)
+        by_name = {c.name: c for c in candidates}
 
-    try:
+        hyperparameters = {c.name: _hyperparameters(c, ctx) for c in candidates}  # (MLflow and the report)
+        run_order = list(shares) if shares else [c.name for c in candidates]
+        watch = _Progress(progress, verbose, metric_obj, started, time_limit, run_order, len(folds))
+        tuner = None
+        if tune is not False:
+            from .tuning import Tuner
+
+            tuner = Tuner(metric_obj, None if tune is True else int(tune), random_state, on_trial=watch.trial)
+
+        def on_fold(name: str, fold: int, result: FoldResult | None) -> None:
+            score = None
+            if result is not None and result.pred is not None:
+                score = metric_obj.value(target[folds[fold][1]], result.pred)
+            watch.fold(name, fold, result, score)
+
+        level1_cost = {}  # stacker -> seconds its level-1 folds took
+
+        def stacking_keep() -> float:
+            """Seconds kept for level 2 once its models ran at level 1: 1.5 times what they took
+            there (at least 5% of the limit, at most ``stack_reserve``)."""
+            return min(stack_reserve, max(0.05 * time_limit, 1.5 * sum(level1_cost.values())))
+
+        def on_model_done(name: str, results: list[FoldResult]) -> None:
+            """Log a model as soon as its folds are done (a long comparison can be watched live)."""
+            if stacking and time_limit is not None and name in stacker_names and name not in level1_cost:
+                level1_cost[name] = float(np.nansum([r.fit_seconds + r.predict_seconds for r in results]))
+                if len(level1_cost) == len(stacker_names):  # what level 2 will need is known now
+                    plan.reserved = reserved + stacking_keep()
+            if tuner is not None and name in tuner.tuned:  # the configuration its folds ran
+                by_name[name] = tuner.tuned[name]
+                hyperparameters[name] = _hyperparameters(by_name[name], ctx)
+            cand = by_name[name]
+            row, _, scores = _aggregate(cand, results, eval_folds, eval_target, metric_obj, n_classes, ctx)
+            watch.model(name, row)
+            if run is not None:
+                histories = [r.history for r in results if r.status in ("ok", "timeout")]
+                run.log_model(row, scores, histories, hyperparameters[name], cand.kind)
+
         plan = FoldPlan(
             candidates, ctx, df, target, folds, n_classes, model_time_limit, time_limit, started,
             reserved + stack_reserve, on_model_done, keep_models=bag and not refit, weights=row_weight,

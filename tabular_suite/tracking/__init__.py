@@ -352,11 +352,19 @@ class ComparisonRun:
         self.client = MlflowClient(tracking_uri=self.tracker.uri)
         self.experiment_id = _experiment_id(self.tracker, experiment or _SETTINGS.experiment_name, self.tracker.uri)
         self.experiment_id = self.experiment_id or "0"
-        run = self.tracker.retrying(lambda: self.client.create_run(self.experiment_id, run_name="compare"))
-        if run is None:
-            return
-        self.run_id, self._open = run.info.run_id, True
-        self._log(self.run_id, params=settings)
+        created = []  # (an interrupt waits for the store call, then is raised: the run exists by then)
+        try:
+            start = lambda: created.append(self.client.create_run(self.experiment_id, run_name="compare"))  # noqa: E731
+            self.tracker.retrying(start)
+            if not created:
+                return
+            self.run_id, self._open = created[0].info.run_id, True
+            self._log(self.run_id, params=settings)
+        except BaseException as exc:  # never a run left RUNNING by a start that did not return
+            if created:
+                self.run_id, self._open = created[0].info.run_id, True
+            self.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
 
     def _log(self, run_id: str, metrics=(), params=None, tags=None) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -505,13 +513,15 @@ def log_recommender(
     if tracker.failed:
         return None
     uri = tracker.uri
+    import mlflow
+
     with _use_tracking_uri(uri):
         experiment_id = _experiment_id(tracker, experiment or _SETTINGS.experiment_name, uri)
-        run = tracker.call("start_run", run_name=type(recommender).__name__, experiment_id=experiment_id)
-        if run is None:
-            return None
-        status = "FAILED"
+        before, status = mlflow.active_run(), "FAILED"
         try:
+            run = tracker.call("start_run", run_name=type(recommender).__name__, experiment_id=experiment_id)
+            if run is None:
+                return None
             tracker.call(
                 "log_params",
                 {
@@ -538,8 +548,12 @@ def log_recommender(
                 recommender.save(Path(tmp) / "model.tsm")
                 tracker.call("log_artifact", str(Path(tmp) / "model.tsm"))
             status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
         finally:
-            tracker.call("end_run", status=status)
+            if before is None and mlflow.active_run() is not None:  # the run this call started
+                tracker.retrying(lambda: mlflow.end_run(status=status))  # (even after a failed call)
     return run.info.run_id
 
 
@@ -560,17 +574,16 @@ def tracked_fit(estimator, X_sample, num_threads: int):
 
     with _use_tracking_uri(uri):
         own_run = mlflow.active_run() is None
-        run = None
-        if own_run:
-            # The experiment is passed explicitly: mlflow.set_experiment would leave a global
-            # experiment id behind that is invalid for other stores.
-            experiment_id = _experiment_id(tracker, _SETTINGS.experiment_name, uri)
-            run = tracker.call("start_run", run_name=type(estimator).__name__, experiment_id=experiment_id)
-        else:
-            run = mlflow.active_run()
         started = time.perf_counter()
         status = "FAILED"
         try:
+            if own_run:
+                # The experiment is passed explicitly: mlflow.set_experiment would leave a global
+                # experiment id behind that is invalid for other stores.
+                experiment_id = _experiment_id(tracker, _SETTINGS.experiment_name, uri)
+                run = tracker.call("start_run", run_name=type(estimator).__name__, experiment_id=experiment_id)
+            else:
+                run = mlflow.active_run()
             if run is not None:
                 params = {
                     k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
@@ -578,18 +591,19 @@ def tracked_fit(estimator, X_sample, num_threads: int):
                 }
                 tracker.call("log_params", params)
                 tracker.call("set_tags", _system_tags(estimator, num_threads))
-            try:
-                yield TrackingCallback(tracker) if run is not None else None
-            except KeyboardInterrupt:
-                status = "KILLED"
-                raise
+            yield TrackingCallback(tracker) if run is not None else None
             if run is not None:
                 _log_results(tracker, estimator, X_sample, time.perf_counter() - started)
                 estimator.mlflow_run_id_ = run.info.run_id
             status = "FINISHED"
+        except KeyboardInterrupt:  # (also while the run starts or the model is logged)
+            status = "KILLED"
+            raise
         finally:
-            if own_run and run is not None:
-                tracker.call("end_run", status=status)
+            # The run this fit started, ended even after a failed store call or an interrupt
+            # that came as it started: a run left RUNNING would take the next fit's logs.
+            if own_run and mlflow.active_run() is not None:
+                tracker.retrying(lambda: mlflow.end_run(status=status))
 
 
 def _log_batch(tracker: _Tracker, run_id: str, metrics: list[tuple[str, float, int]]) -> None:
