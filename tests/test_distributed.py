@@ -290,8 +290,9 @@ def test_cli_train_streams_a_parquet_folder(tmp_path, table):
     assert refused.exit_code == 1 and "--workers must be at least 1" in refused.stderr + refused.stdout
 
 
-def test_checkpoint_resumes_an_interrupted_fit(tmp_path):
+def test_checkpoint_resumes_an_interrupted_fit(tmp_path, monkeypatch):
     from tabular_suite import MLPClassifier
+    from tabular_suite.tabular import base
     from tabular_suite.training.callbacks import Callback
 
     rng = np.random.default_rng(0)
@@ -321,6 +322,20 @@ def test_checkpoint_resumes_an_interrupted_fit(tmp_path):
         MLPClassifier(**params, d_block=32, checkpoint=str(checkpoint), callbacks=[Interrupt()]).fit(X, y)
     with pytest.raises(ValueError, match="holds another model"):
         MLPClassifier(**params, d_block=64, checkpoint=str(checkpoint)).fit(X, y)
+    # Other settings (the optimizer state would bring back the old learning rate): an error.
+    with pytest.raises(ValueError, match="lr 0.001 there, 0.0003 here"):
+        MLPClassifier(**params, d_block=32, lr=3e-4, checkpoint=str(checkpoint)).fit(X, y)
+    checkpoint.unlink()
+    # random_state=None: a new seed each fit, but a resumed fit takes the interrupted fit's seed
+    # (its validation rows and batch order); the same epochs as the fit never interrupted.
+    free = {**params, "random_state": None, "patience": 16}
+    first = MLPClassifier(**free, checkpoint=str(checkpoint), callbacks=[Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(X, y)
+    resumed = MLPClassifier(**free, checkpoint=str(checkpoint)).fit(X, y)
+    assert resumed._seed == first._seed and [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4, 5, 6]
+    monkeypatch.setattr(base, "derive_seed", lambda random_state: first._seed)  # that fit, never interrupted
+    np.testing.assert_array_equal(resumed.predict_proba(X), MLPClassifier(**free).fit(X, y).predict_proba(X))
 
 
 KILLED = textwrap.dedent(

@@ -229,11 +229,22 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
             return self._fit(X, y, sample_weight, eval_set, (callback,) if callback else ())
 
+    def _fit_seed(self) -> int:
+        """The fit's seed (:func:`derive_seed`); with ``random_state=None`` and a checkpoint to resume,
+        the seed of the fit that wrote it: the same validation rows, batch order and dropout."""
+        if self.random_state is None and self.checkpoint:
+            from ..training.engine import checkpoint_seed
+
+            seed = checkpoint_seed(self.checkpoint)
+            if seed is not None:
+                return int(seed)
+        return derive_seed(self.random_state)
+
     def _fit(self, X, y, sample_weight, eval_set, extra_callbacks: tuple):
         self._check_params()
         df, from_numpy, y = prepare_fit(self, X, y)
         weights = row_weights(self, y, sample_weight, self.class_weight)
-        self._seed = seed = derive_seed(self.random_state)
+        self._seed = seed = self._fit_seed()
         self._fit_columns = list(df.columns)
 
         self.preprocessor_ = TablePreprocessor.from_params(self, self.numeric_scaling, seed)
@@ -391,7 +402,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
 
         self._check_params()
         source = ParquetSource(path, batch_rows=batch_rows)
-        self._seed = seed = derive_seed(self.random_state)
+        self._seed = seed = self._fit_seed()
         rng = np.random.default_rng(seed)
         n_valid = min(validation_rows, int(self.validation_fraction * source.n_rows))
         valid_idx = np.sort(rng.choice(source.n_rows, n_valid, replace=False)) if n_valid > 0 else np.zeros(0, np.int64)

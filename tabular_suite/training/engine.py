@@ -341,15 +341,38 @@ def _signature(module: nn.Module) -> dict:
     return {name: list(t.shape) for name, t in module.state_dict().items()}
 
 
-def _save_checkpoint(path: Path, state: TrainState, tracking: tuple, generator: torch.Generator) -> None:
+#: What a resumed fit must share with the fit that wrote the checkpoint (the seed: its
+#: validation rows, batch order and dropout; the others: the optimisation it continues).
+_RESUMED_SETTINGS = ("seed", "lr", "weight_decay", "batch_size", "scheduler", "warmup_epochs", "patience", "grad_clip")
+
+
+def _settings(config: TrainConfig) -> dict:
+    return {name: getattr(config, name) for name in _RESUMED_SETTINGS}
+
+
+def checkpoint_seed(path) -> int | None:
+    """The seed of the fit that wrote the checkpoint at ``path`` (None: no checkpoint there, or
+    one written before checkpoints held it): a fit with ``random_state=None`` resumes with it,
+    on the same validation rows."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True).get("settings", {}).get("seed")
+
+
+def _save_checkpoint(
+    path: Path, state: TrainState, tracking: tuple, generator: torch.Generator, config: TrainConfig
+) -> None:
     """The training state after an epoch, written atomically (a crash leaves the previous one),
-    with the random streams of the batch order and of dropout (a resumed fit continues them)."""
+    with the random streams of the batch order and of dropout (a resumed fit continues them)
+    and the settings a resumed fit must share (:data:`_RESUMED_SETTINGS`)."""
     from ..core.files import atomic_path
 
     best_loss, best_weights, bad_epochs, stopped = tracking
     payload = {
         "format": 1,
         "signature": _signature(state.module),
+        "settings": _settings(config),
         "module": state.module.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "sparse_optimizer": None if state.sparse_optimizer is None else state.sparse_optimizer.state_dict(),
@@ -363,20 +386,30 @@ def _save_checkpoint(path: Path, state: TrainState, tracking: tuple, generator: 
         "best_epoch": state.best_epoch,
         "best": [float(best_loss), best_weights, bad_epochs, bool(stopped)],
         "random": [generator.get_state(), torch.get_rng_state()],
+        "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _resume(path: Path, state: TrainState, generator: torch.Generator) -> tuple:
+def _resume(path: Path, state: TrainState, generator: torch.Generator, config: TrainConfig) -> tuple:
     """Load a checkpoint into ``state`` (module, optimizers, schedules, epoch, history) and the
     random streams; returns the early-stopping state ``(best loss, best weights, epochs without
-    improvement, stopped)``."""
+    improvement, stopped)``. A checkpoint of another model, or of a fit with other settings
+    (:data:`_RESUMED_SETTINGS`: its optimizer state would bring back its learning rate), is an
+    error."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("signature") != _signature(state.module):
         raise ValueError(
             f"The checkpoint {path} holds another model (other layers or sizes): delete it, or give this "
             "fit another checkpoint path."
+        )
+    saved, here = payload.get("settings"), _settings(config)
+    changed = [f"{k} {saved[k]!r} there, {here[k]!r} here" for k in here if saved is not None and saved[k] != here[k]]
+    if changed:
+        raise ValueError(
+            f"The checkpoint {path} was written by a fit with other settings ({'; '.join(changed)}): resume with "
+            "the same settings (and random_state), or delete the checkpoint to start again."
         )
     device = next(state.module.parameters()).device
     state.module.load_state_dict(payload["module"])
@@ -393,6 +426,9 @@ def _resume(path: Path, state: TrainState, generator: torch.Generator) -> tuple:
     best_loss, best_weights, bad_epochs, stopped = payload["best"]
     generator.set_state(payload["random"][0])
     torch.set_rng_state(payload["random"][1])
+    cuda_states = payload.get("cuda_random", [])
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
     if best_weights is not None:
         best_weights = {k: v.to(device) for k, v in best_weights.items()}
     return best_loss, best_weights, bad_epochs, stopped
@@ -537,7 +573,7 @@ def fit_module(
         # Resume (max_epochs in all) when rank 0 sees the checkpoint: every rank does, or none (the
         # path must be one all ranks read, e.g. a shared disk); rank 0's weights are broadcast after.
         if checkpoint is not None and ranks.from_main(checkpoint.exists()):
-            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state, generator)
+            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state, generator, config)
             last_epoch = state.epoch if stopped else config.max_epochs
             ranks.broadcast_module(module)
         state.stop, first_epoch = False, state.epoch + 1
@@ -648,7 +684,8 @@ def fit_module(
                 if ranks.any(state.stop):
                     state.stop = True
                 if checkpoint is not None and ranks.rank == 0:
-                    _save_checkpoint(checkpoint, state, (best_loss, best_weights, bad_epochs, state.stop), generator)
+                    tracked = (best_loss, best_weights, bad_epochs, state.stop)
+                    _save_checkpoint(checkpoint, state, tracked, generator, config)
                 if state.stop:
                     break
         finally:
