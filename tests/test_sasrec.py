@@ -207,6 +207,11 @@ def test_leave_one_out_split():
     train, valid, test = leave_one_out_split(log, time_col="t")
     assert test.item_id.tolist() == [10] and valid.item_id.tolist() == [11]
     assert sorted(train.item_id.tolist()) == [7, 8, 12, 13]  # user 2 has < 3 items: all train
+    # Text dates in time, as the model orders them (as text, "1/10" sorts before "1/9").
+    log["ts"] = ["1/8/2024", "1/9/2024", "1/10/2024", "1/11/2024", "1/9/2024", "1/10/2024"]
+    train, valid, test = leave_one_out_split(log, time_col="ts")
+    assert test.item_id.tolist() == [13] and valid.item_id.tolist() == [12] and train.item_id.tolist() == [10, 11, 7, 8]
+    assert interaction_sequences(log, time_col="ts").item_ids[:4].tolist() == [1, 2, 3, 4]  # 10, 11, 12, 13
 
 
 def test_ranking_metrics():

@@ -100,6 +100,25 @@ class ItemSequences:
         return np.where(codes >= 0, codes + 1, 0).astype(np.int64)
 
 
+def event_times(times: pd.Series) -> np.ndarray:
+    """A timestamp column as values that sort in time: numbers and dates as they are, text parsed
+    as dates (``"1/10/2024"`` after ``"1/9/2024"``, unlike the text); else an error naming it.
+
+    >>> event_times(pd.Series(["1/9/2024", "1/10/2024"], name="ts")).argsort().tolist()
+    [0, 1]
+    """
+    if pd.api.types.is_numeric_dtype(times) or pd.api.types.is_datetime64_any_dtype(times):
+        return np.asarray(times)
+    try:
+        with warnings.catch_warnings():  # "could not infer format": parsed one by one, fine
+            warnings.simplefilter("ignore", UserWarning)
+            return np.asarray(pd.to_datetime(times))
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"Timestamp column {times.name!r} holds neither numbers nor dates (e.g. {times.iloc[0]!r})."
+        ) from None
+
+
 def interaction_sequences(
     table,
     user_col: str = "user_id",
@@ -118,17 +137,7 @@ def interaction_sequences(
     item_codes, item_values = pd.factorize(df[item_col], sort=False)
     items = item_values if items is None else item_values.append(pd.Index(items).difference(item_values, sort=False))
     if time_col is not None:
-        times = df[time_col]
-        if not (pd.api.types.is_numeric_dtype(times) or pd.api.types.is_datetime64_any_dtype(times)):
-            try:
-                with warnings.catch_warnings():  # "could not infer format": parsed one by one, fine
-                    warnings.simplefilter("ignore", UserWarning)
-                    times = pd.to_datetime(times)
-            except (ValueError, TypeError):
-                raise ValueError(
-                    f"Timestamp column {time_col!r} holds neither numbers nor dates (e.g. {times.iloc[0]!r})."
-                ) from None
-        order = np.lexsort((np.asarray(times), user_codes))  # lexsort is stable
+        order = np.lexsort((event_times(df[time_col]), user_codes))  # lexsort is stable
     else:
         order = np.argsort(user_codes, kind="stable")
     counts = np.bincount(user_codes, minlength=len(users))

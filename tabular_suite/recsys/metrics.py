@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .interactions import check_interaction_columns
+from .interactions import check_interaction_columns, event_times
 
 __all__ = ["leave_one_out_split", "ranking_metrics", "PROTOCOLS", "protocol_label"]
 
@@ -49,8 +49,8 @@ def leave_one_out_split(
     """
     df = check_interaction_columns(interactions, {"user": user_col, "item": item_col, "timestamp": time_col})
     df = df.reset_index(drop=True)
-    if time_col is not None:
-        df = df.sort_values([user_col, time_col], kind="stable")
+    if time_col is not None:  # in time, as the model orders them (text dates parsed, not sorted as text)
+        df = df.iloc[np.lexsort((event_times(df[time_col]), pd.factorize(df[user_col])[0]))]
     position_from_end = df.groupby(user_col, sort=False).cumcount(ascending=False).to_numpy()
     size = df.groupby(user_col, sort=False)[item_col].transform("size").to_numpy()
     eligible = size >= 3
