@@ -38,9 +38,12 @@ def _model(model, trusted: bool):
 def _chunks(est, data, chunk_rows: int, dialect: dict) -> TableChunks:
     """``data`` in chunks, a CSV read with the decimal and thousands marks of the model's training
     file where its own values read either way (``45.000``: see :func:`~tabular_suite.data.io.sniff_csv`),
-    with a warning when its values show other marks."""
-    trained = getattr(est, "number_format", None) or getattr(getattr(est, "preprocessor_", None), "number_format", None)
-    chunks = TableChunks(data, chunk_rows, prefer=trained, **dialect)
+    with a warning when its values show other marks, and the columns the model was fitted on as
+    text read as text (zip codes ``02134``, ``TRUE`` among other labels)."""
+    pre = getattr(est, "preprocessor_", None)
+    trained = getattr(est, "number_format", None) or getattr(pre, "number_format", None)
+    text = getattr(est, "text_columns", None) or getattr(pre, "text_columns", None)
+    chunks = TableChunks(data, chunk_rows, prefer=trained, text=text, **dialect)
     read, user = chunks.dialect, {k: v for k, v in dialect.items() if v is not None}
     if trained and read and "decimal" not in user and read["decimal"] != trained["decimal"]:
         warnings.warn(

@@ -102,9 +102,18 @@ def test_day_first_dates_and_explicit_format():
     days = pd.Series(["31/01/2024", "15/02/2024", "01/03/2024"] * 10)
     assert infer_feature_types(pd.DataFrame({"d": days}))["d"] == "datetime:%d/%m/%Y"
     ambiguous = pd.DataFrame({"d": ["01/02/2024", "03/04/2024"] * 10})
-    assert infer_feature_types(ambiguous)["d"] == "datetime:%m/%d/%Y"  # month first when both read
+    with pytest.warns(UserWarning, match=r"read as %m/%d/%Y and as %d/%m/%Y alike .* --type d=datetime:%d/%m/%Y"):
+        assert infer_feature_types(ambiguous)["d"] == "datetime:%m/%d/%Y"  # month first when both read: said
     pre = TablePreprocessor(feature_types={"d": "datetime:%d/%m/%Y"}).fit(ambiguous)
     assert pre.numeric_block(ambiguous)[0, 1] == 2.0  # month of 01/02/2024 read day first
+    # Dates the fitted format cannot read are missing dates, and said so (any number of rows).
+    month_first = pd.DataFrame({"d": ["02/13/2024", "01/02/2024"]})
+    with pytest.warns(DataDriftWarning, match=r"not dates in the format fitted, read as missing: 'd'"):
+        pre.transform(month_first)
+    assert np.isnan(pre.numeric_block(month_first)[0]).all() and not np.isnan(pre.numeric_block(month_first)[1]).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pre.transform(pd.DataFrame({"d": ["13/02/2024", "01/02/2024"]}))  # (both read day first)
 
 
 def test_free_text_becomes_text_features_that_carry_to_new_sentences():
@@ -265,6 +274,33 @@ def test_predicted_files_are_read_with_the_training_files_marks(tmp_path):
     (tmp_path / "en.csv").write_text("Einkommen\n45000.5\n120500.25\n")
     with pytest.warns(UserWarning, match="en.csv writes decimals with '.'"):
         predict_file(est, tmp_path / "en.csv", tmp_path / "en_out.csv")
+
+
+def test_predicted_files_read_text_columns_as_text_and_booleans_fold_case(tmp_path):
+    """A prediction file whose zip codes are all digits (``02134``) or whose labels are all
+    ``TRUE``/``FALSE`` is read by pandas as numbers or booleans: the columns the model was
+    fitted on as text are read as text. Boolean and category keys ignore surrounding spaces, and
+    a boolean's case (``Yes`` is ``yes``)."""
+    from tabular_suite.batch import predict_file
+
+    rng = np.random.default_rng(0)
+    zips = rng.choice(["02134", "K1A0B1", "10001"], 200)
+    flag = rng.choice(["TRUE", "FALSE", "maybe"], 200)
+    y = (zips == "02134").astype(int)
+    pd.DataFrame({"zip": zips, "flag": flag, "y": y}).to_csv(tmp_path / "train.csv", index=False)
+    df = read_table(tmp_path / "train.csv")
+    est = tabular_suite.MLPClassifier(**FAST, categorical_features=["zip"]).fit(df.drop(columns="y"), df["y"])
+    assert est.preprocessor_.text_columns == ["zip", "flag"]
+    (tmp_path / "new.csv").write_text("zip,flag\n02134,TRUE\n10001,FALSE\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "categories not seen at fit")
+        predict_file(est, tmp_path / "new.csv", tmp_path / "p.csv", proba=True)
+    expected = est.predict_proba(pd.DataFrame({"zip": ["02134", "10001"], "flag": ["TRUE", "FALSE"]}))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv").to_numpy(), expected, rtol=1e-6)
+    pre = TablePreprocessor().fit(pd.DataFrame({"member": ["yes", "no"] * 10, "plan": ["a", "b"] * 10}))
+    assert pre.feature_types_["member"] == "boolean"
+    codes = pre.category_codes(pd.DataFrame({"member": ["Yes", " YES", "no "], "plan": [" a", "b ", "A"]}))
+    assert codes[:, 0].tolist() == [3, 3, 2] and codes[:, 1].tolist() == [2, 3, 1]  # ("A" is another category)
 
 
 def test_cli_reports_dialect_and_types_and_takes_overrides(tmp_path):

@@ -259,7 +259,7 @@ def test_integer_categories_match_whether_a_file_has_missing_values_or_not():
         missing = 3 if fitted is gaps else np.nan  # ("__missing__" sorts after the digits)
         np.testing.assert_array_equal(codes.transform(new[["zip"]])[:, 0], [0, 2, missing])
     config, arrays = TablePreprocessor(categorical_features=["zip"]).fit(gaps).get_state()
-    config.update(whole_number_keys=False, categories=[["1001.0", "1002.0", "1003.0"]])  # (an older file)
+    config.update(key_rule=0, categories=[["1001.0", "1002.0", "1003.0"]])  # (an older file)
     assert TablePreprocessor.from_state(config, arrays).category_codes(new)[:, 0].tolist() == [2, 4, MISSING_ID]
 
 

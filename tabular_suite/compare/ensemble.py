@@ -180,6 +180,7 @@ class EnsembleModel:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         self.calibrator = None
         self.number_format: dict | None = None  # the marks of the CSV file it was fitted on
+        self.text_columns: list | None = None  # its columns held as text (read so in predicted files)
         self.threshold: float | None = None
         self.residual_quantiles: np.ndarray | None = None
 
@@ -266,6 +267,8 @@ class EnsembleModel:
             config["threshold"] = self.threshold
         if self.number_format is not None:
             config["number_format"] = self.number_format
+        if self.text_columns is not None:
+            config["text_columns"] = self.text_columns
         if self.residual_quantiles is not None:
             tensors["residual_quantiles"] = np.asarray(self.residual_quantiles, dtype=np.float64)
         for name in self.weights:
@@ -308,6 +311,7 @@ class EnsembleModel:
             model.calibrator = Calibrator.from_state(config["calibrator"])
         model.threshold = config.get("threshold")
         model.number_format = config.get("number_format")
+        model.text_columns = config.get("text_columns")
         if "residual_quantiles" in tensors:
             model.residual_quantiles = tensors["residual_quantiles"].numpy()
         return model

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from ..core.sklearn_glue import resolve_num_threads
 from ..data.features import decide_types, describe_types
-from ..data.io import as_1d_array, as_dataframe, number_format
+from ..data.io import as_1d_array, as_dataframe, number_format, text_columns
 from ..data.schema import Schema, infer_task
 from ..data.validation import row_weights
 from ..tabular.base import holdout_split
@@ -1028,6 +1028,7 @@ def compare(
                 result.best_model_.residual_quantiles = post["residual_quantiles"]
         if result.best_model_ is not None:  # (a CSV's marks: the files it predicts are read alike)
             result.best_model_.number_format = number_format(df)
+            result.best_model_.text_columns = text_columns(df)
         result.wall_seconds = time.perf_counter() - started
 
         if run is not None:

@@ -157,6 +157,25 @@ def _date_format(values: pd.Series) -> str | None:
     return None
 
 
+def _warn_if_day_and_month_swap(name, values: pd.Series, fmt: str) -> None:
+    """Warn when the dates read as ``fmt`` read as other dates with day and month swapped (every
+    day 12 or less: ``01/02/2020``, ``03/04/2020``): the first format that fits is a guess then."""
+    other = fmt.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d")
+    if other == fmt or other not in DATE_FORMATS:
+        return
+    sample = values if len(values) <= 2_000 else values.sample(2_000, random_state=0)
+    as_fmt = pd.to_datetime(sample, format=fmt, errors="coerce")
+    as_other = pd.to_datetime(sample, format=other, errors="coerce")
+    if as_other.notna().all() and (as_other != as_fmt).any():
+        warnings.warn(
+            f"Column {name!r}: its dates read as {fmt} and as {other} alike (no day above 12); they are read as "
+            f"{fmt}. If they are {other}, pass feature_types={{{name!r}: 'datetime:{other}'}} "
+            f"(CLI: --type {name}=datetime:{other}).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def _looks_like_dates(values: pd.Series) -> bool:
     """Cheap pre-check: a date has digits and a separator, and is short."""
     sample = values.iloc[:200]
@@ -405,6 +424,7 @@ def _infer(name, col: pd.Series, from_numpy: bool) -> str:
     if _looks_like_dates(uniques):
         fmt = _date_format(uniques)
         if fmt is not None:
+            _warn_if_day_and_month_swap(name, uniques, fmt)
             return f"datetime:{fmt}"
     words = uniques.iloc[:1_000].str.split().str.len().mean()
     if words >= TEXT_MIN_WORDS and len(uniques) > ID_LIKE_SHARE * len(observed) and len(uniques) >= 20:

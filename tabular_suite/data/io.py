@@ -280,6 +280,17 @@ def number_format(df: pd.DataFrame) -> dict | None:
     return None if dialect is None else {"decimal": dialect.get("decimal"), "thousands": dialect.get("thousands")}
 
 
+def text_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of ``df`` held as text (its file's reader found a value that is not a number
+    in them): a model keeps them to read them as text in the files it predicts, where a column
+    of zip codes ``02134`` alone would be read as the number 2134, ``TRUE`` as a boolean.
+
+    >>> text_columns(pd.DataFrame({"zip": ["02134", "K1A0B1"], "n": [1, 2]}))
+    ['zip']
+    """
+    return [str(c) for c in df.columns if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)]
+
+
 def _csv_args(dialect: dict) -> dict:
     """``pd.read_csv``'s arguments for ``dialect``: without ``thousands``, which pandas would strip
     from every value of a column that parses, a date ``01.02.2020`` then read as 1022020
@@ -346,7 +357,8 @@ class TableChunks:
     Iterating yields DataFrames; ``progress`` is the share of the file read so far (bytes of a
     CSV, rows of a Parquet file), for a progress bar. A CSV's dialect is detected once
     (:func:`sniff_csv`; ``prefer``: see there) and is in ``dialect`` and each chunk's
-    ``attrs["csv_dialect"]``. Each chunk's columns are typed from the chunk.
+    ``attrs["csv_dialect"]``. ``text``: columns read as text whatever their values
+    (:func:`text_columns`). Each chunk's columns are typed from the chunk.
 
     Examples
     --------
@@ -366,10 +378,12 @@ class TableChunks:
         thousands: str | None = None,
         encoding: str | None = None,
         prefer: dict | None = None,
+        text: list[str] | None = None,
     ):
         if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
         self.path, self.chunk_rows, self.columns = Path(path), int(chunk_rows), columns
+        self.dtype = {name: str for name in text or ()}  # (a name the file lacks is ignored)
         self.progress, self.dialect = 0.0, None
         read_table(
             self.path, columns=columns, nrows=1, sep=sep, decimal=decimal, thousands=thousands, encoding=encoding,
@@ -397,7 +411,9 @@ class TableChunks:
 
             handle = gzip.GzipFile(fileobj=raw) if self.path.suffix.lower() == ".gz" else raw
             try:
-                reader = pd.read_csv(handle, usecols=self.columns, chunksize=self.chunk_rows, **_csv_args(self.dialect))
+                reader = pd.read_csv(
+                    handle, usecols=self.columns, chunksize=self.chunk_rows, dtype=self.dtype, **_csv_args(self.dialect)
+                )
                 for df in reader:
                     self.progress = min(raw.tell() / size, 1.0)
                     read_marked_numbers(df, self.dialect)

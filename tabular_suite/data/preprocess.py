@@ -27,7 +27,7 @@ from .features import (
     stray_numbers_error,
     warn_id_like,
 )
-from .io import number_format
+from .io import number_format, text_columns
 from .schema import Schema
 
 __all__ = [
@@ -125,7 +125,7 @@ def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
     return parsed.to_numpy(dtype=np.float64)
 
 
-def _value_counts(col: pd.Series, whole: bool = True) -> pd.Series:
+def _value_counts(col: pd.Series, rule: int = 1, lower: bool = False) -> pd.Series:
     """How often each category key (the text :func:`_category_keys` gives it) occurs, missing
     values left out; columnar: a pandas categorical (as Parquet dictionary columns read) is
     counted on its integer codes, and only its distinct categories are turned into text.
@@ -137,9 +137,9 @@ def _value_counts(col: pd.Series, whole: bool = True) -> pd.Series:
         codes = col.cat.codes.to_numpy()
         counts = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories))
         seen = np.flatnonzero(counts)
-        keys = _keys_of(col.cat.categories[seen], whole)
+        keys = _keys_of(col.cat.categories[seen], rule, lower)
         return pd.Series(counts[seen], index=pd.Index(keys, dtype=object), dtype=np.int64)
-    keys, missing = _category_keys(col, whole)
+    keys, missing = _category_keys(col, rule, lower)
     return pd.Series(keys[~missing], dtype=object).value_counts().astype(np.int64)
 
 
@@ -150,42 +150,63 @@ def _merge_counts(parts: list[pd.Series]) -> pd.Series:
     return pd.concat(parts).groupby(level=0, sort=False).sum()
 
 
-def _keys_of(values, whole: bool = True) -> np.ndarray:
-    """The text keys of category values that are not missing (``str(value)``), as an object
-    array. ``whole``: a whole number held as a float is keyed as the integer (``1001.0`` ->
-    ``"1001"``), as pandas holds an integer column as floats as soon as one value is missing:
-    the same category then, whether a file (or a chunk of it) has a gap or not. (Models fitted
-    before this keyed ``"1001.0"``: they keep that keying, ``whole=False``.)
+#: How category values become keys (a model file says which): 0, files written before
+#: 2026-12-07: ``str(value)``; 1: a whole number held as a float keyed as the integer
+#: (``1001.0`` -> ``"1001"``: pandas holds an integer column as floats as soon as one value is
+#: missing) and text without surrounding spaces (``" a"`` from ``a, b`` is ``"a"``), so that
+#: a file, or a chunk of it, with a gap or padding gives the same categories.
+KEY_RULE = 1
 
-    >>> _keys_of(np.array([1001.0, 2.5, -3.0])).tolist(), _keys_of(np.array([1001])).tolist()
-    (['1001', '2.5', '-3'], ['1001'])
+
+def _keys_of(values, rule: int = KEY_RULE, lower: bool = False) -> np.ndarray:
+    """The text keys of category values that are not missing (see :data:`KEY_RULE`), as an
+    object array; ``lower``: case folded too (a boolean column: ``Yes`` is ``yes``).
+
+    >>> _keys_of(np.array([1001.0, 2.5, -3.0])).tolist(), _keys_of(np.array([" a", "b "])).tolist()
+    (['1001', '2.5', '-3'], ['a', 'b'])
     """
     values = np.asarray(values)
     keys = values.astype(object).astype(str).astype(object)
-    if whole and values.dtype.kind == "f":
+    if rule >= 1 and values.dtype.kind == "f":
         integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
         keys[integral] = values[integral].astype(np.int64).astype(str)
-    return keys
+    return _tidy(keys, rule, lower)
 
 
-def _category_keys(col: pd.Series, whole: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _tidy(keys: np.ndarray, rule: int, lower: bool) -> np.ndarray:
+    """Text keys stripped of surrounding spaces (rule 1) and case folded (``lower``)."""
+    if rule < 1 and not lower:
+        return keys
+    codes, uniques = pd.factorize(keys)  # (the distinct values only: a column repeats them)
+    text = pd.Series(uniques, dtype=object)
+    if rule >= 1:
+        text = text.str.strip()
+    if lower:
+        text = text.str.lower()
+    if (text.to_numpy(dtype=object) == uniques).all():
+        return keys
+    return text.to_numpy(dtype=object)[codes]
+
+
+def _category_keys(col: pd.Series, rule: int = KEY_RULE, lower: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """String keys for category values (:func:`_keys_of`; missing: ``""``) as an object array,
-    and the missing mask (None/NaN/NA are missing). A text column is taken as it is, a pandas
-    categorical's categories are turned into text once."""
+    and the missing mask (None/NaN/NA are missing). A pandas categorical's categories are
+    turned into text once."""
     missing = col.isna().to_numpy()
-    if isinstance(col.dtype, pd.StringDtype):
-        return col.to_numpy(dtype=object, na_value=""), missing
     if isinstance(col.dtype, pd.CategoricalDtype):
-        texts = _keys_of(col.cat.categories, whole)
+        texts = _keys_of(col.cat.categories, rule, lower)
         codes = col.cat.codes.to_numpy()
         keys = np.full(len(col), "", dtype=object)
         keys[codes >= 0] = texts[codes[codes >= 0]]
         return keys, missing
-    if whole and col.dtype.kind == "f":
+    if isinstance(col.dtype, pd.StringDtype):
+        keys = col.to_numpy(dtype=object, na_value="")
+    elif rule >= 1 and col.dtype.kind == "f":
         keys = np.full(len(col), "", dtype=object)
-        keys[~missing] = _keys_of(col.to_numpy()[~missing])
-        return keys, missing
-    return col.astype(object).where(~missing, "").astype(str).to_numpy(dtype=object), missing
+        keys[~missing] = _keys_of(col.to_numpy()[~missing], rule)
+    else:
+        keys = col.astype(object).where(~missing, "").astype(str).to_numpy(dtype=object)
+    return _tidy(keys, rule, lower), missing
 
 
 class TablePreprocessor:
@@ -284,10 +305,11 @@ class TablePreprocessor:
         block = self.numeric_block(df)
         self._fit_numeric(block, np.isnan(block).any(axis=0), rng)
         counts = []
-        self.whole_number_keys = True  # (see _keys_of)
+        self.key_rule = KEY_RULE
         self.number_format = number_format(df)  # (a CSV's marks: its predicted files are read alike)
+        self.text_columns = text_columns(df[list(self.schema.columns)])  # (read as text in predicted files)
         for name in self.schema.categorical:
-            counts.append(_value_counts(df[name]))
+            counts.append(_value_counts(df[name], KEY_RULE, self._boolean(name)))
             if counts[-1].empty:
                 raise ValueError(f"Column {name!r} is entirely empty (all values missing): drop it before fitting.")
         self._keep_categories(counts, len(df))
@@ -303,12 +325,13 @@ class TablePreprocessor:
         Memory: one batch, the sample and the category counts.
         """
         rng = np.random.default_rng(self.random_state)
-        self.whole_number_keys = True  # (see _keys_of)
+        self.key_rule = KEY_RULE
         sample_keys, sample_values, has_missing, counts, n_rows = None, None, None, None, 0
         for df in batches:
             if sample_keys is None:
                 self.number_format = number_format(df)
                 self._set_types(df, False)
+                self.text_columns = text_columns(df[list(self.schema.columns)])
                 self._fit_text(df)
                 n_num = len(self.schema.numeric_features)
                 sample_keys, sample_values = np.zeros(0), np.zeros((0, n_num))
@@ -324,7 +347,7 @@ class TablePreprocessor:
                 keys, values = keys[keep], values[keep]
             sample_keys, sample_values = keys, values
             for j, name in enumerate(self.schema.categorical):
-                counts[j].append(_value_counts(df[name]))
+                counts[j].append(_value_counts(df[name], KEY_RULE, self._boolean(name)))
                 if len(counts[j]) >= 8:  # merged now and then: memory stays at about one vocabulary
                     counts[j] = [_merge_counts(counts[j])]
             n_rows += len(df)
@@ -463,20 +486,29 @@ class TablePreprocessor:
     def check_drift(self, df: pd.DataFrame, block: np.ndarray, codes: np.ndarray, min_rows: int = 10) -> None:
         """Warn once (:class:`DataDriftWarning`) naming the columns of ``df`` that are all
         missing, whose categories are mostly unseen, or whose values lie far outside the
-        training range (beyond it by more than its width, for at least 1% of the rows).
-        Batches under ``min_rows`` rows are not judged."""
-        if len(df) < min_rows:
+        training range (beyond it by more than its width, for at least 1% of the rows); and,
+        in batches of any size, the date columns with values that are not dates in the format
+        fitted (read as missing: ``13/02/2020`` after a fit on ``%m/%d/%Y``). Other checks
+        skip batches under ``min_rows`` rows."""
+        first = len(self.schema.numeric)  # each date column's first feature (the year) in the block
+        unparsed = [
+            name
+            for j, name in enumerate(self.schema.datetime)
+            if (df[name].notna().to_numpy() & np.isnan(block[:, first + j * len(DateFeatures.NAMES)])).any()
+        ]
+        judged = len(df) >= min_rows
+        if not judged and not unparsed:
             return
-        unseen, far = [], []
-        all_missing = df[list(self.schema.columns)].isna().all(axis=0).to_numpy()
-        empty = [name for name, gone in zip(self.schema.columns, all_missing) if gone]
-        for j, name in enumerate(self.schema.categorical):
-            observed = codes[:, j] != MISSING_ID
-            if name not in empty and observed.any() and self.is_unkept(codes[observed, j], j).mean() > 0.5:
-                unseen.append(name)
-        num_range = self.__dict__.get("num_range")
-        if num_range is not None:
-            for j, name in enumerate(self.schema.numeric):
+        empty, unseen, far = [], [], []
+        if judged:
+            all_missing = df[list(self.schema.columns)].isna().all(axis=0).to_numpy()
+            empty = [name for name, gone in zip(self.schema.columns, all_missing) if gone]
+            for j, name in enumerate(self.schema.categorical):
+                observed = codes[:, j] != MISSING_ID
+                if name not in empty and observed.any() and self.is_unkept(codes[observed, j], j).mean() > 0.5:
+                    unseen.append(name)
+            num_range = self.__dict__.get("num_range")
+            for j, name in enumerate(self.schema.numeric if num_range is not None else ()):
                 lo, hi = num_range[j]
                 width = max(hi - lo, abs(hi), abs(lo), 1e-12)
                 values = block[:, j]
@@ -489,6 +521,7 @@ class TablePreprocessor:
                 ("all values missing", empty),
                 ("mostly categories not seen at fit", unseen),
                 ("values far outside the training range", far),
+                ("values that are not dates in the format fitted, read as missing", unparsed),
             )
             if names
         ]
@@ -502,17 +535,21 @@ class TablePreprocessor:
             said.add(message)
         warnings.warn(message, DataDriftWarning, stacklevel=3)
 
+    def _boolean(self, name) -> bool:
+        """Whether ``name`` is a boolean column (its keys case folded: ``Yes`` is ``yes``; rule 1)."""
+        return self.__dict__.get("key_rule", 0) >= 1 and self.feature_types_.get(name) == "boolean"
+
     def category_codes(self, df: pd.DataFrame) -> np.ndarray:
         """The categorical columns as int64 codes (n, n_cat): ``>= 2`` seen, 0 missing, 1 unseen."""
         cat_cols = []
         if self.__dict__.get("_indexes") is None or len(self._indexes) != len(self.categories):
             # Hash tables over the categories, built once (10^6-id fields take a second).
             self._indexes = [pd.Index(cats, dtype=object) for cats in self.categories]
-        whole = self.__dict__.get("whole_number_keys", False)  # (False: fitted before _keys_of's rule)
+        rule = self.__dict__.get("key_rule", 0)  # (0: fitted before KEY_RULE 1)
         for j, (name, index) in enumerate(zip(self.schema.categorical, self._indexes)):
             col = df[name]
             if isinstance(col.dtype, pd.CategoricalDtype):  # columnar: look up the distinct categories only
-                keys = pd.Index(_keys_of(col.cat.categories, whole), dtype=object)
+                keys = pd.Index(_keys_of(col.cat.categories, rule, self._boolean(name)), dtype=object)
                 lookup = index.get_indexer(keys).astype(np.int64) + _N_RESERVED
                 unkept = lookup < _N_RESERVED
                 lookup[unkept] = self._unkept(keys[unkept], j)
@@ -522,7 +559,7 @@ class TablePreprocessor:
                     continue
                 cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
                 continue
-            keys, missing = _category_keys(col, whole)
+            keys, missing = _category_keys(col, rule, self._boolean(name))
             # (an object Index: an array would be inferred as text again, 4x the lookup's time)
             codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64) + _N_RESERVED
             unkept = (codes < _N_RESERVED) & ~missing
@@ -555,8 +592,9 @@ class TablePreprocessor:
             "hash_buckets": self._buckets or None,
             "num_has_missing": self.num_has_missing,
             "categories": self.categories,
-            "whole_number_keys": self.__dict__.get("whole_number_keys", False),
+            "key_rule": self.__dict__.get("key_rule", 0),
             "number_format": self.__dict__.get("number_format"),
+            "text_columns": self.__dict__.get("text_columns"),
         }
         arrays = {f"num_params_{i}": p for i, p in enumerate(self.num_params)}
         arrays["num_range"] = self.num_range
@@ -589,8 +627,9 @@ class TablePreprocessor:
         ]
         self.num_has_missing = [bool(m) for m in config["num_has_missing"]]
         self.categories = [list(map(str, c)) for c in config["categories"]]
-        self.whole_number_keys = bool(config.get("whole_number_keys", False))  # (see _keys_of)
+        self.key_rule = int(config.get("key_rule", 0))  # (see KEY_RULE)
         self.number_format = config.get("number_format")
+        self.text_columns = config.get("text_columns")
         self.num_params = [
             np.asarray(arrays[f"num_params_{i}"], dtype=np.float64) for i in range(len(self.num_has_missing))
         ]
@@ -789,9 +828,9 @@ class FeatureFrame(TransformerMixin, BaseEstimator):
         return pd.concat([block, categorical], axis=1)
 
 
-def _text_keys(col: pd.Series, whole: bool = True) -> np.ndarray:
+def _text_keys(col: pd.Series, rule: int = KEY_RULE) -> np.ndarray:
     """:func:`_category_keys` with the missing values as the category ``"__missing__"``."""
-    keys, missing = _category_keys(col, whole)
+    keys, missing = _category_keys(col, rule)
     keys[missing] = "__missing__"
     return keys
 
@@ -821,7 +860,7 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
         self.categories_ = [np.array(sorted(set(_text_keys(X[c]))), dtype=object) for c in X.columns]
-        self.whole_number_keys_ = True  # (see _keys_of)
+        self.key_rule_ = KEY_RULE
         self._indexes = None  # (built on the first transform)
         return self
 
@@ -831,7 +870,7 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         out = np.empty(X.shape, dtype=np.float64)
         for j, (name, index) in enumerate(zip(X.columns, self._indexes)):
             # (an object Index: an array would be inferred as text again, 4x the lookup's time)
-            keys = _text_keys(X[name], self.__dict__.get("whole_number_keys_", False))
+            keys = _text_keys(X[name], self.__dict__.get("key_rule_", 0))
             codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.float64)
             codes[codes < 0] = np.nan
             out[:, j] = codes
