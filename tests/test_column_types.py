@@ -114,6 +114,10 @@ def test_day_first_dates_and_explicit_format():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pre.transform(pd.DataFrame({"d": ["13/02/2024", "01/02/2024"]}))  # (both read day first)
+    # Offsets that differ between values (pandas raises): dropped, the wall time kept.
+    zones = pd.DataFrame({"t": ["2024-01-01T23:30+02:00", "2024-01-01T10:00+00:00", "2024-01-02"] * 5})
+    hours = TablePreprocessor().fit(zones).numeric_block(zones)[:3, 4]
+    assert hours.tolist() == [23.5, 10.0, 0.0]
 
 
 def test_free_text_becomes_text_features_that_carry_to_new_sentences():

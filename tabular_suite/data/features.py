@@ -184,14 +184,23 @@ def _looks_like_dates(values: pd.Series) -> bool:
 
 def to_datetime(col: pd.Series, fmt: str | None) -> pd.Series:
     """``col`` as naive datetime64 (NaT where missing or unparseable), in the wall time the values
-    were written in (time-zone offsets are dropped, not converted: a Monday stays a Monday)."""
+    were written in (time-zone offsets are dropped, not converted: a Monday stays a Monday),
+    also when the offsets differ between values.
+
+    >>> to_datetime(pd.Series(["2024-01-01T23:30+02:00", "2024-01-01T10:00Z", None]), "ISO8601").tolist()
+    [Timestamp('2024-01-01 23:30:00'), Timestamp('2024-01-01 10:00:00'), NaT]
+    """
     if ptypes.is_datetime64_any_dtype(col.dtype):
         out = col
     else:
         values = col.astype(object).where(col.notna(), None)
-        out = pd.to_datetime(values, format=fmt, errors="coerce")
-        if not ptypes.is_datetime64_any_dtype(out.dtype):  # offsets differ between values
-            out = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
+        try:
+            out = pd.to_datetime(values, format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # offsets that differ between values (pandas 3 raises)
+            out = None
+        if out is None or not ptypes.is_datetime64_any_dtype(out.dtype):  # (pandas 2: objects)
+            wall = values.astype(str).str.replace(r"\s*(Z|[+-]\d{2}:?\d{2})$", "", regex=True)
+            out = pd.to_datetime(wall.where(col.notna(), None), format=fmt, errors="coerce")
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)
     return out
