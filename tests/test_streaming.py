@@ -121,6 +121,18 @@ def test_preprocessor_fit_batches_matches_fit_on_the_whole_table():
         TablePreprocessor().fit_batches(iter([]))
 
 
+def test_a_later_batch_with_dates_the_first_batch_format_cannot_read_is_an_error():
+    """Kinds come from the first batch: its dates read month first (every day 12 or less); a later
+    batch's 13/02/2020 would have become a missing date without a word."""
+    first = pd.DataFrame({"d": ["01/02/2020", "03/04/2020"] * 5, "x": np.arange(10.0)})
+    later = pd.DataFrame({"d": ["13/02/2020", "25/12/2020"] * 5, "x": np.arange(10.0)})
+    with (
+        pytest.warns(UserWarning, match="alike"),
+        pytest.raises(ValueError, match=r"Rows 10 on .*'d' \(datetime:%m/%d/%Y\)"),
+    ):
+        TablePreprocessor().fit_batches(iter([first, later]))
+
+
 def test_parquet_source_checks_and_order(tmp_path):
     folder = tmp_path / "parts"
     folder.mkdir()

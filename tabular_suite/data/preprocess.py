@@ -338,6 +338,13 @@ class TablePreprocessor:
                 has_missing = np.zeros(n_num, dtype=bool)
                 counts = [[] for _ in self.schema.categorical]  # per column: value counts to merge
             values = self.numeric_block(df)
+            unparsed = self._unparsed_dates(df, values)
+            if unparsed:  # (the kinds come from the first batch: a later one must fit them)
+                kinds = ", ".join(f"{c!r} ({self.feature_types_[c]})" for c in unparsed)
+                raise ValueError(
+                    f"Rows {n_rows:,} on of the stream hold values that are not dates in the format read from its "
+                    f"first rows: {kinds}. Give the format: feature_types={{column: 'datetime:<strptime format>'}}."
+                )
             has_missing |= np.isnan(values).any(axis=0)
             # Reservoir by random keys: the sample_rows smallest keys over the stream are uniform.
             keys = np.concatenate([sample_keys, rng.random(len(df))])
@@ -483,6 +490,16 @@ class TablePreprocessor:
             self.check_drift(df, block, codes)
         return PreparedTable(x_num, codes)
 
+    def _unparsed_dates(self, df: pd.DataFrame, block: np.ndarray) -> list:
+        """The date columns of ``df`` with values (not missing) that the fitted format cannot read
+        (``block``: :meth:`numeric_block` of ``df``, each date column's year NaN there)."""
+        first = len(self.schema.numeric)  # each date column's first feature (the year) in the block
+        return [
+            name
+            for j, name in enumerate(self.schema.datetime)
+            if (df[name].notna().to_numpy() & np.isnan(block[:, first + j * len(DateFeatures.NAMES)])).any()
+        ]
+
     def check_drift(self, df: pd.DataFrame, block: np.ndarray, codes: np.ndarray, min_rows: int = 10) -> None:
         """Warn once (:class:`DataDriftWarning`) naming the columns of ``df`` that are all
         missing, whose categories are mostly unseen, or whose values lie far outside the
@@ -490,12 +507,7 @@ class TablePreprocessor:
         in batches of any size, the date columns with values that are not dates in the format
         fitted (read as missing: ``13/02/2020`` after a fit on ``%m/%d/%Y``). Other checks
         skip batches under ``min_rows`` rows."""
-        first = len(self.schema.numeric)  # each date column's first feature (the year) in the block
-        unparsed = [
-            name
-            for j, name in enumerate(self.schema.datetime)
-            if (df[name].notna().to_numpy() & np.isnan(block[:, first + j * len(DateFeatures.NAMES)])).any()
-        ]
+        unparsed = self._unparsed_dates(df, block)
         judged = len(df) >= min_rows
         if not judged and not unparsed:
             return
