@@ -120,6 +120,16 @@ def test_day_first_dates_and_explicit_format():
     assert hours.tolist() == [23.5, 10.0, 0.0]
 
 
+def test_numbers_with_units_read_as_categories_are_said():
+    units = {"rate": ["12%", "5%", "7.5%"] * 4, "price": ["$1,200", "$30", "$5.50"] * 4}
+    df = pd.DataFrame({**units, "ok": ["a", "b"] * 6})
+    with pytest.warns(UserWarning) as caught:
+        kinds = infer_feature_types(df)
+    assert kinds == {"rate": "categorical", "price": "categorical", "ok": "categorical"}
+    said = [str(w.message) for w in caught if "unit or sign" in str(w.message)]
+    assert len(said) == 2 and "'rate'" in said[0] and "'$1,200'" in said[1]
+
+
 def test_free_text_becomes_text_features_that_carry_to_new_sentences():
     rng = np.random.default_rng(0)
     good = ["great", "excellent", "lovely", "superb", "wonderful"]

@@ -438,7 +438,27 @@ def _infer(name, col: pd.Series, from_numpy: bool) -> str:
     words = uniques.iloc[:1_000].str.split().str.len().mean()
     if words >= TEXT_MIN_WORDS and len(uniques) > ID_LIKE_SHARE * len(observed) and len(uniques) >= 20:
         return "text"
+    _warn_if_numbers_with_units(name, uniques)
     return "categorical"
+
+
+_WITH_UNITS = r"[-+(]?\s*[$€£¥]?\s*\d[\d,.' ]*\s*[%$€£¥]?\)?"
+
+
+def _warn_if_numbers_with_units(name, uniques: pd.Series) -> None:
+    """Warn when a column read as categories holds numbers written with a unit (``12%``,
+    ``$1,200``, ``(5)``): each value is then a label of its own, not a quantity."""
+    sample = uniques.iloc[:2_000]
+    units = sample.str.contains(r"[%$€£¥()]", regex=True)
+    if len(sample) >= 3 and units.mean() >= 0.5 and sample.str.fullmatch(_WITH_UNITS).mean() >= 0.9:
+        example = sample[units].iloc[0]
+        warnings.warn(
+            f"Column {name!r} holds numbers written with a unit or sign (e.g. {example!r}): it is read as categories, "
+            "each value a label of its own. To use them as numbers, remove the symbols (a percentage as its number) "
+            "before fitting.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def is_id_like(n_levels: int, n_rows: int) -> bool:
