@@ -294,6 +294,7 @@ def test_checkpoint_resumes_an_interrupted_fit(tmp_path, monkeypatch):
     from tabular_suite import MLPClassifier
     from tabular_suite.tabular import base
     from tabular_suite.training.callbacks import Callback
+    from tabular_suite.training.engine import checkpoint_seed
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(600, 5)), columns=[f"x{i}" for i in range(5)])
@@ -332,9 +333,11 @@ def test_checkpoint_resumes_an_interrupted_fit(tmp_path, monkeypatch):
     first = MLPClassifier(**free, checkpoint=str(checkpoint), callbacks=[Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         first.fit(X, y)
+    assert not hasattr(first, "preprocessor_")  # (a failed fit leaves the estimator as it was: unfitted)
+    seed = checkpoint_seed(checkpoint)
     resumed = MLPClassifier(**free, checkpoint=str(checkpoint)).fit(X, y)
-    assert resumed._seed == first._seed and [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4, 5, 6]
-    monkeypatch.setattr(base, "derive_seed", lambda random_state: first._seed)  # that fit, never interrupted
+    assert resumed._seed == seed and [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4, 5, 6]
+    monkeypatch.setattr(base, "derive_seed", lambda random_state: seed)  # that fit, never interrupted
     np.testing.assert_array_equal(resumed.predict_proba(X), MLPClassifier(**free).fit(X, y).predict_proba(X))
 
 

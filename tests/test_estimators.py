@@ -92,6 +92,21 @@ def test_clone_and_pickle(mixed_frame):
     np.testing.assert_array_equal(again.predict_proba(df), est.predict_proba(df))
 
 
+def test_a_failed_fit_leaves_the_estimator_as_it_was_and_pickling_changes_nothing(mixed_frame):
+    df, y, _ = mixed_frame
+    est = MLPClassifier(**FAST).fit(df, y)
+    proba = est.predict_proba(df)
+    four = np.arange(len(y)) % 4  # a new fit with other classes fails on a bad setting
+    with pytest.raises(ValueError, match="max_epochs"):
+        est.set_params(max_epochs=0).fit(df, four)
+    assert est.classes_.tolist() == sorted(set(y)) and est.max_epochs == 0  # (its new settings stay)
+    np.testing.assert_array_equal(est.predict_proba(df), proba)
+    est.set_params(max_epochs=2).partial_fit(df, y)
+    optimizer = est._train_state
+    pickle.dumps(est)
+    assert est._train_state is optimizer  # (a pickle drops the optimizer: the live estimator keeps it)
+
+
 @pytest.mark.parametrize("fit_device", DEVICES)
 @pytest.mark.parametrize("predict_device", DEVICES)
 def test_fitted_on_one_device_predicts_on_another(mixed_frame, tmp_path, fit_device, predict_device):
@@ -361,7 +376,7 @@ def test_training_defaults_have_one_source(name, cls):
         "autoint": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
         "finalmlp": {"max_epochs", "batch_size", "weight_decay", "scheduler", "patience", "grad_clip"},
         "sasrec": {"max_epochs", "batch_size", "weight_decay", "patience"},
-        "tabm": {"lr", "weight_decay"},
+        "tabm": {"lr", "weight_decay", "grad_clip"},
         "activator": {"weight_decay"},
         "hourglass_mlp": {"weight_decay", "scheduler"},
         "kan": {"weight_decay"},

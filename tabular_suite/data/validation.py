@@ -3,6 +3,8 @@ raw tables): shapes, column names, and the columns a fitted estimator expects.""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
@@ -57,10 +59,13 @@ def prepare_frame(estimator, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
     return df, from_numpy
 
 
-def row_weights(estimator, y: np.ndarray, sample_weight=None, class_weight=None) -> np.ndarray | None:
+def row_weights(estimator, y: np.ndarray, sample_weight=None, class_weight=None, classes=None) -> np.ndarray | None:
     """The weight of each training row: ``sample_weight`` times the weight of the row's class
     (``class_weight``: ``"balanced"`` or ``{class: weight}``, scikit-learn's meaning), scaled to
-    mean 1; None when every row weighs the same (a fit without weights, exactly).
+    mean 1; None when every row weighs the same (a fit without weights, exactly). ``classes``:
+    the model's classes, when ``y`` may lack some (``partial_fit``'s chunks); a key of
+    ``class_weight`` that is no class of them is left out with a warning (a typo, or a class a
+    cross-validation fold lacks), as scikit-learn leaves it out.
 
     Examples
     --------
@@ -83,7 +88,7 @@ def row_weights(estimator, y: np.ndarray, sample_weight=None, class_weight=None)
         if class_weight != "balanced" and not isinstance(class_weight, dict):
             raise ValueError(f"class_weight must be 'balanced', a dict {{class: weight}} or None: {class_weight!r}.")
         if isinstance(class_weight, dict):
-            class_weight = _by_class(class_weight, np.unique(y).tolist())
+            class_weight = _by_class(class_weight, np.unique(y).tolist() if classes is None else list(classes))
         weights = weights * compute_sample_weight(class_weight, y)
     total = weights.sum()
     if not total > 0:
@@ -107,5 +112,9 @@ def _by_class(class_weight: dict, classes: list) -> dict:
         else:
             unknown.append(key)
     if unknown:
-        raise ValueError(f"class_weight names {unknown!r}, not a class of y (classes: {classes[:20]}).")
+        warnings.warn(
+            f"class_weight names {unknown!r}, not a class of y (classes: {classes[:20]}): left out.",
+            UserWarning,
+            stacklevel=4,
+        )
     return out

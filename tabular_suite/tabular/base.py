@@ -223,11 +223,17 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         """
         from ..tracking import tracked_fit, tracking_enabled
 
-        if not tracking_enabled(self):
-            return self._fit(X, y, sample_weight, eval_set, ())
-        sample = X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X)
-        with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
-            return self._fit(X, y, sample_weight, eval_set, (callback,) if callback else ())
+        before = dict(self.__dict__)  # a fit that fails (an error, Ctrl-C) leaves the estimator as it was
+        try:
+            if not tracking_enabled(self):
+                return self._fit(X, y, sample_weight, eval_set, ())
+            sample = X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X)
+            with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
+                return self._fit(X, y, sample_weight, eval_set, (callback,) if callback else ())
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
 
     def _fit_seed(self) -> int:
         """The fit's seed (:func:`derive_seed`); with ``random_state=None`` and a checkpoint to resume,
@@ -340,7 +346,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             self._fit_target(np.asarray(classes) if classes is not None else y)
         prepared = self.preprocessor_.transform(df)
         target = self._encode_target(y)
-        weights = row_weights(self, y, sample_weight, self.class_weight)
+        weights = row_weights(self, y, sample_weight, self.class_weight, getattr(self, "classes_", None))
         if first:
             with seeded(self._seed, self.device):
                 self.module_ = self._build_module(
@@ -486,7 +492,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
 
     # ----------------------------------------------------------- persistence
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # (a copy: scikit-learn's is the live __dict__)
         state.pop("_train_state", None)  # partial_fit's optimizer: a pickle restarts it
         return module_on_cpu(state)
 
