@@ -186,6 +186,12 @@ def _read_data(data: Path, dialect: dict | None = None):
     return df
 
 
+def _check_tracking(track: bool, tracking_uri: str | None) -> None:
+    """--tracking-uri without --track would be ignored: an error instead."""
+    if tracking_uri is not None and not track:
+        raise ValueError("--tracking-uri is the MLflow store of --track: add --track to log the run there.")
+
+
 def _dialect(sep: str | None, decimal: str | None, encoding: str | None) -> dict:
     if sep is not None and sep.lower() in ("tab", "\\t"):
         sep = "\t"
@@ -386,6 +392,7 @@ def train(
         from tabular_suite.training.distributed import is_main_process
 
         check_output_path(out, force=force, inputs=[data])
+        _check_tracking(track, tracking_uri)
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}.")
         fit = _ray_fit(ray_address, workers)
@@ -608,6 +615,9 @@ def compare_command(
         for path in (report, out):
             if path is not None:
                 check_output_path(path, force=force, inputs=[data])
+        _check_tracking(track, tracking_uri)
+        if refit and out is None and not track:
+            raise ValueError("--refit refits the best model on all rows for --out or --track: give one of them.")
         column = target
         if column is None:
             if data.exists() or str(data) not in datasets.list_datasets():
@@ -937,6 +947,7 @@ def recommend_fit(
         from tabular_suite.recsys.metrics import leave_one_out_split
 
         check_output_path(out, force=force, inputs=[data])
+        _check_tracking(track, tracking_uri)
         log = _read_data(data)
         params = {"random_state": seed, "verbose": int(verbose), **_parse_params(param)}
         rec = make_estimator(
@@ -1187,9 +1198,11 @@ def pfn_export(
 def _leaderboard_table(result, data: Path) -> Table:
     board = result.leaderboard
     metric = result.metric
+    holdout = result.settings.get("holdout")
+    scored = f"hold-out {holdout:.0%}" if holdout else f"{board['folds'].max()}-fold CV"
     title = (
         f"{data.name}: {metric.name} ({'higher' if metric.greater_is_better else 'lower'} is better), "
-        f"{result.data_summary['rows']:,} rows, {board['folds'].max()}-fold CV, {result.wall_seconds:.0f} s"
+        f"{result.data_summary['rows']:,} rows, {scored}, {result.wall_seconds:.0f} s"
     )
     table = Table(title=title, title_justify="left")
     for col, justify in (

@@ -146,16 +146,38 @@ def predict_file(
 
 def metrics_of(est, y, outputs: np.ndarray) -> dict:
     """Metrics of a classifier's probabilities (accuracy, balanced accuracy, log loss and, for
-    two classes, ROC AUC) or of a regressor's predictions (RMSE, MAE, R²) against ``y``."""
+    two classes, ROC AUC) or of a regressor's predictions (RMSE, MAE, R²) against ``y``. The
+    labels are the model's own decisions (a compare() model's tuned threshold included). Labels
+    the model never saw make log loss and ROC AUC undefined: a warning says so.
+
+    >>> import tabular_suite
+    >>> X = pd.DataFrame({"a": np.arange(40.0)}); y = np.where(X["a"] > 20, "up", "down")
+    >>> est = tabular_suite.MLPClassifier(max_epochs=1, num_threads=1, random_state=0).fit(X, y)
+    >>> sorted(metrics_of(est, y, est.predict_proba(X)))
+    ['accuracy', 'balanced_accuracy', 'log_loss', 'roc_auc']
+    """
     from sklearn import metrics as skm
 
     if getattr(est, "classes_", None) is not None:
-        pred = est.classes_[outputs.argmax(1)]
+        threshold = getattr(est, "threshold", None)
+        if threshold is not None and len(est.classes_) == 2:  # (as EnsembleModel.predict decides)
+            pred = est.classes_[(outputs[:, 1] >= threshold).astype(int)]
+        else:
+            pred = est.classes_[outputs.argmax(1)]
         out = {"accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred)}
-        if np.isin(y, est.classes_).all():
+        unseen = ~np.isin(y, est.classes_)
+        if not unseen.any():
             out["log_loss"] = skm.log_loss(y, outputs, labels=est.classes_)
             if len(est.classes_) == 2:
                 out["roc_auc"] = skm.roc_auc_score(y == est.classes_[1], outputs[:, 1])
+        else:
+            labels = ", ".join(map(repr, pd.unique(np.asarray(y)[unseen])[:5].tolist()))
+            warnings.warn(
+                f"{int(unseen.sum())} row(s) have labels the model was not trained on ({labels}): they count as "
+                "errors in accuracy; log loss and ROC AUC are left out.",
+                UserWarning,
+                stacklevel=2,
+            )
         return out
     y = np.asarray(y, dtype=float)
     return {

@@ -62,6 +62,13 @@ def test_compare_tunes_the_threshold_for_balanced_accuracy_and_the_model_uses_it
     model = result.best_model_
     proba = model.predict_proba(X)
     np.testing.assert_array_equal(model.predict(X), (proba[:, 1] >= model.threshold).astype(int))
+    # `evaluate`'s metrics score the model's own decisions (the threshold), not the most probable class.
+    from tabular_suite.batch import metrics_of
+
+    assert metrics_of(model, y, proba)["accuracy"] == np.mean(model.predict(X) == y)
+    assert np.mean(model.predict(X) == y) != np.mean(proba.argmax(1) == y)
+    with pytest.warns(UserWarning, match=r"1 row\(s\) have labels the model was not trained on \(7\)"):
+        assert "log_loss" not in metrics_of(model, np.where(np.arange(len(y)) == 0, 7, y), proba)
     model.save(tmp_path / "m.tsm")
     loaded = tabular_suite.load(tmp_path / "m.tsm", trusted=True)
     assert loaded.threshold == model.threshold and repr(loaded.calibrator) == repr(model.calibrator)

@@ -22,7 +22,7 @@ ENV = {**os.environ, "TABULAR_SUITE_NUM_THREADS": "1", "COLUMNS": "120"}
 
 def cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "tabular_suite.cli.app", *map(str, args)],
+        [sys.executable, "-m", "tabular_suite.cli", *map(str, args)],  # (cli/__main__.py)
         capture_output=True,
         text=True,
         env=ENV,
@@ -177,6 +177,11 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
             "lacks columns the model was trained on: b",
         ),
         (("train", data, "--target", "label", "--param", "max_epochs", "--out", tmp_path / "x.tsm"), "key=value"),
+        (
+            ("train", data, "--target", "label", "--out", tmp_path / "x.tsm", "--tracking-uri", "sqlite:///x.db"),
+            "add --track",
+        ),
+        (("compare", data, "--target", "label", "--models", "linear", "--refit"), "--refit refits the best model"),
     ]
     kept = {path: path.read_bytes() for path in (data, tmp_path / "good.tsm")}
     process, debug = cli_all(cases[0][0], ("--debug", "train", data, "--target", "nope", "--out", tmp_path / "x.tsm"))

@@ -174,7 +174,8 @@ def _classification_diagnostics(result, best: str) -> str:
     matrix = confusion_matrix(y, predicted, labels=np.arange(len(labels)))
     frame = pd.DataFrame(matrix, index=[f"true {c}" for c in labels], columns=[f"predicted {c}" for c in labels])
     rule = (
-        f"the second class from probability {cut:.3f} (the tuned threshold)"
+        f"the second class from probability {cut:.3f} ({'the tuned' if threshold.get('tuned') else 'the given'} "
+        "threshold; the scores above are the most probable class's)"
         if cut is not None
         else "the most probable class"
     )
