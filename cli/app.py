@@ -345,7 +345,9 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted model (.tsm)."),
     task: str | None = typer.Option(None, help="classification or regression (default: inferred from the target)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Estimator parameter key=value (repeatable)."),
-    holdout: float = typer.Option(0.0, help="Share of rows held out to report test metrics (0 = none)."),
+    holdout: float = typer.Option(
+        0.0, help="Share of rows held out to report test metrics (0 = none); the model saved is fitted on the others."
+    ),
     sample_weight: str | None = _SAMPLE_WEIGHT,
     seed: int = typer.Option(0, help="random_state for the split and the model."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
@@ -683,6 +685,15 @@ def compare_command(
             if not result.refit_status and result.settings["holdout"]:
                 how = f"once-fitted (each member: one model, {result.settings['holdout']:.1%} of rows held out)"
             console.print(f"saved the {how} {result.best_model_!r} to {out}", soft_wrap=True)
+            from tabular_suite.core.model_file import read_model_file
+
+            pickled = [n for n, m in read_model_file(out)[0]["members"].items() if m["kind"] == "pickle"]
+            if pickled:
+                console.print(
+                    f"({', '.join(pickled)} stored with pickle: predict/evaluate load it with --trust, as "
+                    "tabular_suite.load(path, trusted=True) does; only for a file you made)",
+                    soft_wrap=True,
+                )
         table = None
         if importance or report is not None:
             table = result.feature_importance()

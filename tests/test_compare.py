@@ -425,6 +425,7 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     from typer.testing import CliRunner
 
     from tabular_suite.cli.app import app
+    from tabular_suite.core.model_file import read_model_file
 
     X, y = _table(150)
     data = tmp_path / "data.csv"
@@ -450,6 +451,13 @@ def test_cli_compare_prints_leaderboard_and_writes_files(tmp_path):
     assert res.exit_code == 0, res.output
     assert "accuracy ± std" in res.output and "ensemble" in res.output and "mlp" in res.output
     assert out.exists() and report.exists()
+    pickled = [n for n, m in read_model_file(out)[0]["members"].items() if m["kind"] == "pickle"]
+    if pickled:  # (linear, a scikit-learn model, in the ensemble)
+        assert f"({', '.join(pickled)} stored with pickle: predict/evaluate load it with --trust" in " ".join(
+            res.output.split()
+        )
+    else:
+        assert "stored with pickle" not in res.output
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1 and "already exists" in res.output
     preds = tmp_path / "p.csv"
