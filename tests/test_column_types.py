@@ -317,6 +317,30 @@ def test_predicted_files_read_text_columns_as_text_and_booleans_fold_case(tmp_pa
     assert codes[:, 0].tolist() == [3, 3, 2] and codes[:, 1].tolist() == [2, 3, 1]  # ("A" is another category)
 
 
+def test_category_keys_edge_cases_and_a_comma_file_never_takes_a_comma_decimal(tmp_path):
+    from tabular_suite.data.io import TableChunks, sniff_csv
+    from tabular_suite.data.preprocess import OrdinalCategories, _category_keys
+
+    # Categories that differ only by spaces (a Parquet dictionary column) are one category.
+    spaced = pd.DataFrame({"c": pd.Categorical(["a", "a ", "b"] * 5)})
+    pre = TablePreprocessor().fit(spaced)
+    assert pre.categories == [["a", "b"]] and pre.category_codes(spaced)[:3, 0].tolist() == [2, 2, 3]
+    # Dates as categories keep their text; a whole number held as an object is the integer's key.
+    dates = pd.Series(pd.to_datetime(["2020-01-01", "2020-02-01"])).astype("category")
+    assert _category_keys(dates)[0].tolist() == ["2020-01-01 00:00:00", "2020-02-01 00:00:00"]
+    assert _category_keys(pd.Series([2.0, "1.5", "A", None], dtype=object))[0].tolist() == ["2", "1.5", "A", ""]
+    codes = OrdinalCategories().fit(pd.DataFrame({"c": ["a", "b", None]}))
+    np.testing.assert_array_equal(
+        codes.transform(pd.DataFrame({"c": [" a", "b ", None, "z"]}))[:, 0], [1, 2, 0, np.nan]
+    )
+    # A model from a ';' file with decimal commas predicting a ',' file: "45,000" groups thousands.
+    (tmp_path / "us.csv").write_text('income,code\n"45,000","2.5"\n"120,500",A\n')
+    assert sniff_csv(tmp_path / "us.csv", prefer={"decimal": ",", "thousands": "."})["decimal"] == "."
+    # A model's text columns stay text in its predicted files (no number read from "2.5").
+    chunk = next(iter(TableChunks(tmp_path / "us.csv", text=["code"])))
+    assert chunk["income"].tolist() == [45000.0, 120500.0] and chunk["code"].tolist() == ["2.5", "A"]
+
+
 def test_cli_reports_dialect_and_types_and_takes_overrides(tmp_path):
     from typer.testing import CliRunner
 

@@ -302,8 +302,11 @@ def _saved_model(result) -> str:
         steps = getattr(folds[0] if folds else member, "steps", None)
         if steps:
             inner = f"{type(steps[-1][1]).__name__} (pipeline)"
-        rows.append({"member": name, "weight": weight, "form": f"{len(folds)} fold models" if folds else "refitted",
-                     "model": inner})  # fmt: skip
+        if result.refit_status or not folds:
+            form = "refitted on all rows"
+        else:  # (the in-context model and a forest scored out of bag: one fit on all rows)
+            form = f"{len(folds)} fold models" if len(folds) > 1 else "one fit on all rows"
+        rows.append({"member": name, "weight": weight, "form": form, "model": inner})
     extra = {}
     if model.calibrator is not None:
         extra["calibration"] = repr(model.calibrator)

@@ -199,8 +199,12 @@ def to_datetime(col: pd.Series, fmt: str | None) -> pd.Series:
         except (ValueError, TypeError):  # offsets that differ between values (pandas 3 raises)
             out = None
         if out is None or not ptypes.is_datetime64_any_dtype(out.dtype):  # (pandas 2: objects)
-            wall = values.astype(str).str.replace(r"\s*(Z|[+-]\d{2}:?\d{2})$", "", regex=True)
-            out = pd.to_datetime(wall.where(col.notna(), None), format=fmt, errors="coerce")
+            # The offset after a time of day dropped ("10:00+02:00" -> "10:00"; a date "01-02-2020" kept).
+            wall = values.astype(str).str.replace(
+                r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}:?\d{2})$", r"\1", regex=True
+            )
+            wall_fmt = None if fmt is None else fmt.replace("%z", "").strip()
+            out = pd.to_datetime(wall.where(col.notna(), None), format=wall_fmt, errors="coerce")
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)
     return out

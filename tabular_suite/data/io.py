@@ -180,7 +180,7 @@ def sniff_csv(
             comma = [f for f in comma if not _COMMA_THOUSANDS.match(f)]
             point = [f for f in point if not _POINT_THOUSANDS.match(f)]
         if prefer is not None and not comma and not point:
-            decimal = prefer.get("decimal") or "."
+            decimal = "." if sep == "," else prefer.get("decimal") or "."  # (never the separator: "45,000")
         else:
             decimal = "," if sep != "," and len(comma) > len(point) else "."
     if thousands is None and prefer is not None and prefer.get("decimal") == decimal:
@@ -298,12 +298,13 @@ def _csv_args(dialect: dict) -> dict:
     return {k: v for k, v in dialect.items() if k != "thousands"}
 
 
-def read_marked_numbers(df: pd.DataFrame, dialect: dict) -> None:
+def read_marked_numbers(df: pd.DataFrame, dialect: dict, keep_text=()) -> None:
     """In place: in the text columns of a CSV read with ``dialect``, each value that is a number
     written with its decimal mark (a comma) or its thousands groups (``1.234,50``, ``1,234.5``)
     becomes that number; a column of such numbers only becomes a float column. Other values
     are left as they are: a date ``01.02.2020`` or a code ``1.2.3`` stays text, and a column
-    with a few stray labels among its numbers is then told apart by the type inference.
+    with a few stray labels among its numbers is then told apart by the type inference. The
+    columns ``keep_text`` stay text (a model's text columns: see :func:`text_columns`).
 
     >>> df = pd.DataFrame({"Preis": ["1.234,50", "7,25"], "Datum": ["01.02.2020", "15.03.2021"]})
     >>> read_marked_numbers(df, {"decimal": ",", "thousands": "."})
@@ -320,23 +321,24 @@ def read_marked_numbers(df: pd.DataFrame, dialect: dict) -> None:
     pattern = re.compile(rf"^\s*[-+]?{marked}\s*$")
     for name in df.columns:
         col = df[name]
-        if not (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
+        if name in keep_text or not (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
             continue
-        is_text = col.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-        if not is_text.any():
+        # Each distinct text once (a column repeats its values).
+        numbers = {}
+        for value in pd.unique(col.dropna()):
+            if isinstance(value, str) and pattern.match(value):
+                number = value.strip().replace(thousands, "") if thousands else value.strip()
+                numbers[value] = float(number.replace(decimal, "."))
+        if not numbers:
             continue
-        text = col[is_text].astype(str)
-        hit = text.str.match(pattern).to_numpy(dtype=bool)
-        if not hit.any():
-            continue
-        numbers = text[hit].str.strip()
-        if thousands:
-            numbers = numbers.str.replace(thousands, "", regex=False)
-        values = numbers.str.replace(decimal, ".", regex=False).astype(np.float64)
-        col = col.astype(object)  # (a copy)
-        col[values.index] = values.to_numpy()
-        # A column of such numbers (and missing values) only is a float column.
-        df[name] = col.astype(np.float64) if hit.all() and is_text.sum() == col.notna().sum() else col
+        mapped = col.map(numbers).astype(np.float64)
+        hit = mapped.notna()
+        if hit.sum() == col.notna().sum():  # a column of such numbers (and missing values) only
+            df[name] = mapped
+        else:
+            col = col.astype(object)  # (a copy)
+            col[hit] = mapped[hit]
+            df[name] = col
 
 
 def describe_dialect(dialect: dict) -> str:
@@ -416,7 +418,7 @@ class TableChunks:
                 )
                 for df in reader:
                     self.progress = min(raw.tell() / size, 1.0)
-                    read_marked_numbers(df, self.dialect)
+                    read_marked_numbers(df, self.dialect, keep_text=self.dtype)
                     df.attrs["csv_dialect"] = self.dialect
                     yield df
             except UnicodeDecodeError as exc:

@@ -138,7 +138,8 @@ def _value_counts(col: pd.Series, rule: int = 1, lower: bool = False) -> pd.Seri
         counts = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories))
         seen = np.flatnonzero(counts)
         keys = _keys_of(col.cat.categories[seen], rule, lower)
-        return pd.Series(counts[seen], index=pd.Index(keys, dtype=object), dtype=np.int64)
+        counted = pd.Series(counts[seen], index=pd.Index(keys, dtype=object), dtype=np.int64)
+        return counted if counted.index.is_unique else counted.groupby(level=0, sort=False).sum()  # ("a", "a ")
     keys, missing = _category_keys(col, rule, lower)
     return pd.Series(keys[~missing], dtype=object).value_counts().astype(np.int64)
 
@@ -158,19 +159,23 @@ def _merge_counts(parts: list[pd.Series]) -> pd.Series:
 KEY_RULE = 1
 
 
+def _key_text(value, rule: int) -> str:
+    """One category value's key (see :data:`KEY_RULE`) before :func:`_tidy`."""
+    if rule >= 1 and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
 def _keys_of(values, rule: int = KEY_RULE, lower: bool = False) -> np.ndarray:
-    """The text keys of category values that are not missing (see :data:`KEY_RULE`), as an
-    object array; ``lower``: case folded too (a boolean column: ``Yes`` is ``yes``).
+    """The text keys of a few category values that are not missing (a categorical's categories;
+    see :data:`KEY_RULE`), as an object array; ``lower``: case folded too (a boolean column:
+    ``Yes`` is ``yes``).
 
     >>> _keys_of(np.array([1001.0, 2.5, -3.0])).tolist(), _keys_of(np.array([" a", "b "])).tolist()
     (['1001', '2.5', '-3'], ['a', 'b'])
     """
-    values = np.asarray(values)
-    keys = values.astype(object).astype(str).astype(object)
-    if rule >= 1 and values.dtype.kind == "f":
-        integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
-        keys[integral] = values[integral].astype(np.int64).astype(str)
-    return _tidy(keys, rule, lower)
+    objects = (values if isinstance(values, pd.Index) else pd.Index(np.asarray(values))).astype(object)
+    return _tidy(np.array([_key_text(v, rule) for v in objects], dtype=object), rule, lower)
 
 
 def _tidy(keys: np.ndarray, rule: int, lower: bool) -> np.ndarray:
@@ -188,10 +193,12 @@ def _tidy(keys: np.ndarray, rule: int, lower: bool) -> np.ndarray:
     return text.to_numpy(dtype=object)[codes]
 
 
-def _category_keys(col: pd.Series, rule: int = KEY_RULE, lower: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """String keys for category values (:func:`_keys_of`; missing: ``""``) as an object array,
-    and the missing mask (None/NaN/NA are missing). A pandas categorical's categories are
-    turned into text once."""
+def _category_keys(
+    col: pd.Series, rule: int = KEY_RULE, lower: bool = False, tidy: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """String keys for category values (:func:`_key_text`, then :func:`_tidy` unless ``tidy`` is
+    False; missing: ``""``) as an object array, and the missing mask (None/NaN/NA are missing).
+    Text is taken as it is; other values are turned into text once per distinct value."""
     missing = col.isna().to_numpy()
     if isinstance(col.dtype, pd.CategoricalDtype):
         texts = _keys_of(col.cat.categories, rule, lower)
@@ -202,11 +209,33 @@ def _category_keys(col: pd.Series, rule: int = KEY_RULE, lower: bool = False) ->
     if isinstance(col.dtype, pd.StringDtype):
         keys = col.to_numpy(dtype=object, na_value="")
     elif rule >= 1 and col.dtype.kind == "f":
-        keys = np.full(len(col), "", dtype=object)
-        keys[~missing] = _keys_of(col.to_numpy()[~missing], rule)
-    else:
-        keys = col.astype(object).where(~missing, "").astype(str).to_numpy(dtype=object)
-    return _tidy(keys, rule, lower), missing
+        values = col.to_numpy()
+        keys = values.astype(object).astype(str).astype(object)
+        integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
+        keys[integral] = values[integral].astype(np.int64).astype(str)
+        keys[missing] = ""
+    else:  # objects (text, numbers held as objects, mixed), integers, booleans, dates
+        codes, uniques = pd.factorize(col)
+        texts = np.array([_key_text(v, rule) for v in pd.Index(uniques).astype(object)] + [""], dtype=object)
+        keys = texts[codes]  # (code -1, a missing value: the last entry, "")
+    return (_tidy(keys, rule, lower) if tidy else keys), missing
+
+
+def _codes_of(
+    index: pd.Index, col: pd.Series, rule: int, lower: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each value's position among the fitted keys ``index`` (-1: not there), the missing mask
+    and the keys. The keys are looked up as they are first; only those not found are tidied
+    (:func:`_tidy`) and looked up again: the fitted keys are tidy, and most values are too."""
+    keys, missing = _category_keys(col, rule, lower, tidy=lower)
+    # (an object Index: an array would be inferred as text again, 4x the lookup's time)
+    codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64)
+    miss = (codes < 0) & ~missing
+    if rule >= 1 and not lower and miss.any():
+        tidied = _tidy(keys[miss], rule, False)
+        keys[miss] = tidied
+        codes[miss] = index.get_indexer(pd.Index(tidied, dtype=object))
+    return codes, missing, keys
 
 
 class TablePreprocessor:
@@ -338,8 +367,11 @@ class TablePreprocessor:
                 has_missing = np.zeros(n_num, dtype=bool)
                 counts = [[] for _ in self.schema.categorical]  # per column: value counts to merge
             values = self.numeric_block(df)
-            unparsed = self._unparsed_dates(df, values)
-            if unparsed:  # (the kinds come from the first batch: a later one must fit them)
+            # The kinds come from the first batch: a later one's dates must fit the format read there
+            # (a format the user gave reads what it cannot parse as missing, as fit does).
+            declared = set(self.feature_types or {})
+            unparsed = [c for c in self._unparsed_dates(df, values) if c not in declared]
+            if unparsed:
                 kinds = ", ".join(f"{c!r} ({self.feature_types_[c]})" for c in unparsed)
                 raise ValueError(
                     f"Rows {n_rows:,} on of the stream hold values that are not dates in the format read from its "
@@ -571,9 +603,8 @@ class TablePreprocessor:
                     continue
                 cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
                 continue
-            keys, missing = _category_keys(col, rule, self._boolean(name))
-            # (an object Index: an array would be inferred as text again, 4x the lookup's time)
-            codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64) + _N_RESERVED
+            codes, missing, keys = _codes_of(index, col, rule, self._boolean(name))
+            codes = codes + _N_RESERVED
             unkept = (codes < _N_RESERVED) & ~missing
             codes[unkept] = self._unkept(keys[unkept], j)
             codes[missing] = MISSING_ID
@@ -850,7 +881,7 @@ def _text_keys(col: pd.Series, rule: int = KEY_RULE) -> np.ndarray:
 class OrdinalCategories(TransformerMixin, BaseEstimator):
     """A scikit-learn transformer: categorical columns as ordinal codes (float64), the codes of
     ``OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan)`` over the values'
-    text (``str(value)``, a missing value the category ``"__missing__"``): the i-th category in
+    text (the keys of :data:`KEY_RULE`, a missing value the category ``"__missing__"``): the i-th category in
     sorted order is i, a category not seen at fit NaN. Text columns are looked up as they are
     and a pandas categorical's categories turned into text once: 3x faster than OrdinalEncoder
     over the text (benchmarks/category_encoding.py: fit on 81,000 rows of diabetes130us' 36
@@ -880,10 +911,11 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         if self.__dict__.get("_indexes") is None:  # hash tables over the categories, built once
             self._indexes = [pd.Index(cats, dtype=object) for cats in self.categories_]
         out = np.empty(X.shape, dtype=np.float64)
+        rule = self.__dict__.get("key_rule_", 0)
         for j, (name, index) in enumerate(zip(X.columns, self._indexes)):
-            # (an object Index: an array would be inferred as text again, 4x the lookup's time)
-            keys = _text_keys(X[name], self.__dict__.get("key_rule_", 0))
-            codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.float64)
+            codes, missing, _ = _codes_of(index, X[name], rule)
+            codes[missing] = index.get_indexer(pd.Index(["__missing__"], dtype=object))[0]
+            codes = codes.astype(np.float64)
             codes[codes < 0] = np.nan
             out[:, j] = codes
         return out

@@ -87,9 +87,11 @@ def row_weights(estimator, y: np.ndarray, sample_weight=None, class_weight=None,
     if class_weight is not None:
         if class_weight != "balanced" and not isinstance(class_weight, dict):
             raise ValueError(f"class_weight must be 'balanced', a dict {{class: weight}} or None: {class_weight!r}.")
-        if isinstance(class_weight, dict):
-            class_weight = _by_class(class_weight, np.unique(y).tolist() if classes is None else list(classes))
-        weights = weights * compute_sample_weight(class_weight, y)
+        if isinstance(class_weight, dict):  # (a class absent from this y, a chunk's, simply weighs no row)
+            by_class = _by_class(class_weight, np.unique(y).tolist() if classes is None else list(classes))
+            weights = weights * pd.Series(np.asarray(y)).map(by_class).fillna(1.0).to_numpy(dtype=np.float64)
+        else:
+            weights = weights * compute_sample_weight(class_weight, y)
     total = weights.sum()
     if not total > 0:
         raise ValueError(f"Every row has weight zero: {name} has nothing to learn from; give rows a positive weight.")

@@ -552,8 +552,8 @@ def log_recommender(
             status = "KILLED"
             raise
         finally:
-            if before is None and mlflow.active_run() is not None:  # the run this call started
-                tracker.retrying(lambda: mlflow.end_run(status=status))  # (even after a failed call)
+            if before is None:  # the run this call started (even after a failed call)
+                _end_active_run(tracker, status)
     return run.info.run_id
 
 
@@ -602,8 +602,23 @@ def tracked_fit(estimator, X_sample, num_threads: int):
         finally:
             # The run this fit started, ended even after a failed store call or an interrupt
             # that came as it started: a run left RUNNING would take the next fit's logs.
-            if own_run and mlflow.active_run() is not None:
-                tracker.retrying(lambda: mlflow.end_run(status=status))
+            if own_run:
+                _end_active_run(tracker, status)
+
+
+def _end_active_run(tracker: _Tracker, status: str) -> None:
+    """End MLflow's active run, if any, with ``status``; the status is written through the client
+    first (retried while a SQLite store is busy: ``mlflow.end_run`` forgets the run before it
+    writes, so a retry of it would leave the run RUNNING), then the run is closed."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    active = mlflow.active_run()
+    if active is None:
+        return
+    run_id = active.info.run_id
+    tracker.retrying(lambda: MlflowClient().set_terminated(run_id, status))
+    tracker.retrying(lambda: mlflow.end_run(status=status))
 
 
 def _log_batch(tracker: _Tracker, run_id: str, metrics: list[tuple[str, float, int]]) -> None:

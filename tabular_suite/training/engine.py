@@ -405,7 +405,11 @@ def _resume(path: Path, state: TrainState, generator: torch.Generator, config: T
             "fit another checkpoint path."
         )
     saved, here = payload.get("settings"), _settings(config)
-    changed = [f"{k} {saved[k]!r} there, {here[k]!r} here" for k in here if saved is not None and saved[k] != here[k]]
+    changed = [  # (a setting a checkpoint predates is not compared)
+        f"{k} {saved[k]!r} there, {here[k]!r} here"
+        for k in here
+        if saved is not None and k in saved and saved[k] != here[k]
+    ]
     if changed:
         raise ValueError(
             f"The checkpoint {path} was written by a fit with other settings ({'; '.join(changed)}): resume with "
