@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["OMP_NUM_THREADS"] = "1"
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
