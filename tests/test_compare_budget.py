@@ -57,7 +57,7 @@ def test_random_forest_and_its_refit_keep_to_the_time_limit():
     assert row["folds"] == 2 and row["mean"] > 0.6  # scored on the trees it grew
     # The refit got what was left: a smaller forest, and the result says so.
     assert result.refit_status == "timeout" and "random_forest" in result.refit_error
-    forest = result.best_model_.members["random_forest"][-1]
+    forest = result.best_model_.members["random_forest"].models[0][-1]  # (the refit forest, a BaggedModel of one)
     assert 1 <= len(forest.estimators_) < 300
     assert result.predict(X.iloc[:5]).shape == (5,)
 

@@ -180,7 +180,9 @@ def sniff_csv(
             comma = [f for f in comma if not _COMMA_THOUSANDS.match(f)]
             point = [f for f in point if not _POINT_THOUSANDS.match(f)]
         if prefer is not None and not comma and not point:
-            decimal = "." if sep == "," else prefer.get("decimal") or "."  # (never the separator: "45,000")
+            # (Never the separator of a file of several columns: its "45,000" groups thousands.)
+            several = len(next(csv.reader(sample.splitlines()[:1], delimiter=sep), [])) > 1
+            decimal = "." if sep == "," and several else prefer.get("decimal") or "."
         else:
             decimal = "," if sep != "," and len(comma) > len(point) else "."
     if thousands is None and prefer is not None and prefer.get("decimal") == decimal:
