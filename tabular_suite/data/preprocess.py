@@ -125,7 +125,15 @@ def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
     return parsed.to_numpy(dtype=np.float64)
 
 
-def _value_counts(col: pd.Series, rule: int = 1, lower: bool = False) -> pd.Series:
+#: How category values become keys (a model file says which): 0, files written before
+#: 2026-12-07: ``str(value)``; 1: a whole number held as a float keyed as the integer
+#: (``1001.0`` -> ``"1001"``: pandas holds an integer column as floats as soon as one value is
+#: missing) and text without surrounding spaces (``" a"`` from ``a, b`` is ``"a"``), so that
+#: a file, or a chunk of it, with a gap or padding gives the same categories.
+KEY_RULE = 1
+
+
+def _value_counts(col: pd.Series, rule: int = KEY_RULE, lower: bool = False) -> pd.Series:
     """How often each category key (the text :func:`_category_keys` gives it) occurs, missing
     values left out; columnar: a pandas categorical (as Parquet dictionary columns read) is
     counted on its integer codes, and only its distinct categories are turned into text.
@@ -149,14 +157,6 @@ def _merge_counts(parts: list[pd.Series]) -> pd.Series:
     if len(parts) == 1:
         return parts[0]
     return pd.concat(parts).groupby(level=0, sort=False).sum()
-
-
-#: How category values become keys (a model file says which): 0, files written before
-#: 2026-12-07: ``str(value)``; 1: a whole number held as a float keyed as the integer
-#: (``1001.0`` -> ``"1001"``: pandas holds an integer column as floats as soon as one value is
-#: missing) and text without surrounding spaces (``" a"`` from ``a, b`` is ``"a"``), so that
-#: a file, or a chunk of it, with a gap or padding gives the same categories.
-KEY_RULE = 1
 
 
 def _key_text(value, rule: int) -> str:
@@ -318,6 +318,10 @@ class TablePreprocessor:
         self.schema = Schema.from_types(kinds)
         self.date_formats = [_date_format_of(kinds[c]) for c in self.schema.datetime]
         self.text_features: list[TextFeatures] = []
+        self.key_rule = KEY_RULE
+        # A CSV's marks and text columns: the files it predicts are read alike.
+        self.number_format = number_format(df)
+        self.text_columns = text_columns(df[list(self.schema.columns)])
 
     def _fit_text(self, df: pd.DataFrame) -> None:
         self.text_features = [TextFeatures(random_state=self.random_state).fit(df[name]) for name in self.schema.text]
@@ -334,9 +338,6 @@ class TablePreprocessor:
         block = self.numeric_block(df)
         self._fit_numeric(block, np.isnan(block).any(axis=0), rng)
         counts = []
-        self.key_rule = KEY_RULE
-        self.number_format = number_format(df)  # (a CSV's marks: its predicted files are read alike)
-        self.text_columns = text_columns(df[list(self.schema.columns)])  # (read as text in predicted files)
         for name in self.schema.categorical:
             counts.append(_value_counts(df[name], KEY_RULE, self._boolean(name)))
             if counts[-1].empty:
@@ -354,13 +355,10 @@ class TablePreprocessor:
         Memory: one batch, the sample and the category counts.
         """
         rng = np.random.default_rng(self.random_state)
-        self.key_rule = KEY_RULE
         sample_keys, sample_values, has_missing, counts, n_rows = None, None, None, None, 0
         for df in batches:
             if sample_keys is None:
-                self.number_format = number_format(df)
                 self._set_types(df, False)
-                self.text_columns = text_columns(df[list(self.schema.columns)])
                 self._fit_text(df)
                 n_num = len(self.schema.numeric_features)
                 sample_keys, sample_values = np.zeros(0), np.zeros((0, n_num))
