@@ -326,6 +326,8 @@ def test_checkpoint_resumes_an_interrupted_fit(tmp_path, monkeypatch):
     # Other settings (the optimizer state would bring back the old learning rate): an error.
     with pytest.raises(ValueError, match="lr 0.001 there, 0.0003 here"):
         MLPClassifier(**params, d_block=32, lr=3e-4, checkpoint=str(checkpoint)).fit(X, y)
+    with pytest.raises(ValueError, match="monitor 'loss' there, 'score' here"):  # its best epoch is by loss
+        MLPClassifier(**params, d_block=32, monitor="score", checkpoint=str(checkpoint)).fit(X, y)
     checkpoint.unlink()
     # random_state=None: a new seed each fit, but a resumed fit takes the interrupted fit's seed
     # (its validation rows and batch order); the same epochs as the fit never interrupted.

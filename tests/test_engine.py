@@ -68,6 +68,66 @@ def test_early_stopping_restores_best_weights():
     assert "val_rmse" in est.history_[0] and "train_loss" in est.history_[0]
 
 
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_monitor_score_keeps_the_epoch_of_the_best_metric_not_of_the_lowest_loss(higher_is_better):
+    # A validation loss that falls every epoch and a metric that peaks at epoch 2: monitor="loss"
+    # keeps the last epoch, monitor="score" the metric's best one (its weights restored) and
+    # stops ``patience`` epochs later. Validation rows' weights reach the metric.
+    torch.manual_seed(0)
+    X, y = torch.randn(64, 3), torch.randn(64, 1)
+    scores = [0.5, 0.9, 0.6, 0.7, 0.8, 0.4] if higher_is_better else [2.0, 0.5, 1.0, 0.9, 0.8, 3.0]
+    seen_weights = []
+
+    def metric(out, target, *weight):
+        seen_weights.append(weight)
+        return scores[len(seen_weights) - 1]
+
+    class Snapshot(Callback):
+        def __init__(self):
+            self.weights = {}
+
+        def on_epoch_end(self, state, logs):
+            self.weights[logs["epoch"]] = state.module.weight.detach().clone()
+
+    def fit(monitor):
+        seen_weights.clear()
+        torch.manual_seed(0)
+        snapshot = Snapshot()
+        loss = lambda out, target, *weight: ((out - target) ** 2).mean()  # noqa: E731
+        objective = Objective(loss, metric, "m", higher_is_better=higher_is_better)
+        config = TrainConfig(max_epochs=6, lr=1e-2, patience=3, monitor=monitor, device="cpu", num_threads=1)
+        weight = torch.full((64,), 2.0)
+        state = fit_module(
+            nn.Linear(3, 1), (X, y), objective, config, valid=(X, y), callbacks=[snapshot], valid_weight=weight
+        )
+        return state, snapshot
+
+    by_loss, _ = fit("loss")
+    assert by_loss.best_epoch == 6 and len(by_loss.history) == 6
+    by_score, snapshot = fit("score")
+    assert [h["val_m"] for h in by_score.history] == scores[:5]
+    assert by_score.best_epoch == 2 and len(by_score.history) == 5  # stopped 3 epochs after epoch 2
+    assert torch.equal(by_score.module.weight, snapshot.weights[2])
+    assert all(len(w) == 1 and torch.equal(w[0], torch.full((64,), 2.0)) for w in seen_weights)
+    with pytest.raises(ValueError, match="monitor must be 'loss' or 'score'"):
+        TrainConfig(monitor="accuracy")
+
+
+def test_weighted_validation_metrics_average_over_the_weights():
+    # The metrics the estimators report and may monitor are weighted averages (a row of weight 3
+    # counts as three rows), the same whatever the weights' scale.
+    est = MLPClassifier(max_epochs=1, num_threads=1, random_state=0).fit(np.eye(2), [0, 1])
+    accuracy = est._objective().metric
+    out, target = torch.tensor([[1.0], [-1.0]]), torch.tensor([1.0, 1.0])  # right, wrong
+    assert accuracy(out, target) == 0.5
+    assert accuracy(out, target, torch.tensor([3.0, 1.0])) == accuracy(out, target, torch.tensor([0.3, 0.1])) == 0.75
+    reg = MLPRegressor(max_epochs=1, num_threads=1, random_state=0).fit(np.eye(2), [0.0, 1.0])
+    rmse, scale = reg._objective().metric, reg._target_scaler.scale_
+    out, target = torch.tensor([[1.0], [0.0]]), torch.tensor([0.0, 0.0])  # errors 1 and 0
+    assert math.isclose(rmse(out, target, torch.tensor([3.0, 1.0])), 0.75**0.5 * scale, rel_tol=1e-6)
+    assert not reg._objective().higher_is_better and est._objective().higher_is_better
+
+
 def test_validation_fraction_zero_trains_all_epochs():
     X, y = _regression_data(100)
     est = MLPRegressor(max_epochs=6, validation_fraction=0.0, num_threads=1, random_state=0).fit(X, y)

@@ -70,6 +70,18 @@ def holdout_split(target, fraction: float, seed: int, *, stratify: bool) -> tupl
     return kept, held
 
 
+def _average(values: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """The mean of ``values``, weighted by ``weight`` when given (a validation metric).
+
+    >>> _average(torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0]))
+    0.75
+    """
+    if weight is None:
+        return float(values.mean())
+    weight = weight.to(values.dtype)
+    return float((values * weight).sum() / weight.sum().clamp_min(torch.finfo(values.dtype).tiny))
+
+
 @dataclass(kw_only=True, repr=False, eq=False)
 class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     """Base class of the tabular estimators (not used directly).
@@ -107,6 +119,13 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         "training and validation losses. Regressors: None.",
         type='dict, "balanced" or None',
     )
+    monitor: str = param(
+        "loss",
+        'What early stopping and the best epoch kept follow on the validation rows: "loss" or "score" '
+        "(accuracy for classifiers, RMSE for regressors; weighted as the loss). AutoInt and FinalMLP follow "
+        "validation ROC AUC on binary targets either way (FuxiCTR's criterion).",
+        type='{"loss", "score"}',
+    )
     verbose: int = param(0, "1 shows a progress bar with the losses.")
     callbacks: Any = param(
         None,
@@ -139,6 +158,8 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     def _check_params(self) -> None:
         if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
+        if self.monitor not in ("loss", "score"):
+            raise ValueError(f"monitor must be 'loss' or 'score', got {self.monitor!r}.")
         if self.class_weight is not None and not is_classifier(self):
             raise ValueError(
                 f"class_weight is for classifiers; {type(self).__name__} predicts values: leave it None "
@@ -152,6 +173,7 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             num_threads=resolve_num_threads(self.num_threads),
             seed=seed,
             verbose=self.verbose,
+            monitor=self.monitor,
         )
 
     def _batch_size(self, n_train: int) -> int:
@@ -640,8 +662,8 @@ class TabularClassifierMixin(ClassifierMixin):
                     return weighted_mean(F.binary_cross_entropy_with_logits(out[:, 0], y, reduction="none"), weight)
                 return F.binary_cross_entropy_with_logits(out[:, 0], y)
 
-            def accuracy(out, y):
-                return float(((out[:, 0] > 0).float() == y).float().mean())
+            def accuracy(out, y, weight=None):
+                return _average(((out[:, 0] > 0).float() == y).float(), weight)
         else:
 
             def loss(out, y, weight=None):
@@ -649,8 +671,8 @@ class TabularClassifierMixin(ClassifierMixin):
                     return weighted_mean(F.cross_entropy(out, y, reduction="none"), weight)
                 return F.cross_entropy(out, y)
 
-            def accuracy(out, y):
-                return float((out.argmax(1) == y).float().mean())
+            def accuracy(out, y, weight=None):
+                return _average((out.argmax(1) == y).float(), weight)
 
         return Objective(loss, accuracy, "accuracy")
 
@@ -702,10 +724,10 @@ class TabularRegressorMixin(RegressorMixin):
                 return weighted_mean((out[:, 0] - y) ** 2, weight)
             return F.mse_loss(out[:, 0], y)
 
-        def rmse(out, y):
-            return float(torch.sqrt(F.mse_loss(out[:, 0], y))) * scale
+        def rmse(out, y, weight=None):
+            return _average((out[:, 0] - y) ** 2, weight) ** 0.5 * scale
 
-        return Objective(loss, rmse, "rmse")
+        return Objective(loss, rmse, "rmse", higher_is_better=False)
 
     def _sample_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (out[:, 0] - y) ** 2

@@ -322,10 +322,12 @@ class ExcelFormerRegressor(TabularRegressorMixin, _ExcelFormerParams):
 class _TabMParams(TabularEstimator, TabMConfig):
     # The official recipe (the tabm README's starting point and example): AdamW, lr 2e-3, weight
     # decay 3e-4, gradients clipped to norm 1 (the example's and every paper config's
-    # gradient_clipping_norm).
+    # gradient_clipping_norm), early stopping on the validation score (accuracy or RMSE of the
+    # members' mean prediction: bin/model.py keeps the epoch of the best score, patience 16).
     lr: float = 2e-3
     weight_decay: float = 3e-4
     grad_clip: float | None = 1.0
+    monitor: str = "score"
 
     _module_cls = TabM
 
@@ -343,7 +345,7 @@ class _TabMParams(TabularEstimator, TabMConfig):
         objective = super()._training_objective(valid, valid_weight)
         loss, metric, combine, sample_loss = objective.loss, objective.metric, self._combine_outputs, self._sample_loss
         objective.loss = lambda out, y, *weight: loss(combine(out), y, *weight)
-        objective.metric = lambda out, y: metric(combine(out), y)
+        objective.metric = lambda out, y, *weight: metric(combine(out), y, *weight)
 
         def members_loss(module, inputs, y, weight=None):
             out = module(*inputs).float()  # (n, k, d_out): every member sees the batch

@@ -51,14 +51,14 @@ class TrainingParams:
         "constant",
         'Learning-rate schedule after ``warmup_epochs`` of linear warm-up: "constant", "cosine" or "linear" '
         '(decay to 0 at ``max_epochs``) or "plateau" (halved after max(2, patience // 4) epochs without a '
-        "lower validation loss).",
+        "better validation loss or score).",
         type='{"constant", "cosine", "linear", "plateau"}',
     )
     warmup_epochs: float = param(0.0, "Epochs of linear learning-rate warm-up (may be fractional).")
     patience: int | None = param(
         16,
-        "Early stopping: epochs without a lower validation loss before stopping; the best weights are "
-        "restored. None trains for ``max_epochs``.",
+        "Early stopping: epochs without a better validation loss (or score: ``monitor``) before stopping; "
+        "the best weights are restored. None trains for ``max_epochs``.",
     )
     grad_clip: float | None = param(None, "Clip the gradient norm to this value.")
     device: str = param(
@@ -102,6 +102,13 @@ class TrainConfig(TrainingParams):
         None, '"plateau": epochs without improvement before a reduction (None: max(2, patience // 4)).'
     )
     plateau_min_lr: float = param(0.0, '"plateau": the lr is not reduced below this.')
+    monitor: str = param(
+        "loss",
+        'What early stopping, the best epoch kept and the "plateau" schedule follow on ``valid``: "loss" '
+        '(the objective\'s loss) or "score" (its ``metric``, higher or lower is better as the objective '
+        "says). An objective's ``evaluate`` replaces both.",
+        type='{"loss", "score"}',
+    )
     betas: tuple[float, float] = param((0.9, 0.999), "AdamW's (beta1, beta2).")
     seed: int = param(0, "Seed of the batch order.")
     verbose: int = param(0, "1 shows a progress bar with the losses.")
@@ -134,6 +141,8 @@ class TrainConfig(TrainingParams):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience!r}.")
+        if self.monitor not in ("loss", "score"):
+            raise ValueError(f"monitor must be 'loss' or 'score', got {self.monitor!r}.")
 
 
 @dataclass
@@ -141,13 +150,16 @@ class Objective:
     """What the engine minimises and reports.
 
     ``loss(outputs, target)`` returns a scalar tensor; ``metric(outputs, target)`` returns a
-    float named ``metric_name`` (reported only, e.g. accuracy or RMSE in original units).
+    float named ``metric_name`` (e.g. accuracy or RMSE in original units: reported, and followed
+    by early stopping with ``TrainConfig.monitor="score"``; ``higher_is_better`` gives its
+    direction).
     ``train_loss(module, inputs, target)``, when given, replaces ``loss(module(*inputs),
     target)`` for training batches: the hook for batch strategies such as mixing
     augmentations or negative sampling, which need the module and not just its outputs.
     With per-row weights (:func:`fit_module`'s ``train_weight`` / ``valid_weight``) both are
     called with the batch's weights as a fourth (``train_loss``) or third (``loss``) argument
-    and return the weighted mean (see :func:`weighted_mean`).
+    and return the weighted mean (see :func:`weighted_mean`); so is ``metric`` on weighted
+    validation rows.
     ``evaluate(module)``, when given, validates without ``valid`` tensors (e.g. ranking
     metrics): it returns ``(criterion, logs)``, the criterion being minimised by early
     stopping (e.g. ``-NDCG``) and ``logs`` extra values for the epoch's history.
@@ -158,6 +170,7 @@ class Objective:
     metric_name: str
     train_loss: Callable[[nn.Module, list, torch.Tensor], torch.Tensor] | None = None
     evaluate: Callable[[nn.Module], tuple[float, dict]] | None = None
+    higher_is_better: bool = True
 
 
 @dataclass
@@ -343,7 +356,17 @@ def _signature(module: nn.Module) -> dict:
 
 #: What a resumed fit must share with the fit that wrote the checkpoint (the seed: its
 #: validation rows, batch order and dropout; the others: the optimisation it continues).
-_RESUMED_SETTINGS = ("seed", "lr", "weight_decay", "batch_size", "scheduler", "warmup_epochs", "patience", "grad_clip")
+_RESUMED_SETTINGS = (
+    "seed",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "scheduler",
+    "warmup_epochs",
+    "patience",
+    "grad_clip",
+    "monitor",
+)
 
 
 def _settings(config: TrainConfig) -> dict:
@@ -405,6 +428,8 @@ def _resume(path: Path, state: TrainState, generator: torch.Generator, config: T
             "fit another checkpoint path."
         )
     saved, here = payload.get("settings"), _settings(config)
+    if saved is not None:  # (checkpoints before ``monitor`` followed the loss)
+        saved = {"monitor": "loss", **saved}
     changed = [  # (a setting a checkpoint predates is not compared)
         f"{k} {saved[k]!r} there, {here[k]!r} here"
         for k in here
@@ -498,8 +523,8 @@ def fit_module(
 
     ``train``/``valid`` are sequences ``(*inputs, target)`` of tensors with equal first
     dimension, or for ``train`` a :class:`ChunkedData` streamed chunk by chunk. With
-    ``valid`` and ``config.patience``, training stops when the validation loss has not
-    improved for ``patience`` epochs and the best weights are restored. ``lengths`` (one per
+    ``valid`` and ``config.patience``, training stops when the validation loss (or score:
+    ``config.monitor``) has not improved for ``patience`` epochs and the best weights are restored. ``lengths`` (one per
     training row, e.g. real tokens of a padded sequence) makes each batch hold rows of
     similar length, so a batch strategy can trim the padding. ``state`` (a previous call's
     result) continues training with its optimizer and schedule: ``config.max_epochs`` more
@@ -646,7 +671,7 @@ def fit_module(
                 validation_started = time.perf_counter()
                 if objective.evaluate is not None:
                     module.eval()
-                    val_loss, extra = objective.evaluate(module)
+                    criterion, extra = objective.evaluate(module)
                     logs.update(extra)
                 elif valid is not None:
                     *v_inputs, v_target = valid
@@ -661,14 +686,17 @@ def fit_module(
                     )
                     v_weighted = () if valid_weight is None else (valid_weight,)
                     val_loss = float(objective.loss(v_out, v_target, *v_weighted))
-                    logs["val_loss"] = val_loss
-                    logs[f"val_{objective.metric_name}"] = objective.metric(v_out, v_target)
+                    score = objective.metric(v_out, v_target, *v_weighted)
+                    logs["val_loss"], logs[f"val_{objective.metric_name}"] = val_loss, score
+                    criterion = val_loss  # (minimised)
+                    if config.monitor == "score":
+                        criterion = -score if objective.higher_is_better else score
                 if valid is not None or objective.evaluate is not None:
-                    val_loss, logs = ranks.from_main((val_loss, logs))  # the ranks decide alike
+                    criterion, logs = ranks.from_main((criterion, logs))  # the ranks decide alike
                     if plateau is not None:
-                        plateau.step(val_loss)
-                    if val_loss < best_loss:
-                        best_loss, bad_epochs, state.best_epoch = val_loss, 0, epoch
+                        plateau.step(criterion)
+                    if criterion < best_loss:
+                        best_loss, bad_epochs, state.best_epoch = criterion, 0, epoch
                         best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
                     else:
                         bad_epochs += 1
