@@ -349,7 +349,9 @@ def test_the_time_left_fits_the_models_again_on_further_k_fold_splits():
 
 def test_further_splits_stop_at_the_time_limit_and_keep_the_time_for_stacking():
     X, y = _table(20_000)
-    limit = 8.0
+    # (8 s failed once under pytest -n 2: level 2 keeps 1.5x the time its models took at level 1,
+    # which the other worker may have slowed less)
+    limit = 12.0
     started = time.perf_counter()
     result = tabular_suite.compare(
         X, y, models=["lightgbm", "linear"], cv=3, time_limit=limit, portfolio=False, **{**QUIET, "bag_sets": 20}
