@@ -99,7 +99,7 @@ def test_user_mistakes_are_one_red_line(model_and_rows, tmp_path):
     tabular_suite.SASRecRecommender(max_epochs=1, num_threads=1).fit(log).save(rec)
     (tmp_path / "folder").mkdir()
     cases = [
-        (("predict", rec, folder / "rows.csv", "-o", tmp_path / "p.csv"), "not a tabular model"),
+        (("predict", rec, folder / "rows.csv", "-o", tmp_path / "new" / "p.csv"), "not a tabular model"),
         (("evaluate", rec, folder / "rows.csv", "-t", "a"), "not a tabular model"),
         (("train", data, "-t", "item_id", "-o", tmp_path / "folder", "--force"), "is a folder"),
         (("predict", folder / "m.tsm", folder / "rows.csv", "-o", tmp_path / "folder"), "is a folder"),
@@ -112,7 +112,25 @@ def test_user_mistakes_are_one_red_line(model_and_rows, tmp_path):
         assert r.exit_code == 1, (args, r.output)
         assert message in r.stderr and "Traceback" not in r.output, (args, r.output)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p2.csv").exists()
+    assert not (tmp_path / "new").exists() and not (tmp_path / "p2.csv").exists()  # (no empty folder left)
+
+
+def test_a_failed_write_removes_only_the_folders_it_created(tmp_path):
+    from tabular_suite.core.files import atomic_path, check_output_path
+
+    (tmp_path / "kept").mkdir()
+    target = tmp_path / "kept" / "a" / "b" / "out.csv"
+    assert check_output_path(target) == target and not (tmp_path / "kept" / "a").exists()  # checks, creates nothing
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="Cannot create the folder for .*: .*file is a file"):
+        check_output_path(tmp_path / "file" / "sub" / "out.csv")
 
 
 def test_drift_at_predict_is_one_warning_line_naming_the_column(model_and_rows, tmp_path):

@@ -19,7 +19,8 @@ __all__ = ["atomic_path", "check_output_path"]
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path in ``path``'s folder (created if missing); on success it is renamed
-    to ``path`` (replacing it), on any exception it is deleted.
+    to ``path`` (replacing it), on any exception it is deleted, and so are the folders created
+    for it (a failed run leaves no empty folder behind).
 
     Examples
     --------
@@ -33,18 +34,35 @@ def atomic_path(path: str | os.PathLike):
     True
     """
     path = Path(path)
+    created = _missing_folders(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    done = False
     try:
-        yield tmp
-        # mkstemp makes the file private (0600): give it the mode an ordinary new file gets, or
-        # the mode of the file it replaces.
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            yield tmp
+            # mkstemp makes the file private (0600): give it the mode an ordinary new file gets, or
+            # the mode of the file it replaces.
+            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+            os.replace(tmp, path)
+            done = True
+        finally:
+            tmp.unlink(missing_ok=True)
     finally:
-        tmp.unlink(missing_ok=True)
+        for folder in [] if done else created:  # deepest first; one another process filled stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, the deepest first."""
+    missing, folder = [], path.parent
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _umask() -> int:
@@ -55,14 +73,14 @@ def _umask() -> int:
 
 def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str = "--force", inputs=()) -> Path:
     """Refuse, before any work starts, an output that is a folder, exists (unless ``force``), is
-    one of the command's ``inputs`` (even with ``force``: it would be lost) or cannot be created;
-    a missing parent folder is created.
+    one of the command's ``inputs`` (even with ``force``: it would be lost) or cannot be created.
+    Nothing is created: :func:`atomic_path` makes a missing folder when the output is written.
 
     Examples
     --------
     >>> import tempfile
-    >>> check_output_path(Path(tempfile.mkdtemp()) / "new" / "p.csv").parent.is_dir()
-    True
+    >>> check_output_path(Path(tempfile.mkdtemp()) / "new" / "p.csv").parent.exists()
+    False
     >>> check_output_path(tempfile.mkdtemp())
     Traceback (most recent call last):
     ...
@@ -76,10 +94,10 @@ def check_output_path(path: str | os.PathLike, *, force: bool = False, flag: str
             raise ValueError(f"{path} is also an input of this command: writing it would destroy it; name another.")
     if path.exists() and not force:
         raise ValueError(f"{path} already exists; pass {flag} to overwrite it.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"Cannot create the folder for {path}: {exc.strerror or exc}.") from None
-    if not os.access(path.parent, os.W_OK):
-        raise ValueError(f"Cannot write to {path.parent} (permission denied).")
+    missing = _missing_folders(path)
+    existing = missing[-1].parent if missing else path.parent
+    if not existing.is_dir():
+        raise ValueError(f"Cannot create the folder for {path}: {existing} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write to {existing} (permission denied).")
     return path
