@@ -457,6 +457,9 @@ def predict(
     data: Path = typer.Argument(..., help="CSV or Parquet file with the feature columns."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv or .parquet)."),
     proba: bool = typer.Option(False, "--proba", help="Write class probabilities instead of labels."),
+    keep_columns: str | None = typer.Option(
+        None, "--keep-columns", help="Comma-separated columns of DATA written before the predictions (an id)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     trust: bool = typer.Option(False, "--trust", help=_TRUST_HELP),
     chunk_rows: int = _CHUNK_ROWS,
@@ -467,7 +470,7 @@ def predict(
 ):
     """Predict DATA with a saved model and write the predictions.
 
-    Example: tabular-suite predict adult.tsm new_rows.csv --out predictions.csv
+    Example: tabular-suite predict adult.tsm new_rows.csv --out predictions.csv --keep-columns id
     """
 
     def run():
@@ -478,9 +481,10 @@ def predict(
         if proba and getattr(est, "classes_", None) is None:
             raise ValueError("--proba needs a classifier; this model is a regressor.")
         with _progress(verbose, "predicting") as on_chunk:
+            keep = None if keep_columns is None else [c.strip() for c in keep_columns.split(",") if c.strip()]
             rows = tabular_suite.predict_file(
-                est, _data_path(data), out, proba=proba, chunk_rows=chunk_rows, overwrite=force,
-                on_chunk=on_chunk, **_dialect(sep, decimal, encoding),
+                est, _data_path(data), out, proba=proba, keep_columns=keep, chunk_rows=chunk_rows,
+                overwrite=force, on_chunk=on_chunk, **_dialect(sep, decimal, encoding),
             )  # fmt: skip
         console.print(f"wrote {rows:,} predictions to {out}")
 

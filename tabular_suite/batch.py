@@ -35,15 +35,18 @@ def _model(model, trusted: bool):
     return model
 
 
-def _chunks(est, data, chunk_rows: int, dialect: dict) -> TableChunks:
+def _chunks(est, data, chunk_rows: int, dialect: dict, keep: list[str] = ()) -> TableChunks:
     """``data`` in chunks, a CSV read with the decimal and thousands marks of the model's training
     file where its own values read either way (``45.000``: see :func:`~tabular_suite.data.io.sniff_csv`),
     with a warning when its values show other marks, and the columns the model was fitted on as
-    text read as text (zip codes ``02134``, ``TRUE`` among other labels)."""
+    text read as text (zip codes ``02134``, ``TRUE`` among other labels), as are the ``keep``
+    columns the model does not read (copied to an output as the file writes them: ``007``)."""
     pre = getattr(est, "preprocessor_", None)
     trained = getattr(est, "number_format", None) or getattr(pre, "number_format", None)
-    text = getattr(est, "text_columns", None) or getattr(pre, "text_columns", None)
-    chunks = TableChunks(data, chunk_rows, prefer=trained, text=text, **dialect)
+    text = list(getattr(est, "text_columns", None) or getattr(pre, "text_columns", None) or [])
+    features = set(getattr(est, "feature_names_in_", ()))
+    text += [c for c in keep if c not in features and c not in text]
+    chunks = TableChunks(data, chunk_rows, prefer=trained, text=text or None, **dialect)
     read, user = chunks.dialect, {k: v for k, v in dialect.items() if v is not None}
     if trained and read and "decimal" not in user and read["decimal"] != trained["decimal"]:
         warnings.warn(
@@ -87,6 +90,7 @@ def predict_file(
     out: str | os.PathLike,
     *,
     proba: bool = False,
+    keep_columns: list[str] | None = None,
     chunk_rows: int = 100_000,
     overwrite: bool = False,
     trusted: bool = False,
@@ -94,11 +98,12 @@ def predict_file(
     **dialect,
 ) -> int:
     """Predict every row of the CSV/Parquet file ``data`` and write the predictions to ``out``
-    (``.csv`` or ``.parquet``: one ``prediction`` column, or ``proba_<class>`` columns).
+    (``.csv`` or ``.parquet``: one ``prediction`` column, or ``proba_<class>`` columns), after
+    the ``keep_columns`` of ``data`` (an id to join them on; copied as written there).
 
     ``model`` is a fitted estimator or a model file's path. The output path is checked before
-    any work (an existing file needs ``overwrite=True``; a missing folder is created); the
-    file appears only once every row is written. ``on_chunk(rows_done, share_of_file_read)``
+    any work (an existing file needs ``overwrite=True``; a missing folder is created when it is
+    written); the file appears only once every row is written. ``on_chunk(rows_done, share_of_file_read)``
     is called after each chunk (a progress bar). ``dialect``: ``sep``, ``decimal``,
     ``thousands``, ``encoding`` of a CSV (detected when left out; a value that reads either
     way, ``45.000``, with the marks of the model's training file). Returns the number of rows.
@@ -114,11 +119,15 @@ def predict_file(
     100
     >>> pd.read_csv(folder / "out" / "pred.csv").shape
     (100, 1)
+    >>> _ = predict_file(est, folder / "rows.csv", folder / "keyed.csv", keep_columns=["b"])
+    >>> pd.read_csv(folder / "keyed.csv").columns.tolist()
+    ['b', 'prediction']
     """
     model_path = model if isinstance(model, (str, os.PathLike)) else None
     out = check_output_path(out, force=overwrite, flag="overwrite=True (CLI: --force)", inputs=(data, model_path))
+    keep = _keep_columns(keep_columns)
     est = _model(model, trusted)
-    chunks = _chunks(est, data, chunk_rows, dialect)
+    chunks = _chunks(est, data, chunk_rows, dialect, keep)
     parquet = out.suffix.lower() in (".parquet", ".pq")
     rows = 0
     with atomic_path(out) as tmp:
@@ -126,6 +135,8 @@ def predict_file(
         try:
             for chunk in chunks:
                 result = _outputs(est, model_columns(est, chunk, Path(data).name), proba)
+                if keep:
+                    result = _kept(chunk, keep, result, Path(data).name)
                 if parquet:
                     import pyarrow as pa
                     import pyarrow.parquet as pq
@@ -142,6 +153,27 @@ def predict_file(
             if writer is not None:
                 writer.close()
     return rows
+
+
+def _keep_columns(names) -> list[str]:
+    if names is None:
+        return []
+    names = [names] if isinstance(names, str) else list(names)
+    if len(set(names)) < len(names):
+        raise ValueError(f"keep_columns names a column twice: {names}.")
+    return names
+
+
+def _kept(chunk: pd.DataFrame, keep: list[str], result: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The ``keep`` columns of ``chunk`` followed by the predictions ``result``."""
+    missing = [c for c in keep if c not in chunk.columns]
+    if missing:
+        raise ValueError(f"{source} has no column {', '.join(map(repr, missing))} to keep (its columns: "
+                         f"{', '.join(map(str, chunk.columns[:20]))}).")  # fmt: skip
+    clash = [c for c in keep if c in result.columns]
+    if clash:
+        raise ValueError(f"The kept column {clash[0]!r} has the name of a prediction column; rename it in the file.")
+    return pd.concat([chunk[keep], result], axis=1)
 
 
 def metrics_of(est, y, outputs: np.ndarray) -> dict:

@@ -115,6 +115,28 @@ def test_train_predict_evaluate_round_trip(files, ext, invoke):
     assert r.returncode == 0 and "roc_auc" in r.stdout
 
 
+def test_predict_keeps_the_named_columns_as_the_file_writes_them(invoke, tmp_path):
+    # An id the model never read is copied before the predictions, leading zeros and all; a
+    # kept feature stays a number for the model; unknown or clashing names are errors.
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"id": [f"{i:03d}" for i in range(60)], "a": rng.normal(size=60)})
+    df["y"] = df["a"] * 2
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(df[["a"]], df["y"]).save(tmp_path / "m.tsm")
+    r = invoke("predict", tmp_path / "m.tsm", tmp_path / "rows.csv", "-o", tmp_path / "p.csv",
+               "--keep-columns", "id, a", "--chunk-rows", "25", "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = pd.read_csv(tmp_path / "p.csv", dtype={"id": str})
+    assert out.columns.tolist() == ["id", "a", "prediction"] and out["id"].tolist() == df["id"].tolist()
+    assert (tmp_path / "p.csv").read_text().splitlines()[1].startswith("000,")
+    np.testing.assert_allclose(out["a"], df["a"], rtol=1e-9)
+    for keep, message in (("id,nope", "has no column 'nope' to keep"), ("prediction", "name of a prediction column")):
+        df.assign(prediction=1).to_csv(tmp_path / "rows2.csv", index=False)
+        r = invoke("predict", tmp_path / "m.tsm", tmp_path / "rows2.csv", "-o", tmp_path / "q.csv",
+                   "--keep-columns", keep, "--quiet")  # fmt: skip
+        assert r.exit_code == 1 and message in r.stderr and not (tmp_path / "q.csv").exists(), r.output
+
+
 def test_train_an_in_context_model(invoke, files, tmp_path):
     """tabpfn has no training loop: no progress bar, epochs or MLflow run to pass on."""
     r = invoke(
