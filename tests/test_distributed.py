@@ -395,18 +395,23 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, table):
 
 
 @SLOW
-def test_ray_train_fits_one_model_over_workers(tmp_path, table):
+def test_ray_train_fits_one_model_over_workers(tmp_path, table, monkeypatch):
     import ray  # a test dependency (pyproject [test]): missing is a failure, not a skip
+    from mlflow import MlflowClient
     from sklearn.metrics import roc_auc_score
 
+    from tabular_suite import tracking
     from tabular_suite.training.distributed import fit_on_ray
 
     df = pd.read_csv(table)
     y = df.pop("y").to_numpy()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    monkeypatch.chdir(tmp_path)  # the store's relative path is this folder's, not the workers'
     try:
         est = tabular_suite.MLPClassifier(max_epochs=6, random_state=0, num_threads=1)
+        tracking.autolog(tracking_uri="sqlite:///runs.db", experiment_name="on-ray")
         fitted = fit_on_ray(est, df[:1600], y[:1600], num_workers=2, storage_path=str(tmp_path / "ray"))
+        tracking.autolog(disable=True)
         streamed = fit_on_ray(
             est, str(table.with_suffix(".parquet")), num_workers=2, target="y", batch_rows=200,
             storage_path=str(tmp_path / "ray"),
@@ -414,6 +419,11 @@ def test_ray_train_fits_one_model_over_workers(tmp_path, table):
     finally:
         ray.shutdown()
     assert est.__dict__.get("module_") is None  # the estimator given is left unfitted; a fitted copy returns
+    # The tracked fit: one run (rank 0's) in this process's store and experiment, its id on the model.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs.db'}")
+    run = client.get_run(fitted.mlflow_run_id_)
+    assert client.get_experiment(run.info.experiment_id).name == "on-ray" and run.data.params["max_epochs"] == "6"
+    assert len(client.search_runs([run.info.experiment_id])) == 1 and "mlflow_run_id_" not in streamed.__dict__
     for model in (fitted, streamed):
         assert len(model.history_) >= 2
         assert roc_auc_score(y[1600:], model.predict_proba(df[1600:])[:, 1]) > 0.8

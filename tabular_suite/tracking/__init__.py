@@ -113,6 +113,27 @@ def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
     return DEFAULT_TRACKING_URI
 
 
+def portable_settings() -> dict:
+    """The :func:`autolog` settings as keyword arguments for another process (a Ray worker,
+    whose working folder differs): the store resolved here, a local one as an absolute path.
+
+    >>> import os
+    >>> autolog(tracking_uri="sqlite:///runs/mlflow.db", experiment_name="demo")
+    >>> portable_settings()["tracking_uri"] == f"sqlite:///{os.path.abspath('runs/mlflow.db')}"
+    True
+    >>> autolog(disable=True)
+    """
+    uri = resolve_tracking_uri(_SETTINGS.tracking_uri)
+    path = _sqlite_path(uri)
+    if path is not None:
+        uri = f"sqlite:///{path.absolute()}"
+    elif "://" not in uri and not uri.startswith("databricks"):  # a plain folder: MLflow's file store
+        uri = str(Path(uri).absolute())
+    settings = autolog_settings()
+    return {"disable": not settings.enabled, "log_models": settings.log_models, "tracking_uri": uri,
+            "experiment_name": settings.experiment_name}  # fmt: skip
+
+
 _FAILURES: list[str] = []
 
 

@@ -631,8 +631,10 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
     ``target=`` in ``fit_params`` a Parquet file or folder every worker can read, streamed by
     ``fit_parquet``. ``ray_address``: the cluster (None: the one this process is connected to,
     else a local Ray). ``use_gpu``: a GPU per worker. ``storage_path``: where Ray Train keeps its
-    run (on a cluster, a folder every node reaches; None: a temporary folder here). Needs ``pip install
-    "ray[train]"``.
+    run (on a cluster, a folder every node reaches; None: a temporary folder here). A tracked fit
+    (:func:`~tabular_suite.tracking.autolog` or ``tracking=True``) is logged by rank 0 to this
+    process's store and experiment (a local store by its absolute path), and the returned model
+    has its ``mlflow_run_id_``. Needs ``pip install "ray[train]"``.
 
     Examples
     --------
@@ -653,6 +655,7 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
         raise ImportError('fit_on_ray needs Ray Train: pip install "ray[train]"') from exc
     from sklearn.base import clone
 
+    from .. import tracking
     from ..core.model_file import load
 
     if num_workers < 1:
@@ -670,6 +673,9 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
 
         import ray.train
 
+        from tabular_suite import tracking
+
+        tracking.autolog(**config["tracking"])
         est = clone(config["estimator"])
         if config["streamed"]:
             params = dict(config["fit_params"])
@@ -680,22 +686,31 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
         if ray.train.get_context().get_world_rank() == 0:
             folder = tempfile.mkdtemp()
             est.save(os.path.join(folder, "model.tsm"))
-            ray.train.report({"epochs": len(est.history_)}, checkpoint=Checkpoint.from_directory(folder))
+            run_id = est.__dict__.get("mlflow_run_id_") or ""
+            ray.train.report(
+                {"epochs": len(est.history_), "mlflow_run_id": run_id}, checkpoint=Checkpoint.from_directory(folder)
+            )
         else:
             ray.train.report({"epochs": len(est.history_)})
 
+    tracked_as = tracking.portable_settings()  # (a worker starts with the defaults)
     own_storage = storage_path is None
     storage_path = storage_path or tempfile.mkdtemp(prefix="tabular_suite_ray_")
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"estimator": template, "data": data, "streamed": streamed, "fit_params": fit_params},
+        train_loop_config=dict(
+            estimator=template, data=data, streamed=streamed, fit_params=fit_params, tracking=tracked_as
+        ),
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
         run_config=RunConfig(storage_path=storage_path),
     )
     try:
         result = trainer.fit()
         with result.checkpoint.as_directory() as folder:
-            return load(os.path.join(folder, "model.tsm"))
+            model = load(os.path.join(folder, "model.tsm"))
+        if result.metrics.get("mlflow_run_id"):
+            model.mlflow_run_id_ = result.metrics["mlflow_run_id"]
+        return model
     finally:
         if own_storage:
             import shutil
