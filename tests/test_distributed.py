@@ -328,6 +328,12 @@ def test_checkpoint_resumes_an_interrupted_fit(tmp_path, monkeypatch):
         MLPClassifier(**params, d_block=32, lr=3e-4, checkpoint=str(checkpoint)).fit(X, y)
     with pytest.raises(ValueError, match="monitor 'loss' there, 'score' here"):  # its best epoch is by loss
         MLPClassifier(**params, d_block=32, monitor="score", checkpoint=str(checkpoint)).fit(X, y)
+    # Other rows (a grid search's folds sharing one checkpoint path): an error, not another fold's weights.
+    with pytest.raises(ValueError, match="written by a fit on other rows"):
+        MLPClassifier(**params, d_block=32, checkpoint=str(checkpoint)).fit(X[:500], y[:500])
+    weights = np.linspace(0.5, 1.5, 600)
+    with pytest.raises(ValueError, match="other rows"):
+        MLPClassifier(**params, d_block=32, checkpoint=str(checkpoint)).fit(X, y, sample_weight=weights)
     checkpoint.unlink()
     # random_state=None: a new seed each fit, but a resumed fit takes the interrupted fit's seed
     # (its validation rows and batch order); the same epochs as the fit never interrupted.

@@ -383,12 +383,36 @@ def checkpoint_seed(path) -> int | None:
     return torch.load(path, map_location="cpu", weights_only=True).get("settings", {}).get("seed")
 
 
+def data_fingerprint(*parts) -> str:
+    """A digest of the tensors a checkpoint was written for (training and validation rows, their
+    weights; rows streamed from files: their number): a fit on other rows, e.g. another fold of
+    a grid search whose clones share a checkpoint path, must not resume it.
+
+    >>> a = [torch.zeros(3, 2), torch.ones(3)]
+    >>> data_fingerprint(a, None) == data_fingerprint([t.clone() for t in a], None) != data_fingerprint(a, a)
+    True
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if isinstance(part, ChunkedData):
+            digest.update(f"streamed {part.n_rows}".encode())
+            continue
+        for tensor in [part] if isinstance(part, torch.Tensor) else part or ():
+            digest.update(f"{tuple(tensor.shape)} {tensor.dtype}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
 def _save_checkpoint(
-    path: Path, state: TrainState, tracking: tuple, generator: torch.Generator, config: TrainConfig
+    path: Path, state: TrainState, tracking: tuple, generator: torch.Generator, config: TrainConfig, data: str
 ) -> None:
     """The training state after an epoch, written atomically (a crash leaves the previous one),
-    with the random streams of the batch order and of dropout (a resumed fit continues them)
-    and the settings a resumed fit must share (:data:`_RESUMED_SETTINGS`)."""
+    with the random streams of the batch order and of dropout (a resumed fit continues them),
+    the settings a resumed fit must share (:data:`_RESUMED_SETTINGS`) and the
+    :func:`data_fingerprint` of its rows."""
     from ..core.files import atomic_path
 
     best_loss, best_weights, bad_epochs, stopped = tracking
@@ -396,6 +420,7 @@ def _save_checkpoint(
         "format": 1,
         "signature": _signature(state.module),
         "settings": _settings(config),
+        "data": data,
         "module": state.module.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "sparse_optimizer": None if state.sparse_optimizer is None else state.sparse_optimizer.state_dict(),
@@ -415,17 +440,22 @@ def _save_checkpoint(
         torch.save(payload, tmp)
 
 
-def _resume(path: Path, state: TrainState, generator: torch.Generator, config: TrainConfig) -> tuple:
+def _resume(path: Path, state: TrainState, generator: torch.Generator, config: TrainConfig, data: str) -> tuple:
     """Load a checkpoint into ``state`` (module, optimizers, schedules, epoch, history) and the
     random streams; returns the early-stopping state ``(best loss, best weights, epochs without
-    improvement, stopped)``. A checkpoint of another model, or of a fit with other settings
-    (:data:`_RESUMED_SETTINGS`: its optimizer state would bring back its learning rate), is an
-    error."""
+    improvement, stopped)``. A checkpoint of another model, of a fit with other settings
+    (:data:`_RESUMED_SETTINGS`: its optimizer state would bring back its learning rate) or on
+    other rows (:func:`data_fingerprint` ``data``) is an error."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("signature") != _signature(state.module):
         raise ValueError(
             f"The checkpoint {path} holds another model (other layers or sizes): delete it, or give this "
             "fit another checkpoint path."
+        )
+    if payload.get("data", data) != data:  # (a checkpoint before fingerprints is not compared)
+        raise ValueError(
+            f"The checkpoint {path} was written by a fit on other rows (another fold of a search whose fits "
+            "share one checkpoint path?): give each fit its own checkpoint, or delete it to start again."
         )
     saved, here = payload.get("settings"), _settings(config)
     if saved is not None:  # (checkpoints before ``monitor`` followed the loss)
@@ -598,11 +628,12 @@ def fit_module(
         best_loss, best_weights, bad_epochs = math.inf, None, 0
         last_epoch = state.epoch + config.max_epochs  # partial_fit: max_epochs more
         checkpoint = Path(config.checkpoint) if config.checkpoint and new_fit else None
+        data = None if checkpoint is None else data_fingerprint(train, valid, train_weight, valid_weight)
         generator = torch.Generator().manual_seed(config.seed + state.epoch)
         # Resume (max_epochs in all) when rank 0 sees the checkpoint: every rank does, or none (the
         # path must be one all ranks read, e.g. a shared disk); rank 0's weights are broadcast after.
         if checkpoint is not None and ranks.from_main(checkpoint.exists()):
-            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state, generator, config)
+            best_loss, best_weights, bad_epochs, stopped = _resume(checkpoint, state, generator, config, data)
             last_epoch = state.epoch if stopped else config.max_epochs
             ranks.broadcast_module(module)
         state.stop, first_epoch = False, state.epoch + 1
@@ -717,7 +748,7 @@ def fit_module(
                     state.stop = True
                 if checkpoint is not None and ranks.rank == 0:
                     tracked = (best_loss, best_weights, bad_epochs, state.stop)
-                    _save_checkpoint(checkpoint, state, tracked, generator, config)
+                    _save_checkpoint(checkpoint, state, tracked, generator, config, data)
                 if state.stop:
                     break
         finally:
