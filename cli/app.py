@@ -403,6 +403,9 @@ def train(
         console.quiet = not is_main_process()  # the other ranks train silently
         columns = _column_options(categorical, coerce_numeric, types)
         if stream or data.is_dir():
+            if track:
+                raise ValueError("--track logs fits of an in-memory table; a streamed fit (--stream, a folder) is not "
+                                 "tracked: drop one of them.")  # fmt: skip
             _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight, fit)
             return
         df = _read_data(data, _dialect(sep, decimal, encoding))

@@ -99,7 +99,8 @@ def predict_file(
 ) -> int:
     """Predict every row of the CSV/Parquet file ``data`` and write the predictions to ``out``
     (``.csv`` or ``.parquet``: one ``prediction`` column, or ``proba_<class>`` columns), after
-    the ``keep_columns`` of ``data`` (an id to join them on; copied as written there).
+    the ``keep_columns`` of ``data`` (an id to join them on: copied as text as written there, or
+    as floats for a column the model reads as numbers).
 
     ``model`` is a fitted estimator or a model file's path. The output path is checked before
     any work (an existing file needs ``overwrite=True``; a missing folder is created when it is
@@ -136,14 +137,14 @@ def predict_file(
             for chunk in chunks:
                 result = _outputs(est, model_columns(est, chunk, Path(data).name), proba)
                 if keep:
-                    result = _kept(chunk, keep, result, Path(data).name)
+                    result = _kept(chunk, keep, result, Path(data).name, set(getattr(est, "feature_names_in_", ())))
                 if parquet:
                     import pyarrow as pa
                     import pyarrow.parquet as pq
 
                     table = pa.Table.from_pandas(result, preserve_index=False)
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
+                    writer.write_table(table.cast(writer.schema))  # (a column all missing in a chunk: null type)
                 else:
                     result.to_csv(tmp, mode="a", header=rows == 0, index=False)
                 rows += len(result)
@@ -164,8 +165,11 @@ def _keep_columns(names) -> list[str]:
     return names
 
 
-def _kept(chunk: pd.DataFrame, keep: list[str], result: pd.DataFrame, source: str) -> pd.DataFrame:
-    """The ``keep`` columns of ``chunk`` followed by the predictions ``result``."""
+def _kept(chunk: pd.DataFrame, keep: list[str], result: pd.DataFrame, source: str, features) -> pd.DataFrame:
+    """The ``keep`` columns of ``chunk`` followed by the predictions ``result``, each kept column
+    of one type in every chunk (a chunk's missing value must not turn whole numbers into floats
+    in the middle of a Parquet file): text as read, or for a column the model reads as numbers,
+    floats."""
     missing = [c for c in keep if c not in chunk.columns]
     if missing:
         raise ValueError(f"{source} has no column {', '.join(map(repr, missing))} to keep (its columns: "
@@ -173,7 +177,11 @@ def _kept(chunk: pd.DataFrame, keep: list[str], result: pd.DataFrame, source: st
     clash = [c for c in keep if c in result.columns]
     if clash:
         raise ValueError(f"The kept column {clash[0]!r} has the name of a prediction column; rename it in the file.")
-    return pd.concat([chunk[keep], result], axis=1)
+    kept = {}
+    for c in keep:
+        numeric = c in features and pd.api.types.is_numeric_dtype(chunk[c]) and not pd.api.types.is_bool_dtype(chunk[c])
+        kept[c] = chunk[c].astype("float64" if numeric else "string")
+    return pd.concat([pd.DataFrame(kept, index=chunk.index), result], axis=1)
 
 
 def metrics_of(est, y, outputs: np.ndarray) -> dict:

@@ -130,6 +130,20 @@ def test_predict_keeps_the_named_columns_as_the_file_writes_them(invoke, tmp_pat
     assert out.columns.tolist() == ["id", "a", "prediction"] and out["id"].tolist() == df["id"].tolist()
     assert (tmp_path / "p.csv").read_text().splitlines()[1].startswith("000,")
     np.testing.assert_allclose(out["a"], df["a"], rtol=1e-9)
+    # To Parquet, chunk by chunk: a kept whole-number feature with missing values in the second
+    # chunk only, and a text column missing in the whole first chunk, keep one type per column.
+    df["n"] = np.arange(60.0)
+    df.loc[30:35, "n"] = np.nan
+    df["note"] = [None] * 25 + ["x"] * 35
+    df.to_csv(tmp_path / "rows3.csv", index=False)
+    model = tabular_suite.MLPRegressor(max_epochs=2, num_threads=1).fit(df[["a", "n"]], df["y"])
+    model.save(tmp_path / "m3.tsm")
+    r = invoke("predict", tmp_path / "m3.tsm", tmp_path / "rows3.csv", "-o", tmp_path / "p.parquet",
+               "--keep-columns", "id,n,note", "--chunk-rows", "25", "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = pd.read_parquet(tmp_path / "p.parquet")
+    assert out["id"].tolist() == df["id"].tolist() and out["note"].isna().sum() == 25
+    np.testing.assert_array_equal(out["n"], df["n"])
     for keep, message in (("id,nope", "has no column 'nope' to keep"), ("prediction", "name of a prediction column")):
         df.assign(prediction=1).to_csv(tmp_path / "rows2.csv", index=False)
         r = invoke("predict", tmp_path / "m.tsm", tmp_path / "rows2.csv", "-o", tmp_path / "q.csv",
@@ -181,6 +195,10 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
         (("train", data, "--target", "nope", "--out", tmp_path / "x.tsm"), "Target column 'nope'"),
         (("train", empty, "--target", "label", "--out", tmp_path / "x.tsm"), "is empty"),
         (("train", data, "--target", "label", "--model", "xgb", "--out", tmp_path / "x.tsm"), "Unknown model"),
+        (
+            ("train", files / "train.parquet", "-t", "label", "-o", tmp_path / "x.tsm", "--stream", "--track"),
+            "a streamed fit (--stream, a folder) is not tracked",
+        ),
         (("evaluate", bad_model, data, "--target", "label"), "not a tabular_suite model file"),
         (("train", data, "--target", "label", "--out", tmp_path / "good.tsm"), "already exists"),
         # An input is never overwritten, even with --force.

@@ -416,8 +416,10 @@ def test_ray_train_fits_one_model_over_workers(tmp_path, table, monkeypatch):
     try:
         est = tabular_suite.MLPClassifier(max_epochs=6, random_state=0, num_threads=1)
         tracking.autolog(tracking_uri="sqlite:///runs.db", experiment_name="on-ray")
-        fitted = fit_on_ray(est, df[:1600], y[:1600], num_workers=2, storage_path=str(tmp_path / "ray"))
-        tracking.autolog(disable=True)
+        try:
+            fitted = fit_on_ray(est, df[:1600], y[:1600], num_workers=2, storage_path=str(tmp_path / "ray"))
+        finally:
+            tracking.autolog(disable=True)
         streamed = fit_on_ray(
             est, str(table.with_suffix(".parquet")), num_workers=2, target="y", batch_rows=200,
             storage_path=str(tmp_path / "ray"),

@@ -111,6 +111,18 @@ def test_monitor_score_keeps_the_epoch_of_the_best_metric_not_of_the_lowest_loss
     assert all(len(w) == 1 and torch.equal(w[0], torch.full((64,), 2.0)) for w in seen_weights)
     with pytest.raises(ValueError, match="monitor must be 'loss' or 'score'"):
         TrainConfig(monitor="accuracy")
+    # The "plateau" schedule follows the same criterion: halved after two epochs without a better
+    # score (epochs 3 and 4), not on a loss that keeps falling.
+    seen_weights.clear()
+    objective = Objective(lambda out, target, *w: ((out - target) ** 2).mean(), metric, "m",
+                          higher_is_better=higher_is_better)  # fmt: skip
+    config = TrainConfig(max_epochs=5, lr=1e-2, patience=None, monitor="score", scheduler="plateau",
+                         plateau_patience=1, device="cpu", num_threads=1)  # fmt: skip
+    state = fit_module(nn.Linear(3, 1), (X, y), objective, config, valid=(X, y))
+    assert [h["lr"] for h in state.history] == [1e-2, 1e-2, 1e-2, 5e-3, 5e-3]
+    # A metric of unknown direction cannot be followed.
+    with pytest.raises(ValueError, match="needs the objective's higher_is_better"):
+        fit_module(nn.Linear(3, 1), (X, y), Objective(objective.loss, metric, "m"), config, valid=(X, y))
 
 
 def test_weighted_validation_metrics_average_over_the_weights():

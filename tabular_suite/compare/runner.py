@@ -616,10 +616,10 @@ def compare(
         Search the hyperparameters of LightGBM, XGBoost, CatBoost and the deep models before
         their folds (see :mod:`tabular_suite.compare.tuning`): an Optuna TPE study on a hold-out
         of the first fold's training rows that starts from a portfolio of strong configurations
-        (the model's own first), prunes deep trials on their per-epoch validation loss and early-stops GBDT trials; the
-        best configuration is then cross-validated and bagged as usual. True: as many trials as
-        half of each model's time allows (20 without a time limit); an int: at most that many
-        per model. ``result.tuning`` holds the trials; the chosen parameters are in
+        (the model's own first), prunes deep trials on their per-epoch validation criterion and
+        early-stops GBDT trials; the best configuration is then cross-validated and bagged as usual.
+        True: as many trials as half of each model's time allows (20 without a time limit); an
+        int: at most that many per model. ``result.tuning`` holds the trials; the chosen parameters are in
         ``result.hyperparameters``, MLflow and the report. (Local backend only.)
     portfolio : bool
         With a ``time_limit``, bagging and no ``tune`` (local backend): the time the candidates

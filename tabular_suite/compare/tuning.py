@@ -8,8 +8,9 @@ with the comparison's metric on the hold-out. The first trials are a portfolio o
 candidate's own settings, then a few known-good alternatives per family (:data:`PORTFOLIO`);
 TPE proposes the rest. The chosen configuration is then bagged over all folds like any model.
 
-- Deep models: each trial reports its per-epoch validation loss (the model's own early-stopping
-  rows, held out of the fold's training rows) to Optuna's median pruner, which stops a trial
+- Deep models: each trial reports its per-epoch validation criterion (what the model's early
+  stopping follows on its own rows, held out of the fold's training rows: the loss, or TabM's
+  accuracy / RMSE) to Optuna's median pruner, which stops a trial
   whose curve is worse than the median of the earlier trials at the same epoch.
 - GBDTs: each trial grows up to :data:`~tabular_suite.compare.candidates.GBDT_ROUNDS` rounds and
   stops at AutoGluon's patience after its validation loss last improved
@@ -247,15 +248,16 @@ def _suggest(trial, space: dict) -> dict:
 
 
 class _Prune(Callback):
-    """Reports a deep trial's validation loss each epoch; stops the fit when Optuna prunes it."""
+    """Reports a deep trial's validation criterion each epoch (what its early stopping follows:
+    the loss, TabM's score, the CTR models' AUC); stops the fit when Optuna prunes it."""
 
     def __init__(self, trial):
         self.trial, self.pruned = trial, False
 
     def on_epoch_end(self, state, logs: dict) -> bool:
-        if "val_loss" not in logs:
+        if state.criterion is None:
             return False
-        self.trial.report(-float(logs["val_loss"]), int(logs["epoch"]))  # the study maximises
+        self.trial.report(-float(state.criterion), int(logs["epoch"]))  # the study maximises
         self.pruned = self.trial.should_prune()
         return self.pruned
 

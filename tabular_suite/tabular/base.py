@@ -32,6 +32,7 @@ from ..training.engine import (
     fit_module,
     predict_module,
     seeded,
+    weighted_average,
     weighted_mean,
 )
 
@@ -68,18 +69,6 @@ def holdout_split(target, fraction: float, seed: int, *, stratify: bool) -> tupl
         if lost.any():
             kept, held = np.concatenate([kept, held[lost]]), held[~lost]
     return kept, held
-
-
-def _average(values: torch.Tensor, weight: torch.Tensor | None) -> float:
-    """The mean of ``values``, weighted by ``weight`` when given (a validation metric).
-
-    >>> _average(torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0]))
-    0.75
-    """
-    if weight is None:
-        return float(values.mean())
-    weight = weight.to(values.dtype)
-    return float((values * weight).sum() / weight.sum().clamp_min(torch.finfo(values.dtype).tiny))
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
@@ -158,8 +147,6 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
     def _check_params(self) -> None:
         if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
-        if self.monitor not in ("loss", "score"):
-            raise ValueError(f"monitor must be 'loss' or 'score', got {self.monitor!r}.")
         if self.class_weight is not None and not is_classifier(self):
             raise ValueError(
                 f"class_weight is for classifiers; {type(self).__name__} predicts values: leave it None "
@@ -663,7 +650,7 @@ class TabularClassifierMixin(ClassifierMixin):
                 return F.binary_cross_entropy_with_logits(out[:, 0], y)
 
             def accuracy(out, y, weight=None):
-                return _average(((out[:, 0] > 0).float() == y).float(), weight)
+                return weighted_average(((out[:, 0] > 0).float() == y).float(), weight)
         else:
 
             def loss(out, y, weight=None):
@@ -672,9 +659,9 @@ class TabularClassifierMixin(ClassifierMixin):
                 return F.cross_entropy(out, y)
 
             def accuracy(out, y, weight=None):
-                return _average((out.argmax(1) == y).float(), weight)
+                return weighted_average((out.argmax(1) == y).float(), weight)
 
-        return Objective(loss, accuracy, "accuracy")
+        return Objective(loss, accuracy, "accuracy", higher_is_better=True)
 
     def _sample_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if len(self.classes_) == 2:
@@ -725,7 +712,7 @@ class TabularRegressorMixin(RegressorMixin):
             return F.mse_loss(out[:, 0], y)
 
         def rmse(out, y, weight=None):
-            return _average((out[:, 0] - y) ** 2, weight) ** 0.5 * scale
+            return weighted_average((out[:, 0] - y) ** 2, weight) ** 0.5 * scale
 
         return Objective(loss, rmse, "rmse", higher_is_better=False)
 

@@ -123,15 +123,18 @@ def portable_settings() -> dict:
     True
     >>> autolog(disable=True)
     """
+    from urllib.parse import urlparse
+
     uri = resolve_tracking_uri(_SETTINGS.tracking_uri)
     path = _sqlite_path(uri)
     if path is not None:
         uri = f"sqlite:///{path.absolute()}"
-    elif "://" not in uri and not uri.startswith("databricks"):  # a plain folder: MLflow's file store
+    elif not urlparse(uri).scheme:  # a plain folder: MLflow's file store
         uri = str(Path(uri).absolute())
     settings = autolog_settings()
+    experiment = settings.experiment_name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
     return {"disable": not settings.enabled, "log_models": settings.log_models, "tracking_uri": uri,
-            "experiment_name": settings.experiment_name}  # fmt: skip
+            "experiment_name": experiment}  # fmt: skip
 
 
 _FAILURES: list[str] = []

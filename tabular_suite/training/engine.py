@@ -151,7 +151,7 @@ class Objective:
 
     ``loss(outputs, target)`` returns a scalar tensor; ``metric(outputs, target)`` returns a
     float named ``metric_name`` (e.g. accuracy or RMSE in original units: reported, and followed
-    by early stopping with ``TrainConfig.monitor="score"``; ``higher_is_better`` gives its
+    by early stopping with ``TrainConfig.monitor="score"``, which needs ``higher_is_better``: its
     direction).
     ``train_loss(module, inputs, target)``, when given, replaces ``loss(module(*inputs),
     target)`` for training batches: the hook for batch strategies such as mixing
@@ -170,7 +170,7 @@ class Objective:
     metric_name: str
     train_loss: Callable[[nn.Module, list, torch.Tensor], torch.Tensor] | None = None
     evaluate: Callable[[nn.Module], tuple[float, dict]] | None = None
-    higher_is_better: bool = True
+    higher_is_better: bool | None = None
 
 
 @dataclass
@@ -181,10 +181,24 @@ class TrainState:
     epoch: int = 0
     history: list = field(default_factory=list)
     best_epoch: int | None = None
+    criterion: float | None = None  # the last epoch's validation criterion, minimised (loss, -score, -AUC)
     stop: bool = False
     step_scheduler: object = None
     plateau: object = None
     sparse_optimizer: object = None  # SparseAdam over the sparse embedding tables (config.sparse_embeddings)
+
+
+def weighted_average(values: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """The mean of ``values``, weighted by ``weight`` when given (a validation metric: unlike
+    :func:`weighted_mean`, whatever the weights' scale).
+
+    >>> weighted_average(torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0]))
+    0.75
+    """
+    if weight is None:
+        return float(values.mean())
+    weight = weight.to(values.dtype)
+    return float((values * weight).sum() / weight.sum().clamp_min(torch.finfo(values.dtype).tiny))
 
 
 def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -569,6 +583,8 @@ def fit_module(
     >>> len(fit_module(state.module, (X, y), obj, TrainConfig(max_epochs=1, device="cpu"), state=state).history)
     3
     """
+    if config.monitor == "score" and objective.evaluate is None and objective.higher_is_better is None:
+        raise ValueError('monitor="score" needs the objective\'s higher_is_better (is a larger metric better?).')
     device = resolve_device(config.device)
     amp = autocast_dtype(config.precision, device)
     init_from_env()  # under torchrun: data-parallel over the group's processes
@@ -628,7 +644,7 @@ def fit_module(
         best_loss, best_weights, bad_epochs = math.inf, None, 0
         last_epoch = state.epoch + config.max_epochs  # partial_fit: max_epochs more
         checkpoint = Path(config.checkpoint) if config.checkpoint and new_fit else None
-        data = None if checkpoint is None else data_fingerprint(train, valid, train_weight, valid_weight)
+        data = None if checkpoint is None else data_fingerprint(train, valid, valid_weight)  # (train holds its weights)
         generator = torch.Generator().manual_seed(config.seed + state.epoch)
         # Resume (max_epochs in all) when rank 0 sees the checkpoint: every rank does, or none (the
         # path must be one all ranks read, e.g. a shared disk); rank 0's weights are broadcast after.
@@ -724,6 +740,7 @@ def fit_module(
                         criterion = -score if objective.higher_is_better else score
                 if valid is not None or objective.evaluate is not None:
                     criterion, logs = ranks.from_main((criterion, logs))  # the ranks decide alike
+                    state.criterion = criterion
                     if plateau is not None:
                         plateau.step(criterion)
                     if criterion < best_loss:
