@@ -74,12 +74,6 @@ def _expected_failures(estimator):
         # 5 noisy validation rows training stops after the first epochs. test_weights.py shows
         # the weights at work when training runs its course.
         failures["check_class_weight_classifiers"] = "early stopping on AUC, which class weights do not change"
-    if type(estimator).__name__ == "TabMClassifier":
-        # TabM keeps the epoch of the best validation accuracy (the official code's criterion),
-        # weighted by the class weights: with {0: 1000, others: 1e-4} it is the accuracy on the
-        # check's 1-2 validation rows of class 0, which reaches 1.0 in the second epoch, and no
-        # later epoch beats it (monitor="loss" passes). test_weights.py checks TabM's weights.
-        failures["check_class_weight_classifiers"] = "early stopping on a weighted accuracy that ties from epoch 2"
     if type(estimator).__name__.startswith("TabPFN"):
         # A row's prediction does not depend on the other test rows (test_pfn.py checks this
         # to 1e-5), but matrix kernels may round differently for different batch sizes: with

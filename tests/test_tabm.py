@@ -116,17 +116,18 @@ def test_tabm_trains_members_on_their_mean_loss_and_stops_on_the_ensemble(mixed_
     assert not torch.isclose(loss, objective.loss(clf.module_(*inputs), target))
 
 
-def test_tabm_keeps_the_epoch_of_the_best_validation_score_as_the_official_code(mixed_frame):
+def test_tabm_with_monitor_score_keeps_the_epoch_of_the_best_validation_score_as_the_official_code(mixed_frame):
     """bin/model.py keeps the first epoch of the highest validation accuracy (RMSE for regression)
-    of the members' mean prediction and stops 16 epochs later; the loss decides for other models."""
+    of the members' mean prediction and stops 16 epochs later: monitor="score". The default
+    follows the loss (measured better on small tables: benchmarks/RESULTS.md)."""
     df, y, _ = mixed_frame
-    clf = TabMClassifier(**{**TINY, "max_epochs": 12, "patience": 3, "lr": 2e-2})
+    clf = TabMClassifier(**{**TINY, "max_epochs": 12, "patience": 3, "lr": 2e-2, "monitor": "score"})
     clf.fit(df[:160], y[:160], eval_set=(df[160:], y[160:]))
     accuracies = [h["val_accuracy"] for h in clf.history_]
-    assert clf.monitor == "score" and clf.best_epoch_ == int(np.argmax(accuracies)) + 1
+    assert clf.best_epoch_ == int(np.argmax(accuracies)) + 1
     assert clf.score(df[160:], y[160:]) == pytest.approx(max(accuracies))
     assert clf.best_epoch_ != int(np.argmin([h["val_loss"] for h in clf.history_])) + 1  # (the loss disagrees)
-    assert tabular_suite.MLPClassifier().monitor == "loss" and TabMRegressor().monitor == "score"
+    assert TabMClassifier().monitor == TabMRegressor().monitor == "loss"
 
 
 def test_tabm_clips_gradients_to_norm_1_as_the_official_recipe(mixed_frame, monkeypatch):
