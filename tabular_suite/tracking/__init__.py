@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..training import distributed
 from ..training.callbacks import Callback
 
 __all__ = [
@@ -136,6 +137,16 @@ def portable_settings() -> dict:
     return {"disable": not settings.enabled, "log_models": settings.log_models, "tracking_uri": uri,
             "experiment_name": experiment}  # fmt: skip
 
+
+def _ray_worker_setup():
+    """What a Ray worker of :func:`~tabular_suite.training.distributed.fit_on_ray` runs first:
+    :func:`autolog` with this process's settings."""
+    import functools
+
+    return functools.partial(autolog, **portable_settings())
+
+
+distributed.WORKER_SETUP.append(_ray_worker_setup)
 
 _FAILURES: list[str] = []
 

@@ -32,6 +32,7 @@ import platform
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -620,6 +621,12 @@ def _boot_id() -> str:
         return ""
 
 
+#: Callables run here before a Ray fit, each returning a picklable callable that every worker runs
+#: before it fits: how a part of the package above this one reaches the workers without this
+#: module importing it (tracking registers the caller's MLflow settings).
+WORKER_SETUP: list[Callable[[], Callable[[], None]]] = []
+
+
 def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str | None = None, use_gpu: bool = False,
                storage_path: str | None = None, **fit_params):  # fmt: skip
     """Fit ``estimator`` data-parallel on a Ray cluster with Ray Train (``TorchTrainer``): each of
@@ -657,7 +664,6 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
         raise ImportError('fit_on_ray needs Ray Train: pip install "ray[train]"') from exc
     from sklearn.base import clone
 
-    from .. import tracking
     from ..core.model_file import load
 
     if num_workers < 1:
@@ -675,9 +681,8 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
 
         import ray.train
 
-        from tabular_suite import tracking
-
-        tracking.autolog(**config["tracking"])
+        for setup in config["setup"]:
+            setup()
         est = clone(config["estimator"])
         if config["streamed"]:
             params = dict(config["fit_params"])
@@ -695,14 +700,12 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
         else:
             ray.train.report({"epochs": len(est.history_)})
 
-    tracked_as = tracking.portable_settings()  # (a worker starts with the defaults)
+    setup = [make() for make in WORKER_SETUP]  # (a worker starts with the defaults)
     own_storage = storage_path is None
     storage_path = storage_path or tempfile.mkdtemp(prefix="tabular_suite_ray_")
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config=dict(
-            estimator=template, data=data, streamed=streamed, fit_params=fit_params, tracking=tracked_as
-        ),
+        train_loop_config=dict(estimator=template, data=data, streamed=streamed, fit_params=fit_params, setup=setup),
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
         run_config=RunConfig(storage_path=storage_path),
     )
