@@ -263,6 +263,7 @@ def test_ranks_share_an_epoch_equally():
     assert ranks.batch_size(256) == 86 and ranks.batch_size(256, per_process=True) == 256
 
 
+@pytest.mark.slow  # (make test-all: kept out of `make test`'s 10 minutes)
 def test_cli_train_streams_a_parquet_folder(tmp_path, table):
     folder = tmp_path / "parts"
     folder.mkdir()

@@ -163,6 +163,7 @@ def _runs(uri):
         return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 
+@pytest.mark.slow  # (make test-all: kept out of `make test`'s 10 minutes)
 def test_parallel_tracked_fits_on_a_new_sqlite_store_are_all_recorded(tmp_path):
     data = tmp_path / "d.csv"
     rng = np.random.default_rng(0)

@@ -203,6 +203,7 @@ def mlflow_server(tmp_path_factory):
         _stop(proc)
 
 
+@pytest.mark.slow  # (make test-all: kept out of `make test`'s 10 minutes)
 def test_real_mlflow_server(data, mlflow_server, monkeypatch):
     X, y = data
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

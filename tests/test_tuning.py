@@ -309,7 +309,7 @@ def test_time_the_models_leave_goes_to_portfolio_configurations_bagged_like_the_
 
 
 def test_portfolio_configurations_stop_at_the_time_limit():
-    X, y = _table(10_000)
+    X, y = _table(5_000)
     # The limit is twice what the first configurations take on this machine, now (a fixed 6 s
     # left no time for any other configuration under pytest -n 2).
     started = time.perf_counter()
