@@ -40,12 +40,12 @@ def _chunks(est, data, chunk_rows: int, dialect: dict, keep: list[str] = ()) -> 
     file where its own values read either way (``45.000``: see :func:`~tabular_suite.data.io.sniff_csv`),
     with a warning when its values show other marks, and the columns the model was fitted on as
     text read as text (zip codes ``02134``, ``TRUE`` among other labels), as are the ``keep``
-    columns the model does not read (copied to an output as the file writes them: ``007``)."""
+    columns (kept columns the model does not read: copied to an output as the file writes them,
+    ``007``)."""
     pre = getattr(est, "preprocessor_", None)
     trained = getattr(est, "number_format", None) or getattr(pre, "number_format", None)
     text = list(getattr(est, "text_columns", None) or getattr(pre, "text_columns", None) or [])
-    features = set(getattr(est, "feature_names_in_", ()))
-    text += [c for c in keep if c not in features and c not in text]
+    text += [c for c in keep if c not in text]
     chunks = TableChunks(data, chunk_rows, prefer=trained, text=text or None, **dialect)
     read, user = chunks.dialect, {k: v for k, v in dialect.items() if v is not None}
     if trained and read and "decimal" not in user and read["decimal"] != trained["decimal"]:
@@ -128,7 +128,8 @@ def predict_file(
     out = check_output_path(out, force=overwrite, flag="overwrite=True (CLI: --force)", inputs=(data, model_path))
     keep = _keep_columns(keep_columns)
     est = _model(model, trusted)
-    chunks = _chunks(est, data, chunk_rows, dialect, keep)
+    features = set(getattr(est, "feature_names_in_", ()))
+    chunks = _chunks(est, data, chunk_rows, dialect, [c for c in keep if c not in features])
     parquet = out.suffix.lower() in (".parquet", ".pq")
     rows = 0
     with atomic_path(out) as tmp:
@@ -137,7 +138,7 @@ def predict_file(
             for chunk in chunks:
                 result = _outputs(est, model_columns(est, chunk, Path(data).name), proba)
                 if keep:
-                    result = _kept(chunk, keep, result, Path(data).name, set(getattr(est, "feature_names_in_", ())))
+                    result = _kept(chunk, keep, result, Path(data).name, features)
                 if parquet:
                     import pyarrow as pa
                     import pyarrow.parquet as pq
