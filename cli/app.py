@@ -402,11 +402,11 @@ def train(
             raise typer.Exit(_launch_workers(workers))
         console.quiet = not is_main_process()  # the other ranks train silently
         columns = _column_options(categorical, coerce_numeric, types)
+        tracked = (tracking_uri, experiment) if track else None
         if stream or data.is_dir():
-            if track:
-                raise ValueError("--track logs fits of an in-memory table; a streamed fit (--stream, a folder) is not "
-                                 "tracked: drop one of them.")  # fmt: skip
-            _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight, fit)
+            est = _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight,
+                                  fit, tracked)  # fmt: skip
+            _report_run(est, tracking_uri, track)
             return
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
@@ -418,13 +418,7 @@ def train(
         if trained_by_the_engine and "verbose" not in params:
             est.set_params(verbose=int(verbose))
         if track:
-            from tabular_suite import tracking
-
-            if "tracking" not in est.get_params():
-                raise ValueError(f"--track logs a training run; {model!r} ({type(est).__name__}) has none to log.")
-            tracking.autolog(tracking_uri=tracking_uri, experiment_name=experiment)
-            if "tracking" not in params:
-                est.set_params(tracking=True)
+            _track_fit(est, model, params, *tracked)
         if holdout > 0:
             strat = y if chosen == "classification" else None
             rows = np.arange(len(y))
@@ -441,17 +435,35 @@ def train(
             classifier = getattr(est, "classes_", None) is not None
             metrics = metrics_of(est, y_test, est.predict_proba(X_test) if classifier else est.predict(X_test))
             console.print(_metrics_table(f"{model} on {data.name}: {len(y_test)} held-out rows", metrics))
-        if getattr(est, "mlflow_run_id_", None):
+        if holdout > 0 and getattr(est, "mlflow_run_id_", None):
             from tabular_suite import tracking
 
-            uri = tracking.resolve_tracking_uri(tracking_uri)
-            if holdout > 0:
-                tracking.log_test_metrics(est.mlflow_run_id_, metrics, uri)
-            console.print(f"MLflow run {est.mlflow_run_id_} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
-        if track:
-            _tracking_succeeded()
+            tracking.log_test_metrics(est.mlflow_run_id_, metrics, tracking.resolve_tracking_uri(tracking_uri))
+        _report_run(est, tracking_uri, track)
 
     _run(run)
+
+
+def _track_fit(est, model: str, params: dict, tracking_uri: str | None, experiment: str) -> None:
+    """``train --track``: the estimator's fit is tracked, to ``tracking_uri`` and ``experiment``."""
+    from tabular_suite import tracking
+
+    if "tracking" not in est.get_params():
+        raise ValueError(f"--track logs a training run; {model!r} ({type(est).__name__}) has none to log.")
+    tracking.autolog(tracking_uri=tracking_uri, experiment_name=experiment)
+    if "tracking" not in params:
+        est.set_params(tracking=True)
+
+
+def _report_run(est, tracking_uri: str | None, track: bool) -> None:
+    """Name a trained model's MLflow run; with --track, fail when tracking failed."""
+    if getattr(est, "mlflow_run_id_", None):
+        from tabular_suite import tracking
+
+        uri = tracking.resolve_tracking_uri(tracking_uri)
+        console.print(f"MLflow run {est.mlflow_run_id_} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
+    if track:
+        _tracking_succeeded()
 
 
 @app.command()
@@ -796,8 +808,10 @@ def _ray_fit(ray_address: str | None, workers: int):
     return fit
 
 
-def _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight, fit) -> None:
-    """``train --stream``: fit_parquet over a Parquet file or folder, memory at about one batch."""
+def _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight, fit,
+                    tracked):  # fmt: skip
+    """``train --stream``: fit_parquet over a Parquet file or folder, memory at about one batch; the
+    fitted estimator. ``tracked``: ``(tracking_uri, experiment)`` with --track, else None."""
     import tabular_suite
     from tabular_suite.data import infer_task
     from tabular_suite.data.io import ParquetSource
@@ -816,12 +830,15 @@ def _train_streamed(data, target, model, out, task, param, seed, verbose, column
         raise ValueError(f"{model!r} ({type(est).__name__}) does not stream; train it on a table (drop --stream).")
     if "verbose" not in params:
         est.set_params(verbose=int(verbose))
+    if tracked:
+        _track_fit(est, model, params, *tracked)
     est = fit(est, str(data), target=target) if fit is not None else est.fit_parquet(data, target)
     est.save(out)
     history = est.history_[-1] if est.history_ else {}
     speed = f", {history['rows_per_s']:,.0f} rows/s" if "rows_per_s" in history else ""
     console.print(f"streamed {source.n_rows:,} rows of {data}; saved {type(est).__name__} "
                   f"({est.n_params_:,} parameters, best epoch {est.best_epoch_}{speed}) to {out}")  # fmt: skip
+    return est
 
 
 def _launch_workers(n: int) -> int:

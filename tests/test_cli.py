@@ -195,10 +195,6 @@ def test_errors_are_one_line_with_nonzero_exit(files, tmp_path, invoke):
         (("train", data, "--target", "nope", "--out", tmp_path / "x.tsm"), "Target column 'nope'"),
         (("train", empty, "--target", "label", "--out", tmp_path / "x.tsm"), "is empty"),
         (("train", data, "--target", "label", "--model", "xgb", "--out", tmp_path / "x.tsm"), "Unknown model"),
-        (
-            ("train", files / "train.parquet", "-t", "label", "-o", tmp_path / "x.tsm", "--stream", "--track"),
-            "a streamed fit (--stream, a folder) is not tracked",
-        ),
         (("evaluate", bad_model, data, "--target", "label"), "not a tabular_suite model file"),
         (("train", data, "--target", "label", "--out", tmp_path / "good.tsm"), "already exists"),
         # An input is never overwritten, even with --force.

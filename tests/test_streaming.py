@@ -206,3 +206,11 @@ def test_fit_parquet_regressor_target_scaling_and_missing_target_column(tmp_path
     assert np.sqrt(np.mean((reg.predict(df.drop(columns=["y", "t"])) - df["t"]) ** 2)) < 1.5
     with pytest.raises(ValueError, match="Target column 'nope'"):
         reg.fit_parquet(tmp_path / "r.parquet", "nope")
+    # A fit that fails half-way (a target value that is not finite, found in the first pass)
+    # leaves the fitted estimator as it was.
+    before = reg.predict(df.drop(columns=["y", "t"]))
+    df.loc[900, "t"] = np.nan
+    df.drop(columns="y").to_parquet(tmp_path / "bad.parquet", row_group_size=250)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        reg.fit_parquet(tmp_path / "bad.parquet", "t", batch_rows=128)
+    np.testing.assert_array_equal(reg.predict(df.drop(columns=["y", "t"])), before)

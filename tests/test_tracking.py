@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+import tabular_suite
 from tabular_suite import MLPClassifier, MLPRegressor, tracking
 
 FIT = dict(max_epochs=4, num_threads=1, random_state=0)
@@ -103,6 +104,28 @@ def test_tracking_argument_logs_to_sqlite(data, sqlite_uri):
     assert MlflowClient(tracking_uri=sqlite_uri).get_run(est.mlflow_run_id_).info.experiment_id == exp.experiment_id
 
 
+def test_streamed_fits_are_tracked(data, sqlite_uri, tmp_path):
+    """fit_parquet and `train --stream --track`: one run each, as a fit of the table in memory
+    (params, tags, per-epoch metrics, the pyfunc model with the file's signature)."""
+    from typer.testing import CliRunner
+
+    from tabular_suite.cli import app as cli_app
+
+    X, y = data
+    path = tmp_path / "t.parquet"
+    X.assign(label=y).to_parquet(path, row_group_size=50)
+    tracking.autolog(tracking_uri=sqlite_uri, experiment_name="tests")
+    est = MLPClassifier(**FIT).fit_parquet(path, "label", batch_rows=64)
+    _check_run(sqlite_uri, est.mlflow_run_id_, X, est)
+    tracking.autolog(disable=True)
+    r = CliRunner().invoke(cli_app.app, ["train", str(path), "-t", "label", "-o", str(tmp_path / "m.tsm"), "--stream",
+                                         "-p", "max_epochs=4", "-p", "num_threads=1", "--quiet",
+                                         "--track", "--tracking-uri", sqlite_uri])  # fmt: skip
+    assert r.exit_code == 0 and "streamed 150 rows" in r.stdout and "MLflow run" in r.stdout, r.output
+    run_id = r.stdout.split("MLflow run ")[1].split()[0]
+    _check_run(sqlite_uri, run_id, X, tabular_suite.load(tmp_path / "m.tsm"))
+
+
 def test_tracking_false_overrides_autolog_and_default_is_off(data, sqlite_uri):
     X, y = data
     assert not hasattr(MLPClassifier(**FIT).fit(X, y), "mlflow_run_id_")
@@ -124,7 +147,6 @@ def test_a_run_is_never_left_running(data, sqlite_uri, monkeypatch):
     """A store call that fails during a fit, Ctrl-C while the model is logged, Ctrl-C as a
     comparison's run starts: the run ends (FINISHED, KILLED), and no run stays active to take
     the next fit's logs."""
-    import tabular_suite
 
     X, y = data
     tracking.autolog(tracking_uri=sqlite_uri, experiment_name="tests")

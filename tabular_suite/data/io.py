@@ -448,6 +448,8 @@ class ParquetSource:
     >>> src = ParquetSource(path, batch_rows=10)
     >>> src.n_rows, src.n_units, [(o, len(b)) for o, b in src.batches([2, 0])]
     (5, 3, [(4, 1), (0, 2)])
+    >>> src.head(3)["a"].tolist()  # the first rows of the first row group
+    [0, 1]
     """
 
     def __init__(self, path: str | os.PathLike, batch_rows: int = 262_144):
@@ -495,6 +497,15 @@ class ParquetSource:
         """Number of row groups (the units whose order :meth:`batches` can shuffle)."""
         return len(self.units)
 
+    def head(self, n: int = 5) -> pd.DataFrame:
+        """The first ``n`` rows (at most) of the first row group, read alone (a sample of the
+        columns and their types, e.g. an MLflow model's input example)."""
+        import pyarrow.parquet as pq
+
+        file, group, _ = self.units[0]
+        batches = pq.ParquetFile(file).iter_batches(batch_size=n, row_groups=[group], columns=self.columns)
+        return self._frame(next(batches))
+
     def batches(self, order=None):
         import pyarrow.parquet as pq
 
@@ -502,8 +513,13 @@ class ParquetSource:
             file, group, offset = self.units[unit]
             reader = pq.ParquetFile(file)
             for batch in reader.iter_batches(batch_size=self.batch_rows, row_groups=[group], columns=self.columns):
-                df = batch.to_pandas()
-                for name in self.categorical_columns:
-                    df[name] = df[name].astype("category")
+                df = self._frame(batch)
                 yield offset, df
                 offset += len(df)
+
+    def _frame(self, batch) -> pd.DataFrame:
+        """A record batch as a DataFrame, the columns written from pandas categoricals categorical again."""
+        df = batch.to_pandas()
+        for name in self.categorical_columns:
+            df[name] = df[name].astype("category")
+        return df

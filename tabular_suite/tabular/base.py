@@ -401,7 +401,9 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         ``validation_fraction`` of the data) for early stopping. Each epoch then reads the
         row groups in a new random order, ``batch_rows`` rows at a time, shuffling rows
         within each batch. Memory stays at about one batch plus the samples and the
-        category vocabularies, whatever the file size. ``history_`` records rows/second.
+        category vocabularies, whatever the file size. ``history_`` records rows/second. A
+        tracked fit (``tracking=True`` or :func:`~tabular_suite.tracking.autolog`) is logged as
+        :meth:`fit`'s is, the model's input example read from the file's first rows.
 
         Examples
         --------
@@ -414,15 +416,30 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         [0, 1]
         """
         from ..data.io import ParquetSource
+        from ..tracking import tracked_fit, tracking_enabled
 
         self._check_params()
         source = ParquetSource(path, batch_rows=batch_rows)
+        if target not in source.columns:
+            raise ValueError(f"Target column {target!r} is not in {path} (columns: {', '.join(source.columns[:20])}).")
+        before = dict(self.__dict__)  # a fit that fails (an error, Ctrl-C) leaves the estimator as it was
+        try:
+            if not tracking_enabled(self):
+                return self._fit_parquet(source, target, validation_rows, sample_rows, ())
+            # (the logged model's input example: a few rows read alone, not a training batch)
+            sample = source.head(5).drop(columns=[target])
+            with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
+                return self._fit_parquet(source, target, validation_rows, sample_rows, (callback,) if callback else ())
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_parquet(self, source, target: str, validation_rows: int, sample_rows: int, extra_callbacks: tuple):
         self._seed = seed = self._fit_seed()
         rng = np.random.default_rng(seed)
         n_valid = min(validation_rows, int(self.validation_fraction * source.n_rows))
         valid_idx = np.sort(rng.choice(source.n_rows, n_valid, replace=False)) if n_valid > 0 else np.zeros(0, np.int64)
-        if target not in source.columns:
-            raise ValueError(f"Target column {target!r} is not in {path} (columns: {', '.join(source.columns[:20])}).")
 
         # Pass 1: schema, preprocessing, target encoding, validation rows, a first training sample.
         held, first_rows, labels = [], None, set()
@@ -482,7 +499,8 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
             sample = self.preprocessor_.transform(first_rows[0])
             self._init_module(module, sample, self._encode_target(first_rows[1]), np.arange(len(first_rows[1])), seed)
             objective = self._training_objective(valid)
-            state = fit_module(module, train, objective, config, valid, list(self.callbacks or ()))
+            callbacks = list(self.callbacks or ()) + list(extra_callbacks)
+            state = fit_module(module, train, objective, config, valid, callbacks)
         return self._trained(module, state)
 
     # --------------------------------------------------------------- predict

@@ -639,11 +639,11 @@ def fit_on_ray(estimator, X, y=None, *, num_workers: int = 2, ray_address: str |
     ``fit_parquet``. ``ray_address``: the cluster (None: the one this process is connected to,
     else a local Ray). ``use_gpu``: a GPU per worker. ``storage_path``: where Ray Train keeps its
     run (on a cluster, a folder every node reaches; None: a temporary folder here). A tracked fit
-    of a table (:func:`~tabular_suite.tracking.autolog` or ``tracking=True``) is logged by rank 0,
+    (:func:`~tabular_suite.tracking.autolog` or ``tracking=True``; a table or a stream) is logged by rank 0,
     as a run of its own, to this process's store and experiment (autolog's, or
     ``MLFLOW_EXPERIMENT_NAME``), and the returned model has its ``mlflow_run_id_``. A local store
     is passed by its absolute path, which rank 0 must reach (on a cluster: a tracking server).
-    Streamed fits are not tracked. Needs ``pip install "ray[train]"``.
+    Needs ``pip install "ray[train]"``.
 
     Examples
     --------
