@@ -230,15 +230,23 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         >>> clf.fit(X, y, sample_weight=np.where(X[:, 1] > 0, 2.0, 1.0)).predict(X).shape
         (200,)
         """
+        return self._tracked_fit(
+            lambda: X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X),
+            lambda callbacks: self._fit(X, y, sample_weight, eval_set, callbacks),
+        )
+
+    def _tracked_fit(self, sample, fit):
+        """``fit(extra_callbacks)``, tracked in MLflow when tracking is on (``sample()``: rows of the
+        input, the logged model's example). A fit that fails (an error, Ctrl-C) leaves the
+        estimator as it was."""
         from ..tracking import tracked_fit, tracking_enabled
 
-        before = dict(self.__dict__)  # a fit that fails (an error, Ctrl-C) leaves the estimator as it was
+        before = dict(self.__dict__)
         try:
             if not tracking_enabled(self):
-                return self._fit(X, y, sample_weight, eval_set, ())
-            sample = X if isinstance(X, (pd.DataFrame, np.ndarray)) else as_dataframe(X)
-            with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
-                return self._fit(X, y, sample_weight, eval_set, (callback,) if callback else ())
+                return fit(())
+            with tracked_fit(self, sample(), resolve_num_threads(self.num_threads)) as callback:
+                return fit((callback,) if callback else ())
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -416,24 +424,15 @@ class TabularEstimator(BaseEstimator, DataParams, TrainingParams):
         [0, 1]
         """
         from ..data.io import ParquetSource
-        from ..tracking import tracked_fit, tracking_enabled
 
         self._check_params()
         source = ParquetSource(path, batch_rows=batch_rows)
         if target not in source.columns:
             raise ValueError(f"Target column {target!r} is not in {path} (columns: {', '.join(source.columns[:20])}).")
-        before = dict(self.__dict__)  # a fit that fails (an error, Ctrl-C) leaves the estimator as it was
-        try:
-            if not tracking_enabled(self):
-                return self._fit_parquet(source, target, validation_rows, sample_rows, ())
-            # (the logged model's input example: a few rows read alone, not a training batch)
-            sample = source.head(5).drop(columns=[target])
-            with tracked_fit(self, sample, resolve_num_threads(self.num_threads)) as callback:
-                return self._fit_parquet(source, target, validation_rows, sample_rows, (callback,) if callback else ())
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
+        return self._tracked_fit(
+            lambda: source.head(5).drop(columns=[target]),  # (a few rows read alone, not a training batch)
+            lambda callbacks: self._fit_parquet(source, target, validation_rows, sample_rows, callbacks),
+        )
 
     def _fit_parquet(self, source, target: str, validation_rows: int, sample_rows: int, extra_callbacks: tuple):
         self._seed = seed = self._fit_seed()
