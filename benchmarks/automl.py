@@ -277,15 +277,26 @@ def run(args) -> None:
         append_row(LOG, row)
 
 
-def write(rows: list[dict]) -> None:
+def write(rows: list[dict], budgets) -> None:
     df = pd.DataFrame([r for r in rows if "error" not in r])
+    if df.empty:  # (no budget has rows of ours from OURS_SINCE on yet)
+        df = pd.DataFrame(columns=["machine", "seed", "budget", "system"])
     # A row names the machine it was measured on (a table's systems run one after the other in one session).
     where = "; ".join(f"{m} ({n} rows)" for m, n in df["machine"].value_counts().items())
     lines = [f"Machines: {where}. One thread per system; seeds {sorted(df.seed.unique().tolist())}.", ""]
     lines += ["Command: `python benchmarks/automl.py --data ../shared/data/tabular && python benchmarks/automl.py "
               "--data ../shared/data/tabular --write` (AutoGluon's environment: see the script's docstring).", ""]  # fmt: skip
     lines += [f"Ours: rows measured from {OURS_SINCE} on (each table says at which commits); AutoGluon 1.6.3.", ""]
-    for budget, part in df.groupby("budget"):
+    for budget in sorted(set(budgets)):
+        part = df[df.budget == budget]
+        if "ours" not in set(part.system):  # (OURS_SINCE moved: the budget's rows of ours are to be measured again)
+            lines += [
+                f"### {budget:g} s per fit",
+                "",
+                f"Ours not yet measured at this budget from {OURS_SINCE} on.",
+                "",
+            ]
+            continue
         table = part.pivot_table(index=["dataset", "task"], columns="system", values="primary", aggfunc="mean")
         table = table[[s for s in SYSTEMS + EXTRA if s in table.columns]].dropna()
         higher = np.array([PRIMARY[t][2] for _, t in table.index])
@@ -378,7 +389,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if args.write:
-        write(same_machine(current_rows(read_rows(LOG))))
+        write(same_machine(current_rows(read_rows(LOG))), args.budgets)
     else:
         run(args)
 
