@@ -252,7 +252,7 @@ def test_deep_search_parameters_map_to_the_models_own():
     ctx = _ctx(X)
     [ft] = resolve_candidates(["ft_transformer"], "fast", "classification")
     params = tuning.model_params(ft, ctx, {"lr_scale": 2.0, "dropout_value": 0.3, "weight_decay": 1e-4})
-    assert params["lr"] == pytest.approx(2e-4)  # twice FT-Transformer's 1e-4
+    assert params["lr"] == pytest.approx(2e-3)  # twice FT-Transformer's fast 1e-3
     assert params["attention_dropout"] == params["ffn_dropout"] == params["residual_dropout"] == 0.3
     _, defaults = tuning.search_space(ft, ctx)
     assert tuning.model_params(ft, ctx, defaults) == {}  # its own settings change nothing
