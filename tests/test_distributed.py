@@ -419,20 +419,22 @@ def test_ray_train_fits_one_model_over_workers(tmp_path, table, monkeypatch):
         tracking.autolog(tracking_uri="sqlite:///runs.db", experiment_name="on-ray")
         try:
             fitted = fit_on_ray(est, df[:1600], y[:1600], num_workers=2, storage_path=str(tmp_path / "ray"))
+            streamed = fit_on_ray(
+                est, str(table.with_suffix(".parquet")), num_workers=2, target="y", batch_rows=200,
+                storage_path=str(tmp_path / "ray"),
+            )  # fmt: skip
         finally:
             tracking.autolog(disable=True)
-        streamed = fit_on_ray(
-            est, str(table.with_suffix(".parquet")), num_workers=2, target="y", batch_rows=200,
-            storage_path=str(tmp_path / "ray"),
-        )  # fmt: skip
     finally:
         ray.shutdown()
     assert est.__dict__.get("module_") is None  # the estimator given is left unfitted; a fitted copy returns
-    # The tracked fit: one run (rank 0's) in this process's store and experiment, its id on the model.
+    # Each tracked fit (a table, a stream): one run (rank 0's) in this process's store and experiment, its id
+    # on the model.
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs.db'}")
-    run = client.get_run(fitted.mlflow_run_id_)
-    assert client.get_experiment(run.info.experiment_id).name == "on-ray" and run.data.params["max_epochs"] == "6"
-    assert len(client.search_runs([run.info.experiment_id])) == 1 and "mlflow_run_id_" not in streamed.__dict__
+    runs = [client.get_run(model.mlflow_run_id_) for model in (fitted, streamed)]
+    assert {client.get_experiment(run.info.experiment_id).name for run in runs} == {"on-ray"}
+    assert all(run.data.params["max_epochs"] == "6" and run.info.status == "FINISHED" for run in runs)
+    assert len(client.search_runs([runs[0].info.experiment_id])) == 2
     for model in (fitted, streamed):
         assert len(model.history_) >= 2
         assert roc_auc_score(y[1600:], model.predict_proba(df[1600:])[:, 1]) > 0.8
