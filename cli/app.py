@@ -406,7 +406,7 @@ def train(
         if stream or data.is_dir():
             est = _train_streamed(data, target, model, out, task, param, seed, verbose, columns, holdout, sample_weight,
                                   fit, tracked)  # fmt: skip
-            _report_run(est, tracking_uri, track)
+            _report_run(est, tracked)
             return
         df = _read_data(data, _dialect(sep, decimal, encoding))
         X, y = _split_target(df, target)
@@ -417,7 +417,7 @@ def train(
         trained_by_the_engine = "verbose" in est.get_params()  # an in-context model has no training loop
         if trained_by_the_engine and "verbose" not in params:
             est.set_params(verbose=int(verbose))
-        if track:
+        if tracked:
             _track_fit(est, model, params, *tracked)
         if holdout > 0:
             strat = y if chosen == "classification" else None
@@ -439,7 +439,7 @@ def train(
             from tabular_suite import tracking
 
             tracking.log_test_metrics(est.mlflow_run_id_, metrics, tracking.resolve_tracking_uri(tracking_uri))
-        _report_run(est, tracking_uri, track)
+        _report_run(est, tracked)
 
     _run(run)
 
@@ -455,14 +455,15 @@ def _track_fit(est, model: str, params: dict, tracking_uri: str | None, experime
         est.set_params(tracking=True)
 
 
-def _report_run(est, tracking_uri: str | None, track: bool) -> None:
-    """Name a trained model's MLflow run; with --track, fail when tracking failed."""
+def _report_run(est, tracked) -> None:
+    """Name a trained model's MLflow run; with --track (``tracked``: ``(tracking_uri, experiment)``),
+    fail when tracking failed."""
     if getattr(est, "mlflow_run_id_", None):
         from tabular_suite import tracking
 
-        uri = tracking.resolve_tracking_uri(tracking_uri)
+        uri = tracking.resolve_tracking_uri(tracked[0] if tracked else None)
         console.print(f"MLflow run {est.mlflow_run_id_} in {uri} (browse: mlflow ui --backend-store-uri {uri})")
-    if track:
+    if tracked:
         _tracking_succeeded()
 
 
