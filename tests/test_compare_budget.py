@@ -214,6 +214,31 @@ def test_forest_is_the_same_as_one_plain_fit_when_the_limit_is_not_reached():
     np.testing.assert_array_equal(proba[10_000], proba[None])
 
 
+@pytest.mark.parametrize("kind", ["RandomForest", "ExtraTrees"])
+def test_forests_predicting_in_a_loop_give_the_forests_own_numbers(kind):
+    """compare's forests sum their trees in a plain loop on one job (no joblib dispatch per
+    tree): the very numbers of scikit-learn's own prediction, missing values, several
+    classes and regression included; on two jobs the forest's own method runs."""
+    from sklearn import ensemble
+
+    from tabular_suite.compare import candidates
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y3 = rng.integers(0, 3, 300)
+    for task, y in (("Classifier", y3), ("Classifier", y3 % 2), ("Regressor", rng.normal(size=300))):
+        ours_cls = getattr(candidates, f"_{kind}{task}")
+        base = getattr(ensemble, f"{kind}{task}")
+        method = "predict_proba" if task == "Classifier" else "predict"
+        model = ours_cls(n_estimators=25, random_state=0, n_jobs=1).fit(X, y)
+        np.testing.assert_array_equal(getattr(model, method)(X), getattr(base, method)(model, X))
+        np.testing.assert_array_equal(model.predict(X), base.predict(model, X))
+        model.set_params(n_jobs=2)  # (threads add the trees in the order they finish: equal to rounding)
+        assert not model._looped()
+        np.testing.assert_allclose(getattr(model, method)(X), getattr(base, method)(model, X), rtol=1e-12)
+
+
 def test_boosting_and_linear_are_the_same_as_one_plain_fit_when_the_limit_is_not_reached():
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.preprocessing import StandardScaler
