@@ -535,6 +535,50 @@ def test_fold_models_and_members_warn_once_about_drifted_rows():
         assert not [w for w in caught if issubclass(w.category, DataDriftWarning)]
 
 
+def test_fold_models_parse_the_same_rows_once_when_they_read_them_alike(monkeypatch):
+    """Fold models and members predicting the same rows together parse their numbers and read
+    their category keys once when their preprocessors read the columns alike (compare's fold
+    models: our deep models' preprocessors and the FeatureFrame of the tree and linear
+    pipelines), with the very predictions of each model alone; preprocessors that differ (a
+    text column's features fitted on other rows) each parse their own."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from tabular_suite.compare.ensemble import EnsembleModel
+    from tabular_suite.data import preprocess
+    from tabular_suite.data.preprocess import FeatureFrame, TablePreprocessor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=90), "when": pd.date_range("2024-01-01", periods=90).astype(str),
+                      "c": rng.choice(["x", "y", "z"], 90)})  # fmt: skip
+    y = (X["a"] > 0).astype(int).to_numpy()
+    folds = [MLPClassifier(max_epochs=1, num_threads=1).fit(X.iloc[i::3], y[i::3]) for i in range(3)]
+    classes = np.array([0, 1])
+    bagged = BaggedModel(folds, task="classification", classes=classes)
+    ensemble = EnsembleModel({"a": bagged, "b": BaggedModel(folds[:2], task="classification", classes=classes)},
+                             {"a": 0.5, "b": 0.5}, task="classification", classes=classes)  # fmt: skip
+    expected = np.mean([m.predict_proba(X) for m in folds], axis=0)
+    blocks, keys = [], []
+    block, category_keys = TablePreprocessor._numeric_block, preprocess._category_keys
+    monkeypatch.setattr(TablePreprocessor, "_numeric_block", lambda self, df: blocks.append(1) or block(self, df))
+    monkeypatch.setattr(preprocess, "_category_keys", lambda *a, **k: keys.append(1) or category_keys(*a, **k))
+    np.testing.assert_array_equal(bagged.predict_proba(X), expected)
+    assert (len(blocks), len(keys)) == (1, 1)
+    blocks.clear(), keys.clear()
+    ensemble.predict_proba(X)
+    assert (len(blocks), len(keys)) == (1, 1)
+    blocks.clear(), keys.clear()
+    [m.predict_proba(X) for m in folds]  # (one by one: each its own)
+    assert (len(blocks), len(keys)) == (3, 3)
+    texts = pd.DataFrame({"t": [f"w{i % 7} w{i % 5}" for i in range(90)]})
+    text_folds = [make_pipeline(FeatureFrame(feature_types={"t": "text"}), SimpleImputer(), LogisticRegression())
+                  .fit(texts.iloc[i::3], y[i::3]) for i in range(2)]  # fmt: skip
+    blocks.clear()
+    BaggedModel(text_folds, task="classification", classes=classes).predict_proba(texts)
+    assert len(blocks) == 2
+
+
 def test_cross_validation_does_not_warn_about_the_tables_own_rows():
     """A fold's validation rows may lie outside its training rows' range (here the fold holding
     the 1e9 row): they are the user's own table, not drift, and compare says nothing."""

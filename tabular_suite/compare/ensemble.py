@@ -13,7 +13,7 @@ import torch
 
 from ..core.model_file import FORMAT_VERSION, read_model_file, rebuild, register_reader, write_model_file
 from ..data.io import as_dataframe
-from ..data.preprocess import drift_warned_once
+from ..data.preprocess import predicting_together
 from .calibration import Calibrator
 from .metrics import Metric
 
@@ -190,7 +190,7 @@ class EnsembleModel:
         # the members' warnings about the rows (data drift) are given once.
         token = _PREDICTED.set({})
         try:
-            with drift_warned_once():
+            with predicting_together():
                 total = None
                 for name, weight in self.weights.items():
                     member = self.members[name]
@@ -376,7 +376,7 @@ class BaggedModel:
         memo, key = _PREDICTED.get(), (id(self), method)
         if memo is not None and key in memo and memo[key][0] is X:
             return memo[key][1].copy()
-        with drift_warned_once():  # (each fold model checks the rows against its own training rows)
+        with predicting_together():  # (the fold models predict the same rows)
             out = sum(np.asarray(output(m), np.float64) for m in self.models) / len(self.models)
         if memo is not None:
             memo[key] = (X, out.copy())  # (the rows kept too: their id is not reused while kept)

@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..data.preprocess import drift_warned_once
+from ..data.preprocess import predicting_together
 from ..data.schema import Schema
 from .candidates import BASELINES, Candidate
 from .ensemble import BaggedModel, _align_proba
@@ -77,7 +77,7 @@ class StackedModel:
 
     def _features(self, X) -> pd.DataFrame:
         preds = {}
-        with drift_warned_once():  # (the level-1 models check the same rows)
+        with predicting_together():  # (the level-1 models predict the same rows)
             for name, m in self.base.items():
                 if self.task == "regression":
                     preds[name] = np.asarray(m.predict(X), dtype=np.float64)

@@ -6,6 +6,8 @@ without pickle (see :mod:`tabular_suite.core.model_file`).
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,31 +90,61 @@ class DataDriftWarning(UserWarning):
     categories, or values far outside the training range."""
 
 
-#: The DataDriftWarning messages given so far inside :func:`drift_warned_once` (None outside it).
-_DRIFT_SAID: ContextVar[set | None] = ContextVar("tabular_suite_drift_said", default=None)
+@dataclass
+class _Together:
+    """What models predicting the same rows together share (see :func:`predicting_together`)."""
+
+    said: set  # the DataDriftWarning messages given
+    computed: dict  # (what, state, id(rows)) -> (rows, value): work done once on the same rows
+
+
+_TOGETHER: ContextVar[_Together | None] = ContextVar("tabular_suite_predicting_together", default=None)
 
 
 @contextmanager
-def drift_warned_once() -> Iterator[None]:
-    """Inside it, each distinct :class:`DataDriftWarning` is given once: the models that predict
-    the same rows together (a bagged model's fold models, an ensemble's members, each with its
-    own preprocessor) would otherwise each warn about them. Nested uses share the outermost's.
+def predicting_together() -> Iterator[None]:
+    """Inside it, the models that predict the same rows together (a bagged model's fold models,
+    an ensemble's members, each with its own preprocessor) do once what each would do again:
+    each distinct :class:`DataDriftWarning` is given once, and the numbers parsed and the
+    category keys of the same DataFrame object are computed once by preprocessors that read
+    them alike (the fold models of a comparison parse the same columns the same way). Nested
+    uses share the outermost's.
 
     >>> import warnings
     >>> pre = TablePreprocessor().fit(pd.DataFrame({"a": np.arange(20.0)}))
     >>> far = pd.DataFrame({"a": np.full(20, 1e6)})
-    >>> with warnings.catch_warnings(record=True) as caught, drift_warned_once():
+    >>> with warnings.catch_warnings(record=True) as caught, predicting_together():
     ...     warnings.simplefilter("always")
     ...     _ = [pre.transform(far) for _ in range(3)]
     >>> len(caught)
     1
     """
-    token = _DRIFT_SAID.set(set()) if _DRIFT_SAID.get() is None else None
+    token = _TOGETHER.set(_Together(set(), {})) if _TOGETHER.get() is None else None
     try:
         yield
     finally:
         if token is not None:
-            _DRIFT_SAID.reset(token)
+            _TOGETHER.reset(token)
+
+
+def computed_once(what: str, state: str, rows, compute):
+    """``compute()``, or inside :func:`predicting_together` the value it gave for the same
+    ``what``, ``state`` and ``rows`` object (kept with it, so its id is not reused meanwhile).
+
+    >>> rows = pd.DataFrame({"a": [1.0]})
+    >>> with predicting_together():
+    ...     first = computed_once("copy", "", rows, rows.copy)
+    ...     first is computed_once("copy", "", rows, rows.copy)
+    True
+    """
+    together = _TOGETHER.get()
+    if together is None:
+        return compute()
+    key = (what, state, id(rows))
+    hit = together.computed.get(key)
+    if hit is None or hit[0] is not rows:
+        hit = together.computed[key] = (rows, compute())
+    return hit[1]
 
 
 def _numeric_values(col: pd.Series, name, coerce: bool = False) -> np.ndarray:
@@ -222,17 +254,25 @@ def _category_keys(
 
 
 def _codes_of(
-    index: pd.Index, col: pd.Series, rule: int, lower: bool = False
+    index: pd.Index, rows: pd.DataFrame, name, rule: int, lower: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each value's position among the fitted keys ``index`` (-1: not there), the missing mask
-    and the keys. The keys are looked up as they are first; only those not found are tidied
-    (:func:`_tidy`) and looked up again: the fitted keys are tidy, and most values are too."""
-    keys, missing = _category_keys(col, rule, lower, tidy=lower)
-    # (an object Index: an array would be inferred as text again, 4x the lookup's time)
-    codes = index.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64)
+    """Each value of column ``name`` of ``rows``: its position among the fitted keys ``index``
+    (-1: not there), the missing mask and the keys. The keys are looked up as they are first;
+    only those not found are tidied (:func:`_tidy`) and looked up again: the fitted keys are
+    tidy, and most values are too. The keys of the values are computed once for the same
+    ``rows`` inside :func:`predicting_together` (read only)."""
+
+    def keys_of():
+        keys, missing = _category_keys(rows[name], rule, lower, tidy=lower)
+        # (an object Index: an array would be inferred as text again, 4x the lookup's time)
+        return keys, missing, pd.Index(keys, dtype=object)
+
+    keys, missing, lookup = computed_once("category keys", repr((name, rule, lower)), rows, keys_of)
+    codes = index.get_indexer(lookup).astype(np.int64)
     miss = (codes < 0) & ~missing
     if rule >= 1 and not lower and miss.any():
         tidied = _tidy(keys[miss], rule, False)
+        keys = keys.copy()
         keys[miss] = tidied
         codes[miss] = index.get_indexer(pd.Index(tidied, dtype=object))
     return codes, missing, keys
@@ -325,6 +365,7 @@ class TablePreprocessor:
 
     def _fit_text(self, df: pd.DataFrame) -> None:
         self.text_features = [TextFeatures(random_state=self.random_state).fit(df[name]) for name in self.schema.text]
+        self._digest = None  # (the last state _numeric_block reads is set: see _block_digest)
 
     def fit(self, df: pd.DataFrame, *, from_numpy: bool = False) -> TablePreprocessor:
         self._fit(df, from_numpy)
@@ -481,7 +522,12 @@ class TablePreprocessor:
 
     def numeric_block(self, df: pd.DataFrame) -> np.ndarray:
         """The numeric features before scaling, float64 (n, k) with NaN for missing: numeric
-        columns, then date features, then text features (``schema.numeric_features``)."""
+        columns, then date features, then text features (``schema.numeric_features``);
+        computed once for the same ``df`` by preprocessors that read it alike inside
+        :func:`predicting_together`."""
+        return computed_once("numeric block", self._block_digest(), df, lambda: self._numeric_block(df)).copy()
+
+    def _numeric_block(self, df: pd.DataFrame) -> np.ndarray:
         coerced = set(getattr(self, "coerced", ()))
         cols = []
         for name in self.schema.numeric:
@@ -493,6 +539,15 @@ class TablePreprocessor:
         for name, text in zip(self.schema.text, self.text_features):
             cols.append(text.transform(df[name]))
         return np.concatenate(cols, axis=1) if cols else np.zeros((df.shape[0], 0))
+
+    def _block_digest(self) -> str:
+        """A digest of what :meth:`_numeric_block` reads of the fitted state (kept until the next fit)."""
+        digest = self.__dict__.get("_digest")
+        if digest is None:
+            state = (self.schema.numeric, self.schema.datetime, self.schema.text, list(getattr(self, "coerced", ())),
+                     list(self.date_formats), self.text_features)  # fmt: skip
+            digest = self._digest = hashlib.sha1(pickle.dumps(state, protocol=4)).hexdigest()
+        return digest
 
     def _scale(self, values: np.ndarray, params: np.ndarray) -> np.ndarray:
         if self.numeric_scaling == "quantile":
@@ -570,11 +625,11 @@ class TablePreprocessor:
         if not parts:
             return
         message = "The rows differ from the training data (" + "; ".join(parts) + "): predictions there are unreliable."
-        said = _DRIFT_SAID.get()
-        if said is not None:
-            if message in said:
+        together = _TOGETHER.get()
+        if together is not None:
+            if message in together.said:
                 return
-            said.add(message)
+            together.said.add(message)
         warnings.warn(message, DataDriftWarning, stacklevel=3)
 
     def _boolean(self, name) -> bool:
@@ -601,7 +656,7 @@ class TablePreprocessor:
                     continue
                 cat_cols.append(np.where(raw >= 0, lookup[np.maximum(raw, 0)], MISSING_ID).astype(np.int64))
                 continue
-            codes, missing, keys = _codes_of(index, col, rule, self._boolean(name))
+            codes, missing, keys = _codes_of(index, df, name, rule, self._boolean(name))
             codes = codes + _N_RESERVED
             unkept = (codes < _N_RESERVED) & ~missing
             codes[unkept] = self._unkept(keys[unkept], j)
@@ -911,7 +966,7 @@ class OrdinalCategories(TransformerMixin, BaseEstimator):
         out = np.empty(X.shape, dtype=np.float64)
         rule = self.__dict__.get("key_rule_", 0)
         for j, (name, index) in enumerate(zip(X.columns, self._indexes)):
-            codes, missing, _ = _codes_of(index, X[name], rule)
+            codes, missing, _ = _codes_of(index, X, name, rule)
             codes[missing] = index.get_indexer(pd.Index(["__missing__"], dtype=object))[0]
             codes = codes.astype(np.float64)
             codes[codes < 0] = np.nan

@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.utils.validation import validate_data
 
 from .io import as_1d_array, as_dataframe
+from .preprocess import computed_once
 
 __all__ = ["prepare_fit", "prepare_frame", "row_weights"]
 
@@ -54,8 +55,10 @@ def prepare_frame(estimator, X, *, reset: bool) -> tuple[pd.DataFrame, bool]:
         raise
     if not reset:
         # Predict-time tables may come with or without names (sklearn warns on a mix);
-        # columns are matched by position once names and counts are validated.
-        df = df.set_axis(estimator._fit_columns, axis=1)
+        # columns are matched by position once names and counts are validated (one renamed frame
+        # for the models predicting the same rows together: they then share what they compute of it).
+        given, columns = df, estimator._fit_columns
+        df = computed_once("renamed", repr(list(columns)), given, lambda: given.set_axis(columns, axis=1))
     return df, from_numpy
 
 
