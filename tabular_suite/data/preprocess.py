@@ -525,6 +525,9 @@ class TablePreprocessor:
         columns, then date features, then text features (``schema.numeric_features``);
         computed once for the same ``df`` by preprocessors that read it alike inside
         :func:`predicting_together`."""
+        if _TOGETHER.get() is None:
+            return self._numeric_block(df)
+        # (a copy of the shared block: a caller may write to its own)
         return computed_once("numeric block", self._block_digest(), df, lambda: self._numeric_block(df)).copy()
 
     def _numeric_block(self, df: pd.DataFrame) -> np.ndarray:
