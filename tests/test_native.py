@@ -10,6 +10,33 @@ from tabular_suite.nn import blocks, native
 from tabular_suite.nn.blocks import attention
 
 
+@pytest.fixture(autouse=True)
+def _kernel_on(monkeypatch):
+    """The kernel is tested on every CPU it builds on (by default it runs on AVX-512 CPUs only)."""
+    monkeypatch.setenv("TABULAR_SUITE_NATIVE", "1")
+
+
+def test_the_kernel_is_used_by_default_on_cpus_with_avx512_only(monkeypatch):
+    """Unset, TABULAR_SUITE_NATIVE leaves the kernel to CPUs with AVX-512 (its 16-lane vectors
+    in one register); elsewhere load() gives None and status() says why and how to force it."""
+    monkeypatch.setattr(native, "_cpu", lambda: "x86_64\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 fma")
+    assert not native._wide_vectors()
+    monkeypatch.setattr(native, "_cpu", lambda: "x86_64\nflags\t\t: fpu avx2 avx512f avx512bw")
+    assert native._wide_vectors()
+    monkeypatch.delenv("TABULAR_SUITE_NATIVE")
+    monkeypatch.setattr(native, "_wide_vectors", lambda: False)
+    assert native.load() is None and "no AVX-512" in native.status() and "TABULAR_SUITE_NATIVE=1" in native.status()
+    q = torch.randn(3, 5, 2, 8)
+    calls = []
+    monkeypatch.setattr(blocks._NativeAttention, "apply", lambda *a: calls.append(1))
+    attention(q, q, q)
+    assert not calls  # (the PyTorch path)
+    monkeypatch.setattr(native, "_wide_vectors", lambda: True)
+    assert (native.load() is not None) == (native._compiler() is not None), native.status()
+    monkeypatch.setenv("TABULAR_SUITE_NATIVE", "0")
+    assert native.load() is None and "TABULAR_SUITE_NATIVE=0" in native.status()
+
+
 def _reference(qkv: torch.Tensor, scale: float) -> torch.Tensor:
     q, k, v = qkv.unbind(2)
     probs = torch.softmax(torch.einsum("nihd,njhd->nhij", q, k) * scale, -1)

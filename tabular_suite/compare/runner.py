@@ -1304,7 +1304,8 @@ def _build_native_kernels(candidates, device) -> None:
     """Build (or load from the cache) the native CPU kernels before any fold is timed, when a
     deep model will train on the CPU: a compile's one-off cost then counts toward the time
     limit but is never billed to a fold's ``fit_seconds`` or budget. Respects
-    ``TABULAR_SUITE_NATIVE=0``; a failed build leaves the models on the PyTorch path."""
+    ``TABULAR_SUITE_NATIVE`` and the CPU (:func:`tabular_suite.nn.native.load`); a failed build
+    leaves the models on the PyTorch path."""
     if not any(c.kind == "deep" for c in candidates):
         return
     try:

@@ -14,9 +14,16 @@ first layer that needs the kernel builds it. Either way a compile (not a cache h
 line to stderr, so its one-off cost is never a silent part of a timed fit: the comparison
 builds it before its timed folds start.
 
-Environment: ``TABULAR_SUITE_NATIVE=0`` turns the kernels off; ``TABULAR_SUITE_CACHE``
-moves the cache (default ``$XDG_CACHE_HOME/tabular_suite`` or ``~/.cache/tabular_suite``);
-``CXX`` picks the compiler.
+The kernel works on 16-lane vectors, one AVX-512 register: it is used on x86 CPUs with
+AVX-512 only, where it was measured faster than PyTorch's path (benchmarks/RESULTS.md,
+"FT-Transformer's and ExcelFormer's attention through the compiled kernel": Intel Xeon with
+AMX). On an AVX2-only CPU (2-core AMD EPYC, Zen 1: each vector two AVX2 halves, short head
+dims and token counts padded to 16) it was 1.5-3.6x slower than PyTorch's path, at inference
+and in training with dropout (benchmarks/attention_cpu.py), so there it is left unbuilt.
+
+Environment: ``TABULAR_SUITE_NATIVE=0`` turns the kernels off, ``=1`` on wherever they build
+(default: on CPUs with AVX-512); ``TABULAR_SUITE_CACHE`` moves the cache (default
+``$XDG_CACHE_HOME/tabular_suite`` or ``~/.cache/tabular_suite``); ``CXX`` picks the compiler.
 """
 
 from __future__ import annotations
@@ -149,9 +156,28 @@ def build(directory: Path | None = None, compiler: str | None = None) -> ctypes.
     raise RuntimeError("the native kernels could not be built:\n" + "\n".join(errors))
 
 
+def _wide_vectors() -> bool:
+    """Whether this CPU has AVX-512 (the kernel's 16-lane vectors in one register)."""
+    flags = next((line for line in _cpu().splitlines() if line.startswith("flags")), "")
+    return "avx512f" in flags.split()
+
+
+def _off() -> str | None:
+    """Why the kernels are not used here (``TABULAR_SUITE_NATIVE`` and the CPU), or None."""
+    setting = os.environ.get("TABULAR_SUITE_NATIVE", "")
+    if setting == "0":
+        return "turned off by TABULAR_SUITE_NATIVE=0"
+    if setting != "1" and not _wide_vectors():
+        return (
+            "this CPU has no AVX-512, where PyTorch's attention was measured faster than the kernel's "
+            "16-lane vectors (TABULAR_SUITE_NATIVE=1 uses them anyway)"
+        )
+    return None
+
+
 def load() -> ctypes.CDLL | None:
     """The compiled kernels (built on the first call of the process), or ``None`` when they
-    are turned off (``TABULAR_SUITE_NATIVE=0``) or cannot be built.
+    are not used on this CPU, are turned off (``TABULAR_SUITE_NATIVE``) or cannot be built.
 
     Examples
     --------
@@ -159,7 +185,7 @@ def load() -> ctypes.CDLL | None:
     >>> lib is None or hasattr(lib, "ts_attention_forward")
     True
     """
-    if os.environ.get("TABULAR_SUITE_NATIVE", "1") == "0":
+    if _off():
         return None
     with _lock:
         if "lib" not in _state:
@@ -178,8 +204,8 @@ def status() -> str:
     >>> status().startswith(("native kernels", "no native kernels"))
     True
     """
-    if os.environ.get("TABULAR_SUITE_NATIVE", "1") == "0":
-        return "no native kernels: turned off by TABULAR_SUITE_NATIVE=0"
+    if _off():
+        return f"no native kernels: {_off()}"
     lib = load()
     if lib is None:
         return f"no native kernels: {_state['error']}"
