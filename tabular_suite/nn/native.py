@@ -18,7 +18,7 @@ The kernel works on 16-lane vectors, one AVX-512 register: it is used on x86 CPU
 AVX-512 only, where it was measured faster than PyTorch's path (benchmarks/RESULTS.md,
 "FT-Transformer's and ExcelFormer's attention through the compiled kernel": Intel Xeon with
 AMX). On an AVX2-only CPU (2-core AMD EPYC, Zen 1: each vector two AVX2 halves, short head
-dims and token counts padded to 16) it was 1.5-3.6x slower than PyTorch's path, at inference
+dims and token counts padded to 16) it was 1.5-3.7x slower than PyTorch's path, at inference
 and in training with dropout (benchmarks/attention_cpu.py), so there it is left unbuilt.
 
 Environment: ``TABULAR_SUITE_NATIVE=0`` turns the kernels off, ``=1`` on wherever they build
