@@ -20,9 +20,9 @@ def test_the_kernel_is_used_by_default_on_cpus_with_avx512_only(monkeypatch):
     """Unset, TABULAR_SUITE_NATIVE leaves the kernel to CPUs with AVX-512 (its 16-lane vectors
     in one register); elsewhere load() gives None and status() says why and how to force it."""
     monkeypatch.setattr(native, "_cpu", lambda: "x86_64\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 fma")
-    assert not native._wide_vectors()
+    assert not native._wide_vectors.__wrapped__()  # (uncached: the function reads _cpu() once a process)
     monkeypatch.setattr(native, "_cpu", lambda: "x86_64\nflags\t\t: fpu avx2 avx512f avx512bw")
-    assert native._wide_vectors()
+    assert native._wide_vectors.__wrapped__()
     monkeypatch.delenv("TABULAR_SUITE_NATIVE")
     monkeypatch.setattr(native, "_wide_vectors", lambda: False)
     assert native.load() is None and "no AVX-512" in native.status() and "TABULAR_SUITE_NATIVE=1" in native.status()

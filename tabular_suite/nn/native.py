@@ -29,6 +29,7 @@ Environment: ``TABULAR_SUITE_NATIVE=0`` turns the kernels off, ``=1`` on whereve
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -156,6 +157,7 @@ def build(directory: Path | None = None, compiler: str | None = None) -> ctypes.
     raise RuntimeError("the native kernels could not be built:\n" + "\n".join(errors))
 
 
+@functools.cache  # (read once: every attention call asks)
 def _wide_vectors() -> bool:
     """Whether this CPU has AVX-512 (the kernel's 16-lane vectors in one register)."""
     flags = next((line for line in _cpu().splitlines() if line.startswith("flags")), "")
