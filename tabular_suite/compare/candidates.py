@@ -175,13 +175,7 @@ class _LoopedForest:
         ``check_input=False`` returns that slice), ``X`` validated once by the forest."""
         check_is_fitted(self)
         X = self._validate_X_predict(X)
-        total = None
-        for tree in self.estimators_:
-            out = tree.tree_.predict(X)[:, columns]
-            total = np.zeros(out.shape, dtype=np.float64) if total is None else total
-            total += out
-        total /= len(self.estimators_)
-        return total
+        return sum(tree.tree_.predict(X)[:, columns] for tree in self.estimators_) / len(self.estimators_)
 
 
 class _LoopedForestClassifier(_LoopedForest):
