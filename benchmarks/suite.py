@@ -31,6 +31,8 @@ rank, mean normalised score, wins against HistGradientBoosting, fit seconds, per
 
     python benchmarks/suite.py --data ../shared/data/tabular                   # run / resume
     python benchmarks/suite.py --data ../shared/data/tabular --write           # update RESULTS.md
+    python benchmarks/suite.py --data ../shared/data/tabular --write --models mlp hgb lightgbm catboost
+                                          # a section of these models' (where they all ran)
 """
 
 from __future__ import annotations
@@ -210,7 +212,11 @@ def run(args) -> None:
 
 
 # ------------------------------------------------------------------------------------ report
-def write(rows: list[dict], min_seeds: int) -> None:
+def write(rows: list[dict], min_seeds: int, only: list[str] | None = None) -> None:
+    """Render the rows into RESULTS.md: every model's, or ``only`` these models' in a section of
+    their own (a table holds the datasets where all its models ran: models measured on part of the
+    suite would shrink the full table)."""
+    rows = [r for r in rows if only is None or r["model"] in only]
     df = pd.DataFrame([r for r in rows if "error" not in r])
     if "times" in df:  # a row whose time was measured beside another job: its score only
         df.loc[df["times"].notna(), "fit_s"] = np.nan
@@ -255,8 +261,9 @@ def write(rows: list[dict], min_seeds: int) -> None:
     ).sort_values("mean rank")
     counts = pd.Series([len(common[d]) for d in full]).value_counts().sort_index()
     seeds_note = ", ".join(f"{n} dataset(s) with {k} seed(s)" for k, n in counts.items())
+    title = "every model's defaults against GBDT defaults" if only is None else ", ".join(models) + " with defaults"
     lines = [
-        "## Sure-bet suite: every model's defaults against GBDT defaults (issue 24)",
+        f"## Sure-bet suite: {title} (issue 24)",
         "",
         f"Machines: {where}; 1 thread for every model. {len(full)} datasets complete with all "
         f"{len(models)} models on the same {min_seeds} seed(s) or more ({seeds_note}; mean over the seeds all "
@@ -294,7 +301,8 @@ def write(rows: list[dict], min_seeds: int) -> None:
     lines += [
         "",
         "    python benchmarks/suite.py --data ../shared/data/tabular          # run / resume",
-        f"    python benchmarks/suite.py --data ../shared/data/tabular --write --min-seeds {min_seeds}",
+        f"    python benchmarks/suite.py --data ../shared/data/tabular --write --min-seeds {min_seeds}"
+        + (" --models " + " ".join(models) if only else ""),
     ]
     write_section(lines)
 
@@ -306,13 +314,15 @@ def main() -> None:
         "--peer-python", type=Path, default=Path(os.environ.get("GBDT_PEER", "../peers/gbdt/bin/python"))
     )
     parser.add_argument("--fit-limit", type=float, default=300.0, help="Seconds a fit may take before it is capped.")
-    parser.add_argument("--models", nargs="*", help="Only these models (default: all).")
+    parser.add_argument(
+        "--models", nargs="*", help="Only these models (default: all; with --write, a section of their own)."
+    )
     parser.add_argument("--datasets", nargs="*", help="Only these datasets (default: all).")
     parser.add_argument("--write", action="store_true", help="Render the measured rows into RESULTS.md.")
     parser.add_argument("--min-seeds", type=int, default=len(SEEDS), help="--write: seeds a result needs.")
     args = parser.parse_args()
     if args.write:
-        write(read_rows(LOG), args.min_seeds)
+        write(read_rows(LOG), args.min_seeds, args.models)
     else:
         run(args)
 
