@@ -411,7 +411,12 @@ def test_portfolio_keeps_to_the_model_time_limit():
     )
     board = result.leaderboard.set_index("model")
     extra = [m for m in board.index if m.startswith("lightgbm_")]
-    assert extra  # they ran, each cut at model_time_limit (3 folds of at most ~0.1 s, plus a round)
+    # The portfolio runs only after a first configuration that finished every fold within its
+    # share (~0.03 s of 0.1 s a fold when idle; a busy machine can push it past, and then none may run).
+    if board.loc["lightgbm", "status"] == "ok":
+        assert extra  # they ran, each cut at model_time_limit (3 folds of at most ~0.1 s, plus a round)
+    else:
+        assert not extra, board[["status", "fit_seconds"]]
     assert (board.loc[extra, "fit_seconds"] * 3 < 0.3 + 0.3).all(), board.loc[extra, ["status", "fit_seconds"]]
 
 
